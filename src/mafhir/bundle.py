@@ -1,0 +1,119 @@
+"""Transaction entries and the Bundle that carries them.
+
+A mapper returns :class:`Entry` objects; this module turns them into a ``transaction``
+Bundle whose entries reference each other by ``urn:uuid`` fullUrls. New resources are
+conditional creates (``ifNoneExist`` on the business identifier); resources a task
+changes are conditional updates (``PUT Type?identifier=…``). Posting the same Bundle
+twice therefore never makes a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .identity import identifier_query, resource_uuid
+
+__all__ = ["Entry", "create", "transaction", "update"]
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One resource and how it is to be written."""
+
+    resource: JSON
+    full_url: str
+    method: Literal["POST", "PUT"]
+    url: str
+    if_none_exist: str | None = None
+    #: Resource (``Type/id`` or fullUrl) this entry is about, for summaries and Provenance.
+    kind: str = field(default="", compare=False)
+
+    @property
+    def resource_type(self) -> str:
+        return str(self.resource["resourceType"])
+
+    def as_bundle_entry(self) -> JSON:
+        request: JSON = {"method": self.method, "url": self.url}
+        if self.if_none_exist:
+            request["ifNoneExist"] = self.if_none_exist
+        return {"fullUrl": self.full_url, "resource": self.resource, "request": request}
+
+
+def _identity(resource: JSON) -> tuple[str, str]:
+    ident = resource["identifier"]
+    first = ident[0] if isinstance(ident, list) else ident
+    return first["system"], first["value"]
+
+
+def create(resource: JSON) -> Entry:
+    """A conditional create: POST, ``ifNoneExist`` on the first business identifier."""
+    rtype = resource["resourceType"]
+    system, value = _identity(resource)
+    return Entry(
+        resource=resource,
+        full_url=resource_uuid(rtype, system, value),
+        method="POST",
+        url=rtype,
+        if_none_exist=identifier_query(system, value),
+    )
+
+
+def update(resource: JSON) -> Entry:
+    """A conditional update: ``PUT Type?identifier=…`` (creates if absent, else updates)."""
+    rtype = resource["resourceType"]
+    system, value = _identity(resource)
+    return Entry(
+        resource=resource,
+        full_url=resource_uuid(rtype, system, value),
+        method="PUT",
+        url=f"{rtype}?{identifier_query(system, value)}",
+    )
+
+
+def _link(node: Any, targets: dict[str, str]) -> Any:
+    """``node`` with conditional references to in-Bundle resources made ``urn:uuid`` ones."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in targets:
+            node = {**node, "reference": targets[ref]}
+        return {k: (_link(v, targets) if isinstance(v, (dict, list)) else v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_link(v, targets) if isinstance(v, (dict, list)) else v for v in node]
+    return node
+
+
+def transaction(entries: Iterable[Entry]) -> JSON:
+    """A transaction Bundle of ``entries``, each resource once, linked by ``urn:uuid``.
+
+    The same resource can come from several tasks (a patient seen twice, an appointment
+    booked then checked in). The later entry carries the newer state, so it wins, at the
+    place of the first; if either was a conditional update the result stays one, since a
+    conditional create would leave an existing resource unchanged.
+
+    Mappers refer to things outside their task by identifier (``Patient?identifier=…``);
+    when that resource is in this Bundle the reference becomes its ``urn:uuid`` fullUrl,
+    otherwise the server resolves it.
+    """
+    chosen: dict[str, Entry] = {}
+    for entry in entries:
+        seen = chosen.get(entry.full_url)
+        if seen is not None and seen.method == "PUT" and entry.method == "POST":
+            entry = update(entry.resource)
+        chosen[entry.full_url] = entry
+    targets: dict[str, str] = {}
+    for entry in chosen.values():
+        idents = entry.resource.get("identifier")
+        for ident in idents if isinstance(idents, list) else []:
+            if ident.get("system") and ident.get("value"):
+                query = identifier_query(ident["system"], ident["value"])
+                targets[f"{entry.resource_type}?{query}"] = entry.full_url
+    out = []
+    for entry in chosen.values():
+        item = entry.as_bundle_entry()
+        item["resource"] = _link(entry.resource, targets)
+        out.append(item)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": out}

@@ -1,0 +1,1 @@
+"""The ``mafhir`` command line; its commands come from plugins (the built-in ones too)."""

@@ -1,0 +1,216 @@
+"""The built-in commands: map, validate, schema, plugins, demo (a plugin like any other)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from ..bundle import transaction
+from ..context import MapContext
+from ..errors import InputError, MafhirError
+from ..hookspecs import hookimpl
+from ..io import dumps, iter_documents
+from ..pipeline import Failed, Pipeline
+from ..plugins import get_registry, plugin_infos
+from ..validation import check_document, has_errors, operation_outcome
+from .options import clinic_option, load_clinic
+
+__all__ = ["register_commands"]
+
+
+@contextmanager
+def _atomic_output(path: str | None):
+    """A binary file that appears at ``path`` (or on stdout) only if the block succeeds."""
+    if path and path != "-":
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    else:
+        with tempfile.TemporaryFile() as spool:
+            yield spool
+            spool.seek(0)
+            shutil.copyfileobj(spool, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+
+
+def _open_input(name: str) -> IO[bytes]:
+    return sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+
+
+class _Abort(Exception):
+    pass
+
+
+@click.command("map")
+@click.argument("source", default="-", metavar="FILE|-")
+@click.option("--ndjson", is_flag=True, help="One transaction Bundle per task, one per line.")
+@click.option("-o", "--out", default=None, help="Write here instead of stdout (atomically).")
+@click.option("--no-validate", is_flag=True, help="Skip validating the FHIR made (faster).")
+@clinic_option
+def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
+                clinic_path: str | None) -> None:
+    """Map tasks (JSON object, JSON list or NDJSON) to a FHIR transaction Bundle.
+
+    Bad input exits 2 with one line per problem naming the task and field; nothing is
+    written then.
+    """
+    try:
+        ctx = MapContext(clinic=load_clinic(clinic_path))
+        pipeline = Pipeline(get_registry(), ctx, validate=not no_validate)
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    failures: list[Failed] = []
+    tasks = 0
+    try:
+        with _open_input(source) as stream, _atomic_output(out) as sink:
+            entries = []
+            for result in pipeline.run(iter_documents(stream, label=source)):
+                if isinstance(result, Failed):
+                    failures.append(result)
+                    continue
+                tasks += 1
+                for w in result.warnings:
+                    click.echo(f"warning: {w}", err=True)
+                if failures:
+                    continue  # keep checking, stop building
+                if ndjson:
+                    sink.write(dumps(transaction(result.entries)) + b"\n")
+                else:
+                    entries.extend(result.entries)
+            if failures:
+                raise _Abort
+            if not ndjson:
+                sink.write(dumps(transaction(entries), pretty=True) + b"\n")
+    except _Abort:
+        for failure in failures:
+            for problem in failure.problems:
+                click.echo(f"error: {problem}", err=True)
+        click.echo(f"{len(failures)} task(s) failed; nothing written.", err=True)
+        sys.exit(2)
+    except InputError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+    click.echo(f"mapped {tasks} task(s)", err=True)
+
+
+@click.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print an OperationOutcome per document.")
+def validate_command(files: tuple[str, ...], as_json: bool) -> None:
+    """Validate FHIR JSON (a resource, a Bundle, or NDJSON): structure and US Core rules.
+
+    Exit status 1 when any error is found.
+    """
+    profiles = get_registry().profiles
+    failed = False
+    for name in files:
+        with open(name, "rb") as stream:
+            try:
+                docs = list(iter_documents(stream, label=name))
+            except InputError as exc:
+                docs = [(0, exc)]
+            for index, doc in docs:
+                label = name if len(docs) == 1 else f"{name}[{index}]"
+                if isinstance(doc, InputError):
+                    failed = True
+                    click.echo(f"{label}: error: {doc}")
+                    continue
+                issues = check_document(doc, profiles)
+                failed = failed or has_errors(issues)
+                if as_json:
+                    click.echo(json.dumps({"document": label, **operation_outcome(issues)}))
+                    continue
+                errors = [i for i in issues if i.severity in ("error", "fatal")]
+                for issue in issues:
+                    if issue.severity != "information":
+                        click.echo(f"{label}: {issue}")
+                if not errors:
+                    click.echo(f"{label}: ok")
+    sys.exit(1 if failed else 0)
+
+
+@click.command("schema")
+@click.argument("task", required=False)
+def schema_command(task: str | None) -> None:
+    """Print the JSON Schema of task inputs (all kinds, or one TASK)."""
+    registry = get_registry()
+    if task:
+        try:
+            model = registry.mapper(task).model
+        except MafhirError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(json.dumps(model.model_json_schema(), indent=2))
+        return
+    schemas = {k: m.model.model_json_schema() for k, m in sorted(registry.mappers.items())}
+    defs: dict[str, Any] = {}
+    one_of = []
+    for kind, schema in schemas.items():
+        defs.update(schema.pop("$defs", {}))
+        defs[schema.get("title", kind)] = schema
+        one_of.append({"$ref": f"#/$defs/{schema.get('title', kind)}"})
+    click.echo(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mafhir task",
+        "description": "One MA task; the 'task' field selects the kind.",
+        "oneOf": one_of,
+        "$defs": defs,
+    }, indent=2))
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True)
+def plugins_command(as_json: bool) -> None:
+    """List loaded plugins, their versions and the hooks each implements."""
+    infos = plugin_infos()
+    if as_json:
+        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="mafhir plugins")
+    for col in ("name", "version", "kind", "hooks"):
+        table.add_column(col)
+    for info in infos:
+        hooks = f"[red]failed to load: {info.error}[/red]" if info.error else ", ".join(info.hooks)
+        table.add_row(info.name, info.version or "?", "built-in" if info.builtin else "installed",
+                      hooks)
+    Console().print(table)
+
+
+@click.command("demo")
+@click.option("--out", "out_dir", default="mafhir-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Output folder.")
+def demo_command(out_dir: str) -> None:
+    """Run a realistic MA day from the built-in synthetic clinic; no server needed."""
+    from ..demo import run_demo
+
+    try:
+        code = run_demo(Path(out_dir))
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for command in (map_command, validate_command, schema_command, plugins_command,
+                    demo_command):
+        cli.add_command(command)
+
+

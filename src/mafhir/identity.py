@@ -1,0 +1,27 @@
+"""Deterministic identities: the same task always gives the same identifiers and fullUrls.
+
+That is what makes a re-run idempotent: a conditional create on the business identifier
+finds what the first run made, and byte-identical bundles make changes easy to see.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = ["identifier_query", "resource_uuid"]
+
+# A fixed namespace for mafhir's name-based UUIDs (uuid5 of the DNS name below).
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mafhir.fhir.resources")
+
+
+def resource_uuid(resource_type: str, system: str, value: str) -> str:
+    """A ``urn:uuid:`` fullUrl derived from the resource's business identifier."""
+    return f"urn:uuid:{uuid.uuid5(NAMESPACE, f'{resource_type}|{system}|{value}')}"
+
+
+def identifier_query(system: str, value: str) -> str:
+    """The ``identifier=system|value`` search, with the characters FHIR search escapes."""
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
+
+    return f"identifier={esc(system)}|{esc(value)}"

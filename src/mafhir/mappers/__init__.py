@@ -1,0 +1,1 @@
+"""Pure mappers, task → FHIR and FHIR → task, one module per task kind."""

@@ -1,0 +1,136 @@
+"""Tasks in, validated FHIR out: parse → lifecycle → map → validate, one task at a time.
+
+A task that fails is reported with its index and field, and the stream goes on: one bad
+task never stops the others. Callers decide whether a failure aborts the whole output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .bundle import Entry
+from .context import MapContext
+from .errors import InputError, MafhirError, Problem
+from .registry import Registry
+from .tasks.base import TaskModel
+from .validation.issues import Issue
+from .validation.validator import check_resource
+
+__all__ = ["Failed", "Mapped", "Pipeline", "problems_from_validation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """One task and the transaction entries made from it."""
+
+    index: int
+    task: TaskModel
+    entries: tuple[Entry, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One task that could not be mapped, with every problem found."""
+
+    index: int
+    problems: tuple[Problem, ...]
+    raw: Any = field(default=None, repr=False)
+
+
+def _loc(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not str(p).startswith("function-"):
+            out += f".{p}" if out else str(p)
+    return out
+
+
+def problems_from_validation(exc: ValidationError, prefix: str) -> list[Problem]:
+    """Pydantic errors as problems naming the field, without echoing the input (PHI)."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = _loc(err.get("loc", ()))
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "timezone_aware":
+            msg = "needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); naive times are refused"
+        out.append(Problem(f"{prefix}.{loc}" if loc else prefix, msg))
+    return out
+
+
+class Pipeline:
+    """Maps raw task documents with the registered mappers, validating what it makes."""
+
+    def __init__(self, registry: Registry, ctx: MapContext | None = None, validate: bool = True):
+        self.registry = registry
+        self.ctx = ctx or MapContext()
+        self.validate = validate
+        self._states: dict[tuple[str, str], str] = {}
+
+    def parse(self, index: int, raw: Any) -> TaskModel:
+        where = f"task[{index}]"
+        if not isinstance(raw, dict):
+            raise InputError([Problem(where, "a task must be a JSON object")])
+        kind = raw.get("task")
+        if not isinstance(kind, str) or kind not in self.registry.mappers:
+            known = ", ".join(sorted(self.registry.mappers))
+            raise InputError([Problem(f"{where}.task", f"must be one of: {known}")])
+        model = self.registry.mappers[kind].model
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise InputError(problems_from_validation(exc, where)) from None
+
+    def map_task(self, index: int, task: TaskModel) -> Mapped:
+        where = f"task[{index}]"
+        mapper = self.registry.mapper(task.task)
+        if mapper.lifecycle is not None:
+            key = (task.task, mapper.lifecycle.key(task))
+            try:
+                new_state = mapper.lifecycle.step(task, self._states.get(key))
+            except InputError as exc:
+                raise InputError([Problem(f"{where}.{p.location}" if p.location else where,
+                                          p.message) for p in exc.problems]) from None
+        entries = tuple(mapper.to_fhir(task, self.ctx))
+        if self.validate:
+            issues: list[Issue] = []
+            for i, entry in enumerate(entries):
+                issues.extend(i_ for i_ in check_resource(entry.resource, self.registry.profiles,
+                                                          f"entry[{i}]")
+                              if i_.severity in ("error", "fatal"))
+            if issues:
+                raise InputError([Problem(f"{where} → {i.expression}", i.diagnostics)
+                                  for i in issues])
+        if mapper.lifecycle is not None:
+            self._states[key] = new_state
+        warnings = tuple(Problem(f"{where}.{w.location}", w.message) for w in task.warnings())
+        return Mapped(index, task, entries, warnings)
+
+    def run(self, docs: Iterable[tuple[int, Any]]) -> Iterator[Mapped | Failed]:
+        """Map every document; failures are yielded, never raised."""
+        for index, raw in docs:
+            if isinstance(raw, MafhirError):
+                problems = raw.problems if isinstance(raw, InputError) else (Problem("", str(raw)),)
+                yield Failed(index, tuple(problems))
+                continue
+            try:
+                task = self.parse(index, raw)
+                yield self.map_task(index, task)
+            except InputError as exc:
+                yield Failed(index, exc.problems, raw)
+            except MafhirError as exc:
+                yield Failed(index, (Problem(f"task[{index}]", str(exc)),), raw)
+            except Exception as exc:  # a mapper bug must not stop the other tasks
+                kind = raw.get("task") if isinstance(raw, dict) else None
+                yield Failed(index, (Problem(f"task[{index}]",
+                                             f"internal error mapping '{kind}': "
+                                             f"{type(exc).__name__}"),), raw)

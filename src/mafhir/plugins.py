@@ -1,0 +1,164 @@
+"""Loading plugins: the built-in ones and those installed under the ``mafhir`` entry point.
+
+Plugins load lazily, once, on first use (never at import time). One that fails to
+import is recorded and reported by ``mafhir plugins``; the others keep working.
+
+Environment:
+
+* ``MAFHIR_LOAD_PLUGINS`` — comma-separated allow-list of installed (entry-point)
+  plugins to load; the empty string loads none. Built-ins always load unless blocked.
+* ``MAFHIR_DISABLE_PLUGINS`` — comma-separated block-list (entry-point or built-in names).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .registry import Registry
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "get_manager",
+    "get_registry",
+    "plugin_infos",
+    "reset",
+]
+
+ENTRY_POINT_GROUP = "mafhir"
+
+#: Built-in features, registered through the same hooks as any installed plugin.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "mafhir.mappers.vitals",
+    "mafhir.mappers.immunization",
+    "mafhir.mappers.appointment",
+    "mafhir.mappers.coverage",
+    "mafhir.validation.profiles",
+    "mafhir.connectors.directory",
+    "mafhir.cli.commands",
+)
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``mafhir plugins`` reports it."""
+
+    name: str
+    version: str | None
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+_lock = threading.Lock()
+_manager: pluggy.PluginManager | None = None
+_registry: Registry | None = None
+_infos: list[PluginInfo] = []
+
+
+def _names(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return {n.strip() for n in raw.split(",") if n.strip()}
+
+
+def _load() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    allow = _names("MAFHIR_LOAD_PLUGINS")
+    block = _names("MAFHIR_DISABLE_PLUGINS") or set()
+    infos: list[PluginInfo] = []
+    from . import __version__
+
+    for modname in BUILTIN_PLUGINS:
+        if modname in block:
+            continue
+        module = importlib.import_module(modname)
+        pm.register(module, name=modname)
+        infos.append(PluginInfo(modname, __version__, builtin=True))
+
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in block or (allow is not None and ep.name not in allow):
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        version = ep.dist.version if ep.dist else None
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the others down
+            infos.append(PluginInfo(ep.name, version, builtin=False,
+                                    error=f"{type(exc).__name__}: {exc}"))
+            continue
+        infos.append(PluginInfo(ep.name, version, builtin=False))
+
+    pm.check_pending()  # a misspelt hook name is an error, not a silent no-op
+    for info in infos:
+        plugin = pm.get_plugin(info.name)
+        if plugin is not None:
+            info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+    return pm, infos
+
+
+def get_manager() -> pluggy.PluginManager:
+    """The plugin manager, loading plugins on first call."""
+    global _manager, _infos
+    with _lock:
+        if _manager is None:
+            _manager, _infos = _load()
+        return _manager
+
+
+def plugin_infos() -> list[PluginInfo]:
+    get_manager()
+    return list(_infos)
+
+
+def _collect(pm: pluggy.PluginManager) -> Registry:
+    registry = Registry()
+    for hook_name, adder in (
+        ("register_mappers", registry.add_mapper),
+        ("register_profiles", registry.add_profile),
+        ("register_connectors", registry.add_connector),
+    ):
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            owner = impl.plugin_name
+
+            def register(item: object, _adder=adder, _owner=owner) -> None:
+                _adder(item, _owner)
+
+            try:
+                impl.function(register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin '{owner}' failed in {hook_name}: {exc}") from exc
+    return registry
+
+
+def get_registry() -> Registry:
+    """Everything the loaded plugins registered (built once)."""
+    global _registry
+    pm = get_manager()
+    with _lock:
+        if _registry is None:
+            _registry = _collect(pm)
+        return _registry
+
+
+def reset() -> None:
+    """Forget loaded plugins (tests and long-lived hosts that change the environment)."""
+    global _manager, _registry, _infos
+    with _lock:
+        _manager, _registry, _infos = None, None, []

@@ -1,0 +1,131 @@
+"""What plugins register, checked in one place.
+
+A :class:`Registry` is built once from the loaded plugins. It refuses two registrations
+of the same name and says which plugins collided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import PluginError
+
+if TYPE_CHECKING:
+    from .bundle import Entry
+    from .context import MapContext
+    from .resourceset import ResourceSet
+    from .tasks.base import TaskModel
+    from .validation.issues import Issue
+
+__all__ = ["Connector", "ConnectorSpec", "Lifecycle", "Mapper", "Profile", "Registry"]
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """A state machine over tasks that change one thing (an appointment, a refill).
+
+    ``key`` names the thing; ``step`` takes the current state (None when unknown) and
+    returns the new one, raising :class:`mafhir.errors.TransitionError` when the task
+    is not allowed from there.
+    """
+
+    key: Callable[[TaskModel], str]
+    step: Callable[[TaskModel, str | None], str]
+
+
+@dataclass(frozen=True)
+class Mapper:
+    """One task kind: its input model and its pure mappers.
+
+    ``to_fhir(task, ctx)`` returns the transaction entries for the task.
+    ``from_fhir(resources)`` reads tasks of this kind back out of FHIR resources.
+    """
+
+    kind: str
+    model: type[TaskModel]
+    to_fhir: Callable[[TaskModel, MapContext], Sequence[Entry]]
+    from_fhir: Callable[[ResourceSet], list[TaskModel]]
+    description: str = ""
+    lifecycle: Lifecycle | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The rules of one profile, checked on resources that claim it in ``meta.profile``."""
+
+    url: str
+    resource_type: str
+    check: Callable[[JSON], Iterable[Issue]]
+    title: str = ""
+
+
+class Connector(Protocol):
+    """A destination for transaction Bundles."""
+
+    def send(self, bundle: JSON) -> JSON:
+        """Deliver one Bundle; return the server's response Bundle or a summary."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """A named way to build a :class:`Connector` from a target string."""
+
+    name: str
+    factory: Callable[[str], Connector]
+    description: str = ""
+
+
+@dataclass
+class Registry:
+    """Everything the plugins registered, by name."""
+
+    mappers: dict[str, Mapper] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    connectors: dict[str, ConnectorSpec] = field(default_factory=dict)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def _add(self, table: dict[str, Any], what: str, name: str, item: Any, owner: str) -> None:
+        if name in table:
+            raise PluginError(
+                f"plugin '{owner}' registers {what} '{name}', already registered by "
+                f"'{self.owners[(what, name)]}'"
+            )
+        table[name] = item
+        self.owners[(what, name)] = owner
+
+    def add_mapper(self, mapper: Mapper, owner: str) -> None:
+        from .tasks.base import TaskModel
+
+        if not isinstance(mapper, Mapper):
+            raise PluginError(f"plugin '{owner}' registered {mapper!r}, not a Mapper")
+        if not (isinstance(mapper.model, type) and issubclass(mapper.model, TaskModel)):
+            raise PluginError(f"plugin '{owner}': mapper '{mapper.kind}' model is not a TaskModel")
+        if mapper.model.kind != mapper.kind:
+            raise PluginError(
+                f"plugin '{owner}': mapper '{mapper.kind}' has a model for '{mapper.model.kind}'"
+            )
+        self._add(self.mappers, "task kind", mapper.kind, mapper, owner)
+
+    def add_profile(self, profile: Profile, owner: str) -> None:
+        if not isinstance(profile, Profile):
+            raise PluginError(f"plugin '{owner}' registered {profile!r}, not a Profile")
+        self._add(self.profiles, "profile", profile.url, profile, owner)
+
+    def add_connector(self, spec: ConnectorSpec, owner: str) -> None:
+        if not isinstance(spec, ConnectorSpec):
+            raise PluginError(f"plugin '{owner}' registered {spec!r}, not a ConnectorSpec")
+        self._add(self.connectors, "connector", spec.name, spec, owner)
+
+    def mapper(self, kind: str) -> Mapper:
+        try:
+            return self.mappers[kind]
+        except KeyError:
+            known = ", ".join(sorted(self.mappers)) or "none"
+            raise PluginError(f"no task kind '{kind}' is registered (known: {known})") from None

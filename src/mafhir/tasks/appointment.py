@@ -1,0 +1,1 @@
+"""The appointment task model (to be written)."""

@@ -1,0 +1,114 @@
+"""The people and places tasks refer to: patient, practitioner, location."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["Address", "LocationRef", "Npi", "PatientRef", "PractitionerRef", "npi_is_valid"]
+
+_MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def npi_is_valid(npi: str) -> bool:
+    """The NPI check digit: Luhn over the ten digits prefixed by the card issuer 80840."""
+    if len(npi) != 10 or not npi.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed("80840" + npi)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _check_npi(value: str) -> str:
+    if not npi_is_valid(value):
+        raise ValueError("not a valid NPI (10 digits with a Luhn check digit)")
+    return value
+
+
+Npi = Annotated[str, Field(description="National Provider Identifier"), AfterValidator(_check_npi)]
+
+
+class Address(BaseModel):
+    model_config = _MODEL
+
+    line: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, max_length=4)
+    city: str | None = None
+    state: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="USPS code")
+    postal_code: str | None = Field(default=None, pattern=r"^\d{5}(-\d{4})?$")
+    country: str = "US"
+
+
+class PatientRef(BaseModel):
+    """The patient: the MRN alone for a known patient, or demographics for a new one.
+
+    With demographics a US Core Patient is written (conditional create on the MRN);
+    with the MRN alone, resources refer to ``Patient?identifier=<system>|<mrn>``.
+    """
+
+    model_config = _MODEL
+
+    mrn: str = Field(min_length=1, max_length=64, description="Medical record number")
+    system: str | None = Field(
+        default=None,
+        pattern=r"^(urn:|https?://)\S+$",
+        description="MRN namespace URI; the clinic's MRN system when omitted",
+    )
+    family: str | None = Field(default=None, min_length=1)
+    given: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    birth_date: date | None = None
+    gender: Literal["male", "female", "other", "unknown"] | None = None
+    phone: str | None = None
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    address: Address | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+    @property
+    def has_demographics(self) -> bool:
+        return any(
+            (self.family, self.given, self.birth_date, self.gender, self.phone, self.email,
+             self.address, self.language)
+        )
+
+    @model_validator(mode="after")
+    def _new_patient_is_complete(self) -> PatientRef:
+        if self.has_demographics:
+            if not (self.family or self.given):
+                raise ValueError(
+                    "a new patient needs 'family' or 'given' (US Core Patient.name is required)"
+                )
+            if self.gender is None:
+                raise ValueError(
+                    "a new patient needs 'gender' (US Core Patient.gender is required; "
+                    "use 'unknown' if not known)"
+                )
+        return self
+
+
+class PractitionerRef(BaseModel):
+    """A clinician, identified by NPI (US Core Practitioner needs identifier and name)."""
+
+    model_config = _MODEL
+
+    npi: Npi
+    family: str = Field(min_length=1)
+    given: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    prefix: str | None = None
+    suffix: str | None = None
+
+
+class LocationRef(BaseModel):
+    """A place in the clinic (exam room, front desk, satellite office)."""
+
+    model_config = _MODEL
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+    name: str = Field(min_length=1)
+    address: Address | None = None

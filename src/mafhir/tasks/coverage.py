@@ -1,0 +1,1 @@
+"""The coverage task model (to be written)."""

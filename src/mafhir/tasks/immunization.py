@@ -1,0 +1,1 @@
+"""The immunization task model (to be written)."""

@@ -1,0 +1,1 @@
+"""The vitals task model (to be written)."""

@@ -1,0 +1,125 @@
+"""Validate FHIR JSON: structure (R4 via the R4B models) plus the rules of claimed profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..registry import Profile
+from .issues import Issue
+from .structure import check_structure
+
+__all__ = ["check_bundle", "check_document", "check_many", "check_profiles", "check_resource"]
+
+JSON = dict[str, Any]
+
+#: Canonical prefix of FHIR core resource definitions; rules registered under
+#: ``CORE + "Observation"`` (say) apply to every Observation, claimed profile or not.
+CORE = "http://hl7.org/fhir/StructureDefinition/"
+
+
+def check_profiles(resource: JSON, profiles: Mapping[str, Profile], where: str = "") -> list[Issue]:
+    """Issues from the rules of every profile the resource claims in ``meta.profile``."""
+    out: list[Issue] = []
+    rtype = resource.get("resourceType", "Resource")
+    base = where or rtype
+    for i, url in enumerate(resource.get("meta", {}).get("profile", []) or []):
+        canonical = str(url).split("|")[0]
+        profile = profiles.get(canonical)
+        if profile is None:
+            out.append(Issue("information", "informational", f"{base}.meta.profile[{i}]",
+                             f"profile {canonical} is not known to mafhir; not checked"))
+            continue
+        if profile.resource_type != rtype:
+            out.append(Issue("error", "value", f"{base}.meta.profile[{i}]",
+                             f"{canonical} is a profile of {profile.resource_type}, not {rtype}"))
+            continue
+        out.extend(profile.check(resource))
+    return out
+
+
+def _fix(issue: Issue, base: str, rtype: str) -> Issue:
+    expr = issue.expression
+    if expr.startswith(rtype):
+        expr = base + expr[len(rtype):]
+    return Issue(issue.severity, issue.code, expr, issue.diagnostics)
+
+
+def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str = "") -> list[Issue]:
+    """Structure issues, then profile issues (only when the structure is sound)."""
+    structural = check_structure(resource, where)
+    if structural:
+        return structural
+    rtype = resource.get("resourceType", "Resource")
+    base = where or rtype
+    issues = check_profiles(resource, profiles)
+    core = profiles.get(CORE + rtype)  # invariants of the base resource apply to all
+    if core is not None:
+        issues.extend(core.check(resource))
+    return [_fix(i, base, rtype) for i in issues]
+
+
+def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str):
+            yield path, ref
+        for key, value in node.items():
+            if key != "reference":
+                yield from _references(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _references(value, f"{path}[{i}]")
+
+
+def check_bundle(bundle: JSON, profiles: Mapping[str, Profile]) -> list[Issue]:
+    """A Bundle's own rules (bdl-3/7/8, urn:uuid references resolve) and each entry's."""
+    issues = check_structure({**bundle, "entry": []})
+    btype = bundle.get("type")
+    full_urls: dict[str, int] = {}
+    for i, entry in enumerate(bundle.get("entry", []) or []):
+        where = f"Bundle.entry[{i}]"
+        full_url = entry.get("fullUrl")
+        if full_url:
+            if full_url in full_urls:
+                issues.append(Issue("error", "invariant", f"{where}.fullUrl",
+                                    f"duplicates entry[{full_urls[full_url]}] (bdl-7)"))
+            full_urls[full_url] = i
+            if "/_history/" in full_url:
+                issues.append(Issue("error", "invariant", f"{where}.fullUrl",
+                                    "must not contain /_history/ (bdl-8)"))
+        if btype in ("transaction", "batch"):
+            request = entry.get("request") or {}
+            if not request.get("method") or not request.get("url"):
+                issues.append(Issue("error", "invariant", f"{where}.request",
+                                    "a transaction/batch entry needs request.method and url (bdl-3)"))
+            if "response" in entry:
+                issues.append(Issue("error", "invariant", f"{where}.response",
+                                    "not allowed in a transaction/batch request (bdl-4)"))
+        resource = entry.get("resource")
+        if resource is None:
+            continue
+        issues.extend(check_resource(resource, profiles, f"{where}.resource"))
+    for i, entry in enumerate(bundle.get("entry", []) or []):
+        resource = entry.get("resource")
+        if resource is None:
+            continue
+        for path, ref in _references(resource, f"Bundle.entry[{i}].resource"):
+            if ref.startswith("urn:uuid:") and ref not in full_urls:
+                issues.append(Issue("error", "not-found", path,
+                                    "refers to a urn:uuid that no entry in this Bundle has"))
+    return issues
+
+
+def check_document(doc: Any, profiles: Mapping[str, Profile]) -> list[Issue]:
+    """A resource or a Bundle, whichever ``doc`` is."""
+    if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+        return check_bundle(doc, profiles)
+    if isinstance(doc, dict):
+        return check_resource(doc, profiles)
+    return [Issue("error", "structure", "Resource", "is not a JSON object")]
+
+
+def check_many(docs: Iterable[Any], profiles: Mapping[str, Profile]) -> Iterator[tuple[int, list[Issue]]]:
+    for i, doc in enumerate(docs):
+        yield i, check_document(doc, profiles)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the registry, the public corpus (skipped when absent), checking helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mafhir.bundle import transaction
+from mafhir.context import Clinic, MapContext
+from mafhir.plugins import get_registry, reset
+from mafhir.validation import check_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("MAFHIR_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+CLINIC = Clinic(
+    name="Maple Street Family Clinic",
+    system="https://maple-clinic.example.org/fhir/id",
+    npi="1234567893",
+)
+CTX = MapContext(clinic=CLINIC)
+
+
+@pytest.fixture(scope="session")
+def registry():
+    reset()
+    return get_registry()
+
+
+@pytest.fixture(scope="session")
+def ctx() -> MapContext:
+    return CTX
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The public corpus at ../shared/corpus (or $MAFHIR_CORPUS); skip when it is absent."""
+    if not (CORPUS / "MANIFEST.md").exists():
+        pytest.skip(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
+    return CORPUS
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8-sig"))
+
+
+def assert_valid_bundle(entries, registry) -> dict[str, Any]:
+    """The entries as a transaction Bundle that passes structure and profile checks."""
+    bundle = transaction(entries)
+    issues = [i for i in check_bundle(bundle, registry.profiles) if i.severity in ("error", "fatal")]
+    assert not issues, "\n".join(map(str, issues))
+    return bundle
