@@ -6,6 +6,7 @@ task never stops the others. Callers decide whether a failure aborts the whole o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from .validation.issues import Issue
 from .validation.validator import check_resource
 
 __all__ = ["Failed", "Mapped", "Pipeline", "problems_from_validation"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ class Pipeline:
                 yield Failed(index, (Problem(f"task[{index}]", str(exc)),), raw)
             except Exception as exc:  # a mapper bug must not stop the other tasks
                 kind = raw.get("task") if isinstance(raw, dict) else None
+                # the traceback may quote input values: only at debug level, never by default
+                log.debug("mapper for %r failed on task[%d]", kind, index, exc_info=True)
                 yield Failed(index, (Problem(f"task[{index}]",
                                              f"internal error mapping '{kind}': "
                                              f"{type(exc).__name__}"),), raw)

@@ -31,6 +31,7 @@ __all__ = [
     "get_manager",
     "get_registry",
     "plugin_infos",
+    "register",
     "reset",
 ]
 
@@ -94,20 +95,29 @@ def _load() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
             continue
         version = ep.dist.version if ep.dist else None
         try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
+            _register_checked(pm, ep.load(), ep.name)
         except Exception as exc:  # a broken plugin must not take the others down
             infos.append(PluginInfo(ep.name, version, builtin=False,
                                     error=f"{type(exc).__name__}: {exc}"))
             continue
         infos.append(PluginInfo(ep.name, version, builtin=False))
 
-    pm.check_pending()  # a misspelt hook name is an error, not a silent no-op
+    pm.check_pending()
     for info in infos:
         plugin = pm.get_plugin(info.name)
         if plugin is not None:
             info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
     return pm, infos
+
+
+def _register_checked(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin``; a hook name that no hookspec declares is an error, not a no-op."""
+    pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(plugin)
+        raise PluginError(f"plugin '{name}': {exc}") from None
 
 
 def get_manager() -> pluggy.PluginManager:
@@ -155,6 +165,20 @@ def get_registry() -> Registry:
         if _registry is None:
             _registry = _collect(pm)
         return _registry
+
+
+def register(plugin: object, name: str) -> None:
+    """Register a plugin object in-process (an embedding host, or a test).
+
+    The registry is rebuilt on next use, so what the plugin registers is checked then.
+    """
+    global _registry
+    pm = get_manager()
+    with _lock:
+        _register_checked(pm, plugin, name)
+        _infos.append(PluginInfo(name, getattr(plugin, "__version__", None), builtin=False,
+                                 hooks=sorted(h.name for h in pm.get_hookcallers(plugin) or [])))
+        _registry = None
 
 
 def reset() -> None:
