@@ -1,11 +1,109 @@
-"""``mafhir demo``: a day at the synthetic clinic, mapped, validated and written locally."""
+"""``mafhir demo``: a day at the synthetic clinic, mapped, validated and written locally.
+
+The day (``fixtures/clinic-day/``, shipped in the wheel as ``mafhir/demo_day``) is read
+in order through the same pipeline as ``mafhir map``; each task's transaction Bundle is
+validated again as a whole and delivered through the built-in ``dir`` connector. A task
+that cannot be mapped is quarantined with its reasons, never dropped.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
+import json
+from collections import Counter, defaultdict
 from pathlib import Path
 
-__all__ = ["run_demo"]
+from rich.console import Console
+from rich.table import Table
+
+from .bundle import transaction
+from .cli.options import load_clinic
+from .context import MapContext
+from .io import dumps, iter_documents
+from .pipeline import Failed, Pipeline
+from .plugins import get_registry
+from .validation import check_bundle, has_errors
+
+__all__ = ["demo_day_dir", "run_demo"]
+
+DAY_FILE = "day.ndjson"
 
 
-def run_demo(out_dir: Path) -> int:
-    raise NotImplementedError
+def demo_day_dir() -> Path:
+    """Where the demo day lives: in the installed package, else in the source tree."""
+    packaged = Path(str(importlib.resources.files("mafhir"))) / "demo_day"
+    if (packaged / DAY_FILE).exists():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "fixtures" / "clinic-day"
+
+
+def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None = None) -> int:
+    """Map, validate and write the demo day; return the exit status (0 when all is well)."""
+    console = console or Console()
+    day = day_dir or demo_day_dir()
+    registry = get_registry()
+    clinic = load_clinic(str(day / "clinic.json"))
+    pipeline = Pipeline(registry, MapContext(clinic=clinic))
+    connector = registry.connectors["dir"].factory(str(out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    quarantine_path = out_dir / "quarantine.ndjson"
+    quarantine_path.unlink(missing_ok=True)
+    for old in (out_dir / "bundles").glob("*.json"):
+        old.unlink()
+    for old in out_dir.glob("*.ndjson"):
+        old.unlink()
+
+    tasks: Counter[str] = Counter()
+    resources: dict[str, Counter[str]] = defaultdict(Counter)
+    warnings: list[str] = []
+    quarantined: list[Failed] = []
+    bundle_errors = 0
+    try:
+        with open(day / DAY_FILE, "rb") as stream:
+            for result in pipeline.run(iter_documents(stream, label=DAY_FILE)):
+                if isinstance(result, Failed):
+                    quarantined.append(result)
+                    continue
+                kind = result.task.task
+                bundle = transaction(result.entries)
+                if has_errors(check_bundle(bundle, registry.profiles)):
+                    bundle_errors += 1
+                    continue
+                connector.send(bundle, name=f"{result.index:03d}-{kind}-{result.task.id}")
+                tasks[kind] += 1
+                for entry in bundle["entry"]:
+                    resources[kind][entry["resource"]["resourceType"]] += 1
+                warnings.extend(str(w) for w in result.warnings)
+    finally:
+        connector.close()
+    if quarantined:
+        with open(quarantine_path, "wb") as out:
+            for failed in quarantined:
+                out.write(dumps({"index": failed.index, "task": failed.raw,
+                                 "problems": [str(p) for p in failed.problems]}) + b"\n")
+
+    table = Table(title=f"mafhir demo — {clinic.name}")
+    for col in ("task kind", "tasks", "FHIR resources written"):
+        table.add_column(col)
+    for kind in sorted(tasks):
+        made = ", ".join(f"{n} {t}" for t, n in sorted(resources[kind].items()))
+        table.add_row(kind, str(tasks[kind]), made)
+    console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning[/yellow] {w}")
+    for failed in quarantined:
+        for p in failed.problems:
+            console.print(f"[red]quarantined[/red] {p}")
+    written = ", ".join(f"{t}.ndjson" for t in sorted({t for c in resources.values() for t in c}))
+    console.print(f"\n{sum(tasks.values())} tasks → {sum(tasks.values())} transaction Bundles in "
+                  f"{out_dir / 'bundles'}\nresources as NDJSON: {written}")
+    if quarantined:
+        console.print(f"{len(quarantined)} task(s) quarantined with reasons in {quarantine_path}")
+    (out_dir / "summary.json").write_text(json.dumps({
+        "tasks": dict(tasks),
+        "resources": {k: dict(v) for k, v in resources.items()},
+        "warnings": warnings,
+        "quarantined": [{"index": f.index, "problems": [str(p) for p in f.problems]}
+                        for f in quarantined],
+    }, indent=2))
+    return 1 if bundle_errors else 0

@@ -1,0 +1,161 @@
+"""A small, independent reader of StructureDefinition snapshots, for tests only.
+
+It checks a resource against what a profile's snapshot says — cardinality (min/max),
+fixed and pattern values, and slices told apart by value/pattern discriminators — reading
+the profiles from the public corpus (US Core 7.0.0 files and the 6.1.0 package). It
+shares no code with mafhir's own rules, so agreeing with it is evidence, not an echo.
+Extensions and element types it cannot resolve are skipped, not guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@lru_cache(maxsize=8)
+def _package(tgz: str) -> dict[str, JSON]:
+    out: dict[str, JSON] = {}
+    with tarfile.open(tgz) as tar:
+        for member in tar.getmembers():
+            name = member.name.rsplit("/", 1)[-1]
+            if name.startswith("StructureDefinition-") and name.endswith(".json"):
+                sd = json.load(tar.extractfile(member))
+                out[sd["url"]] = sd
+    return out
+
+
+def profiles(corpus: Path, version: str) -> dict[str, JSON]:
+    """US Core StructureDefinitions by canonical URL, for '6.1.0' or '7.0.0'."""
+    return _package(str(corpus / "us-core" / "packages" / f"hl7.fhir.us.core-{version}.tgz"))
+
+
+def _matches(node: Any, pattern: Any) -> bool:
+    """FHIR pattern semantics: every value in the pattern is present in the node."""
+    if isinstance(pattern, dict):
+        return isinstance(node, dict) and all(
+            k in node and _matches(node[k], v) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        items = node if isinstance(node, list) else [node]
+        return all(any(_matches(n, p) for n in items) for p in pattern)
+    return node == pattern
+
+
+def _children(node: Any, name: str) -> list[Any]:
+    if not isinstance(node, dict):
+        return []
+    if name.endswith("[x]"):
+        stem = name[:-3]
+        values = [v for k, v in node.items() if k.startswith(stem) and k[len(stem):][:1].isupper()]
+    else:
+        values = [node[name]] if name in node else []
+    out: list[Any] = []
+    for v in values:
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def _constraint(element: JSON) -> tuple[str, Any] | None:
+    for key, value in element.items():
+        if key.startswith(("fixed", "pattern")):
+            return key, value
+    return None
+
+
+class Snapshot:
+    def __init__(self, sd: JSON) -> None:
+        self.url = sd["url"]
+        self.elements = {e["id"]: e for e in sd["snapshot"]["element"]}
+
+    def _in_slice(self, node: Any, parent_id: str, slice_id: str) -> bool:
+        slicing = self.elements.get(parent_id, {}).get("slicing", {})
+        discriminators = slicing.get("discriminator", [])
+        if not discriminators:
+            return False
+        for disc in discriminators:
+            path = disc["path"]
+            if disc["type"] not in ("value", "pattern"):
+                return False  # type/profile/exists discriminators are not handled
+            where = slice_id if path == "$this" else f"{slice_id}.{path}"
+            element = self.elements.get(where)
+            constraint = _constraint(element) if element else None
+            if constraint is None:
+                return False
+            values = [node] if path == "$this" else self._at(node, path.split("."))
+            if not any(_matches(v, constraint[1]) for v in values):
+                return False
+        return True
+
+    def _at(self, node: Any, names: list[str]) -> list[Any]:
+        nodes = [node]
+        for name in names:
+            nodes = [c for n in nodes for c in _children(n, name)]
+        return nodes
+
+    def nodes(self, resource: JSON, element_id: str) -> list[tuple[Any, Any]]:
+        """(parent node, node) pairs for an element id like ``Observation.component:systolic.code``."""
+        segments = element_id.split(".")
+        current: list[tuple[Any, Any]] = [(None, resource)]
+        prefix = segments[0]
+        for seg in segments[1:]:
+            name, _, slice_name = seg.partition(":")
+            parent_id = f"{prefix}.{name}"
+            nxt = []
+            for _, node in current:
+                for child in _children(node, name):
+                    if slice_name and not name.endswith("[x]") and not self._in_slice(
+                            child, parent_id, f"{prefix}.{seg}"):
+                        continue
+                    nxt.append((node, child))
+            if slice_name and name.endswith("[x]"):
+                nxt = [(p, c) for p, c in nxt]  # type slices: keep all of that choice
+            current = nxt
+            prefix = f"{prefix}.{seg}"
+        return current
+
+    def problems(self, resource: JSON) -> list[str]:
+        out: list[str] = []
+        for eid, element in self.elements.items():
+            if "." not in eid or "extension" in eid or "modifierExtension" in eid:
+                continue
+            parent_id = eid.rsplit(".", 1)[0]
+            last = eid.rsplit(".", 1)[1]
+            if ":" in last and last.split(":")[0].endswith("[x]"):
+                continue  # type slices repeat the choice element's rules
+            parents = [n for _, n in self.nodes(resource, parent_id)] if "." in parent_id \
+                else [resource]
+            found = self.nodes(resource, eid)
+            minimum = element.get("min", 0)
+            maximum = element.get("max", "*")
+            for parent in parents:
+                count = sum(1 for p, _ in found if p is parent)
+                if count < minimum:
+                    out.append(f"{eid}: min {minimum}, found {count}")
+                if maximum != "*" and count > int(maximum):
+                    out.append(f"{eid}: max {maximum}, found {count}")
+            constraint = _constraint(element)
+            if constraint:
+                kind, value = constraint
+                for _, node in found:
+                    ok = node == value if kind.startswith("fixed") else _matches(node, value)
+                    if not ok:
+                        out.append(f"{eid}: {kind} not met")
+        return out
+
+
+def check(resource: JSON, corpus: Path, version: str) -> list[str]:
+    """Problems of ``resource`` against every US Core profile it claims, in ``version``."""
+    sds = profiles(corpus, version)
+    out = []
+    for url in resource.get("meta", {}).get("profile", []):
+        sd = sds.get(url.split("|")[0])
+        if sd is None:
+            out.append(f"{url}: not a US Core {version} profile")
+            continue
+        out.extend(f"[{version} {sd['id']}] {p}" for p in Snapshot(sd).problems(resource))
+    return out
