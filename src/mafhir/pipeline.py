@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from .bundle import Entry
@@ -73,11 +74,16 @@ def problems_from_validation(exc: ValidationError, prefix: str) -> list[Problem]
 class Pipeline:
     """Maps raw task documents with the registered mappers, validating what it makes."""
 
+    CACHE_SIZE = 4096
+
     def __init__(self, registry: Registry, ctx: MapContext | None = None, validate: bool = True):
         self.registry = registry
         self.ctx = ctx or MapContext()
         self.validate = validate
         self._states: dict[tuple[str, str], str] = {}
+        # Resources already found valid (the same practitioner, clinic or room recurs in
+        # most tasks), keyed by their exact JSON; bounded so memory stays flat on streams.
+        self._valid: set[bytes] = set()
 
     def parse(self, index: int, raw: Any) -> TaskModel:
         where = f"task[{index}]"
@@ -107,9 +113,18 @@ class Pipeline:
         if self.validate:
             issues: list[Issue] = []
             for i, entry in enumerate(entries):
-                issues.extend(i_ for i_ in check_resource(entry.resource, self.registry.profiles,
-                                                          f"entry[{i}]")
-                              if i_.severity in ("error", "fatal"))
+                blob = orjson.dumps(entry.resource)
+                if blob in self._valid:
+                    continue
+                found = [x for x in check_resource(entry.resource, self.registry.profiles,
+                                                   f"entry[{i}]")
+                         if x.severity in ("error", "fatal")]
+                if found:
+                    issues.extend(found)
+                else:
+                    if len(self._valid) >= self.CACHE_SIZE:
+                        self._valid.clear()
+                    self._valid.add(blob)
             if issues:
                 raise InputError([Problem(f"{where} → {i.expression}", i.diagnostics)
                                   for i in issues])
