@@ -51,6 +51,7 @@ def load_json(path: Path) -> Any:
 def assert_valid_bundle(entries, registry) -> dict[str, Any]:
     """The entries as a transaction Bundle that passes structure and profile checks."""
     bundle = transaction(entries)
-    issues = [i for i in check_bundle(bundle, registry.profiles) if i.severity in ("error", "fatal")]
+    issues = [i for i in check_bundle(bundle, registry.profiles)
+              if i.severity in ("error", "fatal")]
     assert not issues, "\n".join(map(str, issues))
     return bundle

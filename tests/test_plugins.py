@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from mafhir import hookspecs, plugins
 from mafhir.errors import PluginError
-from mafhir.pipeline import Failed, Mapped, Pipeline
+from mafhir.pipeline import Mapped, Pipeline
 from mafhir.validation import check_resource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def test_hook_register_commands(fresh):
 def test_two_plugins_registering_one_kind_is_an_error_naming_both(fresh):
     plugins.register(load_example("register_mappers"), name="first")
     plugins.register(load_example("register_mappers"), name="second")
-    with pytest.raises(PluginError, match="'second'.*'reminder_call'.*'first'"):
+    with pytest.raises(PluginError, match=r"'second'.*'reminder_call'.*'first'"):
         plugins.get_registry()
 
 
@@ -164,7 +164,8 @@ def _distribution(root: Path, name: str, module: str, source: str) -> None:
     info = root / f"{name.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[mafhir]\n{module.removeprefix('mafhir_')} = {module}\n")
+    short = module.removeprefix("mafhir_")
+    (info / "entry_points.txt").write_text(f"[mafhir]\n{short} = {module}\n")
 
 
 @pytest.fixture(scope="module")

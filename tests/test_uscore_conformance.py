@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 import uscore
 from conftest import CLINIC, CTX, load_json
-
 from mafhir.mappers.common import (
     location_entry,
     organization_entry,
@@ -52,3 +52,42 @@ def test_the_checker_accepts_us_core_examples_and_catches_breakage(corpus, versi
 def test_shared_resources_meet_us_core(corpus, version):
     for resource in shared_resources():
         assert uscore.check(resource, corpus, version) == [], resource["resourceType"]
+
+
+def demo_resources(registry) -> list[dict]:
+    """Every resource the demo day makes, all four task kinds, claiming US Core."""
+    from mafhir.bundle import transaction
+    from mafhir.cli.options import load_clinic
+    from mafhir.context import MapContext
+    from mafhir.demo import demo_day_dir
+    from mafhir.io import iter_documents
+    from mafhir.pipeline import Mapped, Pipeline
+
+    day = demo_day_dir()
+    pipeline = Pipeline(registry, MapContext(clinic=load_clinic(str(day / "clinic.json"))))
+    out = []
+    with open(day / "day.ndjson", "rb") as stream:
+        for result in pipeline.run(iter_documents(stream)):
+            if isinstance(result, Mapped):
+                bundle = transaction(result.entries)
+                out.extend(e["resource"] for e in bundle["entry"])
+    return out
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_everything_the_demo_day_makes_meets_us_core(corpus, registry, version):
+    resources = demo_resources(registry)
+    claimed = {p.split("/")[-1] for r in resources for p in r.get("meta", {}).get("profile", [])}
+    # every profile the issue names is exercised
+    assert {"us-core-blood-pressure", "us-core-heart-rate", "us-core-respiratory-rate",
+            "us-core-body-temperature", "us-core-pulse-oximetry", "us-core-body-height",
+            "us-core-body-weight", "us-core-bmi", "us-core-head-circumference",
+            "us-core-immunization", "us-core-encounter", "us-core-patient",
+            "us-core-practitioner", "us-core-organization", "us-core-location",
+            "us-core-coverage"} <= claimed
+    problems = {}
+    for resource in resources:
+        found = uscore.check(resource, corpus, version)
+        if found:
+            problems[resource["resourceType"]] = found
+    assert problems == {}

@@ -98,7 +98,7 @@ class Snapshot:
         return nodes
 
     def nodes(self, resource: JSON, element_id: str) -> list[tuple[Any, Any]]:
-        """(parent node, node) pairs for an element id like ``Observation.component:systolic.code``."""
+        """(parent, node) pairs for an element id like ``Observation.component:systolic.code``."""
         segments = element_id.split(".")
         current: list[tuple[Any, Any]] = [(None, resource)]
         prefix = segments[0]

@@ -80,7 +80,8 @@ def _link(node: Any, targets: dict[str, str]) -> Any:
         ref = node.get("reference")
         if isinstance(ref, str) and ref in targets:
             node = {**node, "reference": targets[ref]}
-        return {k: (_link(v, targets) if isinstance(v, (dict, list)) else v) for k, v in node.items()}
+        return {k: (_link(v, targets) if isinstance(v, (dict, list)) else v)
+                for k, v in node.items()}
     if isinstance(node, list):
         return [_link(v, targets) if isinstance(v, (dict, list)) else v for v in node]
     return node

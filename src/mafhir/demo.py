@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .bundle import transaction
@@ -58,6 +59,7 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
     warnings: list[str] = []
     quarantined: list[Failed] = []
     bundle_errors = 0
+    stored: dict[str, int] = {}
     try:
         with open(day / DAY_FILE, "rb") as stream:
             for result in pipeline.run(iter_documents(stream, label=DAY_FILE)):
@@ -75,6 +77,7 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
                     resources[kind][entry["resource"]["resourceType"]] += 1
                 warnings.extend(str(w) for w in result.warnings)
     finally:
+        stored = connector.stored()
         connector.close()
     if quarantined:
         with open(quarantine_path, "wb") as out:
@@ -82,26 +85,33 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
                 out.write(dumps({"index": failed.index, "task": failed.raw,
                                  "problems": [str(p) for p in failed.problems]}) + b"\n")
 
-    table = Table(title=f"mafhir demo — {clinic.name}")
-    for col in ("task kind", "tasks", "FHIR resources written"):
+    table = Table(title=f"mafhir demo — {clinic.name}: the MA's day")
+    for col in ("task kind", "tasks", "resources in their Bundles"):
         table.add_column(col)
     for kind in sorted(tasks):
         made = ", ".join(f"{n} {t}" for t, n in sorted(resources[kind].items()))
         table.add_row(kind, str(tasks[kind]), made)
     console.print(table)
+    kept = Table(title="stored once each (the latest state), as NDJSON")
+    kept.add_column("resource type")
+    kept.add_column("count", justify="right")
+    for rtype in sorted(stored):
+        kept.add_row(f"{rtype}.ndjson", str(stored[rtype]))
+    console.print(kept)
     for w in warnings:
-        console.print(f"[yellow]warning[/yellow] {w}")
+        console.print(f"[yellow]warning[/yellow] {escape(w)}")
     for failed in quarantined:
         for p in failed.problems:
-            console.print(f"[red]quarantined[/red] {p}")
-    written = ", ".join(f"{t}.ndjson" for t in sorted({t for c in resources.values() for t in c}))
-    console.print(f"\n{sum(tasks.values())} tasks → {sum(tasks.values())} transaction Bundles in "
-                  f"{out_dir / 'bundles'}\nresources as NDJSON: {written}")
+            console.print(f"[red]quarantined[/red] {escape(str(p))}")
+    console.print(f"\n{sum(tasks.values())} tasks mapped and validated → "
+                  f"{sum(tasks.values())} transaction Bundles in {out_dir / 'bundles'}")
     if quarantined:
-        console.print(f"{len(quarantined)} task(s) quarantined with reasons in {quarantine_path}")
+        console.print(f"{len(quarantined)} task(s) quarantined with their reasons in "
+                      f"{quarantine_path} (nothing dropped)")
     (out_dir / "summary.json").write_text(json.dumps({
         "tasks": dict(tasks),
         "resources": {k: dict(v) for k, v in resources.items()},
+        "stored": stored,
         "warnings": warnings,
         "quarantined": [{"index": f.index, "problems": [str(p) for p in f.problems]}
                         for f in quarantined],

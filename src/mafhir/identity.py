@@ -22,6 +22,8 @@ def resource_uuid(resource_type: str, system: str, value: str) -> str:
 def identifier_query(system: str, value: str) -> str:
     """The ``identifier=system|value`` search, with the characters FHIR search escapes."""
     def esc(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")
+        for special in ("\\", "|", ",", "$"):
+            text = text.replace(special, "\\" + special)
+        return text
 
     return f"identifier={esc(system)}|{esc(value)}"

@@ -56,7 +56,8 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
     try:
         doc = orjson.loads(rest)
     except orjson.JSONDecodeError as exc:
-        raise InputError([Problem(label, f"not valid JSON, NDJSON or a JSON list ({exc.args[0]})")]) from None
+        why = f"not valid JSON, NDJSON or a JSON list ({exc.args[0]})"
+        raise InputError([Problem(label, why)]) from None
     if isinstance(doc, list):
         yield from enumerate(doc)
     else:

@@ -66,7 +66,8 @@ def problems_from_validation(exc: ValidationError, prefix: str) -> list[Problem]
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
         elif err.get("type") == "timezone_aware":
-            msg = "needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); naive times are refused"
+            msg = ("needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
+                   "naive times are refused")
         out.append(Problem(f"{prefix}.{loc}" if loc else prefix, msg))
     return out
 

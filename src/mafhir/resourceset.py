@@ -27,7 +27,8 @@ class ResourceSet:
 
     @classmethod
     def from_bundle(cls, bundle: JSON) -> ResourceSet:
-        return cls((e.get("fullUrl"), e["resource"]) for e in bundle.get("entry", []) if "resource" in e)
+        entries = bundle.get("entry", [])
+        return cls((e.get("fullUrl"), e["resource"]) for e in entries if "resource" in e)
 
     @classmethod
     def of(cls, resources: Iterable[JSON]) -> ResourceSet:
@@ -40,7 +41,8 @@ class ResourceSet:
             self._by_ref[full_url] = resource
         if resource.get("id"):
             self._by_ref[f"{rtype}/{resource['id']}"] = resource
-        for ident in resource.get("identifier", []) if isinstance(resource.get("identifier"), list) else []:
+        idents = resource.get("identifier")
+        for ident in idents if isinstance(idents, list) else []:
             if ident.get("system") and ident.get("value"):
                 key = f"{rtype}?{identifier_query(ident['system'], ident['value'])}"
                 self._by_ref[key] = resource

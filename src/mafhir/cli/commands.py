@@ -48,7 +48,7 @@ def _atomic_output(path: str | None):
 
 
 def _open_input(name: str) -> IO[bytes]:
-    return sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    return sys.stdin.buffer if name == "-" else open(name, "rb")
 
 
 class _Abort(Exception):
@@ -184,8 +184,10 @@ def plugins_command(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title="mafhir plugins")
-    for col in ("name", "version", "kind", "hooks"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("hooks", overflow="fold")
     for info in infos:
         hooks = f"[red]failed to load: {info.error}[/red]" if info.error else ", ".join(info.hooks)
         table.add_row(info.name, info.version or "?", "built-in" if info.builtin else "installed",

@@ -23,7 +23,10 @@ def load_clinic(path: str | None) -> Clinic:
     if not path:
         return DEFAULT_CLINIC
     file = Path(path)
-    data = tomllib.loads(file.read_text()) if file.suffix == ".toml" else orjson.loads(file.read_bytes())
+    if file.suffix == ".toml":
+        data = tomllib.loads(file.read_text())
+    else:
+        data = orjson.loads(file.read_bytes())
     if "clinic" in data and isinstance(data["clinic"], dict):
         data = data["clinic"]
     try:

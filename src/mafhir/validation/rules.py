@@ -74,7 +74,9 @@ def has_coding(concept: Any, system: str, code: str) -> bool:
     return any(c.get("system") == system and c.get("code") == code for c in codings(concept))
 
 
-def require_coding(resource: JSON, path: str, system: str, code: str, why: str = "") -> Iterator[Issue]:
+def require_coding(
+    resource: JSON, path: str, system: str, code: str, why: str = ""
+) -> Iterator[Issue]:
     """An error unless the CodeableConcept at ``path`` has the coding ``system|code``."""
     rtype = resource.get("resourceType", "Resource")
     found = list(select(resource, path, rtype))

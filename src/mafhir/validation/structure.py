@@ -55,7 +55,8 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
         return [Issue("error", "required", where or "Resource", "resourceType is missing")]
     base = where or rtype
     if rtype in R4B_ONLY_TYPES:
-        return [Issue("error", "not-supported", base, f"{rtype} is not an R4 (4.0.1) resource type")]
+        why = f"{rtype} is not an R4 (4.0.1) resource type"
+        return [Issue("error", "not-supported", base, why)]
     try:
         model = _model(rtype)
     except (KeyError, ValueError, AttributeError):

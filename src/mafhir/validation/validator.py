@@ -92,7 +92,8 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile]) -> list[Issue]:
             request = entry.get("request") or {}
             if not request.get("method") or not request.get("url"):
                 issues.append(Issue("error", "invariant", f"{where}.request",
-                                    "a transaction/batch entry needs request.method and url (bdl-3)"))
+                                    "a transaction/batch entry needs request.method and url "
+                                    "(bdl-3)"))
             if "response" in entry:
                 issues.append(Issue("error", "invariant", f"{where}.response",
                                     "not allowed in a transaction/batch request (bdl-4)"))
@@ -120,6 +121,8 @@ def check_document(doc: Any, profiles: Mapping[str, Profile]) -> list[Issue]:
     return [Issue("error", "structure", "Resource", "is not a JSON object")]
 
 
-def check_many(docs: Iterable[Any], profiles: Mapping[str, Profile]) -> Iterator[tuple[int, list[Issue]]]:
+def check_many(
+    docs: Iterable[Any], profiles: Mapping[str, Profile]
+) -> Iterator[tuple[int, list[Issue]]]:
     for i, doc in enumerate(docs):
         yield i, check_document(doc, profiles)

@@ -1,0 +1,267 @@
+"""Write fixtures/clinic-day/: the synthetic clinic and one MA's day, in task order.
+
+Everything here is made up (names, MRNs, NPIs with valid check digits, card numbers);
+it is the project's own synthetic data. Run: python scripts/make_demo_day.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "fixtures" / "clinic-day"
+DAY = "2026-11-27"
+TZ = "-05:00"
+MRN = "https://maple-street-clinic.example.org/fhir/id/mrn"
+
+CLINIC = {
+    "name": "Maple Street Family Clinic",
+    "system": "https://maple-street-clinic.example.org/fhir/id",
+    "npi": "1234567893",
+    "phone": "555-201-4400",
+    "address_line": "100 Maple Street",
+    "city": "Springfield",
+    "state": "IL",
+    "postal_code": "62701",
+}
+DR_OKAFOR = {"npi": "1245319599", "family": "Okafor", "given": ["Grace"], "prefix": "Dr."}
+DR_LINDQVIST = {"npi": "1932102084", "family": "Lindqvist", "given": ["Erik"], "prefix": "Dr."}
+RN_PATEL = {"npi": "1467560003", "family": "Patel", "given": ["Priya"], "suffix": "RN"}
+ROOM = {1: {"id": "exam-1", "name": "Exam Room 1"}, 2: {"id": "exam-2", "name": "Exam Room 2"}}
+
+
+def t(hhmm: str) -> str:
+    return f"{DAY}T{hhmm}:00{TZ}"
+
+
+def known(mrn: str) -> dict:
+    return {"mrn": mrn, "system": MRN}
+
+
+PATIENTS = {
+    "ana": {"mrn": "MS-10021", "system": MRN, "family": "Rivera", "given": ["Ana", "Lucia"],
+            "gender": "female", "birth_date": "2026-01-19", "phone": "555-201-7788",
+            "language": "es"},
+    "marcus": {"mrn": "MS-10022", "system": MRN, "family": "Bell", "given": ["Marcus"],
+               "gender": "male", "birth_date": "1971-06-02", "phone": "555-201-1180"},
+    "june": known("MS-10023"),
+    "omar": {"mrn": "MS-10024", "system": MRN, "family": "Haddad", "given": ["Omar"],
+             "gender": "male", "birth_date": "1988-09-14", "email": "omar.h@example.org",
+             "address": {"line": ["12 Birch Lane"], "city": "Springfield", "state": "IL",
+                         "postal_code": "62704"}},
+    "lena": known("MS-10025"),
+    "sofia": known("MS-10026"),
+    "victor": known("MS-10027"),
+    "hana": known("MS-10028"),
+    "peter": {"mrn": "MS-10029", "system": MRN, "family": "Novak", "given": ["Peter"],
+              "gender": "male", "birth_date": "1959-03-30"},
+    "rosa": known("MS-10030"),
+    "eli": {"mrn": "MS-10031", "system": MRN, "family": "Brooks", "given": ["Eli"],
+            "gender": "male", "birth_date": "2015-08-08"},
+    "tom": known("MS-10032"),
+}
+
+
+def appt(n: int, who: str, action: str, start: str, end: str, doctor=DR_OKAFOR, room=1,
+         **extra) -> dict:
+    return {"task": "appointment", "id": f"appt-{n}-{action}", "appointment_id": f"appt-{n}",
+            "action": action, "patient": PATIENTS[who], "start": t(start), "end": t(end),
+            "service_type": {"system": "snomed", "code": "394814009",
+                             "display": "General practice"},
+            "practitioner": doctor, "location": ROOM[room], **extra}
+
+
+def visit(n: int, who: str, start: str, end: str, checkin: str, roomed: str, done: str,
+          reason: str, kind: str = "ROUTINE", **extra) -> list[dict]:
+    """An appointment through check-in, start and completion."""
+    common = {"appointment_type": kind, "reason": reason, **extra}
+    return [
+        appt(n, who, "check_in", start, end, current_status="booked", at=t(checkin), **common),
+        appt(n, who, "start", start, end, at=t(roomed), checked_in_at=t(checkin), **common),
+    ], appt(n, who, "complete", start, end, at=t(done), checked_in_at=t(checkin),
+            started_at=t(roomed), **common)
+
+
+def vitals(n: int, who: str, at: str, **measures) -> dict:
+    return {"task": "vitals", "id": f"vitals-{n}", "patient": known(PATIENTS[who]["mrn"]),
+            "effective": t(at), "visit": f"appt-{n}", **measures}
+
+
+def shot(task_id: str, who: str, at: str, n: int, **fields) -> dict:
+    return {"task": "immunization", "id": task_id, "patient": known(PATIENTS[who]["mrn"]),
+            "occurred": t(at), "visit": f"appt-{n}", "location": ROOM[1], **fields}
+
+
+FLU = {"vaccine": {"cvx": "140", "ndc": "49281-0425-50"}, "manufacturer": "PMC",
+       "lot_number": "UT8531AA", "expiration_date": "2027-06-30", "dose_ml": 0.5, "site": "LD",
+       "route": "IM", "administered_by": RN_PATEL, "ordered_by": DR_OKAFOR,
+       "vis": [{"document": "253088698300010311250131", "published": "2025-01-31",
+                "presented": DAY}], "funding_source": "PHC70", "eligibility": "V01"}
+
+
+def day() -> list[dict]:
+    tasks: list[dict] = []
+    # 07:45 — front desk books today's add-ons and last-minute changes
+    tasks.append(appt(301, "omar", "book", "10:00", "10:30", room=2, doctor=DR_LINDQVIST,
+                      appointment_type="CHECKUP", reason="New patient physical"))
+    tasks.append(appt(302, "lena", "cancel", "11:00", "11:20", current_status="booked",
+                      cancel_reason="pat-lt"))
+    tasks.append(appt(303, "sofia", "reschedule", "15:00", "15:20", current_status="booked",
+                      appointment_type="FOLLOWUP", reason="Blood pressure follow-up"))
+    # insurance at the front desk
+    tasks.append({
+        "task": "coverage", "id": "cov-omar-1", "patient": PATIENTS["omar"],
+        "payer": {"id": "60054", "name": "Aetna"}, "member_id": "W284619035",
+        "group": {"id": "GRP-88213", "name": "Springfield Schools"},
+        "plan": {"id": "PPO-GOLD", "name": "Aetna Open Access Gold PPO"},
+        "subscriber": {"relationship": "self"}, "period": {"start": "2026-01-01"},
+        "order": "primary", "payer_type": "5",
+        "copays": {"primary_care": 25, "specialist": 50, "urgent_care": 75},
+        "eligibility": {"checked_at": t("07:58"), "service_type": "30", "active": True,
+                        "copay": 25, "coinsurance_percent": 20,
+                        "deductible": {"amount": 1500, "remaining": 400}},
+    })
+    tasks.append({  # Marcus changed plans at his employer: same payer and member id
+        "task": "coverage", "id": "cov-marcus-2", "patient": known(PATIENTS["marcus"]["mrn"]),
+        "payer": {"id": "87726", "name": "UnitedHealthcare"}, "member_id": "UH7730021",
+        "group": {"id": "GRP-4410", "name": "Bell Logistics"},
+        "plan": {"id": "HDHP-2026", "name": "Choice Plus HDHP"},
+        "subscriber": {"relationship": "self"}, "period": {"start": "2026-11-01"},
+        "order": "primary", "payer_type": "5",
+        "eligibility": {"checked_at": t("08:05"), "active": True, "coinsurance_percent": 10,
+                        "deductible": {"amount": 3200, "remaining": 3200}},
+    })
+    tasks.append({  # Eli is on his mother's plan; Medicaid is secondary
+        "task": "coverage", "id": "cov-eli-2", "patient": PATIENTS["eli"],
+        "payer": {"id": "77027", "name": "Illinois Medicaid"}, "member_id": "IL55012093",
+        "subscriber": {"relationship": "self"}, "period": {"start": "2026-07-01"},
+        "order": "secondary", "payer_type": "2",
+        "eligibility": {"checked_at": t("08:10"), "active": True, "copay": 0},
+    })
+    # 08:30 — infant well visit: Ana, 10 months
+    first, done = visit(201, "ana", "08:30", "09:00", "08:24", "08:33", "09:05",
+                        "Well child visit, 10 months", kind="CHECKUP")
+    tasks.extend(first)
+    tasks.append(vitals(201, "ana", "08:36", weight={"lb": 19, "oz": 6},
+                        height={"value": 72.5, "unit": "cm"},
+                        head_circumference={"value": 44.1, "unit": "cm"},
+                        temperature={"value": 98.9, "unit": "[degF]", "site": "axillary"},
+                        heart_rate={"value": 122}, respiratory_rate={"value": 30},
+                        performer=RN_PATEL))
+    tasks.append(shot("imm-201-dtap", "ana", "08:52", 201, vaccine={"cvx": "20"},
+                      manufacturer="SKB", lot_number="3K7X2", expiration_date="2027-02-28",
+                      dose_ml=0.5, site="LT", route="IM", administered_by=RN_PATEL,
+                      ordered_by=DR_OKAFOR, funding_source="VXC51", eligibility="V02",
+                      vis=[{"document": "253088698300026411230724", "published": "2023-07-24",
+                            "presented": DAY}]))
+    tasks.append(shot("imm-201-flu", "ana", "08:54", 201, **{
+        **FLU, "vaccine": {"cvx": "140"}, "dose_ml": 0.5, "site": "RT",
+        "funding_source": "VXC51", "eligibility": "V02"}))
+    tasks.append(done)
+    # 09:00 — Marcus, hypertension follow-up; flu shot yes, Tdap refused
+    first, done = visit(202, "marcus", "09:00", "09:20", "08:55", "09:02", "09:24",
+                        "Hypertension follow-up", kind="FOLLOWUP")
+    tasks.extend(first)
+    tasks.append(vitals(202, "marcus", "09:04",
+                        blood_pressure={"systolic": 148, "diastolic": 92, "position": "sitting",
+                                        "cuff_site": "left-arm"},
+                        heart_rate={"value": 78}, respiratory_rate={"value": 16},
+                        temperature={"value": 98.2, "unit": "[degF]", "site": "oral"},
+                        spo2={"value": 97, "o2_flow": 0},
+                        height={"value": 70, "unit": "[in_i]"},
+                        weight={"value": 212, "unit": "[lb_av]"}, pain={"score": 0},
+                        performer=RN_PATEL))
+    tasks.append(shot("imm-202-flu", "marcus", "09:15", 202, **FLU))
+    tasks.append({"task": "immunization", "id": "imm-202-tdap",
+                  "patient": known(PATIENTS["marcus"]["mrn"]), "status": "not-given",
+                  "vaccine": {"cvx": "115"}, "occurred": t("09:16"),
+                  "reason_not_given": "PATOBJ", "ordered_by": DR_OKAFOR, "visit": "appt-202"})
+    tasks.append(done)
+    # 09:30 — June: declines the BP check today
+    first, done = visit(203, "june", "09:30", "09:50", "09:26", "09:33", "09:55",
+                        "Medication review", kind="FOLLOWUP")
+    tasks.extend(first)
+    tasks.append(vitals(203, "june", "09:35",
+                        blood_pressure={"not_obtained": "patient-refused"},
+                        heart_rate={"value": 70}, spo2={"value": 98},
+                        weight={"value": 64.2, "unit": "kg"}))
+    tasks.append(done)
+    # 10:00 — Omar, new patient physical (booked this morning)
+    first, done = visit(301, "omar", "10:00", "10:30", "09:52", "10:04", "10:41",
+                        "New patient physical", kind="CHECKUP", doctor=DR_LINDQVIST, room=2)
+    first[0] = {**first[0], "current_status": None}
+    first[0] = {k: v for k, v in first[0].items() if v is not None}
+    tasks.extend(first)
+    tasks.append(vitals(301, "omar", "10:06",
+                        blood_pressure={"systolic": 118, "diastolic": 76},
+                        heart_rate={"value": 64}, respiratory_rate={"value": 14},
+                        temperature={"value": 36.8, "unit": "Cel", "site": "tympanic"},
+                        spo2={"value": 99}, height={"value": 181, "unit": "cm"},
+                        weight={"value": 79.4, "unit": "kg"}, bmi={"value": 24.2},
+                        pain={"score": 2}))
+    tasks.append({"task": "immunization", "id": "imm-301-mmr-history",
+                  "patient": known(PATIENTS["omar"]["mrn"]), "status": "historical",
+                  "vaccine": {"cvx": "03"}, "occurred_date": "1989-10-02",
+                  "report_origin": "record", "note": "From the patient's childhood record"})
+    tasks.append(done)
+    # 10:30 — Peter: febrile, high but possible temperature (warning, not an error)
+    first, done = visit(204, "peter", "10:30", "10:50", "10:27", "10:35", "10:58",
+                        "Fever and cough", kind="WALKIN", room=1)
+    first[0] = {**first[0], "current_status": None}
+    first[0] = {k: v for k, v in first[0].items() if v is not None}
+    tasks.insert(0, appt(204, "peter", "book", "10:30", "10:50", appointment_type="WALKIN",
+                         reason="Fever and cough"))
+    tasks.extend(first)
+    tasks.append(vitals(204, "peter", "10:37",
+                        temperature={"value": 104.0, "unit": "[degF]", "site": "oral"},
+                        heart_rate={"value": 112}, respiratory_rate={"value": 22},
+                        spo2={"value": 93}, blood_pressure={"systolic": 132, "diastolic": 84}))
+    tasks.append(done)
+    # 11:00 — Victor and Hana do not come
+    tasks.append(appt(205, "victor", "no_show", "11:00", "11:20", current_status="booked"))
+    tasks.append(appt(206, "hana", "no_show", "11:20", "11:40", current_status="booked"))
+    # 13:00 — Eli, sports physical, Tdap given, HPV given
+    first, done = visit(207, "eli", "13:00", "13:30", "12:51", "13:03", "13:36",
+                        "Sports physical", kind="CHECKUP", room=2, doctor=DR_LINDQVIST)
+    tasks.extend(first)
+    tasks.append(vitals(207, "eli", "13:05",
+                        blood_pressure={"systolic": 108, "diastolic": 66},
+                        heart_rate={"value": 80}, height={"value": 59.5, "unit": "[in_i]"},
+                        weight={"value": 88, "unit": "[lb_av]"},
+                        temperature={"value": 98.4, "unit": "[degF]"}))
+    tasks.append(shot("imm-207-tdap", "eli", "13:20", 207, vaccine={"cvx": "115"},
+                      manufacturer="SKB", lot_number="T9C44", expiration_date="2027-09-30",
+                      dose_ml=0.5, site="LD", route="IM", administered_by=RN_PATEL,
+                      ordered_by=DR_LINDQVIST, funding_source="VXC51", eligibility="V02",
+                      vis=[{"document": "253088698300027111250131", "published": "2025-01-31",
+                            "presented": DAY}]))
+    tasks.append(shot("imm-207-hpv", "eli", "13:22", 207, vaccine={"cvx": "165"},
+                      manufacturer="MSD", lot_number="Y012345", expiration_date="2027-04-30",
+                      dose_ml=0.5, site="RD", route="IM", administered_by=RN_PATEL,
+                      ordered_by=DR_LINDQVIST, funding_source="VXC51", eligibility="V02",
+                      vis=[{"document": "253088698300029511210806", "published": "2021-08-06",
+                            "presented": DAY}]))
+    tasks.append(done)
+    # 14:00 — Rosa checks in; her vitals were typed into a tablet without a time zone
+    tasks.append(appt(208, "rosa", "check_in", "14:00", "14:20", current_status="booked",
+                      at=t("13:55")))
+    tasks.append({"task": "vitals", "id": "vitals-208", "patient": known("MS-10030"),
+                  "effective": f"{DAY}T14:03:00", "visit": "appt-208",
+                  "heart_rate": {"value": 74}})
+    # 16:00 — Tom books a follow-up for next week
+    tasks.append({**appt(209, "tom", "book", "09:00", "09:20", appointment_type="FOLLOWUP",
+                         reason="Lab review"),
+                  "start": "2026-12-04T09:00:00-05:00", "end": "2026-12-04T09:20:00-05:00"})
+    return tasks
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "clinic.json").write_text(json.dumps(CLINIC, indent=2) + "\n")
+    with open(OUT / "day.ndjson", "w") as out:
+        for task in day():
+            out.write(json.dumps(task) + "\n")
+
+
+if __name__ == "__main__":
+    main()
