@@ -28,6 +28,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_map.py
+	$(BIN)/python benchmarks/bench_send.py
 
 clean:
 	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache

@@ -38,34 +38,57 @@ def known(mrn: str) -> dict:
     return {"mrn": mrn, "system": MRN}
 
 
+def person(mrn: str, family: str, given: str, gender: str, born: str) -> dict:
+    return {"mrn": mrn, "system": MRN, "family": family, "given": [given], "gender": gender,
+            "birth_date": born}
+
+
+#: The clinic's patients. A task carries the demographics the first time a patient appears
+#: in the day (a conditional create: harmless if the EHR has them already) and the MRN
+#: alone after that (a conditional reference), as a front desk system would send them.
 PATIENTS = {
     "ana": {"mrn": "MS-10021", "system": MRN, "family": "Rivera", "given": ["Ana", "Lucia"],
             "gender": "female", "birth_date": "2026-01-19", "phone": "555-201-7788",
             "language": "es"},
     "marcus": {"mrn": "MS-10022", "system": MRN, "family": "Bell", "given": ["Marcus"],
                "gender": "male", "birth_date": "1971-06-02", "phone": "555-201-1180"},
-    "june": known("MS-10023"),
+    "june": person("MS-10023", "Kowalski", "June", "female", "1947-12-11"),
     "omar": {"mrn": "MS-10024", "system": MRN, "family": "Haddad", "given": ["Omar"],
              "gender": "male", "birth_date": "1988-09-14", "email": "omar.h@example.org",
              "address": {"line": ["12 Birch Lane"], "city": "Springfield", "state": "IL",
                          "postal_code": "62704"}},
-    "lena": known("MS-10025"),
-    "sofia": known("MS-10026"),
-    "victor": known("MS-10027"),
-    "hana": known("MS-10028"),
+    "lena": person("MS-10025", "Fischer", "Lena", "female", "1994-04-22"),
+    "sofia": person("MS-10026", "Mendes", "Sofia", "female", "1966-02-03"),
+    "victor": person("MS-10027", "Ivanov", "Victor", "male", "1979-11-30"),
+    "hana": person("MS-10028", "Sato", "Hana", "female", "2001-07-15"),
     "peter": {"mrn": "MS-10029", "system": MRN, "family": "Novak", "given": ["Peter"],
               "gender": "male", "birth_date": "1959-03-30"},
-    "rosa": known("MS-10030"),
+    "rosa": person("MS-10030", "Alvarez", "Rosa", "female", "1983-05-09"),
     "eli": {"mrn": "MS-10031", "system": MRN, "family": "Brooks", "given": ["Eli"],
             "gender": "male", "birth_date": "2015-08-08"},
-    "tom": known("MS-10032"),
+    "tom": person("MS-10032", "Whitfield", "Tom", "male", "1952-01-27"),
 }
+
+
+def pat(who: str) -> dict:
+    return PATIENTS[who]
+
+
+def first_time_demographics(tasks: list[dict]) -> list[dict]:
+    """Demographics on each patient's first task of the day, the MRN alone after."""
+    seen: set[str] = set()
+    for task in tasks:
+        mrn = task["patient"]["mrn"]
+        if mrn in seen:
+            task["patient"] = known(mrn)
+        seen.add(mrn)
+    return tasks
 
 
 def appt(n: int, who: str, action: str, start: str, end: str, doctor=DR_OKAFOR, room=1,
          **extra) -> dict:
     return {"task": "appointment", "id": f"appt-{n}-{action}", "appointment_id": f"appt-{n}",
-            "action": action, "patient": PATIENTS[who], "start": t(start), "end": t(end),
+            "action": action, "patient": pat(who), "start": t(start), "end": t(end),
             "service_type": {"system": "snomed", "code": "394814009",
                              "display": "General practice"},
             "practitioner": doctor, "location": ROOM[room], **extra}
@@ -83,12 +106,12 @@ def visit(n: int, who: str, start: str, end: str, checkin: str, roomed: str, don
 
 
 def vitals(n: int, who: str, at: str, **measures) -> dict:
-    return {"task": "vitals", "id": f"vitals-{n}", "patient": known(PATIENTS[who]["mrn"]),
+    return {"task": "vitals", "id": f"vitals-{n}", "patient": pat(who),
             "effective": t(at), "visit": f"appt-{n}", **measures}
 
 
 def shot(task_id: str, who: str, at: str, n: int, **fields) -> dict:
-    return {"task": "immunization", "id": task_id, "patient": known(PATIENTS[who]["mrn"]),
+    return {"task": "immunization", "id": task_id, "patient": pat(who),
             "occurred": t(at), "visit": f"appt-{n}", "location": ROOM[1], **fields}
 
 
@@ -110,7 +133,7 @@ def day() -> list[dict]:
                       appointment_type="FOLLOWUP", reason="Blood pressure follow-up"))
     # insurance at the front desk
     tasks.append({
-        "task": "coverage", "id": "cov-omar-1", "patient": PATIENTS["omar"],
+        "task": "coverage", "id": "cov-omar-1", "patient": pat("omar"),
         "payer": {"id": "60054", "name": "Aetna"}, "member_id": "W284619035",
         "group": {"id": "GRP-88213", "name": "Springfield Schools"},
         "plan": {"id": "PPO-GOLD", "name": "Aetna Open Access Gold PPO"},
@@ -122,7 +145,7 @@ def day() -> list[dict]:
                         "deductible": {"amount": 1500, "remaining": 400}},
     })
     tasks.append({  # Marcus changed plans at his employer: same payer and member id
-        "task": "coverage", "id": "cov-marcus-2", "patient": known(PATIENTS["marcus"]["mrn"]),
+        "task": "coverage", "id": "cov-marcus-2", "patient": pat("marcus"),
         "payer": {"id": "87726", "name": "UnitedHealthcare"}, "member_id": "UH7730021",
         "group": {"id": "GRP-4410", "name": "Bell Logistics"},
         "plan": {"id": "HDHP-2026", "name": "Choice Plus HDHP"},
@@ -132,7 +155,7 @@ def day() -> list[dict]:
                         "deductible": {"amount": 3200, "remaining": 3200}},
     })
     tasks.append({  # Eli is on his mother's plan; Medicaid is secondary
-        "task": "coverage", "id": "cov-eli-2", "patient": PATIENTS["eli"],
+        "task": "coverage", "id": "cov-eli-2", "patient": pat("eli"),
         "payer": {"id": "77027", "name": "Illinois Medicaid"}, "member_id": "IL55012093",
         "subscriber": {"relationship": "self"}, "period": {"start": "2026-07-01"},
         "order": "secondary", "payer_type": "2",
@@ -173,7 +196,7 @@ def day() -> list[dict]:
                         performer=RN_PATEL))
     tasks.append(shot("imm-202-flu", "marcus", "09:15", 202, **FLU))
     tasks.append({"task": "immunization", "id": "imm-202-tdap",
-                  "patient": known(PATIENTS["marcus"]["mrn"]), "status": "not-given",
+                  "patient": pat("marcus"), "status": "not-given",
                   "vaccine": {"cvx": "115"}, "occurred": t("09:16"),
                   "reason_not_given": "PATOBJ", "ordered_by": DR_OKAFOR, "visit": "appt-202"})
     tasks.append(done)
@@ -200,7 +223,7 @@ def day() -> list[dict]:
                         weight={"value": 79.4, "unit": "kg"}, bmi={"value": 24.2},
                         pain={"score": 2}))
     tasks.append({"task": "immunization", "id": "imm-301-mmr-history",
-                  "patient": known(PATIENTS["omar"]["mrn"]), "status": "historical",
+                  "patient": pat("omar"), "status": "historical",
                   "vaccine": {"cvx": "03"}, "occurred_date": "1989-10-02",
                   "report_origin": "record", "note": "From the patient's childhood record"})
     tasks.append(done)
@@ -245,7 +268,7 @@ def day() -> list[dict]:
     # 14:00 — Rosa checks in; her vitals were typed into a tablet without a time zone
     tasks.append(appt(208, "rosa", "check_in", "14:00", "14:20", current_status="booked",
                       at=t("13:55")))
-    tasks.append({"task": "vitals", "id": "vitals-208", "patient": known("MS-10030"),
+    tasks.append({"task": "vitals", "id": "vitals-208", "patient": pat("rosa"),
                   "effective": f"{DAY}T14:03:00", "visit": "appt-208",
                   "heart_rate": {"value": 74}})
     # 16:00 — Tom books a follow-up for next week
@@ -259,7 +282,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "clinic.json").write_text(json.dumps(CLINIC, indent=2) + "\n")
     with open(OUT / "day.ndjson", "w") as out:
-        for task in day():
+        for task in first_time_demographics(day()):
             out.write(json.dumps(task) + "\n")
 
 

@@ -134,7 +134,7 @@ def test_demo_maps_the_whole_day(demo):
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
     assert summary["stored"]["Observation"] == 40  # 37 measurements + 3 computed BMIs
-    assert summary["stored"]["Patient"] == 5
+    assert summary["stored"]["Patient"] == 12  # every patient of the day, created once
     assert summary["stored"]["Immunization"] == 7
     assert [q["problems"] for q in summary["quarantined"]] == [[
         "task[41].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "

@@ -1,0 +1,115 @@
+"""Throughput of ``mafhir send`` (FhirClient) against plain ``requests``, on one SEKMET run.
+
+Three ways to deliver the same heart-rate Observations (transaction Bundles of 100):
+
+* mafhir: ``FhirClient.send`` (capabilities, retries, logging, response checks);
+* baseline: a keep-alive ``requests.Session`` posting the same Bundles in a loop;
+* naive: one ``POST /Observation`` per resource on a keep-alive session.
+
+Then pages through 10,000 Observations with ``FhirClient.search`` and reports the Python
+memory held at page 2 and at the last page (streaming: it must not grow with the count).
+Prints ratios; asserts nothing about time (machines differ).
+
+    python benchmarks/bench_send.py [--resources 2000] [--page-total 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+import uuid
+
+import requests
+
+from mafhir.testing import fhir_server
+from mafhir_fhir_rest.client import FhirClient
+
+
+def observation(system: str, i: int) -> dict:
+    return {"resourceType": "Observation", "identifier": [{"system": system, "value": str(i)}],
+            "status": "final",
+            "category": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": "Patient/bench"},
+            "effectiveDateTime": "2026-03-04T09:15:00-05:00",
+            "valueQuantity": {"value": 60 + i % 40, "unit": "/min",
+                              "system": "http://unitsofmeasure.org", "code": "/min"}}
+
+
+def bundles(system: str, n: int, size: int = 100) -> list[dict]:
+    out = []
+    for start in range(0, n, size):
+        out.append({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": observation(system, i),
+             "request": {"method": "POST", "url": "Observation",
+                         "ifNoneExist": f"identifier={system}|{i}"}}
+            for i in range(start, min(n, start + size))]})
+    return out
+
+
+def rate(n: int, fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--resources", type=int, default=2000)
+    ap.add_argument("--naive", type=int, default=500)
+    ap.add_argument("--page-total", type=int, default=10_000)
+    args = ap.parse_args()
+    base = fhir_server().base_url
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+    client = FhirClient(base)
+    client.capabilities()
+    session = requests.Session()
+    results: dict[str, list[float]] = {"mafhir": [], "baseline": [], "naive": []}
+    for _ in range(2):  # alternate, so drift in the server hits both
+        sys_m, sys_b, sys_n = (f"urn:bench:{uuid.uuid4()}" for _ in range(3))
+        bm, bb = bundles(sys_m, args.resources), bundles(sys_b, args.resources)
+        results["mafhir"].append(rate(args.resources, lambda bm=bm: [client.send(b) for b in bm]))
+
+        def baseline(bb=bb) -> None:
+            for b in bb:
+                r = session.post(base, json=b, headers=headers)
+                r.raise_for_status()
+
+        results["baseline"].append(rate(args.resources, baseline))
+
+        def naive(sys_n=sys_n) -> None:
+            for i in range(args.naive):
+                r = session.post(f"{base}/Observation", json=observation(sys_n, i),
+                                 headers=headers)
+                r.raise_for_status()
+
+        results["naive"].append(rate(args.naive, naive))
+    best = {k: max(v) for k, v in results.items()}
+    for k, v in best.items():
+        print(f"{k:9s} {v:8.0f} resources/s")
+    print(f"mafhir / baseline = {best['mafhir'] / best['baseline']:.2f}")
+    print(f"naive / baseline  = {best['naive'] / best['baseline']:.2f}")
+
+    system = f"urn:bench:page:{uuid.uuid4()}"
+    for b in bundles(system, args.page_total, 500):
+        client.send(b)
+    tracemalloc.start()
+    held = {}
+    count = 0
+    last_page_at = args.page_total - 50
+    for i, _ in enumerate(client.search("Observation", {"identifier": f"{system}|"}, count=500)):
+        count += 1
+        if i in (600, last_page_at):
+            held[i] = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"paged {count} Observations; Python memory held at page 2: {held[600] / 1e6:.1f} MB,"
+          f" at the last page: {held[last_page_at] / 1e6:.1f} MB")
+    client.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""mafhir.testing: the conformance kit for connector plugins.
+
+One line in a plugin's tests generates a suite that runs the connector against a real
+FHIR R4 server (SEKMET, started on a free loopback port, or ``MAFHIR_TEST_FHIR_URL``)::
+
+    from mafhir.testing import connector_suite
+
+    TestConformance = connector_suite("my-connector")
+
+See ``docs/connectors.md``. The pieces are usable on their own: :func:`fhir_server`,
+:class:`FaultProxy` (429/503/dropped/slow/HTML answers on demand) and :class:`TokenServer`
+(a SMART Backend Services token endpoint that verifies client assertions).
+"""
+
+from __future__ import annotations
+
+from .proxy import Fault, FaultProxy, Seen, strip_next_link
+from .server import FhirServer, ServerUnavailable, fhir_server, free_port
+from .suite import AuthSpec, connector_suite
+from .tokenserver import TokenServer
+
+__all__ = [
+    "AuthSpec",
+    "Fault",
+    "FaultProxy",
+    "FhirServer",
+    "Seen",
+    "ServerUnavailable",
+    "TokenServer",
+    "connector_suite",
+    "fhir_server",
+    "free_port",
+    "strip_next_link",
+]

@@ -1,0 +1,42 @@
+"""pytest fixtures of the kit: a real FHIR server and a fault proxy in front of it.
+
+Load with ``-p mafhir.testing.plugin``, ``pytest_plugins = ["mafhir.testing.plugin"]`` in a
+root conftest, or import the fixtures into a conftest. Without the server scripts the
+fixtures skip with the reason — except under ``CI=true``, where that is a failure: CI must
+prove the integration, not skip it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .proxy import FaultProxy
+from .server import ServerUnavailable, fhir_server
+
+__all__ = ["fault_proxy", "fhir_base_url", "require_fhir_server"]
+
+
+def require_fhir_server() -> str:
+    """The test server's base URL; skip (or fail under CI=true) when there is none."""
+    try:
+        return fhir_server().base_url
+    except ServerUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and no FHIR test server: {exc}", pytrace=False)
+        pytest.skip(f"no FHIR test server: {exc}")
+
+
+@pytest.fixture(scope="session")
+def fhir_base_url() -> str:
+    """Base URL of a real FHIR R4 server on loopback (SEKMET), one per test session."""
+    return require_fhir_server()
+
+
+@pytest.fixture
+def fault_proxy(fhir_base_url: str) -> Iterator[FaultProxy]:
+    """A fresh fault-injecting proxy in front of the test server."""
+    with FaultProxy(fhir_base_url) as proxy:
+        yield proxy
