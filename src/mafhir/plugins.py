@@ -46,6 +46,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.validation.profiles",
     "mafhir.connectors.directory",
     "mafhir.cli.commands",
+    "mafhir.outbox.plugin",
+    "mafhir.hl7v2.plugin",
 )
 
 

@@ -1,0 +1,1 @@
+"""The outbox's built-in plugin: the local destination and the sync commands (to come)."""
