@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -55,18 +56,20 @@ def templates() -> list[dict]:
             if not isinstance(next(iter(pipeline.run([(i, t)]))), Failed)]
 
 
-def make_tasks(n: int) -> list[dict]:
+def iter_tasks(n: int) -> Iterator[dict]:
     """``n`` distinct tasks: templates with new task ids, MRNs and appointment ids."""
     base = templates()
-    tasks = []
     for i in range(n):
         task = copy.deepcopy(base[i % len(base)])
         task["id"] = f"{task['id']}-{i}"
         task["patient"]["mrn"] = f"B{i % 5000:05d}"  # 5,000 patients, seen several times
         if "appointment_id" in task:
             task["appointment_id"] = f"bench-{i}"
-        tasks.append(task)
-    return tasks
+        yield task
+
+
+def make_tasks(n: int) -> list[dict]:
+    return list(iter_tasks(n))
 
 
 def run_baseline(tasks: list[dict], ctx: MapContext) -> tuple[int, int]:
@@ -94,6 +97,7 @@ def run_mafhir(tasks: list[dict], ctx: MapContext) -> tuple[int, int]:
 
 
 def throughput(n: int, rounds: int) -> None:
+    """Best tasks/s of each side over alternating runs, and their ratio."""
     ctx = MapContext(clinic=load_clinic(str(demo_day_dir() / "clinic.json")))
     tasks = make_tasks(n)
     get_registry()
@@ -117,13 +121,15 @@ def throughput(n: int, rounds: int) -> None:
 
 def peak_rss_mb(n: int, workdir: Path) -> tuple[float, float]:
     source = workdir / f"tasks-{n}.ndjson"
-    with open(source, "w") as out:
-        for task in make_tasks(n):
+    with open(source, "w") as out:  # streamed, so this process stays small too
+        for task in iter_tasks(n):
             out.write(json.dumps(task) + "\n")
     target = workdir / f"bundles-{n}.ndjson"
-    code = ("import resource, sys; from mafhir.cli.main import main\n"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent
+    code = ("import sys; from mafhir.cli.main import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "print(hwm.split()[1], file=sys.stderr)\n")
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", code, "map", "--ndjson", "--clinic",

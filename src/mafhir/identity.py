@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-__all__ = ["identifier_query", "resource_uuid"]
+__all__ = ["identifier_from_reference", "identifier_query", "resource_uuid"]
 
 # A fixed namespace for mafhir's name-based UUIDs (uuid5 of the DNS name below).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mafhir.fhir.resources")
@@ -27,3 +27,30 @@ def identifier_query(system: str, value: str) -> str:
         return text
 
     return f"identifier={esc(system)}|{esc(value)}"
+
+
+def identifier_from_reference(reference: str) -> tuple[str, str, str] | None:
+    """``(type, system, value)`` of a ``Type?identifier=system|value`` reference, else None.
+
+    Undoes the escaping :func:`identifier_query` applies.
+    """
+    rtype, sep, query = reference.partition("?identifier=")
+    if not sep or not rtype:
+        return None
+    parts: list[str] = []
+    buf: list[str] = []
+    escaped = False
+    for ch in query:
+        if escaped:
+            buf.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "|" and not parts:
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    if not parts:
+        return None
+    return rtype, parts[0], "".join(buf)

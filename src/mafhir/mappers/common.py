@@ -13,7 +13,8 @@ from .. import systems
 from ..bundle import Entry, create
 from ..context import Clinic, MapContext
 from ..fhirtypes import codeable, coding, fhir_date, identifier, reference
-from ..identity import identifier_query
+from ..identity import identifier_from_reference, identifier_query
+from ..resourceset import ResourceSet
 from ..tasks.common import Address, LocationRef, PatientRef, PractitionerRef
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "patient_refs",
     "practitioner_entry",
     "practitioner_from_fhir",
+    "visit_from_fhir",
 ]
 
 JSON = dict[str, Any]
@@ -108,13 +110,33 @@ def encounter_ref(visit: str, ctx: MapContext) -> JSON:
     return reference(f"Encounter?{identifier_query(ctx.clinic.task_system('encounter'), visit)}")
 
 
+def visit_from_fhir(ref: JSON | None, resources: ResourceSet) -> str | None:
+    """The visit (appointment id) an ``encounter`` reference points at, or None.
+
+    Read from the Encounter's ``…/encounter`` identifier when the Encounter is in the
+    set (a server answers ``Encounter/<id>``), else from a conditional reference.
+    """
+    if not isinstance(ref, dict):
+        return None
+    encounter = resources.resolve(ref)
+    if encounter is not None:
+        idents = encounter.get("identifier") or []
+        chosen = next((i for i in idents if str(i.get("system", "")).endswith("/encounter")),
+                      idents[0] if idents else None)
+        return None if chosen is None else chosen.get("value")
+    parsed = identifier_from_reference(str(ref.get("reference", "")))
+    return parsed[2] if parsed and parsed[0] == "Encounter" else None
+
+
 def patient_from_fhir(resource: JSON | None, ref: JSON | None = None) -> PatientRef:
     """The PatientRef behind a Patient resource, or behind a conditional reference."""
     if resource is None:
         if ref is None or "?identifier=" not in ref.get("reference", ""):
             raise ValueError("no Patient and no identifier reference to read the MRN from")
-        query = ref["reference"].split("?identifier=", 1)[1]
-        system, mrn = _split_token(query)
+        parsed = identifier_from_reference(ref["reference"])
+        if parsed is None:
+            raise ValueError("the patient reference is not Patient?identifier=system|value")
+        _, system, mrn = parsed
         return PatientRef(mrn=mrn, system=system)
     mrn_ident = next(
         (i for i in resource.get("identifier", [])
@@ -140,25 +162,6 @@ def patient_from_fhir(resource: JSON | None, ref: JSON | None = None) -> Patient
         address=address_from_json(addresses[0]) if addresses else None,
         language=language,
     )
-
-
-def _split_token(query: str) -> tuple[str, str]:
-    """Split an escaped ``system|value`` search token."""
-    parts: list[str] = []
-    buf = []
-    it = iter(query)
-    for ch in it:
-        if ch == "\\":
-            buf.append(next(it, ""))
-        elif ch == "|" and not parts:
-            parts.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    parts.append("".join(buf))
-    if len(parts) != 2:
-        raise ValueError("identifier reference is not system|value")
-    return parts[0], parts[1]
 
 
 def practitioner_entry(person: PractitionerRef) -> Refs:

@@ -50,6 +50,7 @@ from .common import (
     patient_refs,
     practitioner_entry,
     practitioner_from_fhir,
+    visit_from_fhir,
 )
 
 __all__ = ["ELIGIBILITY_SYSTEM", "ORIGIN_SYSTEM", "from_fhir", "register_mappers", "to_fhir"]
@@ -213,14 +214,6 @@ def _performers(imm: JSON, resources: ResourceSet) -> dict[str, Any]:
     return out
 
 
-def _visit(imm: JSON) -> str | None:
-    ref = (imm.get("encounter") or {}).get("reference", "")
-    if "?identifier=" in ref:
-        token = ref.split("?identifier=", 1)[1]
-        return token.rsplit("|", 1)[-1] if "|" in token else None
-    return None
-
-
 def _one(imm: JSON, resources: ResourceSet) -> ImmunizationTask:
     task_id = _task_id(imm)
     patient_ref = imm.get("patient")
@@ -248,7 +241,7 @@ def _one(imm: JSON, resources: ResourceSet) -> ImmunizationTask:
         data["occurred_text"] = when  # a year or year-month: keep it as reported
     else:
         data["occurred_text"] = imm.get("occurrenceString")
-    if (visit := _visit(imm)) is not None:
+    if (visit := visit_from_fhir(imm.get("encounter"), resources)) is not None:
         data["visit"] = visit
     place = resources.resolve(imm.get("location"))
     if place is not None:

@@ -52,6 +52,7 @@ from .common import (
     patient_refs,
     practitioner_entry,
     practitioner_from_fhir,
+    visit_from_fhir,
 )
 
 __all__ = [
@@ -386,35 +387,8 @@ def _read(field: str, obs: JSON) -> JSON:
     raise ValueError(f"unknown vital sign field {field}")
 
 
-def _token_value(reference: str) -> str:
-    """The value of a ``Type?identifier=system|value`` reference (FHIR search escapes)."""
-    query = reference.split("?identifier=", 1)[1]
-    out, escaped, seen_bar = [], False, False
-    for ch in query:
-        if escaped:
-            out.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "|" and not seen_bar:
-            seen_bar, out = True, []
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _visit(obs: JSON, resources: ResourceSet) -> str | None:
-    ref = obs.get("encounter")
-    if not isinstance(ref, dict):
-        return None
-    encounter = resources.resolve(ref)
-    if encounter is not None:
-        idents = encounter.get("identifier") or []
-        chosen = next((i for i in idents if str(i.get("system", "")).endswith("/encounter")),
-                      idents[0] if idents else None)
-        return None if chosen is None else chosen.get("value")
-    text = ref.get("reference", "")
-    return _token_value(text) if "?identifier=" in text else None
+    return visit_from_fhir(obs.get("encounter"), resources)
 
 
 def _vitals_observations(resources: ResourceSet) -> dict[str, dict[str, JSON]]:
