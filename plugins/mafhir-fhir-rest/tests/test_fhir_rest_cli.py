@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mafhir.cli.main import build_cli
-from mafhir.testing import FaultProxy
+from mafhir.testing import Fault, FaultProxy
 
 NPI = "1245319599"
 
@@ -148,3 +148,38 @@ def test_unreachable_server_exits_75(tmp_path: Path):
                    'max_attempts = 1\n')
     code, err, _ = run("send", "--to", "down", "--config", str(cfg), str(tmp_path / "b.json"))
     assert code == 75 and "network failure" in err
+
+
+def test_partial_delivery_reports_only_what_was_stored(fhir_base_url: str, tmp_path: Path):
+    """Single requests are not atomic: the report counts exactly what the server kept."""
+    from mafhir_fhir_rest.client import FhirClient
+
+    from .helpers_fhir_rest import bundle, count
+
+    system = f"urn:mafhir:test:{uuid.uuid4()}"
+    (tmp_path / "b.json").write_text(json.dumps(bundle(system, n_obs=3, broken_at=1)))
+    code, err, _ = run("send", "--to", fhir_base_url, "--mode", "single", str(tmp_path / "b.json"))
+    assert code == 1
+    assert "3 entr(y/ies) stored, 1 not (entries 2)" in err
+    assert "(3 resource(s) were accepted" in err and "sent " not in err
+    with FhirClient(fhir_base_url) as c:
+        assert count(c, "Patient", system) + count(c, "Observation", system) == 3
+
+
+def test_unreadable_transaction_answer_is_not_reported_as_sent(fhir_base_url: str,
+                                                                tmp_path: Path):
+    """A transaction-response without one entry per request: delivery unknown, not 'sent'."""
+    from .helpers_fhir_rest import bundle
+
+    def drop_last(body: dict) -> dict:
+        body["entry"] = body.get("entry", [])[:-1]
+        return body
+
+    system = f"urn:mafhir:test:{uuid.uuid4()}"
+    (tmp_path / "b.json").write_text(json.dumps(bundle(system, n_obs=2)))
+    with FaultProxy(fhir_base_url) as proxy:
+        proxy.add(Fault.rewrite_json(drop_last), method="POST")
+        code, err, _ = run("send", "--to", proxy.base_url, str(tmp_path / "b.json"))
+    assert code == 1
+    assert "not a transaction-response with one entry per request; delivery unknown" in err
+    assert "sent " not in err and "accepted" not in err

@@ -15,7 +15,7 @@ See ``docs/connectors.md``. The pieces are usable on their own: :func:`fhir_serv
 from __future__ import annotations
 
 from .proxy import Fault, FaultProxy, Seen, strip_next_link
-from .server import FhirServer, ServerUnavailable, fhir_server, free_port
+from .server import FhirServer, ServerUnavailable, fhir_server, free_port, start_fhir_server
 from .suite import AuthSpec, connector_suite
 from .tokenserver import TokenServer
 
@@ -30,5 +30,6 @@ __all__ = [
     "connector_suite",
     "fhir_server",
     "free_port",
+    "start_fhir_server",
     "strip_next_link",
 ]

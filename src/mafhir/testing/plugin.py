@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from .proxy import FaultProxy
-from .server import ServerUnavailable, fhir_server
+from .server import FhirServer, ServerUnavailable, fhir_server, start_fhir_server
 
-__all__ = ["fault_proxy", "fhir_base_url", "require_fhir_server"]
+__all__ = ["fault_proxy", "fhir_base_url", "fresh_fhir_server", "require_fhir_server"]
 
 
 def require_fhir_server() -> str:
@@ -24,9 +24,28 @@ def require_fhir_server() -> str:
     try:
         return fhir_server().base_url
     except ServerUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and no FHIR test server: {exc}", pytrace=False)
-        pytest.skip(f"no FHIR test server: {exc}")
+        _unavailable(exc)
+        raise
+
+
+def _unavailable(exc: Exception) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and no FHIR test server: {exc}", pytrace=False)
+    pytest.skip(f"no FHIR test server: {exc}")
+
+
+@pytest.fixture(scope="module")
+def fresh_fhir_server() -> Iterator[FhirServer]:
+    """A FHIR server of the test module's own, started empty (about 2 s) and stopped after
+    it: for tests that read back fixed identifiers or a whole day, which other tests'
+    data on the shared server would change."""
+    try:
+        server = start_fhir_server()
+    except ServerUnavailable as exc:
+        _unavailable(exc)
+        raise
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

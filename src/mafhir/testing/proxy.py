@@ -109,10 +109,12 @@ class FaultProxy:
 
     :param auth_check: when given, a request whose headers it refuses gets a 401
         OperationOutcome (a protected server, for auth tests).
+    :param tls: ``(certfile, keyfile)``: serve HTTPS with that certificate (its base URL
+        is then ``https://…``), for tests of TLS verification.
     """
 
-    def __init__(self, upstream: str, auth_check: Callable[[dict[str, str]], bool] | None = None
-                 ) -> None:
+    def __init__(self, upstream: str, auth_check: Callable[[dict[str, str]], bool] | None = None,
+                 tls: tuple[str, str] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         parts = urlsplit(self.upstream)
         self._up_host = parts.hostname or "127.0.0.1"
@@ -126,7 +128,15 @@ class FaultProxy:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self.port = int(self._httpd.server_address[1])
-        self.base_url = f"http://127.0.0.1:{self.port}{self._up_path}"
+        scheme = "http"
+        if tls is not None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self.port}{self._up_path}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     # ------------------------------------------------------------------ control

@@ -18,7 +18,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FhirServer", "ServerUnavailable", "fhir_server", "find_server_dir", "free_port"]
+__all__ = [
+    "FhirServer",
+    "ServerUnavailable",
+    "fhir_server",
+    "find_server_dir",
+    "free_port",
+    "start_fhir_server",
+]
 
 
 class ServerUnavailable(RuntimeError):
@@ -88,21 +95,38 @@ def fhir_server() -> FhirServer:
                         " set MAFHIR_FHIR_SERVER_DIR, or MAFHIR_TEST_FHIR_URL for a running "
                         "server)")
             raise ServerUnavailable(_failure)
-        port = free_port()
-        run_dir = Path(tempfile.mkdtemp(prefix=f"mafhir-sekmet-{port}-"))
-        env = {**os.environ, "FHIR_PORT": str(port), "FHIR_RUN_DIR": str(run_dir)}
-        env.pop("FHIR_KEEP_DATA", None)
         try:
-            done = subprocess.run([str(server_dir / "start")], env=env, capture_output=True,
-                                  text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            _failure = "the FHIR test server did not start within 10 minutes"
-            raise ServerUnavailable(_failure) from None
-        if done.returncode != 0 or not done.stdout.strip().startswith("http"):
-            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-            _failure = f"the FHIR test server failed to start (exit {done.returncode}): {tail}"
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise ServerUnavailable(_failure)
-        _server = FhirServer(done.stdout.strip().splitlines()[-1], port, server_dir, run_dir)
-        atexit.register(_server.stop)
+            _server = start_fhir_server(server_dir)
+        except ServerUnavailable as exc:
+            _failure = str(exc)
+            raise
         return _server
+
+
+def start_fhir_server(server_dir: Path | None = None) -> FhirServer:
+    """A new server of your own on a free port, with an empty store; call ``stop()``
+    (it is also stopped at exit). For tests that need a server no other test writes to
+    (exact counts of fixed identifiers, a whole day's schedule). Raises ServerUnavailable.
+    """
+    server_dir = server_dir or find_server_dir()
+    if server_dir is None:
+        raise ServerUnavailable("the FHIR test server scripts were not found "
+                                "(../shared/fhir-test-server; set MAFHIR_FHIR_SERVER_DIR)")
+    port = free_port()
+    run_dir = Path(tempfile.mkdtemp(prefix=f"mafhir-sekmet-{port}-"))
+    env = {**os.environ, "FHIR_PORT": str(port), "FHIR_RUN_DIR": str(run_dir)}
+    env.pop("FHIR_KEEP_DATA", None)
+    try:
+        done = subprocess.run([str(server_dir / "start")], env=env, capture_output=True,
+                              text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise ServerUnavailable("the FHIR test server did not start within 10 minutes") from None
+    if done.returncode != 0 or not done.stdout.strip().startswith("http"):
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise ServerUnavailable(f"the FHIR test server failed to start (exit {done.returncode}):"
+                                f" {tail}")
+    server = FhirServer(done.stdout.strip().splitlines()[-1], port, server_dir, run_dir)
+    atexit.register(server.stop)
+    return server

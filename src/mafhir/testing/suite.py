@@ -7,6 +7,8 @@ What the suite expects of a connector (``factory(base_url) -> connector``):
   ``.outcome`` holds the server's OperationOutcome (a dict) and ``.status`` the HTTP status;
 * it retries 429 and 503 itself, waiting at least ``Retry-After``, and gives up with a
   transient error when the server keeps refusing;
+* Bundles sent one after another are stored in that order (a retried one included): the
+  server's version history of the patient they update shows them in the order sent;
 * optional: ``search(resource_type, params)`` yields every matching resource of every page
   (the paging tests are skipped, with the reason, when it has none);
 * optional auth: pass ``auth_factory(base_url, AuthSpec) -> connector`` to test that the
@@ -110,6 +112,18 @@ def _bundle(system: str, n_obs: int = 2, broken: bool = False) -> JSON:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
+def _revision(system: str, i: int) -> JSON:
+    """Revision ``i`` of one patient (conditional update) and a new Observation about them."""
+    pid = f"urn:uuid:{uuid.uuid4()}"
+    obs = _bundle(system, n_obs=i + 1)["entry"][-1]
+    obs["resource"]["subject"] = {"reference": pid}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": pid, "resource": {**_patient(system, "ord"), "name": [
+            {"family": "Kitson", "given": [f"rev{i}"]}]},
+         "request": {"method": "PUT", "url": f"Patient?identifier={system}|ord"}},
+        obs]}
+
+
 def _close(conn: Any) -> None:
     close = getattr(conn, "close", None)
     if callable(close):
@@ -193,6 +207,38 @@ def connector_suite(connector: str | Factory, *,
             assert getattr(info.value, "status", None) == 412
             _, after = _http("GET", f"{base_url}/Patient/{rid}")
             assert after is not None and after["meta"]["versionId"] == "2"
+
+        # ---------------------------------------------------------------- ordering
+        def test_ordering(self, proxy: FaultProxy, system: str, base_url: str) -> None:
+            """Four revisions of one patient, sent in turn (the second one answered 503
+            first), are stored as versions 1–4 in the order sent, each Observation after
+            the one before; the latest state is the last revision."""
+            n = 4
+            c = make(proxy.base_url)
+            try:
+                for i in range(n):
+                    if i == 1:
+                        proxy.add(Fault.status_code(503, retry_after="0"), method="POST")
+                    c.send(_revision(system, i))
+            finally:
+                _close(c)  # a connector that queues must have delivered by now
+            q = urllib.parse.urlencode({"identifier": f"{system}|ord"})
+            _, found = _http("GET", f"{base_url}/Patient?{q}")
+            assert found is not None and found.get("total", len(found.get("entry", []))) == 1
+            pid = found["entry"][0]["resource"]["id"]
+            _, history = _http("GET", f"{base_url}/Patient/{pid}/_history?_count=100")
+            assert history is not None
+            versions = sorted((e["resource"] for e in history.get("entry", [])),
+                              key=lambda r: int(r["meta"]["versionId"]))
+            assert [v["meta"]["versionId"] for v in versions] == [str(i + 1) for i in range(n)]
+            assert [v["name"][0]["given"][0] for v in versions] == [f"rev{i}" for i in range(n)]
+            stamps = []
+            for i in range(n):
+                q = urllib.parse.urlencode({"identifier": f"{system}|o{i}"})
+                _, page = _http("GET", f"{base_url}/Observation?{q}")
+                assert page is not None and len(page.get("entry", [])) == 1, f"o{i}"
+                stamps.append(page["entry"][0]["resource"]["meta"]["lastUpdated"])
+            assert stamps == sorted(stamps)  # created in the order sent
 
         # ---------------------------------------------------------------- paging
         def test_paging(self, conn: Any, base_url: str, system: str) -> None:

@@ -21,10 +21,15 @@ from mafhir.plugins import get_registry
 
 from . import reads
 from .config import client_for
+from .totasks import Unmapped, to_tasks
 
 __all__ = ["pull_command", "send_command"]
 
 JSON = dict[str, Any]
+
+#: pull WHAT → the task kind --tasks maps it to
+TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals": "vitals",
+             "coverage": "coverage"}
 
 
 def _load_clinic(path: str | None) -> Any:
@@ -99,8 +104,10 @@ def send_command(target: str, source: str, config_path: str | None, clinic_path:
                            err=True)
     except MafhirError as exc:
         click.echo(f"error: {exc}", err=True)
-        if sent:
-            click.echo(f"({sent} resource(s) were accepted before the failure)", err=True)
+        accepted = len(getattr(exc, "accepted", ()))  # a batch/single delivery stores some
+        if sent or accepted:
+            click.echo(f"({sent + accepted} resource(s) were accepted by the server before the "
+                       "failure)", err=True)
         sys.exit(75 if exc.transient else 1)
 
 
@@ -109,6 +116,13 @@ def _parse_day(text: str) -> date | datetime:
         return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD or an ISO date-time with offset") from None
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--birthdate") from None
 
 
 @click.command("pull")
@@ -128,7 +142,8 @@ def _parse_day(text: str) -> date | datetime:
 @click.option("--birthdate", help="patient: birth date YYYY-MM-DD.")
 @click.option("--since", help="vitals: only from this date.")
 @click.option("--tasks", "as_tasks", is_flag=True,
-              help="schedule: print appointment tasks instead of FHIR.")
+              help="schedule, immunizations, vitals, coverage: print the tasks (appointment, "
+                   "immunization, vitals, coverage) instead of FHIR resources.")
 @click.option("--count", type=int, default=None, help="Page size (_count).")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 def pull_command(target: str, what: str, config_path: str | None, day: str | None,
@@ -136,36 +151,54 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                  patient: str | None, mrn_system: str | None, family: str | None,
                  given: str | None, birthdate: str | None, since: str | None,
                  as_tasks: bool, count: int | None, insecure: bool) -> None:
-    """Read from a FHIR server: NDJSON on stdout, one resource (or task) per line."""
+    """Read from a FHIR server: NDJSON on stdout, one resource (or task) per line.
+
+    With --tasks, an item that cannot be mapped back to a task is named on stderr
+    (Type/id and why), the others are still written, and the exit status is 1.
+    """
     out = sys.stdout.buffer
     try:
+        if as_tasks and what not in TASK_KIND:
+            raise InputError(f"--tasks works with {', '.join(TASK_KIND)}, not {what}")
         client = client_for(target, config_path, insecure=insecure, page_size=count)
         with client:
             if what == "schedule":
                 start = _parse_day(day) if day else date.today()
-                found = list(reads.schedule(client, start, _parse_day(end) if end else None,
-                                            practitioner, location))
-                items: Any = reads.schedule_tasks(found) if as_tasks else found
-                for item in items:
-                    doc = item.model_dump(mode="json", exclude_none=True) if as_tasks else item
-                    out.write(dumps(doc) + b"\n")
-                return
-            if what == "patient":
-                bd = date.fromisoformat(birthdate) if birthdate else None
+                stream: Any = reads.schedule(client, start, _parse_day(end) if end else None,
+                                             practitioner, location)
+            elif what == "patient":
+                bd = _parse_date(birthdate) if birthdate else None
                 if not (patient or family):
                     raise InputError("pull patient needs --patient MRN or --family/--birthdate")
-                stream: Any = reads.find_patient(client, mrn=patient, mrn_system=mrn_system,
-                                                 family=family, given=given, birthdate=bd)
+                stream = reads.find_patient(client, mrn=patient, mrn_system=mrn_system,
+                                            family=family, given=given, birthdate=bd)
             else:
                 if not patient:
                     raise InputError(f"pull {what} needs --patient")
                 ref = reads.patient_reference(client, patient, mrn_system)
-                if what == "vitals":
-                    stream = reads.vitals(client, ref, _parse_day(since) if since else None)
+                when = _parse_day(since) if since else None
+                if as_tasks:
+                    stream = (reads.vitals_set(client, ref, when) if what == "vitals" else
+                              getattr(reads, f"{TASK_KIND[what]}_set")(client, ref))
+                elif what == "vitals":
+                    stream = reads.vitals(client, ref, when)
                 else:
                     stream = getattr(reads, what)(client, ref)
-            for resource in stream:
-                out.write(dumps(resource) + b"\n")
+            if not as_tasks:
+                for resource in stream:
+                    out.write(dumps(resource) + b"\n")
+                return
+            failed = 0
+            for item in to_tasks(TASK_KIND[what], list(stream)):
+                if isinstance(item, Unmapped):
+                    failed += 1
+                    click.echo(f"error: cannot map {item}", err=True)
+                    continue
+                out.write(dumps(item.model_dump(mode="json", exclude_none=True)) + b"\n")
+            if failed:
+                click.echo(f"{failed} item(s) could not be mapped to {TASK_KIND[what]} tasks; "
+                           "the others were written", err=True)
+                sys.exit(1)
     except InputError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)

@@ -1,8 +1,9 @@
 """What an MA reads from the EHR: the day's schedule, a patient, and their history.
 
-Each function streams the search pages; only the schedule is gathered (a day's
-appointments with their patients) so that it can be mapped back to ``appointment`` tasks
-through the registry, like any other task kind.
+Each function streams the search pages. To map back to tasks (``pull --tasks``) the
+resources a reverse mapper needs are gathered with their includes (patients,
+practitioners, locations, the visit's Encounter, the payer) into one set per patient or
+day, and mapped through the registry like any other task kind (see :mod:`.totasks`).
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from mafhir.errors import InputError, Problem
-from mafhir.resourceset import ResourceSet
+from mafhir.identity import identifier_query
 
 from .client import FhirClient
 
 __all__ = [
     "allergies",
     "coverage",
+    "coverage_set",
     "find_patient",
+    "immunization_set",
     "immunizations",
     "patient_reference",
     "schedule",
     "schedule_tasks",
     "vitals",
+    "vitals_set",
 ]
 
 JSON = dict[str, Any]
@@ -44,7 +48,9 @@ def schedule(client: FhirClient, start: date | datetime, end: date | datetime | 
              practitioner: str | None = None, location: str | None = None,
              status: str | None = None) -> Iterator[JSON]:
     """Appointments from ``start`` (inclusive) to ``end`` (exclusive; default a day later),
-    with their patients, practitioners and locations included.
+    earliest first, with their patients, practitioners and locations included, and the
+    Encounters that refer to them (``_revinclude``): a checked-in or fulfilled Appointment
+    maps back to a task only with its Encounter (check-in, start and end times live there).
 
     ``practitioner`` is ``Practitioner/id`` or an NPI; ``location`` is ``Location/id`` or
     an identifier token ``system|value``.
@@ -64,18 +70,24 @@ def schedule(client: FhirClient, start: date | datetime, end: date | datetime | 
             params.append(("location.identifier", location))
     if status:
         params.append(("status", status))
-    params += [("_include", "Appointment:patient"), ("_include", "Appointment:practitioner"),
-               ("_include", "Appointment:location")]
+    params += [("_sort", "date"), ("_include", "Appointment:patient"),
+               ("_include", "Appointment:practitioner"), ("_include", "Appointment:location"),
+               ("_revinclude", "Encounter:appointment")]
     for entry in client.search_entries("Appointment", params):
         yield entry["resource"]
 
 
 def schedule_tasks(resources: list[JSON]) -> list[Any]:
-    """The schedule as ``appointment`` tasks, through the registered reverse mapper."""
-    from mafhir.plugins import get_registry
+    """The schedule as ``appointment`` tasks; raises on the first one that cannot be mapped
+    (use :func:`mafhir_fhir_rest.totasks.to_tasks` to get the others and the reasons)."""
+    from .totasks import Unmapped, to_tasks
 
-    mapper = get_registry().mapper("appointment")
-    return mapper.from_fhir(ResourceSet.of(resources))
+    out = []
+    for item in to_tasks("appointment", resources):
+        if isinstance(item, Unmapped):
+            raise InputError([Problem(item.reference, item.reason)])
+        out.append(item)
+    return out
 
 
 def find_patient(client: FhirClient, *, mrn: str | None = None, mrn_system: str | None = None,
@@ -130,3 +142,77 @@ def allergies(client: FhirClient, patient: str) -> Iterator[JSON]:
     """Active allergies and intolerances."""
     return client.search("AllergyIntolerance", [("patient", patient),
                                                 ("clinical-status", "active")])
+
+
+# ---------------------------------------------------------------------- sets for --tasks
+def _ids(refs: list[str], rtype: str) -> list[str]:
+    out = []
+    for ref in refs:
+        parts = ref.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == rtype and "?" not in parts[-1]:
+            out.append(parts[-1])
+    return list(dict.fromkeys(out))
+
+
+def _by_id(client: FhirClient, rtype: str, ids: list[str], chunk: int = 50) -> list[JSON]:
+    """Resources by id, ``chunk`` per search (``_id=a,b,c``)."""
+    found: list[JSON] = []
+    for i in range(0, len(ids), chunk):
+        found.extend(client.search(rtype, [("_id", ",".join(ids[i:i + chunk]))]))
+    return found
+
+
+def _visit_by_identifier(resources: list[JSON], rtype: str) -> None:
+    """Point ``rtype.encounter`` back at the visit's business identifier.
+
+    mafhir writes the visit as a conditional reference (``Encounter?identifier=…``) and the
+    server stores it resolved (``Encounter/<id>``); the reverse mapper reads the visit id
+    from the identifier, so the reference is restored from the Encounter fetched with it.
+    """
+    encounters = {f"Encounter/{r['id']}": r for r in resources
+                  if r.get("resourceType") == "Encounter" and r.get("id")}
+    for r in resources:
+        if r.get("resourceType") != rtype or not isinstance(r.get("encounter"), dict):
+            continue
+        ref = str(r["encounter"].get("reference", ""))
+        enc = encounters.get("/".join(ref.split("/_history/")[0].rstrip("/").split("/")[-2:]))
+        ident = next((i for i in (enc or {}).get("identifier", [])
+                      if str(i.get("system", "")).endswith("/encounter") and i.get("value")),
+                     None)
+        if ident is not None:
+            query = identifier_query(ident["system"], ident["value"])
+            r["encounter"] = {**r["encounter"], "reference": f"Encounter?{query}"}
+
+
+def immunization_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's Immunizations with the patient, performers, locations and visits."""
+    found = [e["resource"] for e in client.search_entries("Immunization", [
+        ("patient", patient), ("_sort", "-date"), ("_include", "Immunization:patient"),
+        ("_include", "Immunization:performer"), ("_include", "Immunization:location")])]
+    refs = [str((r.get("encounter") or {}).get("reference", "")) for r in found
+            if r.get("resourceType") == "Immunization"]
+    found += _by_id(client, "Encounter", _ids(refs, "Encounter"))
+    _visit_by_identifier(found, "Immunization")
+    return found
+
+
+def vitals_set(client: FhirClient, patient: str, since: date | datetime | None = None
+               ) -> list[JSON]:
+    """Vital-sign (and pain: category survey) Observations with patient, performer, visit."""
+    params = [("patient", patient), ("category", "vital-signs,survey"), ("_sort", "-date"),
+              ("_include", "Observation:patient"), ("_include", "Observation:performer"),
+              ("_include", "Observation:encounter")]
+    if since is not None:
+        params.append(("date", f"ge{_when(since)}"))
+    return [e["resource"] for e in client.search_entries("Observation", params)]
+
+
+def coverage_set(client: FhirClient, patient: str) -> list[JSON]:
+    """Active Coverages with beneficiary, payer and subscriber, and the eligibility checks."""
+    found = [e["resource"] for e in client.search_entries("Coverage", [
+        ("beneficiary", patient), ("status", "active"), ("_include", "Coverage:beneficiary"),
+        ("_include", "Coverage:payor"), ("_include", "Coverage:subscriber")])]
+    found += [e["resource"] for e in client.search_entries("CoverageEligibilityRequest", [
+        ("patient", patient), ("_include", "CoverageEligibilityRequest:provider")])]
+    found += list(client.search("CoverageEligibilityResponse", [("patient", patient)]))
+    return found

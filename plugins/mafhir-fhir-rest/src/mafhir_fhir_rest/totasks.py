@@ -1,0 +1,98 @@
+"""Resources read from a server, mapped back to tasks one item at a time.
+
+The core's reverse mappers (``get_registry().mapper(kind).from_fhir(ResourceSet)``) map a
+whole set and stop at the first resource they cannot read. A server holds data mafhir did
+not write, so ``pull --tasks`` maps each item (an Appointment, an Immunization, a Coverage,
+the Observations of one vitals task) with everything it may refer to, and reports the items
+that cannot be mapped — by ``Type/id`` and reason, never with patient data — instead of
+losing the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from mafhir.errors import InputError, MafhirError
+from mafhir.resourceset import ResourceSet
+
+__all__ = ["KINDS", "Unmapped", "to_tasks"]
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """An item that could not be mapped back: ``reference`` (Type/id) and ``reason``."""
+
+    reference: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.reason}"
+
+
+def _by_id(resource: JSON) -> str:
+    return str(resource.get("id", ""))
+
+
+def _vitals_key(resource: JSON) -> str:
+    """The vitals task an Observation belongs to: its ``<task id>/<slug>`` identifier
+    (system ending ``/observation``, the vitals mapper's convention), else itself."""
+    for ident in resource.get("identifier") or []:
+        system, value = str(ident.get("system", "")), str(ident.get("value", ""))
+        if system.endswith("/observation") and "/" in value:
+            return f"{system}|{value.rsplit('/', 1)[0]}"
+    return f"id:{resource.get('id', '')}"
+
+
+#: task kind → (the resource type an item is made of, how its resources are grouped)
+KINDS: dict[str, tuple[str, Callable[[JSON], str]]] = {
+    "appointment": ("Appointment", _by_id),
+    "immunization": ("Immunization", _by_id),
+    "vitals": ("Observation", _vitals_key),
+    "coverage": ("Coverage", _by_id),
+}
+
+
+def _reason(exc: Exception, kind: str) -> str:
+    """Why an item failed, without echoing its data (no PHI)."""
+    from mafhir.pipeline import problems_from_validation
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(p) for p in problems_from_validation(exc, kind))
+    if isinstance(exc, InputError):
+        return "; ".join(str(p) for p in exc.problems)
+    if isinstance(exc, (MafhirError, ValueError, LookupError)):
+        return str(exc) or type(exc).__name__
+    return f"the {kind} mapper failed ({type(exc).__name__})"
+
+
+def to_tasks(kind: str, resources: Iterable[JSON]) -> Iterator[Any]:
+    """Tasks of ``kind`` mapped back from ``resources``, in the order the items came;
+    an :class:`Unmapped` in place of each item that cannot be mapped."""
+    from mafhir.plugins import get_registry
+
+    mapper = get_registry().mapper(kind)
+    primary, key = KINDS[kind]
+    groups: dict[str, list[JSON]] = {}
+    others: list[JSON] = []
+    for r in resources:
+        if r.get("resourceType") == primary:
+            groups.setdefault(key(r), []).append(r)
+        else:
+            others.append(r)
+    for group in groups.values():
+        try:
+            tasks = mapper.from_fhir(ResourceSet.of([*group, *others]))
+        except Exception as exc:  # one unreadable item must not lose the rest
+            # the mapper names the item by its place in the set ("Appointment[0]"): the
+            # reference replaces that
+            reason = re.sub(rf"^{primary}\[\d+\]:?\s*", "", _reason(exc, kind))
+            yield Unmapped(f"{primary}/{group[0].get('id', '?')}", reason)
+            continue
+        yield from tasks
