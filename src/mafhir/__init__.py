@@ -19,12 +19,13 @@ from .errors import (
 from .hookspecs import hookimpl
 from .pipeline import Failed, Mapped, Pipeline
 from .plugins import get_registry
-from .registry import ConnectorSpec, Lifecycle, Mapper, Profile, Registry
+from .registry import ConnectorSpec, Converter, Lifecycle, Mapper, Profile, Registry
 from .resourceset import ResourceSet
 
 __all__ = [
     "Clinic",
     "ConnectorSpec",
+    "Converter",
     "Entry",
     "Failed",
     "InputError",

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .tasks.base import TaskModel
     from .validation.issues import Issue
 
-__all__ = ["Connector", "ConnectorSpec", "Lifecycle", "Mapper", "Profile", "Registry"]
+__all__ = ["Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper", "Profile", "Registry"]
 
 JSON = dict[str, Any]
 
@@ -64,7 +64,16 @@ class Profile:
 
 
 class Connector(Protocol):
-    """A destination for transaction Bundles."""
+    """A destination for transaction Bundles.
+
+    The contract the conformance kit (``mafhir.testing.connector_suite``) tests:
+    ``send`` returns only when the destination accepted every entry, in the order ``send``
+    was called; otherwise it raises a :class:`mafhir.errors.MafhirError` whose
+    ``.transient`` says whether retrying may help, with ``.status`` (the HTTP status, or
+    None) and ``.outcome`` (the server's OperationOutcome as a dict, or None). Optionally a
+    connector can read: ``search(resource_type, params) -> Iterator[dict]`` yields every
+    matching resource of every page, one page in memory at a time. See docs/connectors.md.
+    """
 
     def send(self, bundle: JSON) -> JSON:
         """Deliver one Bundle; return the server's response Bundle or a summary."""
@@ -82,6 +91,26 @@ class ConnectorSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Converter:
+    """One message type of another format (HL7 v2, X12…), read into FHIR and/or written from it.
+
+    ``to_fhir(message, ctx)`` turns a parsed message into a transaction Bundle;
+    ``from_fhir(resources, ctx)`` writes the message for a :class:`ResourceSet`. Either
+    may be None (a one-way converter). Known by ``format:message_type`` (``hl7v2:ORU^R01``).
+    """
+
+    format: str
+    message_type: str
+    to_fhir: Callable[[Any, Any], JSON] | None = None
+    from_fhir: Callable[[ResourceSet, Any], str] | None = None
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.format}:{self.message_type}"
+
+
 @dataclass
 class Registry:
     """Everything the plugins registered, by name."""
@@ -89,6 +118,7 @@ class Registry:
     mappers: dict[str, Mapper] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     connectors: dict[str, ConnectorSpec] = field(default_factory=dict)
+    converters: dict[str, Converter] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def _add(self, table: dict[str, Any], what: str, name: str, item: Any, owner: str) -> None:
@@ -122,6 +152,13 @@ class Registry:
         if not isinstance(spec, ConnectorSpec):
             raise PluginError(f"plugin '{owner}' registered {spec!r}, not a ConnectorSpec")
         self._add(self.connectors, "connector", spec.name, spec, owner)
+
+    def add_converter(self, converter: Converter, owner: str) -> None:
+        if not isinstance(converter, Converter):
+            raise PluginError(f"plugin '{owner}' registered {converter!r}, not a Converter")
+        if converter.to_fhir is None and converter.from_fhir is None:
+            raise PluginError(f"plugin '{owner}': converter '{converter.key}' converts nothing")
+        self._add(self.converters, "converter", converter.key, converter, owner)
 
     def mapper(self, kind: str) -> Mapper:
         try:

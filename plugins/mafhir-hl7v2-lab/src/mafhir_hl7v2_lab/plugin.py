@@ -1,0 +1,43 @@
+"""The lab plugin's hooks: task kinds, US Core profile rules, and the v2 converters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mafhir import Mapper, Profile, hookimpl
+from mafhir.registry import Converter
+
+from . import __version__
+from .mappers import lab_order_from_fhir, lab_order_to_fhir, specimen_from_fhir, specimen_to_fhir
+from .orders_in import orders_to_fhir
+from .orders_out import oml_o21, orm_o01
+from .profiles import PROFILES
+from .results import oru_to_fhir
+from .tasks import LabOrder, SpecimenCollection
+
+__all__ = ["__version__", "register_converters", "register_mappers", "register_profiles"]
+
+
+@hookimpl
+def register_mappers(register: Callable[[Mapper], None]) -> None:
+    register(Mapper("lab_order", LabOrder, lab_order_to_fhir, lab_order_from_fhir,
+                    "tests ordered from the reference lab (US Core ServiceRequest)"))
+    register(Mapper("specimen_collection", SpecimenCollection, specimen_to_fhir,
+                    specimen_from_fhir, "a specimen collected and labelled (US Core Specimen)"))
+
+
+@hookimpl
+def register_profiles(register: Callable[[Profile], None]) -> None:
+    for profile in PROFILES:
+        register(profile)
+
+
+@hookimpl
+def register_converters(register: Callable[[Converter], None]) -> None:
+    register(Converter("hl7v2", "ORU^R01", to_fhir=oru_to_fhir,
+                       description="lab results → US Core DiagnosticReport, Observations, "
+                                   "Specimen"))
+    register(Converter("hl7v2", "OML^O21", to_fhir=orders_to_fhir, from_fhir=oml_o21,
+                       description="lab orders (v2.5.1) ⇄ US Core ServiceRequest, Specimen"))
+    register(Converter("hl7v2", "ORM^O01", to_fhir=orders_to_fhir, from_fhir=orm_o01,
+                       description="lab orders (legacy) ⇄ US Core ServiceRequest, Specimen"))

@@ -1,0 +1,207 @@
+"""ORU^R01 → US Core Laboratory DiagnosticReport + Observations + Specimen (pure).
+
+One OBR group = one DiagnosticReport; each OBX = one Observation in ``result``; each
+SPM = one Specimen. The order it answers is a conditional create keyed on the placer
+order number: when the clinic sent that order, the server finds the ServiceRequest
+already there and ``basedOn`` points at it; otherwise the order is recorded from the
+result. Reports and observations are conditional updates keyed on the filler order
+number, the test code and the OBX sub-id, so a corrected result (OBR-25/OBX-11 ``C``)
+replaces the earlier one instead of adding a second.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from mafhir import systems
+from mafhir.bundle import Entry, create, transaction, update
+from mafhir.fhirtypes import codeable as fhir_codeable
+from mafhir.fhirtypes import coding
+from mafhir.hl7v2.context import V2Context
+from mafhir.hl7v2.message import Message, Segment
+from mafhir.identity import identifier_query
+
+from .codes import DR_STATUS, V2_0074
+from .v2in import Reader, order_identifiers
+
+__all__ = ["oru_to_fhir", "result_identifier", "split_order_group"]
+
+JSON = dict[str, Any]
+LAB_OBS = systems.profile("us-core-observation-lab")
+
+
+def _ref(resource: JSON) -> JSON:
+    ident = resource["identifier"][0]
+    return {"reference": f"{resource['resourceType']}?"
+                         f"{identifier_query(ident['system'], ident['value'])}"}
+
+
+def result_identifier(system: str, report: JSON, key: tuple[str, str], n: int) -> JSON:
+    """A stable, URL-safe id of one result: its report, test code, sub-id and repeat.
+
+    Derived (uuid5), so the same OBX of a corrected report gets the same id and its
+    conditional update replaces the earlier Observation; no character of the sender's
+    ids can break the conditional URL.
+    """
+    name = f"{report['system']}|{report['value']}|{key[0]}|{key[1]}|{n}"
+    return {"system": system, "value": uuid.uuid5(uuid.NAMESPACE_URL, name).hex}
+
+
+def split_order_group(group: list[Segment]) -> JSON:
+    """An order group's parts: ORC, OBR, its NTEs and DG1s, OBX with their NTEs, SPMs."""
+    parts: JSON = {"orc": None, "obr": None, "notes": [], "dg1": [], "obx": [], "spm": []}
+    last: list[Segment] | None = None
+    current_spm: JSON | None = None
+    for seg in group:
+        if seg.name == "ORC":
+            parts["orc"] = seg
+        elif seg.name == "OBR":
+            parts["obr"] = seg
+            last = parts["notes"]
+        elif seg.name == "NTE" and last is not None:
+            last.append(seg)
+        elif seg.name == "DG1":
+            parts["dg1"].append(seg)
+        elif seg.name == "OBX":
+            notes: list[Segment] = []
+            parts["obx"].append((seg, notes, current_spm))
+            last = notes
+        elif seg.name == "SPM":
+            current_spm = {"spm": seg}
+            parts["spm"].append(current_spm)
+            last = None
+    return parts
+
+
+def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
+    reader = Reader(msg, ctx)
+    patient = reader.patient()
+    entries: list[Entry] = []
+    groups = list(msg.groups(("ORC", "OBR"), within=("OBR",)))
+    if not groups:
+        from mafhir.errors import InputError, Problem
+
+        raise InputError([Problem("OBR", "the message has no OBR (a result needs an order "
+                                         "group)")])
+    # OBX sent before any order (after PID): kept, as results of the first order
+    leading = []
+    for seg in msg.segments[1:]:
+        if seg.name in ("ORC", "OBR"):
+            break
+        if seg.name == "OBX" or (seg.name == "NTE" and leading):
+            leading.append(seg)
+    if leading:
+        groups[0] = leading + groups[0]
+    issued_fallback = reader.instant(msg.msh.get(7))
+    for k, group in enumerate(groups, start=1):
+        parts = split_order_group(group)
+        orc, obr = parts["orc"], parts["obr"]
+        if obr is None:
+            from mafhir.errors import Problem
+
+            reader.problems.append(Problem(orc.where(), "an order group without an OBR"))
+            continue
+        idents = reader.unique(order_identifiers(orc, obr, ctx), k)
+        fillers = [i for i in idents if i["type"]["coding"][0]["code"] == "FILL"]
+        report_ids = fillers + [i for i in idents if i not in fillers]
+        if not report_ids:
+            report_ids = [{"system": f"{ctx.map.clinic.system}/v2/report",
+                           "value": f"{msg.sender}|{msg.control_id}|{obr.get(1) or k}"}]
+        status = DR_STATUS.get(obr.get(25).upper(), "unknown")
+        order_ref = None
+        if idents:
+            sr = reader.service_request(
+                orc, obr, idents, patient,
+                "completed" if status in ("final", "corrected", "amended") else "active",
+                [], parts["dg1"], [])
+            entries.append(create(sr))
+            order_ref = _ref(sr)
+        effective = reader.time(obr.get(7))
+        effective_end = reader.time(obr.get(8))
+        specimens: list[JSON] = []
+        for n, sp in enumerate(parts["spm"], start=1):
+            spm = sp["spm"]
+            fallback = {"system": f"{ctx.map.clinic.system}/v2/specimen",
+                        "value": f"{report_ids[0]['value']}-{spm.get(1) or n}"}
+            spec = reader.specimen(spm, patient, order_ref, fallback)
+            sp["ref"] = _ref(spec)
+            specimens.append(spec)
+            entries.append(create(spec))
+        default_time = effective or next(
+            (t for s in specimens if (t := s.get("collection", {}).get("collectedDateTime"))),
+            None)
+        results: list[JSON] = []
+        seen: dict[tuple[str, str], int] = {}
+        base = report_ids[0]
+        for obx, notes, sp in parts["obx"]:
+            key = (obx.get(3), obx.get(4))
+            seen[key] = seen.get(key, 0) + 1
+            ident = result_identifier(f"{ctx.map.clinic.system}/lab-result", base, key,
+                                      seen[key])
+            obs = reader.observation(obx, ident, patient, notes, default_time, LAB_OBS)
+            spec_ref = (sp or {}).get("ref") or (_ref(specimens[0]) if specimens else None)
+            if spec_ref:
+                obs["specimen"] = spec_ref
+            if order_ref:
+                obs["basedOn"] = [order_ref]
+            results.append(obs)
+            entries.append(update(obs))
+        if not effective:
+            effective = next((o["effectiveDateTime"] for o in results
+                              if "effectiveDateTime" in o), default_time)
+        dr: JSON = {
+            "resourceType": "DiagnosticReport",
+            "meta": {"profile": [systems.profile("us-core-diagnosticreport-lab")]},
+            "identifier": report_ids,
+        }
+        if order_ref:
+            dr["basedOn"] = [order_ref]
+        dr["status"] = status
+        categories = [fhir_codeable(coding(V2_0074, "LAB", "Laboratory"))]
+        section = obr.get(24)
+        if section and section != "LAB":
+            categories.append(fhir_codeable(coding(V2_0074, section)))
+        dr["category"] = categories
+        dr["code"] = reader_code(reader, obr)
+        dr["subject"] = patient
+        if effective and effective_end:
+            dr["effectivePeriod"] = {"start": effective, "end": effective_end}
+        elif effective:
+            dr["effectiveDateTime"] = effective
+        issued = reader.instant(obr.get(22)) or issued_fallback
+        if issued:
+            dr["issued"] = issued
+        performer = next((o.get(23) for o, _, _ in parts["obx"] if o.get(23)), "") or \
+            msg.msh.get(4)
+        if performer:
+            dr["performer"] = [{"display": performer}]
+        interpreter = obr.v(32)
+        if interpreter:
+            subs = [*interpreter.subs(1), "", "", ""]
+            name = " ".join(p for p in (subs[2], subs[1]) if p) or subs[0]
+            if name:
+                dr["resultsInterpreter"] = [{"display": name}]
+        if specimens:
+            dr["specimen"] = [_ref(s) for s in specimens]
+        if results:
+            dr["result"] = [_ref(o) for o in results]
+        conclusion = "\n".join(t for n in parts["notes"] if (t := reader.note_text(n)))
+        if conclusion:
+            dr["conclusion"] = conclusion
+        entries.append(update(dr))
+    reader.fail()
+    return transaction(entries)
+
+
+def reader_code(reader: Reader, obr: Segment) -> JSON:
+    from mafhir.errors import Problem
+    from mafhir.fhirtypes import data_absent
+    from mafhir.hl7v2.datatypes import codeable
+
+    code = codeable(obr.v(4))
+    if code is None:
+        reader.problems.append(Problem(obr.where(4), "the universal service identifier (the "
+                                                     "test) is missing"))
+        return data_absent("unknown")
+    return code

@@ -1,0 +1,409 @@
+"""Lab segments → FHIR: PID → the patient reference, ORC/OBR → ServiceRequest, OBX →
+Observation, SPM → Specimen. Pure; shared by the ORU^R01 and OML/ORM readers.
+
+Problems raise :class:`~mafhir.errors.InputError` naming segment and field
+(``OBX[4]-5``), never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from mafhir import systems
+from mafhir.errors import InputError, Problem
+from mafhir.fhirtypes import codeable as fhir_codeable
+from mafhir.fhirtypes import coding, data_absent
+from mafhir.hl7v2.context import V2Context
+from mafhir.hl7v2.datatypes import (
+    codeable,
+    cx_identifier,
+    dtm_to_fhir,
+    ei_identifier,
+    identifier_from,
+    xcn_reference,
+)
+from mafhir.hl7v2.message import Message, Segment, Value
+from mafhir.identity import identifier_query
+
+from .codes import (
+    INTERPRETATION_V3,
+    OBS_STATUS,
+    PRIORITY_FROM_V2,
+    SERVICEREQUEST_CATEGORY_LAB,
+    UCUM_UNITS,
+    V3_INTERPRETATION,
+)
+
+__all__ = ["Reader", "order_identifiers", "ucum"]
+
+JSON = dict[str, Any]
+_NUM = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_RANGE = re.compile(r"^\s*([+-]?\d*\.?\d+)\s*(?:-|to|–)\s*([+-]?\d*\.?\d+)\s*$")
+_SN_FLAT = re.compile(r"^(<=|>=|<>|<|>|=)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))$")
+_COMPARATORS = ("<", "<=", ">=", ">")
+_UCUM_CODES = set(UCUM_UNITS.values())
+V2_0078 = systems.THO + "v2-0078"
+V2_0074 = systems.THO + "v2-0074"
+
+
+def _number(text: str) -> int | float | None:
+    text = text.strip()
+    if not _NUM.match(text):
+        return None
+    return int(text) if "." not in text else float(text)
+
+
+def ucum(unit: Value) -> tuple[str | None, str]:
+    """(UCUM code or None, text to show) for an OBX-6 unit."""
+    code, text, system = unit.c(1), unit.c(2), unit.c(3)
+    shown = text or code
+    if not code:
+        return None, shown
+    if system.upper() == "UCUM" or code in _UCUM_CODES:
+        return code, shown
+    mapped = UCUM_UNITS.get(code.lower())
+    return mapped, (text or code)
+
+
+def order_identifiers(orc: Segment | None, obr: Segment | None, ctx: V2Context
+                      ) -> list[JSON]:
+    """Placer (PLAC) and filler (FILL) order numbers of an order group."""
+    base = f"{ctx.map.clinic.system}/v2/order"
+    out: list[JSON] = []
+    for number, kind in ((2, "PLAC"), (3, "FILL")):
+        for seg in (obr, orc):  # OBR-2/ORC-2 (OBR-3/ORC-3): both kept when they differ
+            value = seg.v(number) if seg is not None else None
+            if value:
+                ident = ei_identifier(value, f"{base}/{kind.lower()}", kind)
+                if ident and not any(i["system"] == ident["system"] and
+                                     i["value"] == ident["value"] for i in out):
+                    out.append(ident)
+    return out
+
+
+@dataclass
+class Reader:
+    """Reads the segments of one message with its context (clock, zone, clinic)."""
+
+    msg: Message
+    ctx: V2Context
+    problems: list[Problem] = field(default_factory=list)
+    used: set[tuple[str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        stamp = self.msg.msh.get(7)
+        m = re.search(r"([+-]\d{4})$", stamp)
+        self.tz: tzinfo = self.ctx.tz
+        if m:
+            from mafhir.hl7v2.datatypes import _offset
+
+            self.tz = _offset(m.group(1))
+
+    def unique(self, idents: list[JSON], k: int) -> list[JSON]:
+        """Order identifiers made distinct within the message.
+
+        Some senders put two OBRs under one placer number; each becomes its own
+        ServiceRequest/DiagnosticReport (``<number>-<group>``) instead of one
+        overwriting the other in the Bundle.
+        """
+        if any((i["system"], i["value"]) in self.used for i in idents):
+            idents = [{**i, "value": f"{i['value']}-{k}"} for i in idents]
+        self.used.update((i["system"], i["value"]) for i in idents)
+        return idents
+
+    # ---------------------------------------------------------------- small things
+    def time(self, text: str) -> str | None:
+        return dtm_to_fhir(text, self.tz) if text else None
+
+    def instant(self, text: str) -> str | None:
+        value = self.time(text)
+        return value if value and "T" in value else None
+
+    def fail(self) -> None:
+        if self.problems:
+            raise InputError(self.problems)
+
+    def patient(self) -> JSON:
+        """A reference to the patient by MRN (a result never creates a patient)."""
+        pid = self.msg.first("PID")
+        if pid is None:
+            raise InputError([Problem("PID", "the PID segment is missing")])
+        reps = pid.reps(3) or pid.reps(2)
+        chosen = next((r for r in reps if r.c(5) == "MR"), reps[0] if reps else None)
+        if chosen is None or not chosen.c(1):
+            raise InputError([Problem("PID-3", "the patient identifier is missing")])
+        ident = cx_identifier(chosen, self.ctx.map.clinic.mrn_namespace)
+        assert ident is not None
+        if not chosen.c(4) and not chosen.c(4, 2):
+            ident["system"] = self.ctx.map.clinic.mrn_namespace
+        return {"reference": f"Patient?{identifier_query(ident['system'], ident['value'])}"}
+
+    # ---------------------------------------------------------------- ServiceRequest
+    def service_request(self, orc: Segment | None, obr: Segment | None, idents: list[JSON],
+                        patient: JSON, status: str, extra_dg1: list[Segment],
+                        dg1: list[Segment], notes: list[Segment]) -> JSON:
+        code = codeable(obr.v(4)) if obr is not None else None
+        sr: JSON = {
+            "resourceType": "ServiceRequest",
+            "meta": {"profile": [systems.profile("us-core-servicerequest")]},
+            "identifier": idents,
+            "status": status,
+            "intent": "order",
+            "category": [fhir_codeable(coding(systems.SNOMED, *SERVICEREQUEST_CATEGORY_LAB))],
+        }
+        priority = ""
+        if obr is not None:
+            priority = obr.get(5) or obr.get(27, 6)
+        if not priority and orc is not None:
+            priority = orc.get(7, 6)
+        if PRIORITY_FROM_V2.get(priority[:1].upper()):
+            sr["priority"] = PRIORITY_FROM_V2[priority[:1].upper()]
+        sr["code"] = code or data_absent("unknown")
+        sr["subject"] = patient
+        authored = self.time(orc.get(9)) if orc is not None else None
+        if authored:
+            sr["authoredOn"] = authored
+        requester = (xcn_reference(orc.v(12)) if orc is not None else None) or \
+            (xcn_reference(obr.v(16)) if obr is not None else None)
+        if requester:
+            sr["requester"] = requester
+        reasons = [c for seg in [*extra_dg1, *dg1] if (c := codeable(seg.v(3)))]
+        if reasons:
+            sr["reasonCode"] = reasons
+        texts = [t for n in notes if (t := self.note_text(n))]
+        if texts:
+            sr["note"] = [{"text": t} for t in texts]
+        return sr
+
+    def note_text(self, nte: Segment) -> str:
+        return "\n".join(r.text() for r in nte.reps(3))
+
+    # ---------------------------------------------------------------- Specimen
+    def specimen(self, spm: Segment, patient: JSON, request: JSON | None,
+                 fallback: JSON) -> JSON:
+        idents = []
+        eip = spm.v(2)
+        for comp in (1, 2):
+            subs = [*eip.subs(comp), "", "", "", ""]
+            ident = identifier_from(subs[0], subs[1], subs[2], subs[3],
+                                    f"{self.ctx.map.clinic.system}/v2/specimen")
+            if ident:
+                idents.append(ident)
+        if not idents:
+            idents.append(fallback)
+        spec: JSON = {
+            "resourceType": "Specimen",
+            "meta": {"profile": [systems.profile("us-core-specimen")]},
+            "identifier": idents,
+        }
+        accession = spm.v(30)
+        if accession:
+            acc = cx_identifier(accession, f"{self.ctx.map.clinic.system}/v2/accession")
+            if acc:
+                spec["accessionIdentifier"] = acc
+        availability = spm.get(20)
+        if availability in ("Y", "N"):
+            spec["status"] = "available" if availability == "Y" else "unavailable"
+        spec["type"] = codeable(spm.v(4)) or data_absent("unknown")
+        spec["subject"] = patient
+        received = self.time(spm.get(18))
+        if received:
+            spec["receivedTime"] = received
+        if request:
+            spec["request"] = [request]
+        collection: JSON = {}
+        start, end = self.time(spm.get(17, 1)), self.time(spm.get(17, 2))
+        if start and end:
+            collection["collectedPeriod"] = {"start": start, "end": end}
+        elif start:
+            collection["collectedDateTime"] = start
+        method = codeable(spm.v(7))
+        if method:
+            collection["method"] = method
+        site = codeable(spm.v(8))
+        if site:
+            collection["bodySite"] = site
+        if collection:
+            spec["collection"] = collection
+        conditions = [c for r in spm.reps(24) if (c := codeable(r))]
+        if conditions:
+            spec["condition"] = conditions
+        container = codeable(spm.v(27))
+        if container:
+            spec["container"] = [{"type": container}]
+        description = spm.text(14)
+        if description:
+            spec["note"] = [{"text": description}]
+        return spec
+
+    # ---------------------------------------------------------------- Observation
+    def observation(self, obx: Segment, ident: JSON, patient: JSON, notes: list[Segment],
+                    default_time: str | None, profile: str | None) -> JSON:
+        obs: JSON = {"resourceType": "Observation"}
+        if profile:
+            obs["meta"] = {"profile": [profile]}
+        obs["identifier"] = [ident]
+        flag = obx.get(11).upper()
+        obs["status"] = OBS_STATUS.get(flag, "unknown")
+        obs["category"] = [fhir_codeable(coding(systems.OBSERVATION_CATEGORY, "laboratory",
+                                                "Laboratory"))]
+        code = codeable(obx.v(3))
+        if code is None:  # kept with its value: US Core allows a data-absent code
+            code = data_absent("unknown")
+        obs["code"] = code
+        obs["subject"] = patient
+        when = self.time(obx.get(14)) or default_time
+        if when:
+            obs["effectiveDateTime"] = when
+        performer = obx.get(23) or obx.get(15, 2) or obx.get(15)
+        if performer:
+            obs["performer"] = [{"display": performer}]
+        value = self.value(obx)
+        if value is not None:
+            obs[value[0]] = value[1]
+        else:
+            obs["dataAbsentReason"] = data_absent(
+                "not-asked" if flag == "N" else "not-performed" if flag == "X" else "unknown")
+        interp = []
+        for rep in obx.reps(8):
+            flag_code = rep.c(1)
+            if not flag_code:
+                continue
+            if flag_code in INTERPRETATION_V3:
+                interp.append(fhir_codeable(coding(V3_INTERPRETATION, flag_code,
+                                                   INTERPRETATION_V3[flag_code])))
+            else:
+                interp.append(fhir_codeable(coding(V2_0078, flag_code, rep.c(2) or None)))
+        if interp:
+            obs["interpretation"] = interp
+        ref_range = self.reference_range(obx)
+        if ref_range:
+            obs["referenceRange"] = [ref_range]
+        method = codeable(obx.v(17))
+        if method:
+            obs["method"] = method
+        texts = [t for n in notes if (t := self.note_text(n))]
+        if texts:
+            obs["note"] = [{"text": t} for t in texts]
+        return obs
+
+    def quantity(self, number: int | float, unit: Value) -> JSON:
+        code, shown = ucum(unit)
+        q: JSON = {"value": number}
+        if shown:
+            q["unit"] = shown
+        if code:
+            q["system"] = systems.UCUM
+            q["code"] = code
+        return q
+
+    def reference_range(self, obx: Segment) -> JSON | None:
+        text = obx.text(7)
+        if not text:
+            return None
+        out: JSON = {}
+        m = _RANGE.match(text)
+        code, shown = ucum(obx.v(6))
+        if m and code:
+            low, high = _number(m.group(1)), _number(m.group(2))
+            if low is not None and high is not None:
+                out["low"] = {"value": low, "unit": shown, "system": systems.UCUM, "code": code}
+                out["high"] = {"value": high, "unit": shown, "system": systems.UCUM,
+                               "code": code}
+        out["text"] = text
+        return out
+
+    def value(self, obx: Segment) -> tuple[str, Any] | None:
+        vt = obx.get(2).upper()
+        reps = obx.reps(5)
+        if not reps:
+            return None
+        unit = obx.v(6)
+        if vt == "NM":
+            numbers = [_number(r.text()) for r in reps]
+            if any(n is None for n in numbers):
+                self.problems.append(Problem(obx.where(5), "value type NM but the value is not "
+                                                           "a number"))
+                return None
+            if len(numbers) == 1:
+                assert numbers[0] is not None
+                return "valueQuantity", self.quantity(numbers[0], unit)
+            return "valueString", "~".join(r.text() for r in reps)
+        if vt in ("ST", "TX", "FT"):
+            return "valueString", "\n".join(r.text() for r in reps)
+        if vt in ("CE", "CWE", "CNE", "IS", "ID", "CF", "CV"):
+            concepts = [c for r in reps if (c := codeable(r))]
+            if not concepts:
+                return None
+            merged = concepts[0]
+            for extra in concepts[1:]:
+                merged.setdefault("coding", []).extend(extra.get("coding", []))
+            return "valueCodeableConcept", merged
+        if vt == "SN":
+            return self.structured_numeric(obx, reps[0], unit)
+        if vt == "NA":
+            data = [r.c(i) for r in reps[:1] for i in range(1, len(r.components) + 1)]
+            if any(_number(d) is None for d in data if d):
+                self.problems.append(Problem(obx.where(5), "value type NA but a component is "
+                                                           "not a number"))
+                return None
+            return "valueSampledData", {"origin": {"value": 0}, "period": 0, "dimensions": 1,
+                                        "data": " ".join(d if d else "E" for d in data)}
+        if vt in ("DT", "DTM", "TS"):
+            when = self.time(reps[0].c(1))
+            if when is None:
+                self.problems.append(Problem(obx.where(5), f"value type {vt} but the value is "
+                                                           "not a date/time"))
+                return None
+            return "valueDateTime", when
+        if vt == "TM":
+            m = re.match(r"^(\d{2})(\d{2})?(\d{2})?", reps[0].c(1))
+            if not m:
+                self.problems.append(Problem(obx.where(5), "value type TM but the value is not "
+                                                           "a time"))
+                return None
+            return "valueTime", f"{m.group(1)}:{m.group(2) or '00'}:{m.group(3) or '00'}"
+        if vt == "NR":
+            low, high = _number(reps[0].c(1)), _number(reps[0].c(2))
+            out: JSON = {}
+            if low is not None:
+                out["low"] = self.quantity(low, unit)
+            if high is not None:
+                out["high"] = self.quantity(high, unit)
+            return ("valueRange", out) if out else ("valueString", reps[0].text())
+        if vt == "DR":
+            start, end = self.time(reps[0].c(1)), self.time(reps[0].c(2))
+            period = {k: v for k, v in (("start", start), ("end", end)) if v}
+            return ("valuePeriod", period) if period else ("valueString", reps[0].text())
+        # RP, ED, XAD, XTN, CP, …: kept as text, never dropped
+        return "valueString", "\n".join(r.text() for r in reps)
+
+    def structured_numeric(self, obx: Segment, rep: Value, unit: Value
+                           ) -> tuple[str, Any] | None:
+        text = rep.text()
+        if len(rep.components) == 1:
+            m = _SN_FLAT.match(text.strip())
+            if m and m.group(1) != "<>":
+                q = self.quantity(_number(m.group(2)), unit)  # type: ignore[arg-type]
+                if m.group(1) in _COMPARATORS:
+                    q = {"value": q["value"], "comparator": m.group(1),
+                         **{k: v for k, v in q.items() if k != "value"}}
+                return "valueQuantity", q
+            return "valueString", text
+        comparator, n1, sep, n2 = rep.c(1), _number(rep.c(2)), rep.c(3), _number(rep.c(4))
+        if n1 is None:
+            return "valueString", text
+        if not sep and n2 is None and comparator in ("", "=", *_COMPARATORS):
+            q = self.quantity(n1, unit)
+            if comparator in _COMPARATORS:
+                q = {"value": n1, "comparator": comparator,
+                     **{k: v for k, v in q.items() if k != "value"}}
+            return "valueQuantity", q
+        if sep == "-" and n2 is not None and not comparator:
+            return "valueRange", {"low": self.quantity(n1, unit), "high": self.quantity(n2, unit)}
+        if sep in (":", "/") and n2 is not None and not comparator:
+            return "valueRatio", {"numerator": {"value": n1}, "denominator": {"value": n2}}
+        return "valueString", text

@@ -1,0 +1,126 @@
+"""Acknowledgments: original mode (AA/AE/AR) and enhanced mode (CA/CE/CR), with ERR segments.
+
+The code comes from the outcome: a message mafhir cannot take at all (unreadable header,
+unsupported type or version) is *rejected* (AR/CR); one it took but could not process
+(a field it cannot map) is an *error* (AE/CE), with one ERR per problem naming the
+segment, sequence and field (ERR-2) and an HL7 table 0357 code (ERR-3). ERR-8 carries
+the reason, never the field's value.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..errors import Problem
+from .build import build_message, msh
+from .message import Message, parse
+
+__all__ = ["Ack", "AckCode", "ack_for", "ack_for_unreadable", "error_location", "read_ack"]
+
+AckCode = str  # AA AE AR CA CE CR
+
+#: HL7 table 0357 (message error condition codes) used in ERR-3.
+ERR_CODES = {
+    "segment": ("100", "Segment sequence error"),
+    "required": ("101", "Required field missing"),
+    "datatype": ("102", "Data type error"),
+    "table": ("103", "Table value not found"),
+    "type": ("200", "Unsupported message type"),
+    "event": ("201", "Unsupported event code"),
+    "version": ("203", "Unsupported version id"),
+    "key": ("204", "Unknown key identifier"),
+    "duplicate": ("205", "Duplicate key identifier"),
+    "internal": ("207", "Application internal error"),
+}
+
+_LOC = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\.(\d+))?)?")
+
+
+def error_location(location: str) -> tuple[str, ...]:
+    """A problem location (``OBX[3]-5.2``) as an ERL: segment ^ sequence ^ field ^ rep ^ comp."""
+    m = _LOC.match(location)
+    if not m:
+        return ()
+    seg, seq, fld, comp = m.groups()
+    return (seg, seq or "1", fld or "", "1" if fld else "", comp or "")
+
+
+@dataclass(frozen=True)
+class Ack:
+    """An acknowledgment as read back from its text."""
+
+    code: AckCode
+    control_id: str
+    acked_id: str
+    errors: tuple[str, ...] = field(default=())
+    text: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.code in ("AA", "CA")
+
+
+def _reply_msh(msg: Message | None, at: datetime, control_id: str, trigger: str) -> list:
+    if msg is None:
+        return msh(sending=("MAFHIR", ""), receiving=("", ""), at=at,
+                   message_type=("ACK", "", "ACK"), control_id=control_id, version="2.5.1")
+    m = msg.msh
+    return msh(sending=(m.get(5), m.get(6)), receiving=(m.get(3), m.get(4)), at=at,
+               message_type=("ACK", trigger, "ACK"), control_id=control_id,
+               version=msg.version or "2.5.1", processing=m.get(11) or "P",
+               charset=m.get(18) or "")
+
+
+def _err(problem: Problem, kind: str, severity: str) -> list:
+    code, text = ERR_CODES.get(kind, ERR_CODES["internal"])
+    loc = error_location(problem.location)
+    return ["ERR", None, loc or None, (code, text, "HL70357"), severity, None, None, None,
+            str(problem)]
+
+
+def ack_for(msg: Message | None, code: AckCode, at: datetime,
+            problems: Sequence[tuple[Problem, str]] = (), control_id: str | None = None,
+            severity: str = "E") -> str:
+    """The ACK to ``msg``: ``problems`` are (problem, table-0357 kind) pairs for ERR."""
+    cid = control_id or uuid.uuid4().hex[:20]
+    trigger = msg.msh.get(9, 2) if msg is not None else ""
+    segs: list[list] = [_reply_msh(msg, at, cid, trigger)]
+    text = {"AA": "", "CA": ""}.get(code, problems[0][0].message if problems else "")
+    segs.append(["MSA", code, msg.control_id if msg is not None else "", text[:80] or None])
+    for problem, kind in problems:
+        segs.append(_err(problem, kind, severity))
+    seps = msg.seps if msg is not None else None
+    return build_message(segs, seps) if seps else build_message(segs)
+
+
+def ack_for_unreadable(raw: bytes, problems: Sequence[Problem], at: datetime,
+                       enhanced: bool = False) -> str:
+    """An AR (CR) for bytes that are not a readable message; echoes MSH-10 if it can."""
+    acked = ""
+    try:
+        text = raw.decode("utf-8", "replace").lstrip("\ufeff\x0b\r\n ")
+        if text.startswith("MSH") and len(text) > 3:
+            fields = text.split("\r", 1)[0].split("\n", 1)[0].split(text[3])
+            acked = fields[9] if len(fields) > 9 else ""
+    except Exception:  # nothing about these bytes can be trusted
+        acked = ""
+    segs: list[list] = [_reply_msh(None, at, uuid.uuid4().hex[:20], "")]
+    segs.append(["MSA", "CR" if enhanced else "AR", acked[:199], problems[0].message[:80]
+                 if problems else None])
+    for p in problems:
+        segs.append(_err(p, "required" if p.location.startswith("MSH") else "segment", "E"))
+    return build_message(segs)
+
+
+def read_ack(text: str | bytes) -> Ack:
+    """An ACK's code, the id it acknowledges and its ERR texts."""
+    msg = parse(text)
+    msa = msg.first("MSA")
+    if msa is None:
+        raise ValueError("the reply has no MSA segment")
+    errors = tuple(e.get(8) or e.get(3, 2) for e in msg.all("ERR"))
+    return Ack(msa.get(1), msg.control_id, msa.get(2), errors, msg.text)

@@ -1,0 +1,206 @@
+"""``mafhir convert`` and ``mafhir listen``: the v2 layer on the command line.
+
+Both are generic: the message types come from the converters plugins register.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..cli.options import clinic_option, load_clinic
+from ..context import MapContext
+from ..errors import InputError, MafhirError, Problem
+from ..io import dumps, iter_documents
+from ..pipeline import Failed, Pipeline
+from ..plugins import get_registry
+from ..registry import Connector
+from ..resourceset import ResourceSet
+from ..validation import check_bundle
+from .ack import read_ack
+from .context import V2Context, default_tz
+from .convert import ConvertHandler, from_fhir, to_fhir
+from .listener import MLLPListener
+from .message import parse
+from .mllp import MLLPClient
+from .receiver import Receiver
+from .store import MessageStore
+
+__all__ = ["convert_command", "listen_command", "open_connector", "split_address"]
+
+JSON = dict[str, Any]
+
+
+def split_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def open_connector(spec: str) -> Connector:
+    """``NAME:TARGET`` (``dir:./lab-results``, ``fhir-rest:https://ehr/fhir``) → a connector."""
+    name, sep, target = spec.partition(":")
+    connectors = get_registry().connectors
+    if not sep or name not in connectors:
+        raise click.BadParameter(f"expected CONNECTOR:TARGET with a connector among "
+                                 f"{', '.join(sorted(connectors))}")
+    return connectors[name].factory(target)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    app, _, facility = text.partition("^")
+    return app, facility
+
+
+def _fail(problems: Any) -> None:
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    sys.exit(2)
+
+
+def _resources(path: str, ctx: MapContext) -> ResourceSet:
+    """FHIR resources from a Bundle/resources file, or from MA tasks mapped first."""
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    with stream:
+        docs = list(iter_documents(stream, label=path))
+    items: list[tuple[str | None, JSON]] = []
+    tasks = []
+    for index, doc in docs:
+        if isinstance(doc, InputError):
+            _fail(doc.problems)
+        if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+            items += [(e.get("fullUrl"), e["resource"]) for e in doc.get("entry", [])
+                      if "resource" in e]
+        elif isinstance(doc, dict) and "resourceType" in doc:
+            items.append((None, doc))
+        else:
+            tasks.append((index, doc))
+    if tasks:
+        failures: list[Problem] = []
+        for result in Pipeline(get_registry(), ctx).run(tasks):
+            if isinstance(result, Failed):
+                failures += result.problems
+            else:
+                items += [(e.full_url, e.resource) for e in result.entries]
+        if failures:
+            _fail(failures)
+    return ResourceSet(items)
+
+
+@click.command("convert")
+@click.argument("source", metavar="FILE|-")
+@click.option("--from", "source_format", type=click.Choice(["hl7v2"]),
+              help="Read a message of this format; print its FHIR transaction Bundle.")
+@click.option("--to", "target_format", type=click.Choice(["hl7v2"]),
+              help="Read FHIR (a Bundle, resources, or MA tasks); print this format.")
+@click.option("--message", "message_type", help="The message to write, e.g. OML^O21.")
+@click.option("--tz", default=None, help="Zone of v2 times without an offset (default "
+              "$MAFHIR_TZ, else UTC), e.g. America/Chicago.")
+@click.option("--mllp", default=None, metavar="HOST:PORT",
+              help="With --to: send the message over MLLP and print the ACK.")
+@click.option("--receiving", default="", metavar="APP^FACILITY",
+              help="With --to: MSH-5/MSH-6 (the lab's application and facility).")
+@clinic_option
+def convert_command(source: str, source_format: str | None, target_format: str | None,
+                    message_type: str | None, tz: str | None, mllp: str | None,
+                    receiving: str, clinic_path: str | None) -> None:
+    """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
+
+    Bad input exits 2 with one line per problem naming the segment and field.
+    """
+    if bool(source_format) == bool(target_format):
+        raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
+    try:
+        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
+                        receiving=_pair(receiving))
+        registry = get_registry()
+        if source_format:
+            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+            bundle = to_fhir(registry, parse(data), ctx)
+            errors = [i for i in check_bundle(bundle, registry.profiles)
+                      if i.severity in ("error", "fatal")]
+            if errors:
+                _fail(errors)
+            sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")
+            return
+        if not message_type:
+            raise click.UsageError("--to hl7v2 needs --message (e.g. OML^O21)")
+        text = from_fhir(registry, message_type, _resources(source, ctx.map), ctx)
+    except InputError as exc:
+        _fail(exc.problems)
+        return
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not mllp:
+        sys.stdout.write(text.replace("\r", "\n"))
+        return
+    host, port = split_address(mllp)
+    try:
+        with MLLPClient(host, port) as client:
+            ack = read_ack(client.send(text))
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"ack": ack.code, "acknowledges": ack.acked_id,
+                           "errors": list(ack.errors)}))
+    sys.exit(0 if ack.accepted else 1)
+
+
+@click.command("listen")
+@click.option("--mllp", "address", required=True, metavar="HOST:PORT",
+              help="Listen for HL7 v2 over MLLP here (port 0: any free port).")
+@click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True,
+              help="SQLite file every message is stored in before it is acknowledged.")
+@click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
+              help="Deliver converted Bundles here, e.g. dir:./results or "
+                   "fhir-rest:https://ehr.example/fhir (default: store only).")
+@click.option("--check-patient/--no-check-patient", default=True, show_default=True,
+              help="Hold results for patients the destination does not know for review "
+                   "(needs a connector that can search).")
+@click.option("--tz", default=None, help="Zone of v2 times without an offset.")
+@clinic_option
+def listen_command(address: str, store_path: str, destination: str | None,
+                   check_patient: bool, tz: str | None, clinic_path: str | None) -> None:
+    """Receive HL7 v2 over MLLP: store, convert, deliver, acknowledge (Ctrl-C stops)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    host, port = split_address(address)
+    try:
+        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz))
+        registry = get_registry()
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    connector = open_connector(destination) if destination else None
+    known = None
+    if connector is not None and check_patient and hasattr(connector, "search"):
+        search = connector.search
+
+        def known(system: str, value: str) -> bool:
+            return next(iter(search("Patient", {"identifier": f"{system}|{value}"})),
+                        None) is not None
+
+    handler = ConvertHandler(registry, ctx, connector.send if connector else None, known)
+    store = MessageStore(store_path)
+    listener = MLLPListener(host, port, Receiver(store, handler))
+    click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
+               f"(store {store_path})", err=True)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # a service manager's stop, like Ctrl-C
+    try:
+        listener.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.stop()
+        if connector is not None:
+            connector.close()
+        click.echo(f"stopped; messages by status: {store.counts()}", err=True)
+        store.close()

@@ -1,0 +1,128 @@
+"""Converters at work: look them up, run them, and the listener's handler built on them.
+
+:class:`ConvertHandler` is the default :data:`~mafhir.hl7v2.receiver.Handler`: the message
+type picks a registered converter, the Bundle made is validated (structure and US Core)
+and delivered through a connector. A result for a patient the clinic does not know is
+held for review (AE, ERR 204 on PID-3), not delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..errors import InputError, MafhirError, Problem
+from ..registry import Converter, Registry
+from ..resourceset import ResourceSet
+from ..validation import check_bundle
+from .context import V2Context
+from .message import Message
+from .receiver import Outcome
+
+__all__ = ["FORMAT", "ConvertHandler", "from_fhir", "patient_identifiers", "to_fhir"]
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+FORMAT = "hl7v2"
+
+
+def _converter(registry: Registry, message_type: str, direction: str) -> Converter:
+    conv = registry.converters.get(f"{FORMAT}:{message_type}")
+    if conv is None or getattr(conv, direction) is None:
+        known = sorted(c.message_type for c in registry.converters.values()
+                       if c.format == FORMAT and getattr(c, direction) is not None)
+        raise InputError([Problem("MSH-9" if direction == "to_fhir" else "message",
+                                  f"no converter for {message_type or 'this message type'} "
+                                  f"(known: {', '.join(known) or 'none'})")])
+    return conv
+
+
+def to_fhir(registry: Registry, msg: Message, ctx: V2Context) -> JSON:
+    """The transaction Bundle for ``msg`` (InputError naming segment and field)."""
+    conv = _converter(registry, msg.type, "to_fhir")
+    assert conv.to_fhir is not None
+    return conv.to_fhir(msg, ctx)
+
+
+def from_fhir(registry: Registry, message_type: str, resources: ResourceSet,
+              ctx: V2Context) -> str:
+    """The v2 message of ``message_type`` for FHIR ``resources``."""
+    conv = _converter(registry, message_type, "from_fhir")
+    assert conv.from_fhir is not None
+    return conv.from_fhir(resources, ctx)
+
+
+def patient_identifiers(bundle: JSON) -> Iterator[tuple[str, str]]:
+    """(system, value) of every ``Patient?identifier=`` reference in the Bundle."""
+    from ..identity import identifier_from_reference
+
+    seen: set[str] = set()
+
+    def walk(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref.startswith("Patient?identifier="):
+                yield ref
+            for v in node.values():
+                if isinstance(v, (dict, list)):
+                    yield from walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from walk(v)
+
+    for ref in walk(bundle):
+        if ref not in seen:
+            seen.add(ref)
+            parsed = identifier_from_reference(ref)
+            if parsed is not None:
+                yield parsed[1], parsed[2]
+
+
+def _kind(problem: Problem) -> str:
+    text = problem.message
+    if "missing" in text or "required" in text:
+        return "required"
+    if "unknown code" in text or "not in table" in text:
+        return "table"
+    return "datatype"
+
+
+class ConvertHandler:
+    """Convert, validate, check the patient, deliver: one message's :class:`Outcome`."""
+
+    def __init__(self, registry: Registry, ctx: V2Context,
+                 deliver: Callable[[JSON], Any] | None = None,
+                 patient_known: Callable[[str, str], bool] | None = None) -> None:
+        self.registry = registry
+        self.ctx = ctx
+        self.deliver = deliver
+        self.patient_known = patient_known
+
+    def __call__(self, msg: Message) -> Outcome:
+        try:
+            bundle = to_fhir(self.registry, msg, self.ctx)
+        except InputError as exc:
+            rejected = any(p.location.startswith("MSH-9") for p in exc.problems)
+            return Outcome("rejected" if rejected else "error",
+                           tuple((p, "type" if rejected else _kind(p)) for p in exc.problems))
+        errors = [i for i in check_bundle(bundle, self.registry.profiles)
+                  if i.severity in ("error", "fatal")]
+        if errors:
+            return Outcome("error", tuple((Problem(i.expression, i.diagnostics), "internal")
+                                          for i in errors[:20]), bundle)
+        if self.patient_known is not None:
+            for system, value in patient_identifiers(bundle):
+                if not self.patient_known(system, value):
+                    return Outcome("review", ((Problem(
+                        "PID-3", "the patient is not known to the clinic; held for review"),
+                        "key"),), bundle)
+        if self.deliver is not None:
+            try:
+                self.deliver(bundle)
+            except MafhirError as exc:
+                status = "retry" if exc.transient else "error"
+                log.warning("delivery of %s failed (%s)", msg.type, type(exc).__name__)
+                return Outcome(status, ((Problem("", f"delivery failed ({type(exc).__name__})"),
+                                         "internal"),), bundle)
+        return Outcome("processed", (), bundle)

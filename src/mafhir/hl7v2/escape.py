@@ -1,0 +1,105 @@
+"""HL7 v2 delimiters and escape sequences (v2.5.1 chapter 2.7), done by the standard.
+
+Kept here rather than taken from python-hl7: its ``escape`` writes a code point above
+0xFF as one over-long ``\\X..\\`` that its own ``unescape`` cannot read back, and its
+``unescape`` logs the field text (patient data) at warning level. Here non-ASCII text
+stays as UTF-8 (MSH-18 ``UNICODE UTF-8``), only delimiters and control characters are
+escaped, and ``\\Xhh..\\`` is read as UTF-8 bytes (latin-1 when not valid UTF-8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT", "Separators", "escape", "unescape"]
+
+
+@dataclass(frozen=True, slots=True)
+class Separators:
+    """The five delimiters of a message: segment terminator is always CR."""
+
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+    truncation: str = ""  # v2.7+: the fifth MSH-2 character (``#``), kept when present
+
+    @property
+    def encoding_characters(self) -> str:
+        """MSH-2 as written."""
+        return (self.component + self.repetition + self.escape + self.subcomponent
+                + self.truncation)
+
+
+DEFAULT = Separators()
+
+
+def escape(text: str, seps: Separators = DEFAULT) -> str:
+    """``text`` safe to place in one field, component or subcomponent."""
+    if not text:
+        return text
+    table = {
+        seps.escape: f"{seps.escape}E{seps.escape}",
+        seps.field: f"{seps.escape}F{seps.escape}",
+        seps.component: f"{seps.escape}S{seps.escape}",
+        seps.subcomponent: f"{seps.escape}T{seps.escape}",
+        seps.repetition: f"{seps.escape}R{seps.escape}",
+    }
+    if seps.truncation:
+        table[seps.truncation] = f"{seps.escape}P{seps.escape}"
+    out = []
+    for ch in text.replace("\r\n", "\n"):
+        if ch in table:
+            out.append(table[ch])
+        elif ch in "\r\n":
+            out.append(f"{seps.escape}.br{seps.escape}")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"{seps.escape}X{ord(ch):02X}{seps.escape}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _hex(value: str) -> str:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def unescape(text: str, seps: Separators = DEFAULT) -> str:
+    """The text an escaped value stands for. Unknown sequences are dropped, never raised."""
+    esc = seps.escape
+    if not text or esc not in text:
+        return text
+    simple = {"F": seps.field, "S": seps.component, "T": seps.subcomponent,
+              "R": seps.repetition, "E": esc, "P": seps.truncation or "#",
+              ".br": "\n", ".sp": "\n", "H": "", "N": "", ".fi": "", ".nf": "", ".ce": "\n"}
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch != esc:
+            out.append(ch)
+            i += 1
+            continue
+        end = text.find(esc, i + 1)
+        if end < 0:  # a lone escape character: keep it as it is
+            out.append(text[i:])
+            break
+        seq = text[i + 1:end]
+        if seq in simple:
+            out.append(simple[seq])
+        elif seq[:1] == "X":
+            out.append(_hex(seq[1:]))
+        elif seq[:3] in (".sp", ".in", ".ti", ".sk"):
+            out.append("\n" if seq[:3] == ".sp" else " ")
+        # \Cxxyy\, \Mxxyyzz\ (character-set switches) and \Zxx\ are dropped
+        i = end + 1
+    return "".join(out)

@@ -1,0 +1,121 @@
+"""From arriving bytes to an ACK: parse, deduplicate, store, process, acknowledge.
+
+Transport-free (the MLLP listener and the tests call :meth:`Receiver.receive` alike).
+The order is the guarantee: the message is committed to the store *before* it is
+processed and acknowledged, and a duplicate MSH-10 gets the stored ACK back without
+being processed again. Whatever a handler does (an exception included), the receiver
+answers with an ACK and goes on; logs name message types and row ids, never content.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from ..errors import InputError, Problem
+from .ack import ack_for, ack_for_unreadable
+from .message import MAX_MESSAGE_BYTES, Message, check_header, parse
+from .store import MessageStore
+
+__all__ = ["Handler", "Outcome", "Receiver"]
+
+log = logging.getLogger(__name__)
+
+Status = Literal["processed", "error", "rejected", "review", "retry"]
+ORIGINAL = {"processed": "AA", "error": "AE", "review": "AE", "rejected": "AR", "retry": "AR"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing made of a message; ``problems`` are (problem, table-0357 kind)."""
+
+    status: Status
+    problems: tuple[tuple[Problem, str], ...] = ()
+    result: object = field(default=None, compare=False)
+
+
+Handler = Callable[[Message], Outcome]
+
+
+def _wanted(condition: str, ok: bool) -> bool:
+    """Enhanced mode: does MSH-15/16 (AL, NE, ER, SU) ask for this acknowledgment?"""
+    condition = condition or "AL"
+    return condition == "AL" or (condition == "ER" and not ok) or (condition == "SU" and ok)
+
+
+class Receiver:
+    """Turns one message's bytes into its ACK bytes (None when enhanced mode wants none)."""
+
+    def __init__(self, store: MessageStore, handler: Handler,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 max_bytes: int = MAX_MESSAGE_BYTES, wait_for_duplicate: float = 30.0) -> None:
+        self.store = store
+        self.handler = handler
+        self.clock = clock
+        self.max_bytes = max_bytes
+        self.wait_for_duplicate = wait_for_duplicate
+
+    def receive(self, raw: bytes) -> bytes | None:
+        now = self.clock()
+        try:
+            msg = parse(raw, self.max_bytes)
+        except InputError as exc:
+            return self._quarantine(raw, list(exc.problems), now)
+        header = check_header(msg)
+        if not msg.control_id:
+            return self._quarantine(raw, header, now, msg)
+        claim = self.store.claim(msg.sender, msg.control_id, msg.type, raw, now)
+        if claim.duplicate:
+            log.info("duplicate %s (row %d): original ACK returned", msg.type, claim.id)
+            ack = claim.ack if claim.ack is not None else \
+                self.store.wait_ack(claim.id, self.wait_for_duplicate)
+            return ack
+        if header:
+            kinds = [(p, "version" if p.location == "MSH-12" else "type") for p in header]
+            outcome = Outcome("rejected", tuple(kinds))
+        else:
+            try:
+                outcome = self.handler(msg)
+            except Exception as exc:  # a handler bug must never stop the listener
+                log.error("handler failed on %s (row %d): %s", msg.type, claim.id,
+                          type(exc).__name__)
+                outcome = Outcome("error", ((Problem("", f"internal error: "
+                                                         f"{type(exc).__name__}"), "internal"),))
+        return self._acknowledge(msg, claim.id, outcome, now)
+
+    def _acknowledge(self, msg: Message, row_id: int, outcome: Outcome,
+                     now: datetime) -> bytes | None:
+        problems = list(outcome.problems)
+        lines = [str(p) for p, _ in problems]
+        severity = "W" if outcome.status == "review" else "E"
+        app = ORIGINAL[outcome.status]
+        if not msg.enhanced_mode:
+            ack = ack_for(msg, app, now, problems, severity=severity).encode("utf-8")
+            self.store.finish(row_id, outcome.status, ack, lines)
+            return ack
+        # enhanced mode: the commit ACK says "safely stored" (CR: header not acceptable);
+        # the application ACK is kept with the message for delivery back to the sender.
+        commit = "CR" if outcome.status == "rejected" and any(
+            k in ("type", "version") for _, k in problems) else "CA"
+        reply = None
+        if _wanted(msg.accept_ack_type, commit == "CA"):
+            reply = ack_for(msg, commit, now, problems if commit == "CR" else (),
+                            severity=severity).encode("utf-8")
+        app_ack = None
+        if commit == "CA" and _wanted(msg.app_ack_type, app == "AA"):
+            app_ack = ack_for(msg, app, now, problems, severity=severity).encode("utf-8")
+        self.store.finish(row_id, outcome.status, reply or app_ack, lines, app_ack)
+        return reply
+
+    def _quarantine(self, raw: bytes, problems: list[Problem], now: datetime,
+                    msg: Message | None = None) -> bytes:
+        enhanced = bool(msg and msg.enhanced_mode)
+        ack = ack_for_unreadable(raw, problems, now, enhanced).encode("utf-8")
+        row = self.store.quarantine(raw, [str(p) for p in problems], ack, now,
+                                    msg.type if msg else None)
+        log.warning("quarantined unreadable input as row %d: %s", row,
+                    "; ".join(p.location for p in problems))
+        return ack
