@@ -38,8 +38,14 @@ def demo_day_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "fixtures" / "clinic-day"
 
 
-def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None = None) -> int:
-    """Map, validate and write the demo day; return the exit status (0 when all is well)."""
+def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None = None,
+             to: str | None = None, db: str | None = None) -> int:
+    """Map, validate and write the demo day; return the exit status (0 when all is well).
+
+    The day's Bundles then go through the outbox: to the local store (``store.db`` in
+    ``out_dir``), or to the FHIR server ``to``; ``db`` is the outbox (default
+    ``out_dir/mafhir.db``).
+    """
     console = console or Console()
     day = day_dir or demo_day_dir()
     registry = get_registry()
@@ -60,6 +66,7 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
     quarantined: list[Failed] = []
     bundle_errors = 0
     stored: dict[str, int] = {}
+    day_bundles: list[tuple[str, dict]] = []
     try:
         with open(day / DAY_FILE, "rb") as stream:
             for result in pipeline.run(iter_documents(stream, label=DAY_FILE)):
@@ -72,6 +79,7 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
                     bundle_errors += 1
                     continue
                 connector.send(bundle, name=f"{result.index:03d}-{kind}-{result.task.id}")
+                day_bundles.append((f"demo#{result.index} {kind} {result.task.id}", bundle))
                 tasks[kind] += 1
                 for entry in bundle["entry"]:
                     resources[kind][entry["resource"]["resourceType"]] += 1
@@ -108,6 +116,9 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
     if quarantined:
         console.print(f"{len(quarantined)} task(s) quarantined with their reasons in "
                       f"{quarantine_path} (nothing dropped)")
+    from .outbox.demo import sync_day
+
+    synced = sync_day(day_bundles, out_dir, console, to=to, db=db)
     (out_dir / "summary.json").write_text(json.dumps({
         "tasks": dict(tasks),
         "resources": {k: dict(v) for k, v in resources.items()},
@@ -115,5 +126,6 @@ def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None
         "warnings": warnings,
         "quarantined": [{"index": f.index, "problems": [str(p) for p in f.problems]}
                         for f in quarantined],
+        "sync": synced,
     }, indent=2))
-    return 1 if bundle_errors else 0
+    return 1 if bundle_errors or synced["dead"] else 0

@@ -15,7 +15,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .registry import ConnectorSpec, Mapper, Profile
+    from .outbox.delivery import Delivery
+    from .registry import ConnectorSpec, Converter, Mapper, Profile
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -48,6 +49,29 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
     """Register destinations that transaction Bundles can be delivered to.
 
     :param register: call once per :class:`mafhir.registry.ConnectorSpec`.
+    """
+
+
+# ---------------------------------------------------------------- delivery: each send
+@hookspec
+def deliver_bundle(delivery: Delivery) -> None:
+    """Deliver one Bundle of the outbox; wrap it (``@hookimpl(wrapper=True)``) to audit it
+    or adjust the Bundle for a vendor before it goes out.
+
+    The outbox's own implementation runs innermost and sets ``delivery.response``; a
+    wrapper changes ``delivery.bundle`` before its ``yield`` and sees the response (or
+    the error, raised at the ``yield``) after it.
+
+    :param delivery: a :class:`mafhir.outbox.delivery.Delivery`.
+    """
+
+
+# ---------------------------------------------------------------- conversion
+@hookspec
+def register_converters(register: Callable[[Converter], None]) -> None:
+    """Register message converters (HL7 v2 ORU^R01 in, OML^O21 out, …) for ``mafhir convert``.
+
+    :param register: call once per :class:`mafhir.registry.Converter`.
     """
 
 

@@ -198,12 +198,17 @@ def plugins_command(as_json: bool) -> None:
 @click.command("demo")
 @click.option("--out", "out_dir", default="mafhir-demo", show_default=True,
               type=click.Path(file_okay=False), help="Output folder.")
-def demo_command(out_dir: str) -> None:
+@click.option("--to", "to", default=None,
+              help="Also deliver through the outbox to this FHIR server URL (or destination "
+                   "name); default: the local store OUT/store.db.")
+@click.option("--db", "db", default=None,
+              help="The outbox (SQLite file or postgresql:// URL); default OUT/mafhir.db.")
+def demo_command(out_dir: str, to: str | None, db: str | None) -> None:
     """Run a realistic MA day from the built-in synthetic clinic; no server needed."""
     from ..demo import run_demo
 
     try:
-        code = run_demo(Path(out_dir))
+        code = run_demo(Path(out_dir), to=to, db=db)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)

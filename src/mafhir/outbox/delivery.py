@@ -1,0 +1,114 @@
+"""Destinations and the delivery hook.
+
+A destination is a string stored with each item, enough to rebuild its connector in any
+worker process: ``local`` / ``local:PATH`` (the embedded store), an ``http(s)://`` URL
+(the FHIR REST connector), ``NAME:TARGET`` for any registered connector, or a bare
+name from ``mafhir.toml`` (a FHIR server with its auth settings).
+
+Every send goes through the ``deliver_bundle`` hook with a :class:`Delivery`, so plugins
+can wrap it (``@hookimpl(wrapper=True)``) to audit it or adjust the Bundle for a vendor.
+The outbox's own implementation, called innermost, hands the Bundle to the connector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, PermanentError, Problem
+from ..plugins import get_manager, get_registry
+from ..registry import Connector
+from .local import DEFAULT_STORE, LocalStore
+
+__all__ = ["Delivery", "LocalConnector", "connect", "deliver", "resolve_destination"]
+
+JSON = dict[str, Any]
+
+FHIR_CONNECTORS = ("fhir-rest", "fhir")
+
+
+@dataclass
+class Delivery:
+    """One send of one Bundle, as the ``deliver_bundle`` hook sees it.
+
+    ``bundle`` may be changed by wrappers before the send; ``response`` is set by the
+    innermost implementation (the connector's answer). ``item_id``, ``source`` and
+    ``attempt`` say which outbox item this is; ``notes`` is free for plugins.
+    """
+
+    destination: str
+    bundle: JSON
+    connector: Connector
+    item_id: int = 0
+    source: str = ""
+    attempt: int = 1
+    response: JSON | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalConnector:
+    """The ``local`` connector: :class:`LocalStore` behind the Connector interface."""
+
+    def __init__(self, target: str = "") -> None:
+        self.store = LocalStore(target or DEFAULT_STORE)
+
+    def send(self, bundle: JSON) -> JSON:
+        return self.store.send(bundle)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def resolve_destination(to: str | None) -> str:
+    """The canonical destination string for ``--to`` (default: the local store)."""
+    to = (to or "local").strip()
+    if to == "local" or to.startswith("local:"):
+        path = to.partition(":")[2] or DEFAULT_STORE
+        return f"local:{Path(path).resolve()}"
+    if to.startswith(("http://", "https://")):
+        return to.rstrip("/")
+    name, sep, _ = to.partition(":")
+    if sep and name in get_registry().connectors:
+        return to
+    return to  # a named destination of mafhir.toml (the FHIR REST plugin reads it)
+
+
+def connect(destination: str, timeout: float | None = None) -> Connector:
+    """A connector for ``destination``, built through the plugin registry.
+
+    A FHIR client is told to try each request once (``max_attempts=1``): the outbox
+    reschedules failures itself, so a slow server never holds a worker in a sleep.
+    """
+    registry = get_registry()
+    name, sep, target = destination.partition(":")
+    if sep and name in registry.connectors and not destination.startswith(("http:", "https:")):
+        return registry.connectors[name].factory(target)
+    spec = next((registry.connectors[n] for n in FHIR_CONNECTORS if n in registry.connectors),
+                None)
+    if spec is None:
+        raise PermanentError(f"no connector can deliver to '{destination}': install "
+                             "mafhir-fhir-rest for FHIR servers")
+    try:
+        connector = spec.factory(destination)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError([Problem("--to", f"cannot use this destination ({exc})")]) from None
+    client = getattr(connector, "client", None)
+    retry = getattr(client, "retry", None)
+    if retry is not None and dataclasses.is_dataclass(retry):
+        client.retry = dataclasses.replace(retry, max_attempts=1)
+    if timeout is not None and client is not None and hasattr(client, "timeout"):
+        client.timeout = (min(5.0, timeout), timeout)
+    return connector
+
+
+def deliver(delivery: Delivery) -> JSON:
+    """Send through the ``deliver_bundle`` hook; the connector's answer."""
+    get_manager().hook.deliver_bundle(delivery=delivery)
+    if delivery.response is None:
+        raise PermanentError("no plugin delivered the Bundle (is mafhir.outbox.plugin "
+                             "disabled?)")
+    return delivery.response

@@ -1,0 +1,312 @@
+"""The sync engine: worker threads that drain the outbox, in order per patient.
+
+Each worker thread claims a small batch of items (the store guarantees at most one per
+patient is in flight, and in order), plans each against the ledger, delivers what is new
+or changed through the ``deliver_bundle`` hook, and records the batch's results, ledger
+rows and audit resources in one transaction (a crash before it commits only means those
+items go out again: harmless, see below). Failures are classified once:
+
+* permanent (a 400 with an OperationOutcome, a Bundle the store refuses) → dead letter
+  at once, the outcome kept;
+* transient (429, 503, timeouts, resets, a server that is down) → rescheduled with
+  backoff and jitter, ``Retry-After`` as a floor, until the retry policy gives up.
+
+A stop request (SIGINT/SIGTERM via :meth:`Engine.stop`) lets every in-flight item finish;
+nothing is claimed after it. A process killed outright leaves its items in flight: the
+next SQLite worker takes them back at start, PostgreSQL workers when the lease ends.
+Delivery is at-least-once; conditional writes and the ledger make the effect
+exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ..errors import MafhirError, PermanentError
+from .audit import audit_event, provenance, provenance_entry
+from .delivery import Delivery, connect, deliver
+from .enqueue import RESEND
+from .ledger import PlannedEntry, entries_of, ledger_rows, plan, shared_entries
+from .model import Item, Outcome, Tally
+from .retry import RetryPolicy
+from .store import OutboxStore
+
+__all__ = ["Engine", "classify"]
+
+log = logging.getLogger("mafhir.outbox")
+JSON = dict[str, Any]
+
+
+def classify(exc: BaseException) -> tuple[bool, int | None, float | None, str | None, str]:
+    """(transient?, HTTP status, Retry-After, OperationOutcome JSON, message) of a failure.
+
+    Messages of mafhir's own errors are free of patient data by contract; for anything
+    else only the exception's type is kept, since its text might quote input.
+    """
+    transient = getattr(exc, "transient", None)
+    if transient is None:  # not one of ours: a bug or an unexpected failure; retry, bounded
+        transient = not isinstance(exc, (ValueError, TypeError, KeyError))
+    status = getattr(exc, "status", None)
+    retry_after = getattr(exc, "retry_after", None)
+    outcome = getattr(exc, "outcome", None)
+    message = str(exc) if isinstance(exc, MafhirError) else f"{type(exc).__name__} (unexpected)"
+    return (bool(transient), status if isinstance(status, int) else None,
+            retry_after if isinstance(retry_after, (int, float)) else None,
+            orjson.dumps(outcome).decode() if isinstance(outcome, dict) else None,
+            message[:2000])
+
+
+class Engine:
+    """Drains an outbox with ``threads`` worker threads (see the module docstring)."""
+
+    def __init__(self, store: OutboxStore, *, threads: int = 4,
+                 retry: RetryPolicy | None = None, lease: float = 300.0, poll: float = 0.5,
+                 timeout: float | None = None, send_provenance: bool = False,
+                 on_result: Callable[[str, Item], None] | None = None,
+                 rng: random.Random | None = None, batch: int = 8) -> None:
+        self.store = store
+        self.threads = max(1, threads)
+        self.retry = retry or RetryPolicy()
+        self.lease = lease
+        self.poll = poll
+        self.timeout = timeout
+        self.send_provenance = send_provenance
+        self.batch = max(1, batch)
+        self.on_result = on_result
+        self.rng = rng or random.Random()
+        self.tally = Tally()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._name = f"{socket.gethostname()}:{os.getpid()}"
+        self._started = False
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        """Finish what is in flight, claim nothing more."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def prepare(self) -> None:
+        """Take the store's worker lock; on SQLite, take back items a dead process left."""
+        if self._started:
+            return
+        if not self.store.acquire_worker_lock():
+            raise PermanentError("another process is running workers on this SQLite outbox "
+                                 f"({self.store.url}); run one per file, or use PostgreSQL "
+                                 "(--db postgresql://…) for several workers")
+        if self.store.dialect == "sqlite":
+            self.store.recover_inflight()
+        self._started = True
+
+    def run(self, once: bool = True) -> Tally:
+        """Work until the outbox is drained (``once``) or until :meth:`stop`."""
+        self.prepare()
+        workers = [threading.Thread(target=self._loop, args=(f"{self._name}:{i}", once),
+                                    name=f"mafhir-worker-{i}", daemon=True)
+                   for i in range(self.threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            while w.is_alive():
+                w.join(0.2)
+        return self.tally
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self, worker: str, once: bool) -> None:
+        connectors: dict[str, Any] = {}
+        try:
+            while not self._stop.is_set():
+                try:
+                    claimed = self.store.claim(worker, self.batch, self.lease)
+                except Exception as exc:  # the database went away: wait, do not die
+                    log.warning("claim failed (%s); retrying", type(exc).__name__)
+                    self._stop.wait(self.poll)
+                    continue
+                if not claimed:
+                    if once and self.store.active() == 0:
+                        return
+                    self._stop.wait(self._idle_wait())
+                    continue
+                self._batch(claimed, worker, connectors)
+        finally:
+            for c in connectors.values():
+                try:
+                    c.close()
+                except Exception:  # closing must never mask the work's result
+                    log.debug("closing a connector failed", exc_info=True)
+
+    def _idle_wait(self) -> float:
+        due = self.store.next_due()
+        if due is None:
+            return self.poll
+        return max(0.01, min(self.poll, due - time.time()))
+
+    def _batch(self, claimed: list[Item], worker: str, connectors: dict[str, Any]) -> None:
+        """Process claimed items (one per patient) and record them in one transaction."""
+        outcomes: list[Outcome] = []
+        bundles: dict[int, Any] = {}
+        keys: dict[str, set[tuple[str, str]]] = {}
+        for item in claimed:  # one ledger read for the whole batch
+            try:
+                bundles[item.id] = orjson.loads(item.payload)
+            except orjson.JSONDecodeError as exc:
+                bundles[item.id] = exc
+                continue
+            if item.idem_key.startswith(RESEND):
+                continue  # sent whatever the ledger says
+            keys.setdefault(item.destination, set()).update(
+                p.key for p in entries_of(bundles[item.id]) if p.key)
+        known = {d: self.store.ledger_get(d, k) for d, k in keys.items()}
+        for n, item in enumerate(claimed):
+            if self._stop.is_set():
+                self.store.release(claimed[n:], worker)
+                break
+            resend = item.idem_key.startswith(RESEND)
+            outcomes.append(self._process(item, worker, connectors, bundles[item.id],
+                                          {} if resend else known.get(item.destination, {}),
+                                          resend))
+        try:
+            self.store.record(outcomes)
+        except Exception:  # the store is unreachable: the lease will hand the items back
+            log.warning("could not record %d result(s)", len(outcomes), exc_info=True)
+            return
+        for o in outcomes:
+            what = {"sent": "sent", "unchanged": "unchanged"}.get(
+                o.result, "retried" if o.retry_in is not None else "dead")
+            if what in ("retried", "dead"):
+                log.info("item %d %s: %s", o.item.id, what, o.error)
+            with self._lock:
+                setattr(self.tally, what, getattr(self.tally, what) + 1)
+                self.tally.writes += o.writes
+            if self.on_result is not None:
+                self.on_result(what, o.item)
+
+    def _connector(self, destination: str, connectors: dict[str, Any]) -> Any:
+        if destination not in connectors:
+            connectors[destination] = connect(destination, self.timeout)
+        return connectors[destination]
+
+    # ------------------------------------------------------------------ one item
+    def _process(self, item: Item, worker: str, connectors: dict[str, Any], bundle: Any,
+                 known: dict[tuple[str, str], Any], resend: bool = False) -> Outcome:
+        started = time.time()
+        dest = item.destination
+        try:
+            if isinstance(bundle, Exception):
+                raise PermanentError("the stored Bundle is not valid JSON")
+            connector = self._connector(dest, connectors)
+            writes, refs = self._ensure_shared(item, bundle, connector, known, resend)
+            if resend:
+                known = {}  # the lane's entries go out as written (conditional writes)
+            elif len(refs) > sum(1 for p in shared_entries(bundle) if p.key in known):
+                # shared resources were settled just now: read their ledger rows again
+                known = {**known, **self.store.ledger_get(
+                    dest, [p.key for p in entries_of(bundle) if p.key])}
+            todo = plan(bundle, known, refs)
+            if todo.bundle is None:
+                return Outcome(item, worker, started, "sent" if writes else "unchanged", writes)
+            outgoing = todo.bundle
+            if self.send_provenance:
+                outgoing = {**outgoing, "entry": [*outgoing["entry"], provenance_entry(
+                    outgoing, item.source, item.idem_key[:32], started)]}
+            response = self._send(item, connector, outgoing)
+            rows = ledger_rows(dest, todo.send, response)
+            targets = [r["server_id"] for r in rows]
+            updated = any(known.get(p.key) for p in todo.send if p.key)
+            audits = [("AuditEvent", orjson.dumps(audit_event(
+                          dest, worker, time.time(), targets, "0", updated)).decode()),
+                      ("Provenance", orjson.dumps(provenance(
+                          targets, item.source, item.idem_key[:32], started,
+                          updated)).decode())]
+            return Outcome(item, worker, started, "sent", writes + len(todo.send), rows, audits)
+        except Exception as exc:
+            return self._failed(item, worker, started, exc)
+
+    def _send(self, item: Item, connector: Any, bundle: JSON) -> JSON:
+        delivery = Delivery(item.destination, bundle, connector, item.id, item.source,
+                            item.attempts + 1)
+        response = deliver(delivery)
+        if not isinstance(response, dict):
+            raise PermanentError("the connector's answer is not a Bundle")
+        return response
+
+    def _ensure_shared(self, item: Item, bundle: JSON, connector: Any,
+                       known: dict[tuple[str, str], Any], resend: bool = False
+                       ) -> tuple[int, dict[str, str]]:
+        """Create or update, once and under a lock each, the shared resources of a Bundle.
+
+        Returns the writes made and the ``urn:uuid`` → ``Type/id`` of every shared entry.
+        With ``resend`` each is sent again (as its conditional write), once per run: a
+        ledger row newer than the item counts as sent by this resend.
+        """
+        shared = shared_entries(bundle)
+        refs: dict[str, str] = {}
+        writes = 0
+        if not shared:
+            return 0, refs
+        pending: list[PlannedEntry] = []
+        for p in shared:
+            row = known.get(p.key) if p.key else None
+            if row is not None and row["content_hash"] == p.hash:
+                if p.entry.get("fullUrl"):
+                    refs[p.entry["fullUrl"]] = row["server_id"]
+            else:
+                pending.append(p)
+        for p in _dependency_order(pending):
+            lock_key = f"{item.destination}|{p.rtype}|{p.ident}"
+            with self.store.identity_lock(lock_key):
+                row = self.store.ledger_get(item.destination, [p.key]).get(p.key)  # type: ignore[arg-type]
+                if resend and row is not None and row["updated_at"] < item.created_at:
+                    row = None  # from before the resend: send it again
+                one = {"resourceType": "Bundle", "type": "transaction", "entry": [p.entry]}
+                todo = plan(one, {p.key: row} if row else {}, refs)  # type: ignore[dict-item]
+                if todo.bundle is not None:
+                    response = self._send(item, connector, todo.bundle)
+                    rows = ledger_rows(item.destination, todo.send, response)
+                    self.store.ledger_put(rows, item.id)
+                    writes += 1
+                    row = rows[0] if rows else None
+            if row is not None and p.entry.get("fullUrl"):
+                refs[p.entry["fullUrl"]] = row["server_id"]
+        return writes, refs
+
+    def _failed(self, item: Item, worker: str, started: float, exc: Exception) -> Outcome:
+        transient, status, retry_after, outcome, message = classify(exc)
+        retry_in = None
+        if transient:
+            retry_in = self.retry.next_delay(item.attempts + 1, retry_after,
+                                             time.time() - item.created_at, self.rng)
+            if retry_in is None:
+                message = f"gave up after {item.attempts + 1} attempt(s): {message}"
+        return Outcome(item, worker, started, "failed", error=message, status=status,
+                       retry_in=retry_in, outcome=outcome)
+
+
+def _dependency_order(entries: list[PlannedEntry]) -> list[PlannedEntry]:
+    """Shared entries so that one referring to another (Location → Organization) follows it."""
+    urls = {p.entry.get("fullUrl") for p in entries}
+    blob = {id(p): orjson.dumps(p.entry.get("resource") or {}) for p in entries}
+    done: list[PlannedEntry] = []
+    left = list(entries)
+    while left:
+        placed = {d.entry.get("fullUrl") for d in done}
+        ready = [p for p in left
+                 if not any(u and u != p.entry.get("fullUrl") and u not in placed
+                            and u.encode() in blob[id(p)] for u in urls)]
+        if not ready:  # a cycle: send in Bundle order, the server resolves what it can
+            ready = left
+        done.extend(ready)
+        left = [p for p in left if p not in ready]
+    return done

@@ -1,0 +1,96 @@
+"""The shared backend: PostgreSQL, for several worker processes on one or more machines.
+
+Workers claim with ``SELECT … FOR UPDATE SKIP LOCKED``, so two never take the same item
+and none waits for another's lock. A claimed item carries a lease: a worker that dies
+without a word (SIGKILL, a lost machine) gives its items back when the lease runs out.
+A resource that several patients share (the clinic, a practitioner, a room) is first
+created under a PostgreSQL advisory lock on its identity, so parallel workers never race
+a server's conditional create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from . import schema
+from .store import OutboxStore
+
+__all__ = ["PostgresStore", "sqlalchemy_url"]
+
+_SCHEMA_LOCK = 0x6D61_6668_6972  # "mafhir": serializes CREATE TABLE across processes
+
+
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://…`` as SQLAlchemy's psycopg 3 URL."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _lock_key(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+class PostgresStore(OutboxStore):
+    """The outbox in a PostgreSQL database."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        engine = create_engine(sqlalchemy_url(url), pool_size=8, max_overflow=8,
+                               pool_pre_ping=True)
+        super().__init__(engine, url)
+
+    def create_schema(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(_SCHEMA_LOCK)))
+            try:
+                conn.commit()
+                schema.metadata.create_all(conn)
+                conn.commit()
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(_SCHEMA_LOCK)))
+                conn.commit()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _claim_ids(self, conn: Connection, query: Any) -> list[int]:
+        return list(conn.execute(query.with_for_update(skip_locked=True,
+                                                       of=schema.items)).scalars())
+
+    @contextmanager
+    def identity_lock(self, key: str) -> Iterator[None]:
+        with self.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(_lock_key(key))))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(_lock_key(key))))
+                conn.commit()
+
+    def acquire_worker_lock(self) -> bool:
+        return True  # any number of worker processes; leases cover the ones that die
+
+    def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
+                update_cols: Sequence[str] | None) -> Any:
+        stmt = insert(table).values(rows)
+        if update_cols is None:
+            return stmt.on_conflict_do_nothing(index_elements=list(keys))
+        return stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: stmt.excluded[c] for c in update_cols})
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))

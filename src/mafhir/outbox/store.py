@@ -1,0 +1,368 @@
+"""The outbox store: one interface, one SQLAlchemy Core implementation, two backends.
+
+:class:`OutboxStore` holds everything that is the same on SQLite and PostgreSQL; the
+backends (:mod:`.sqlite`, :mod:`.postgres`) differ only in how work is claimed without
+two workers taking the same item, in how a shared resource is locked while it is first
+created, and in who may run workers (SQLite: one process; PostgreSQL: any number).
+
+Ordering: an item is claimable only when no earlier item of the same destination and
+ordering key (the patient) is still active, so one patient's work goes out in order while
+other patients' work goes out in parallel; a dead item no longer blocks its patient.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from . import schema
+from .model import Item, NewItem, Outcome
+from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
+
+__all__ = ["LedgerRow", "OutboxStore", "open_store"]
+
+LedgerRow = dict[str, Any]
+LEDGER_KEY = ("destination", "rtype", "ident")
+LEDGER_UPDATE = ("server_id", "version", "content_hash", "item_id", "updated_at")
+
+
+class OutboxStore(ABC):
+    """A durable outbox in a SQL database (see the module docstring)."""
+
+    dialect = ""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    # ------------------------------------------------------------------ backend specifics
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Connection]:
+        """A write transaction (SQLite: behind the one writer's lock)."""
+
+    @abstractmethod
+    def _claim_ids(self, conn: Connection, query: Any) -> list[int]:
+        """Ids of ``query`` locked for this transaction (or made exclusive another way)."""
+
+    @abstractmethod
+    def identity_lock(self, key: str) -> AbstractContextManager[None]:
+        """Held while a resource shared by several patients is first created."""
+
+    @abstractmethod
+    def acquire_worker_lock(self) -> bool:
+        """May this process run workers? (SQLite: one process at a time.)"""
+
+    @abstractmethod
+    def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
+                update_cols: Sequence[str] | None) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING / DO UPDATE, in the backend's dialect."""
+
+    def create_schema(self) -> None:
+        schema.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ enqueue
+    def known_keys(self, destination: str, keys: Iterable[str]) -> set[str]:
+        """The idempotency keys among ``keys`` already in the outbox for ``destination``."""
+        keys = list(keys)
+        found: set[str] = set()
+        with self._read() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                found.update(conn.execute(select(items.c.idem_key).where(
+                    items.c.destination == destination,
+                    items.c.idem_key.in_(chunk))).scalars())
+        return found
+
+    def enqueue(self, new: Sequence[NewItem]) -> int:
+        """Write ``new`` durably; an item already there (same key) is skipped. Returns added."""
+        if not new:
+            return 0
+        now = time.time()
+        rows = [{"destination": n.destination, "okey": n.okey, "idem_key": n.idem_key,
+                 "payload": n.payload, "source": n.source[:500], "kind": n.kind,
+                 "state": "pending", "attempts": 0, "next_at": 0.0, "created_at": now,
+                 "updated_at": now} for n in new]
+        with self._tx() as conn:
+            before = self._count(conn)
+            conn.execute(self._upsert(items, rows, ["destination", "idem_key"], None))
+            return self._count(conn) - before
+
+    @staticmethod
+    def _count(conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(items)).scalar_one())
+
+    def quarantine(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Keep input that could not become work (``source``, ``idx``, ``problems``, ``raw``)."""
+        if not rows:
+            return 0
+        now = time.time()
+        data = [{"qkey": r["qkey"], "source": r["source"][:500], "idx": r["idx"],
+                 "problems": json.dumps(r["problems"]), "raw": r.get("raw"),
+                 "created_at": now} for r in rows]
+        with self._tx() as conn:
+            conn.execute(self._upsert(quarantine, data, ["qkey"], None))
+        return len(rows)
+
+    # ------------------------------------------------------------------ claiming
+    def claim(self, worker: str, limit: int = 1, lease: float = 300.0) -> list[Item]:
+        """Take up to ``limit`` items that are due, at most one per patient, in order."""
+        now = time.time()
+        earlier = schema.items.alias("earlier")
+        blocked = exists().where(earlier.c.destination == items.c.destination,
+                                 earlier.c.okey == items.c.okey,
+                                 earlier.c.id < items.c.id,
+                                 earlier.c.state.in_(ACTIVE))
+        due = or_(and_(items.c.state.in_(("pending", "retry")), items.c.next_at <= now),
+                  and_(items.c.state == "inflight", items.c.lease_until < now))
+        query = select(items.c.id).where(due, ~blocked).order_by(items.c.id).limit(limit)
+        with self._tx() as conn:
+            ids = self._claim_ids(conn, query)
+            if not ids:
+                return []
+            conn.execute(update(items).where(items.c.id.in_(ids)).values(
+                state="inflight", owner=worker, lease_until=now + lease, updated_at=now))
+            rows = conn.execute(select(items).where(items.c.id.in_(ids))
+                                .order_by(items.c.id)).all()
+        return [Item.from_row(r) for r in rows]
+
+    def active(self) -> int:
+        """How many items still need work (pending, in flight, or waiting to retry)."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(items)
+                                    .where(items.c.state.in_(ACTIVE))).scalar_one())
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting retry is due (epoch seconds), if any."""
+        with self._read() as conn:
+            return conn.execute(select(func.min(items.c.next_at))
+                                .where(items.c.state.in_(("pending", "retry")))).scalar()
+
+    def recover_inflight(self) -> int:
+        """Items left in flight by a process that died go back to pending (SQLite start)."""
+        with self._tx() as conn:
+            return conn.execute(update(items).where(items.c.state == "inflight").values(
+                state="pending", owner=None, lease_until=None,
+                updated_at=time.time())).rowcount
+
+    def release(self, claimed: Sequence[Item], worker: str) -> None:
+        """Claimed items go back to pending untouched (graceful stop)."""
+        if not claimed:
+            return
+        with self._tx() as conn:
+            conn.execute(update(items).where(items.c.id.in_([i.id for i in claimed]),
+                                             items.c.owner == worker,
+                                             items.c.state == "inflight")
+                         .values(state="pending", owner=None, lease_until=None,
+                                 updated_at=time.time()))
+
+    # ------------------------------------------------------------------ results
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Record the results of several items (and their ledger and audit rows) at once.
+
+        One transaction for a worker's whole batch: a crash before it commits only means
+        those items are sent again, which conditional writes make harmless.
+        """
+        if not outcomes:
+            return
+        now = time.time()
+        ledger_rows = [{**r, "item_id": o.item.id, "updated_at": now}
+                       for o in outcomes for r in o.ledger_rows]
+        audit_rows = [{"item_id": o.item.id, "resource_type": rtype, "resource": body,
+                       "recorded_at": now} for o in outcomes for rtype, body in o.audit_rows]
+        attempt_rows = []
+        done, failed = [], []
+        for o in outcomes:
+            ok = o.result in ("sent", "unchanged")
+            result = o.result if ok else ("dead" if o.retry_in is None else "retry")
+            attempt_rows.append({"item_id": o.item.id, "attempt": o.item.attempts + 1,
+                                 "started_at": o.started, "finished_at": now,
+                                 "worker": o.worker, "result": result, "status": o.status,
+                                 "error": o.error, "writes": o.writes})
+            key = {"b_id": o.item.id, "b_owner": o.worker, "b_attempts": o.item.attempts + 1}
+            if ok:
+                done.append({**key, "b_result": o.result})
+            else:
+                failed.append({**key, "b_state": result, "b_error": o.error,
+                               "b_outcome": o.outcome,
+                               "b_reason": o.error if o.retry_in is None else None,
+                               "b_next": now + (o.retry_in or 0.0)})
+        mine = and_(items.c.id == bindparam("b_id"), items.c.owner == bindparam("b_owner"),
+                    items.c.state == "inflight")
+        with self._tx() as conn:
+            if ledger_rows:
+                conn.execute(self._upsert(ledger, ledger_rows, LEDGER_KEY, LEDGER_UPDATE))
+            if audit_rows:
+                conn.execute(audit.insert(), audit_rows)
+            conn.execute(attempts.insert(), attempt_rows)
+            if done:
+                conn.execute(update(items).where(mine).values(
+                    state="delivered", result=bindparam("b_result"),
+                    attempts=bindparam("b_attempts"), delivered_at=now, updated_at=now,
+                    owner=None, lease_until=None), done)
+            if failed:
+                conn.execute(update(items).where(mine).values(
+                    state=bindparam("b_state"), attempts=bindparam("b_attempts"),
+                    last_error=bindparam("b_error"), outcome=bindparam("b_outcome"),
+                    reason=bindparam("b_reason"), next_at=bindparam("b_next"),
+                    updated_at=now, owner=None, lease_until=None), failed)
+
+    def delivered(self, item: Item, worker: str, started: float, result: str, writes: int,
+                  ledger_rows: Sequence[LedgerRow] = (),
+                  audit_rows: Sequence[tuple[str, str]] = ()) -> None:
+        """Mark delivered, with the ledger and audit records, in one transaction."""
+        self.record([Outcome(item, worker, started, result, writes, list(ledger_rows),
+                             list(audit_rows))])
+
+    def failed(self, item: Item, worker: str, started: float, error: str,
+               status: int | None, retry_in: float | None, outcome: str | None = None
+               ) -> None:
+        """Record a failure: retry in ``retry_in`` seconds, or dead-letter when None."""
+        self.record([Outcome(item, worker, started, "failed", error=error, status=status,
+                             retry_in=retry_in, outcome=outcome)])
+
+    # ------------------------------------------------------------------ ledger
+    def ledger_get(self, destination: str, keys: Iterable[tuple[str, str]]
+                   ) -> dict[tuple[str, str], LedgerRow]:
+        """Ledger rows for ``(resource type, identity hash)`` keys at ``destination``."""
+        keys = list(set(keys))
+        out: dict[tuple[str, str], LedgerRow] = {}
+        if not keys:
+            return out
+        with self._read() as conn:
+            rows = conn.execute(select(ledger).where(
+                ledger.c.destination == destination,
+                tuple_(ledger.c.rtype, ledger.c.ident).in_(keys))).all()
+        for row in rows:
+            m = dict(row._mapping)
+            out[(m["rtype"], m["ident"])] = m
+        return out
+
+    def ledger_put(self, rows: Sequence[LedgerRow], item_id: int | None = None) -> None:
+        with self._tx() as conn:
+            self._ledger_put(conn, rows, item_id)
+
+    def _ledger_put(self, conn: Connection, rows: Sequence[LedgerRow],
+                    item_id: int | None) -> None:
+        if not rows:
+            return
+        now = time.time()
+        data = [{**r, "item_id": item_id, "updated_at": now} for r in rows]
+        conn.execute(self._upsert(ledger, data, LEDGER_KEY, LEDGER_UPDATE))
+
+    # ------------------------------------------------------------------ inspection
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Items by destination and state."""
+        with self._read() as conn:
+            rows = conn.execute(select(items.c.destination, items.c.state, func.count())
+                                .group_by(items.c.destination, items.c.state)).all()
+        out: dict[str, dict[str, int]] = {}
+        for dest, state, n in rows:
+            out.setdefault(dest, {})[state] = int(n)
+        return out
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(select(quarantine).order_by(quarantine.c.id)).all()
+        return [{**dict(r._mapping), "problems": json.loads(r.problems)} for r in rows]
+
+    def get(self, item_id: int) -> Item | None:
+        with self._read() as conn:
+            row = conn.execute(select(items).where(items.c.id == item_id)).first()
+        return Item.from_row(row) if row else None
+
+    def items_in(self, state: str, limit: int | None = None) -> list[Item]:
+        with self._read() as conn:
+            q = select(items).where(items.c.state == state).order_by(items.c.id)
+            rows = conn.execute(q.limit(limit) if limit else q).all()
+        return [Item.from_row(r) for r in rows]
+
+    def attempts_of(self, item_id: int) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(select(attempts).where(attempts.c.item_id == item_id)
+                                .order_by(attempts.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def audit_of(self, item_id: int) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(select(audit).where(audit.c.item_id == item_id)
+                                .order_by(audit.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def attempt_totals(self) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(select(attempts.c.result, func.count())
+                                .group_by(attempts.c.result)).all()
+        return {r: int(n) for r, n in rows}
+
+    # ------------------------------------------------------------------ dead letters
+    def replay(self, item_id: int | None, payload: bytes | None = None) -> int:
+        """Dead item(s) back to pending (all when ``item_id`` is None); returns how many.
+
+        ``payload`` replaces the Bundle of one item (the fixed version).
+        """
+        values: dict[str, Any] = {"state": "pending", "attempts": 0, "next_at": 0.0,
+                                  "reason": None, "updated_at": time.time()}
+        if payload is not None:
+            values["payload"] = payload
+        cond = items.c.state == "dead"
+        if item_id is not None:
+            cond = and_(cond, items.c.id == item_id)
+        with self._tx() as conn:
+            return conn.execute(update(items).where(cond).values(**values)).rowcount
+
+    def discard(self, item_id: int, reason: str) -> int:
+        """A dead item is set aside with the reason given; the row is kept."""
+        with self._tx() as conn:
+            return conn.execute(update(items).where(items.c.id == item_id,
+                                                    items.c.state == "dead")
+                                .values(state="discarded", reason=reason,
+                                        updated_at=time.time())).rowcount
+
+    def _wipe(self) -> None:
+        """Empty every table (tests only)."""
+        with self._tx() as conn:
+            for table in reversed(schema.metadata.sorted_tables):
+                conn.execute(delete(table))
+
+
+def open_store(url: str | None = None) -> OutboxStore:
+    """The store at ``url``: a SQLite file path (default ``mafhir.db``) or a PostgreSQL URL."""
+    import os
+
+    url = url or os.environ.get("MAFHIR_OUTBOX") or "mafhir.db"
+    if url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+        from .postgres import PostgresStore
+
+        store: OutboxStore = PostgresStore(url)
+    else:
+        from .sqlite import SqliteStore
+
+        store = SqliteStore(url)
+    store.create_schema()
+    return store

@@ -1,0 +1,106 @@
+"""Crash safety: ``mafhir sync`` killed with SIGKILL at random points, again and again.
+
+At least 50 kills over a run of at least 1,000 records to the real FHIR test server,
+each followed by a restart of the same command. Afterwards every record is on the
+server exactly once (counted by identifier) and the outbox shows all delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mafhir.outbox import open_store
+from mafhir.plugins import get_registry
+from mafhir.testing import fhir_server
+from outbox_helpers import (
+    PRACTITIONERS,
+    clinic_ctx,
+    outbox_url,
+    search,
+    server_identifiers,
+    vitals_task,
+    write_ndjson,
+)
+
+MAFHIR = Path(sys.executable).parent / "mafhir"
+KILLS = 50
+RECORDS = 1000
+
+
+def attempts_so_far(store) -> int:
+    return sum(store.attempt_totals().values())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def outbox(request, tmp_path):
+    with outbox_url(request.param, tmp_path) as url:
+        store = open_store(url)
+        yield url, store
+        store.close()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, fhir_base_url,
+                                                              outbox):
+    url, store = outbox
+    assert get_registry().connectors  # plugins load in this process too
+    rng = random.Random(20261127)
+    ctx = clinic_ctx()
+    clinic = tmp_path / "clinic.json"
+    clinic.write_text(ctx.clinic.model_dump_json())
+    tasks = [vitals_task(i, patient=i % 100) for i in range(RECORDS)]
+    inputs = write_ndjson(tmp_path / "tasks.ndjson", tasks)
+    # a short lease: on PostgreSQL a killed worker's items come back when it runs out
+    cmd = [str(MAFHIR), "sync", str(inputs), "--db", url, "--to", fhir_base_url,
+           "--clinic", str(clinic), "--threads", "4", "--retry-base", "0.05",
+           "--lease", "3", "--no-progress", "--json"]
+    kills = 0
+    while kills < KILLS:
+        before = attempts_so_far(store)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started = time.monotonic()
+        # now and then while it starts or enqueues; mostly while it delivers (a random
+        # moment after its first attempt, set below)
+        deadline = started + rng.uniform(0.1, 2.0) if kills % 5 == 4 else None
+        while proc.poll() is None:
+            now = time.monotonic()
+            if deadline is None and attempts_so_far(store) > before:
+                deadline = now + rng.uniform(0.0, 0.4)
+            if deadline is not None and now >= deadline:
+                proc.kill()
+                kills += 1
+                break
+            if now - started > 120:
+                proc.kill()
+                pytest.fail("a sync run hung for 2 minutes")
+            time.sleep(0.01)
+        proc.wait()
+        proc.stderr.close()
+        if proc.returncode == 0:  # it finished before the kill: give it more work
+            start = len(tasks)
+            tasks += [vitals_task(i, patient=i % 100) for i in range(start, start + 200)]
+            write_ndjson(inputs, tasks)
+    final = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert kills >= KILLS and len(tasks) >= RECORDS
+
+    assert list(store.counts().values()) == [{"delivered": len(tasks)}]
+
+    base = fhir_server().base_url
+    observations = server_identifiers(base, "Observation", ctx.clinic.system)
+    assert sorted(observations) == sorted(f"{ctx.clinic.system}/observation|v-{i}/heart-rate"
+                                          for i in range(len(tasks)))
+    assert set(observations.values()) == {1}, "a record is on the server more than once"
+    patients = server_identifiers(base, "Patient", ctx.clinic.system)
+    assert len(patients) == 100 and set(patients.values()) == {1}
+    for p in PRACTITIONERS:
+        assert len(search(base, "Practitioner",
+                          identifier=f"http://hl7.org/fhir/sid/us-npi|{p['npi']}")) == 1
+    print(json.dumps({"kills": kills, "records": len(tasks)}))
