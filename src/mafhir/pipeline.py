@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .bundle import Entry
 from .context import MapContext
 from .errors import InputError, MafhirError, Problem
-from .registry import Registry
+from .registry import Lifecycle, Registry
 from .tasks.base import TaskModel
 from .validation.issues import Issue
 from .validation.validator import check_resource
@@ -81,7 +81,7 @@ class Pipeline:
         self.registry = registry
         self.ctx = ctx or MapContext()
         self.validate = validate
-        self._states: dict[tuple[str, str], str] = {}
+        self._states: dict[tuple[Lifecycle, str], str] = {}
         # Resources already found valid (the same practitioner, clinic or room recurs in
         # most tasks), keyed by their exact JSON; bounded so memory stays flat on streams.
         self._valid: set[bytes] = set()
@@ -104,7 +104,9 @@ class Pipeline:
         where = f"task[{index}]"
         mapper = self.registry.mapper(task.task)
         if mapper.lifecycle is not None:
-            key = (task.task, mapper.lifecycle.key(task))
+            # keyed by the lifecycle itself: task kinds that share one (a refill request
+            # and its decision) share the state of the thing they both change
+            key = (mapper.lifecycle, mapper.lifecycle.key(task))
             try:
                 new_state = mapper.lifecycle.step(task, self._states.get(key))
             except InputError as exc:

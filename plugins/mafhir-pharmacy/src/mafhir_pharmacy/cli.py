@@ -1,0 +1,211 @@
+"""``mafhir pharmacy``: send prescriptions, follow them, keep the refill worklist.
+
+``send`` maps prescription tasks, sends them through a channel (``pharmacy-fhir:URL`` or
+``pharmacy-v2:HOST:PORT``) and records them on the worklist; ``listen`` receives refill
+requests (RDE^O25/OMP^O09) over MLLP onto the worklist; ``worklist`` lists it; ``decide``
+answers one request (printing the ``refill_decision`` task to map, send and convert to
+RRE^O26); ``follow`` reads what the pharmacy did with a prescription.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from mafhir.cli.options import clinic_option, load_clinic
+from mafhir.context import MapContext
+from mafhir.errors import InputError, MafhirError
+from mafhir.io import iter_documents
+from mafhir.pipeline import Failed, Pipeline
+from mafhir.plugins import get_registry
+
+__all__ = ["pharmacy_group"]
+
+worklist_option = click.option("--worklist", "worklist_path", default="mafhir-pharmacy.sqlite",
+                               show_default=True, help="The worklist (SQLite file).")
+
+
+def _fail(problems) -> None:
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    sys.exit(2)
+
+
+@click.group("pharmacy")
+def pharmacy_group() -> None:
+    """Prescriptions to pharmacies, refill requests back (FHIR and HL7 v2)."""
+
+
+@pharmacy_group.command("send")
+@click.argument("source", type=click.File("rb"))
+@click.option("--via", required=True, metavar="CHANNEL:TARGET",
+              help="pharmacy-fhir:URL or pharmacy-v2:HOST:PORT (any registered connector).")
+@worklist_option
+@clinic_option
+def send_command(source, via: str, worklist_path: str, clinic_path: str | None) -> None:
+    """Map prescription tasks, send them, and record them on the worklist."""
+    from mafhir.bundle import transaction
+
+    from .tasks import PrescriptionTask
+    from .worklist import LocalWorklist
+
+    clinic = load_clinic(clinic_path)
+    registry = get_registry()
+    entries, tasks, problems = [], [], []
+    for result in Pipeline(registry, MapContext(clinic=clinic)).run(
+            iter_documents(source, label=source.name)):
+        if isinstance(result, Failed):
+            problems += result.problems
+        else:
+            entries += result.entries
+            if isinstance(result.task, PrescriptionTask):
+                tasks.append(result.task)
+    if problems:
+        _fail(problems)
+    name, _, target = via.partition(":")
+    if name not in registry.connectors or not target:
+        raise click.BadParameter(f"expected CHANNEL:TARGET, one of "
+                                 f"{', '.join(sorted(registry.connectors))}", param_hint="--via")
+    connector = registry.connectors[name].factory(target)
+    configure = getattr(connector, "use_clinic", None)
+    if configure is not None:
+        configure(clinic)
+    try:
+        summary = connector.send(transaction(entries))
+    except InputError as exc:
+        _fail(exc.problems)
+    except MafhirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(75 if exc.transient else 1)
+    finally:
+        connector.close()
+    worklist = LocalWorklist(worklist_path)
+    for task in tasks:
+        worklist.add_prescription(task)
+    worklist.close()
+    click.echo(json.dumps({"sent": len(tasks), "result": summary}))
+
+
+@pharmacy_group.command("follow")
+@click.argument("prescription")
+@click.option("--at", "url", required=True, help="The pharmacy's FHIR base URL (or a "
+              "mafhir.toml destination).")
+@click.option("--wait", type=float, default=0.0, help="Poll up to this many seconds for a "
+              "dispense.")
+@clinic_option
+def follow_command(prescription: str, url: str, wait: float, clinic_path: str | None) -> None:
+    """What the pharmacy did with a prescription: dispensed, not picked up, pending…"""
+    from .channels import FhirPharmacy
+
+    pharmacy = FhirPharmacy(url, clinic_system=load_clinic(clinic_path).system)
+    try:
+        status = pharmacy.wait_for_dispense(prescription, timeout=wait) if wait else \
+            pharmacy.follow(prescription)
+    except InputError as exc:
+        _fail(exc.problems)
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        pharmacy.close()
+    click.echo(json.dumps(status.__dict__))
+    sys.exit(0 if status.state == "dispensed" else 1)
+
+
+@pharmacy_group.command("worklist")
+@worklist_option
+@click.option("--status", type=click.Choice(["requested", "review", "approved", "denied"]))
+def worklist_command(worklist_path: str, status: str | None) -> None:
+    """The refill requests on the worklist, one JSON line each (no status: all)."""
+    from .worklist import LocalWorklist
+
+    worklist = LocalWorklist(worklist_path)
+    for state, task in worklist.items(status):
+        click.echo(json.dumps({"status": state, "request": task.id,
+                               "prescription": task.prescription,
+                               "received": task.received.isoformat(),
+                               "pharmacy": task.pharmacy.name}))
+    worklist.close()
+
+
+@pharmacy_group.command("decide")
+@click.argument("request")
+@click.option("--approve", "decision", flag_value="approved", help="Renew the prescription.")
+@click.option("--deny", "reason", default=None,
+              help="Deny, with a reason: needs-appointment, discontinued, wrong-patient, "
+                   "not-our-patient, too-soon, changed-therapy, other.")
+@click.option("--quantity", type=float, help="Approved with another quantity.")
+@click.option("--refills", type=int, help="Approved with another number of refills.")
+@click.option("--note", "reason_text", help="Free text for the pharmacy.")
+@click.option("--id", "decision_id", help="The decision's id (default: REQUEST-decision); it "
+              "is also the renewal's prescription id.")
+@click.option("--at", "at", help="When decided (ISO time with offset; default now).")
+@worklist_option
+def decide_command(request: str, decision: str | None, reason: str | None,
+                   quantity: float | None, refills: int | None, reason_text: str | None,
+                   decision_id: str | None, at: str | None, worklist_path: str) -> None:
+    """Answer a refill request once; prints the refill_decision task (JSON)."""
+    from .worklist import LocalWorklist
+
+    if bool(decision) == bool(reason):
+        raise click.UsageError("give exactly one of --approve or --deny REASON")
+    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    if when.tzinfo is None:
+        raise click.BadParameter("needs a UTC offset", param_hint="--at")
+    worklist = LocalWorklist(worklist_path)
+    try:
+        task = worklist.decide(request, decision or "denied", when,
+                               decision_id or f"{request}-decision", reason=reason,
+                               reason_text=reason_text, quantity=quantity, refills=refills)
+    except InputError as exc:
+        _fail(exc.problems)
+    finally:
+        worklist.close()
+    click.echo(task.model_dump_json(exclude_none=True))
+
+
+@pharmacy_group.command("listen")
+@click.option("--mllp", "address", required=True, metavar="HOST:PORT")
+@click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True)
+@click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
+              help="Also deliver the worklist Tasks there (e.g. fhir-rest:URL).")
+@worklist_option
+@clinic_option
+def listen_command(address: str, store_path: str, destination: str | None,
+                   worklist_path: str, clinic_path: str | None) -> None:
+    """Receive refill requests (RDE^O25, OMP^O09) over MLLP onto the worklist."""
+    from mafhir.hl7v2 import MessageStore, MLLPListener, Receiver, V2Context
+    from mafhir.hl7v2.cli import open_connector, split_address
+
+    from .worklist import LocalWorklist, RefillHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    host, port = split_address(address)
+    ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)))
+    connector = open_connector(destination) if destination else None
+    worklist = LocalWorklist(worklist_path)
+    store = MessageStore(store_path)
+    handler = RefillHandler(get_registry(), ctx, worklist, connector.send if connector else None)
+    listener = MLLPListener(host, port, Receiver(store, handler))
+    click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
+               f"(worklist {worklist_path})", err=True)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        listener.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.stop()
+        if connector is not None:
+            connector.close()
+        click.echo(f"stopped; messages by status: {store.counts()}", err=True)
+        store.close()
+        worklist.close()

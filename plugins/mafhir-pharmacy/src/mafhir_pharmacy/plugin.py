@@ -1,0 +1,69 @@
+"""The pharmacy plugin's hooks: task kinds, profile rules, v2 converters, channels, commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mafhir import Mapper, Profile, hookimpl
+from mafhir.registry import ConnectorSpec, Converter
+
+from . import __version__
+
+if TYPE_CHECKING:
+    import click
+
+__all__ = ["__version__", "register_commands", "register_connectors", "register_converters",
+           "register_mappers", "register_profiles"]
+
+
+@hookimpl
+def register_mappers(register: Callable[[Mapper], None]) -> None:
+    from .mappers import mappers
+
+    for mapper in mappers():
+        register(mapper)
+
+
+@hookimpl
+def register_profiles(register: Callable[[Profile], None]) -> None:
+    from .profiles import PROFILES
+
+    for profile in PROFILES:
+        register(profile)
+
+
+@hookimpl
+def register_converters(register: Callable[[Converter], None]) -> None:
+    from .v2in import rde_o11_to_fhir, refill_requests_to_fhir
+    from .v2out import rde_o11, rre_o26
+
+    register(Converter("hl7v2", "RDE^O11", to_fhir=rde_o11_to_fhir, from_fhir=rde_o11,
+                       description="prescriptions (pharmacy encoded order) ⇄ US Core "
+                                   "MedicationRequest"))
+    register(Converter("hl7v2", "RDE^O25", to_fhir=refill_requests_to_fhir,
+                       description="refill authorization requests → worklist Tasks"))
+    register(Converter("hl7v2", "OMP^O09", to_fhir=refill_requests_to_fhir,
+                       description="pharmacy treatment orders sent as refill requests → "
+                                   "worklist Tasks"))
+    register(Converter("hl7v2", "RRE^O26", from_fhir=rre_o26,
+                       description="refill decisions → refill authorization acknowledgment"))
+
+
+@hookimpl
+def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
+    from .channels import FhirPharmacy, V2Pharmacy
+
+    register(ConnectorSpec("pharmacy-fhir", FhirPharmacy,
+                           "a pharmacy's FHIR endpoint: MedicationRequests posted, "
+                           "MedicationDispense followed"))
+    register(ConnectorSpec("pharmacy-v2", V2Pharmacy,
+                           "a pharmacy system over HL7 v2 MLLP (HOST:PORT): RDE^O11 per "
+                           "prescription, RRE^O12/ACK checked"))
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .cli import pharmacy_group
+
+    cli.add_command(pharmacy_group)

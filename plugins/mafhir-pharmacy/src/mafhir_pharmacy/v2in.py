@@ -1,0 +1,333 @@
+"""HL7 v2 → FHIR for the pharmacy: RDE^O11 (orders read back) and refill requests
+(RDE^O25, or OMP^O09 where a pharmacy sends that) as worklist Tasks.
+
+Pure. A refill request becomes a :class:`~.tasks.RefillRequestTask` first, so what
+reaches the worklist passed the same model checks as one typed by the MA, then the
+``refill_request`` mapper makes its Task and Communication. Problems raise
+:class:`~mafhir.errors.InputError` naming segment and field (``ORC[2]-12``), never a
+value; the listener answers them with an AE and keeps the message.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from mafhir import systems
+from mafhir.bundle import Entry, create, transaction
+from mafhir.errors import InputError, Problem
+from mafhir.fhirtypes import codeable, coding
+from mafhir.hl7v2 import Message, Segment, V2Context
+from mafhir.hl7v2.datatypes import codeable as v2_codeable
+from mafhir.hl7v2.datatypes import cx_identifier, dtm_to_fhir, ei_identifier, xcn_reference
+from mafhir.identity import identifier_query
+from mafhir.tasks import PatientRef
+
+from .codes import FREQUENCIES, ROUTES, V2_0162
+from .fhir import MR_PROFILE, PLACER_TYPE, ucum
+from .mappers import refill_request_to_fhir
+from .tasks import RefillRequestTask
+
+__all__ = ["order_groups", "rde_o11_to_fhir", "refill_request_tasks", "refill_requests_to_fhir"]
+
+JSON = dict[str, Any]
+_NUM = re.compile(r"^\d+(\.\d+)?$")
+_UCUM_HINTS = {"tab": "{tbl}", "tabs": "{tbl}", "tablet": "{tbl}", "{tbl}": "{tbl}",
+               "cap": "{cap}", "caps": "{cap}", "capsule": "{cap}", "{cap}": "{cap}",
+               "ml": "mL", "mg": "mg", "g": "g"}
+
+
+def order_groups(msg: Message) -> list[dict[str, Any]]:
+    """One dict per ORC: its RXO or RXE, the TQ1s and RXRs after the give segment."""
+    groups: list[dict[str, Any]] = []
+    for seg in msg.segments[1:]:
+        if seg.name == "ORC":
+            groups.append({"orc": seg, "rxo": None, "rxe": None, "tq1": [], "rxr": [],
+                           "nte": []})
+        elif not groups:
+            continue
+        elif seg.name in ("RXO", "RXE"):
+            groups[-1][seg.name.lower()] = seg
+            groups[-1]["tq1"], groups[-1]["rxr"] = [], []  # RXE's own timing and routes win
+        elif seg.name in ("TQ1", "RXR", "NTE"):
+            groups[-1][seg.name.lower()].append(seg)
+    return groups
+
+
+def _tz(msg: Message, ctx: V2Context):
+    m = re.search(r"([+-]\d{4})$", msg.msh.get(7))
+    if m:
+        from mafhir.hl7v2.datatypes import _offset
+
+        return _offset(m.group(1))
+    return ctx.tz
+
+
+def _number(text: str) -> int | float | None:
+    text = text.strip()
+    if not _NUM.match(text):
+        return None
+    return int(text) if "." not in text else float(text)
+
+
+def _unit(seg: Segment, n: int) -> str | None:
+    value = seg.v(n)
+    if not value:
+        return None
+    code = value.c(1)
+    if value.c(3).upper() == "UCUM":
+        return code
+    return _UCUM_HINTS.get(code.lower())
+
+
+def _quantity(seg: Segment, amount: int, unit: int) -> JSON | None:
+    value = _number(seg.get(amount))
+    if value is None:
+        return None
+    code = _unit(seg, unit)
+    if code:
+        return ucum(value, code)
+    text = seg.get(unit, 2) or seg.get(unit)
+    return {"value": value, "unit": text} if text else {"value": value}
+
+
+def _patient(msg: Message, ctx: V2Context) -> tuple[JSON, PatientRef]:
+    pid = msg.first("PID")
+    if pid is None:
+        raise InputError([Problem("PID", "the PID segment is missing")])
+    reps = pid.reps(3)
+    chosen = next((r for r in reps if r.c(5) == "MR"), reps[0] if reps else None)
+    if chosen is None or not chosen.c(1):
+        raise InputError([Problem("PID-3", "the patient identifier is missing")])
+    ident = cx_identifier(chosen, ctx.map.clinic.mrn_namespace)
+    assert ident is not None
+    ref = {"reference": f"Patient?{identifier_query(ident['system'], ident['value'])}"}
+    return ref, PatientRef(mrn=ident["value"], system=ident["system"])
+
+
+def _dosage(give: Segment, tq1s: list[Segment], rxrs: list[Segment]) -> JSON:
+    out: JSON = {}
+    is_rxe = give.name == "RXE"
+    texts = [v.c(2) or v.c(1) for v in give.reps(7)]  # RXE-7 / RXO-7 instructions
+    if any(texts):
+        out["text"] = " ".join(t for t in texts if t)
+    repeat: JSON = {}
+    as_needed = False
+    for tq1 in tq1s[:1]:
+        for rep in tq1.reps(3):
+            code = rep.c(1).upper()
+            if code == "PRN":
+                as_needed = True
+            elif code in FREQUENCIES:
+                freq, period, unit, when = FREQUENCIES[code]
+                repeat.update({"frequency": freq, "period": period, "periodUnit": unit})
+                if when:
+                    repeat["when"] = [when]
+        days = _number(tq1.get(6))
+        if days is not None and tq1.get(6, 2).lower() in ("d", "day", "days"):
+            repeat["boundsDuration"] = {"value": days, "unit": "days",
+                                        "system": systems.UCUM, "code": "d"}
+        condition = tq1.get(10)
+        if condition and as_needed:
+            reason = re.sub(r"^(as needed|prn)\s*(for\s+)?", "", condition, flags=re.I).strip()
+            if reason:
+                out["asNeededCodeableConcept"] = codeable(text=reason)
+    if repeat:
+        out["timing"] = {"repeat": repeat}
+    if as_needed and "asNeededCodeableConcept" not in out:
+        out["asNeededBoolean"] = True
+    for rxr in rxrs[:1]:
+        route = rxr.v(1)
+        if route:
+            code = route.c(1)
+            known = next((v for v in ROUTES.values() if v[2] == code), None)
+            codings = []
+            if known:
+                codings.append(coding(systems.SNOMED, known[0], known[1]))
+            codings.append(coding(V2_0162, code, route.c(2) or (known[3] if known else None)))
+            out["route"] = codeable(*codings)
+    amount, unit = (3, 5) if is_rxe else (2, 4)
+    dose = _quantity(give, amount, unit)
+    if dose is not None:
+        out["doseAndRate"] = [{"doseQuantity": dose}]
+    return out
+
+
+def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Context,
+                        patient: JSON, tz) -> JSON:
+    orc: Segment = group["orc"]
+    give: Segment = group["rxe"] or group["rxo"]
+    where = give.where()
+    concept = v2_codeable(give.v(2) if give.name == "RXE" else give.v(1))
+    if concept is None:
+        raise InputError([Problem(f"{where}-{2 if give.name == 'RXE' else 1}",
+                                  "the drug (give code) is missing")])
+    idents = []
+    placer = ei_identifier(orc.v(2), f"{ctx.map.clinic.system}/v2/order/plac", "PLAC") \
+        if orc.v(2) else None
+    if placer:
+        placer["type"] = PLACER_TYPE
+        idents.append(placer)
+    if give.name == "RXE" and give.get(15):
+        idents.append({"system": f"{ctx.map.clinic.system}/v2/rx-number",
+                       "value": give.get(15)})
+    if not idents:
+        idents.append({"system": f"{ctx.map.clinic.system}/v2/prescription",
+                       "value": f"{msg.sender}|{msg.control_id}|{k}"})
+    mr: JSON = {"resourceType": "MedicationRequest", "meta": {"profile": [MR_PROFILE]},
+                "identifier": idents,
+                "status": "cancelled" if orc.get(1) in ("CA", "DC", "OC") else "active",
+                "intent": "order", "medicationCodeableConcept": concept, "subject": patient}
+    authored = dtm_to_fhir(orc.get(9), tz)
+    if authored:
+        mr["authoredOn"] = authored
+    requester = xcn_reference(orc.v(12))
+    if requester and "identifier" in requester and requester["identifier"].get("system"):
+        ident = requester["identifier"]
+        query = identifier_query(ident["system"], ident["value"])
+        mr["requester"] = {"reference": f"Practitioner?{query}",
+                           **({"display": requester["display"]}
+                              if requester.get("display") else {})}
+    elif requester:
+        mr["requester"] = {"display": requester.get("display", "")}
+    if give.name == "RXE":
+        reasons = [c for v in give.reps(27) if (c := v2_codeable(v))]
+        if reasons:
+            mr["reasonCode"] = reasons
+    notes = [n.get(3) for n in group["nte"] if n.get(3)]
+    if notes:
+        mr["note"] = [{"text": "\n".join(notes)}]
+    mr["dosageInstruction"] = [_dosage(give, group["tq1"], group["rxr"])]
+    amount, unit, refills = (10, 11, 12) if give.name == "RXE" else (11, 12, 13)
+    dispense: JSON = {}
+    repeats = _number(give.get(refills))
+    if isinstance(repeats, int):
+        dispense["numberOfRepeatsAllowed"] = repeats
+    qty = _quantity(give, amount, unit)
+    if qty:
+        dispense["quantity"] = qty
+    if dispense:
+        mr["dispenseRequest"] = dispense
+    sub = give.get(9)
+    if sub in ("0", "1"):  # table 0167 (RXE-9)
+        mr["substitution"] = {"allowedBoolean": sub == "0"}
+    elif sub in ("G", "N", "T"):  # table 0161 (RXO-9)
+        mr["substitution"] = {"allowedCodeableConcept": codeable(
+            coding(systems.THO + "v2-0161", sub))}
+    return mr
+
+
+def rde_o11_to_fhir(msg: Message, ctx: V2Context) -> JSON:
+    """RDE^O11 → one US Core MedicationRequest per ORC/RXE group (patient by MRN)."""
+    patient, _ = _patient(msg, ctx)
+    tz = _tz(msg, ctx)
+    groups = [g for g in order_groups(msg) if g["rxe"] is not None or g["rxo"] is not None]
+    if not groups:
+        raise InputError([Problem("ORC", "the message has no order (ORC with RXE)")])
+    entries: list[Entry] = [create(_medication_request(g, k, msg, ctx, patient, tz))
+                            for k, g in enumerate(groups, start=1)]
+    return transaction(entries)
+
+
+def _prescription_id(orc: Segment, give: Segment | None, ctx: V2Context) -> str:
+    own = f"{ctx.map.clinic.system}/prescription"
+    if orc.v(2):
+        ident = ei_identifier(orc.v(2), f"{ctx.map.clinic.system}/v2/order/plac")
+        if ident and ident["system"] == own:
+            return ident["value"]
+        if ident and not orc.get(2, 3):
+            return ident["value"]  # a bare placer number: the clinic's own, echoed
+    raise InputError([Problem(orc.where(2), "names no prescription of this clinic (placer "
+                                            "order number with the clinic's prescription "
+                                            "namespace)")])
+
+
+def refill_request_tasks(msg: Message, ctx: V2Context) -> list[RefillRequestTask]:
+    """The refill requests of an RDE^O25 / OMP^O09, as refill_request tasks."""
+    _, patient = _patient(msg, ctx)
+    tz = _tz(msg, ctx)
+    received = dtm_to_fhir(msg.msh.get(7), tz)
+    if not received or "T" not in received:
+        received = ctx.now.isoformat()
+    groups = order_groups(msg)
+    if not groups:
+        raise InputError([Problem("ORC", "the message has no refill request (ORC)")])
+    out, problems = [], []
+    for k, group in enumerate(groups, start=1):
+        orc: Segment = group["orc"]
+        give: Segment | None = group["rxe"] or group["rxo"]
+        try:
+            rx_id = _prescription_id(orc, give, ctx)
+        except InputError as exc:
+            problems += exc.problems
+            continue
+        prescriber = xcn_reference(orc.v(12))
+        npi = ((prescriber or {}).get("identifier") or {}).get("value")
+        pharmacy_field = 40 if give is not None and give.name == "RXE" else 32
+        pharmacy = give.v(pharmacy_field) if give is not None else None
+        raw: JSON = {
+            "task": "refill_request",
+            "id": "rr-" + uuid.uuid5(uuid.NAMESPACE_URL,
+                                     f"{msg.sender}|{msg.control_id}|{k}").hex[:20],
+            "patient": patient.model_dump(exclude_none=True, exclude_defaults=True),
+            "received": received, "prescription": rx_id,
+            "prescriber": {"npi": npi, "family": orc.get(12, 2), "given":
+                           [g for g in (orc.get(12, 3),) if g]},
+            "pharmacy": _pharmacy(pharmacy),
+            "message_id": msg.control_id,
+        }
+        if give is not None and give.name == "RXE":
+            qty = _quantity(give, 10, 11)
+            if qty and qty.get("code"):
+                raw["requested_quantity"] = {"value": qty["value"], "unit": qty["code"]}
+            refills = _number(give.get(12))
+            if isinstance(refills, int) and refills <= 11:
+                raw["requested_refills"] = refills
+        try:
+            out.append(RefillRequestTask.model_validate(raw))
+        except ValidationError as exc:
+            problems += [_locate(err, orc, give, pharmacy_field) for err in
+                         exc.errors(include_url=False, include_input=False)]
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def _pharmacy(value: Any) -> JSON:
+    if not value:
+        return {}
+    ident, name, system = value.c(1), value.c(2), value.c(3).upper()
+    out: JSON = {"name": name or ident}
+    if system == "NPI" or (len(ident) == 10 and ident.isdigit() and system != "NCPDP"):
+        out["npi"] = ident
+    else:
+        out["ncpdp_id"] = ident
+    return out
+
+
+def _locate(err: dict, orc: Segment, give: Segment | None, pharmacy_field: int) -> Problem:
+    """A model error as the segment and field it came from."""
+    loc = [str(p) for p in err.get("loc", ())]
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    head = loc[0] if loc else ""
+    if head == "prescriber":
+        return Problem(orc.where(12), f"the prescriber (NPI and family name) is missing or "
+                                      f"invalid: {msg}")
+    if head == "pharmacy":
+        where = give.where(pharmacy_field) if give is not None else orc.where()
+        return Problem(where, f"the dispensing pharmacy (NCPDP id or NPI, and name) is "
+                              f"missing or invalid: {msg}")
+    if head == "patient":
+        return Problem("PID-3", msg)
+    return Problem(orc.where(), f"{'.'.join(loc)}: {msg}")
+
+
+def refill_requests_to_fhir(msg: Message, ctx: V2Context) -> JSON:
+    """RDE^O25 / OMP^O09 → worklist Tasks (+ Communications) for the prescriber."""
+    entries: list[Entry] = []
+    for task in refill_request_tasks(msg, ctx):
+        entries += refill_request_to_fhir(task, ctx.map)
+    return transaction(entries)

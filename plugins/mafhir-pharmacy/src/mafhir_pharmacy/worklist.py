@@ -1,0 +1,208 @@
+"""The MA's refill worklist: prescriptions sent, refill requests waiting, decisions made.
+
+A small SQLite file. It is what makes the refill workflow a state machine across runs
+and processes (a listener receives, the MA decides later): a request whose prescription
+the clinic never sent is kept for review, not dropped; deciding a request the worklist
+does not hold, or one already answered, is an error naming it. The decision is recorded
+with a conditional UPDATE (``WHERE status = 'requested'``), so two people answering at
+once cannot both succeed.
+
+:class:`RefillHandler` is the MLLP receiver's handler for RDE^O25/OMP^O09: it fills the
+worklist and answers AA, or AE with ERR 204 on ORC-2 when no prescription matches.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mafhir.bundle import transaction
+from mafhir.errors import InputError, MafhirError, Problem
+from mafhir.hl7v2 import ConvertHandler, Message, Outcome, V2Context
+from mafhir.registry import Registry
+
+from .mappers import AlreadyAnswered, refill_request_to_fhir
+from .tasks import PrescriptionTask, RefillDecisionTask, RefillRequestTask
+
+__all__ = ["LocalWorklist", "RefillHandler", "UnknownPrescription"]
+
+JSON = dict[str, Any]
+REFILL_TYPES = ("RDE^O25", "OMP^O09")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS prescriptions (id TEXT PRIMARY KEY, task TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY, prescription TEXT NOT NULL, status TEXT NOT NULL,
+    task TEXT NOT NULL, decision TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_status ON requests (status);
+"""
+
+
+class UnknownPrescription(InputError):
+    """A refill request for a prescription the clinic has no record of."""
+
+
+class LocalWorklist:
+    """SQLite-backed worklist (``:memory:`` for one process)."""
+
+    def __init__(self, path: str | Path = "mafhir-pharmacy.sqlite") -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add_prescription(self, task: PrescriptionTask) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO prescriptions VALUES (?, ?)",
+                             (task.id, task.model_dump_json()))
+
+    def prescription(self, rx_id: str) -> PrescriptionTask | None:
+        with self._lock:
+            row = self._db.execute("SELECT task FROM prescriptions WHERE id=?",
+                                   (rx_id,)).fetchone()
+        return PrescriptionTask.model_validate_json(row[0]) if row else None
+
+    def add_request(self, task: RefillRequestTask) -> str:
+        """Put a request on the worklist; its state: ``requested``, or ``review`` when no
+        prescription matches (then :class:`UnknownPrescription` is raised after storing)."""
+        known = self.prescription(task.prescription) is not None
+        status = "requested" if known else "review"
+        with self._lock:
+            row = self._db.execute("SELECT status FROM requests WHERE id=?",
+                                   (task.id,)).fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO requests VALUES (?, ?, ?, ?, NULL)",
+                                 (task.id, task.prescription, status, task.model_dump_json()))
+            else:
+                status = row[0]
+        if status == "review":
+            raise UnknownPrescription([Problem("prescription", f"refill request '{task.id}' "
+                                                               "matches no prescription of "
+                                                               "this clinic; held for review")])
+        return status
+
+    def state(self, request_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM requests WHERE id=?",
+                                   (request_id,)).fetchone()
+        return row[0] if row else None
+
+    def request(self, request_id: str) -> RefillRequestTask | None:
+        with self._lock:
+            row = self._db.execute("SELECT task FROM requests WHERE id=?",
+                                   (request_id,)).fetchone()
+        return RefillRequestTask.model_validate_json(row[0]) if row else None
+
+    def items(self, status: str | None = None) -> list[tuple[str, RefillRequestTask]]:
+        with self._lock:
+            sql = "SELECT status, task FROM requests"
+            rows = self._db.execute(sql + (" WHERE status=?" if status else "") + " ORDER BY id",
+                                    (status,) if status else ()).fetchall()
+        return [(s, RefillRequestTask.model_validate_json(t)) for s, t in rows]
+
+    def decide(self, request_id: str, decision: str, at: datetime, decision_id: str, *,
+               reason: str | None = None, reason_text: str | None = None,
+               quantity: float | None = None, refills: int | None = None) -> RefillDecisionTask:
+        """Answer a request once: the ``refill_decision`` task to map and send."""
+        request = self.request(request_id)
+        state = self.state(request_id)
+        if request is None:
+            raise InputError([Problem("request", f"no refill request '{request_id}' is on the "
+                                                 "worklist")])
+        if state == "review":
+            raise InputError([Problem("request", f"refill request '{request_id}' matches no "
+                                                 "prescription; resolve it before deciding")])
+        if state != "requested":
+            raise AlreadyAnswered(request_id, str(state), decision)
+        raw: JSON = {"task": "refill_decision", "id": decision_id, "request": request_id,
+                     "request_status": "requested", "received": request.received.isoformat(),
+                     "decided": at.isoformat(), "decision": decision, "reason": reason,
+                     "reason_text": reason_text,
+                     "patient": request.patient.model_dump(mode="json", exclude_none=True),
+                     "prescription": request.prescription,
+                     "prescriber": request.prescriber.model_dump(mode="json",
+                                                                 exclude_none=True),
+                     "pharmacy": request.pharmacy.model_dump(mode="json", exclude_none=True),
+                     "message_id": request.message_id}
+        if decision == "approved":
+            prior = self.prescription(request.prescription)
+            assert prior is not None
+            qty = prior.quantity.model_dump()
+            if quantity is not None:
+                qty["value"] = quantity
+            raw["renewal"] = {
+                "medication": prior.medication.model_dump(mode="json", exclude_none=True),
+                "sig": prior.sig.model_dump(mode="json", exclude_none=True),
+                "quantity": qty, "days_supply": prior.days_supply,
+                "refills": prior.refills if refills is None else refills,
+                "substitution_allowed": prior.substitution_allowed,
+                "pharmacy": prior.pharmacy.model_dump(mode="json", exclude_none=True)}
+        task = RefillDecisionTask.model_validate({k: v for k, v in raw.items()
+                                                  if v is not None})
+        with self._lock:
+            cur = self._db.execute("UPDATE requests SET status=?, decision=? WHERE id=? AND "
+                                   "status='requested'", (decision, task.model_dump_json(),
+                                                          request_id))
+            if cur.rowcount != 1:
+                now = self._db.execute("SELECT status FROM requests WHERE id=?",
+                                       (request_id,)).fetchone()
+                raise AlreadyAnswered(request_id, now[0] if now else "unknown", decision)
+        if decision == "approved" and task.renewal is not None:
+            self.add_prescription(PrescriptionTask.model_validate({
+                "task": "prescription", "id": decision_id,
+                "patient": raw["patient"], "written": at.isoformat(),
+                "prescriber": raw["prescriber"], **json.loads(task.renewal.model_dump_json(
+                    exclude_none=True))}))
+        return task
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RefillHandler:
+    """Receiver handler: refill requests onto the worklist; other types to ``fallback``."""
+
+    def __init__(self, registry: Registry, ctx: V2Context, worklist: LocalWorklist,
+                 deliver: Callable[[JSON], Any] | None = None) -> None:
+        self.registry = registry
+        self.ctx = ctx
+        self.worklist = worklist
+        self.deliver = deliver
+        self.fallback = ConvertHandler(registry, ctx, deliver)
+
+    def __call__(self, msg: Message) -> Outcome:
+        from .v2in import refill_request_tasks
+
+        if msg.type not in REFILL_TYPES:
+            return self.fallback(msg)
+        try:
+            tasks = refill_request_tasks(msg, self.ctx)
+        except InputError as exc:
+            return Outcome("error", tuple((p, "required" if "missing" in p.message
+                                           else "datatype") for p in exc.problems))
+        review = []
+        for n, task in enumerate(tasks, start=1):
+            try:
+                self.worklist.add_request(task)
+            except UnknownPrescription:
+                review.append((Problem(f"ORC[{n}]-2", "matches no prescription of this "
+                                                      "clinic; held for review"), "key"))
+        if review:
+            return Outcome("review", tuple(review))
+        bundle = transaction(e for t in tasks for e in refill_request_to_fhir(t, self.ctx.map))
+        if self.deliver is not None:
+            try:
+                self.deliver(bundle)
+            except MafhirError as exc:
+                return Outcome("retry" if exc.transient else "error",
+                               ((Problem("", f"delivery failed ({type(exc).__name__})"),
+                                 "internal"),), bundle)
+        return Outcome("processed", (), bundle)
