@@ -205,3 +205,36 @@ def test_a_bad_ndjson_line_is_reported_in_place_and_the_rest_read():
 def test_not_json_at_all_is_an_input_error():
     with pytest.raises(InputError, match="not valid JSON"):
         list(iter_documents(io.BytesIO(b"MSH|^~\\&|")))
+
+
+def test_identifier_query_keeps_url_specials_out_of_the_query():
+    query = identifier_query("urn:x", "lab#12&a+b c%")
+    assert query == "identifier=urn:x|lab%2312%26a%2Bb%20c%25"
+    from mafhir.identity import identifier_from_reference
+
+    assert identifier_from_reference(f"Observation?{query}") == ("Observation", "urn:x",
+                                                                 "lab#12&a+b c%")
+    assert identifier_from_reference("Patient?identifier=urn:x|a\\|b") == ("Patient", "urn:x",
+                                                                          "a|b")
+    assert identifier_from_reference("Patient/123") is None
+
+
+def test_dir_connector_keeps_what_a_conditional_create_finds(tmp_path):
+    from mafhir.connectors.directory import DirectoryConnector
+
+    first = obs("o1", {"reference": "Patient/1"}) | {"status": "final"}
+    later = obs("o1", {"reference": "Patient/1"}) | {"status": "preliminary"}
+    connector = DirectoryConnector(tmp_path)
+    connector.send(transaction([create(first)]))
+    connector.send(transaction([create(later)]))  # ifNoneExist: the first stays
+    connector.close()
+    import json as _json
+
+    (line,) = (tmp_path / "Observation.ndjson").read_text().splitlines()
+    assert _json.loads(line)["status"] == "final"
+    connector = DirectoryConnector(tmp_path)
+    connector.send(transaction([create(first)]))
+    connector.send(transaction([update(later)]))  # an update replaces
+    connector.close()
+    (line,) = (tmp_path / "Observation.ndjson").read_text().splitlines()
+    assert _json.loads(line)["status"] == "preliminary"

@@ -221,3 +221,24 @@ def test_block_list_skips_plugins_and_builtins(site):
     assert "broken" not in found and "good" in found
     assert "mafhir.connectors.directory" not in found
     assert "mafhir.mappers.vitals" in found
+
+
+def test_an_installed_plugin_whose_hook_raises_is_reported_and_the_rest_work(fresh):
+    from mafhir import hookimpl
+
+    class HalfBroken:
+        @hookimpl
+        def register_connectors(self, register):
+            register(load_example("register_connectors").CountingConnector)  # not a spec
+            raise RuntimeError("vendor config missing")
+
+        @hookimpl
+        def register_mappers(self, register):
+            load_example("register_mappers").register_mappers(register)
+
+    plugins.register(HalfBroken(), name="half-broken")
+    registry = plugins.get_registry()
+    (info,) = [i for i in plugins.plugin_infos() if i.name == "half-broken"]
+    assert "RuntimeError: vendor config missing" in info.error
+    assert "reminder_call" not in registry.mappers  # nothing of a failed plugin is kept
+    assert "vitals" in registry.mappers and "dir" in registry.connectors

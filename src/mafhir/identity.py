@@ -7,6 +7,7 @@ finds what the first run made, and byte-identical bundles make changes easy to s
 from __future__ import annotations
 
 import uuid
+from urllib.parse import unquote
 
 __all__ = ["identifier_from_reference", "identifier_query", "resource_uuid"]
 
@@ -20,10 +21,13 @@ def resource_uuid(resource_type: str, system: str, value: str) -> str:
 
 
 def identifier_query(system: str, value: str) -> str:
-    """The ``identifier=system|value`` search, with the characters FHIR search escapes."""
+    """The ``identifier=system|value`` search: FHIR search escapes, then URL escapes."""
     def esc(text: str) -> str:
         for special in ("\\", "|", ",", "$"):
             text = text.replace(special, "\\" + special)
+        # what would end or split the URL query it travels in
+        for char, code in (("%", "%25"), ("#", "%23"), ("&", "%26"), ("+", "%2B"), (" ", "%20")):
+            text = text.replace(char, code)
         return text
 
     return f"identifier={esc(system)}|{esc(value)}"
@@ -37,6 +41,7 @@ def identifier_from_reference(reference: str) -> tuple[str, str, str] | None:
     rtype, sep, query = reference.partition("?identifier=")
     if not sep or not rtype:
         return None
+    query = unquote(query)
     parts: list[str] = []
     buf: list[str] = []
     escaped = False

@@ -137,25 +137,45 @@ def plugin_infos() -> list[PluginInfo]:
 
 
 def _collect(pm: pluggy.PluginManager) -> Registry:
+    """Call every register hook; what each plugin registers is checked by the Registry.
+
+    An installed plugin whose hook raises is marked failed (``mafhir plugins`` shows why)
+    and none of what it registered is kept; the others load. A built-in that raises, or two
+    plugins claiming one name, is an error for all: that is a broken installation.
+    """
     registry = Registry()
+    builtin = {info.name for info in _infos if info.builtin}
+    failed: dict[str, str] = {}
     for hook_name, adder in (
         ("register_mappers", registry.add_mapper),
         ("register_profiles", registry.add_profile),
         ("register_connectors", registry.add_connector),
+        ("register_converters", registry.add_converter),
     ):
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
             owner = impl.plugin_name
-
-            def register(item: object, _adder=adder, _owner=owner) -> None:
-                _adder(item, _owner)
-
+            if owner in failed:
+                continue
+            items: list[object] = []
             try:
-                impl.function(register)
-            except PluginError:
-                raise
+                impl.function(items.append)
             except Exception as exc:
-                raise PluginError(f"plugin '{owner}' failed in {hook_name}: {exc}") from exc
+                if owner in builtin:
+                    raise PluginError(f"plugin '{owner}' failed in {hook_name}: {exc}") from exc
+                failed[owner] = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                continue
+            for item in items:
+                adder(item, owner)
+    for info in _infos:
+        if info.name in failed:
+            info.error = failed[info.name]
+    tables = {"task kind": registry.mappers, "profile": registry.profiles,
+              "connector": registry.connectors, "converter": registry.converters}
+    for (what, name), owner in list(registry.owners.items()):
+        if owner in failed:  # what a failed plugin registered through its other hooks
+            del tables[what][name]
+            del registry.owners[(what, name)]
     return registry
 
 

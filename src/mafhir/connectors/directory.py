@@ -41,8 +41,12 @@ class DirectoryConnector:
         _write_atomic(target, dumps(bundle, pretty=True))
         for entry in bundle.get("entry", []):
             resource = entry.get("resource")
-            if resource:
-                self._latest[_identity(resource, entry.get("fullUrl", ""))] = resource
+            if not resource:
+                continue
+            key = _identity(resource, entry.get("fullUrl", ""))
+            if key in self._latest and (entry.get("request") or {}).get("ifNoneExist"):
+                continue  # a conditional create leaves what is there, as a server would
+            self._latest[key] = resource
         return {"resourceType": "Bundle", "type": "transaction-response",
                 "location": str(target), "entries": len(bundle.get("entry", []))}
 
