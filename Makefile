@@ -29,6 +29,9 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_map.py
 	$(BIN)/python benchmarks/bench_send.py
+	$(BIN)/python benchmarks/bench_sync.py
+	$(BIN)/python benchmarks/bench_hl7v2.py
+	$(BIN)/python benchmarks/bench_pharmacy.py
 
 clean:
 	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache
