@@ -14,11 +14,10 @@ from typing import Any
 
 from mafhir import systems
 from mafhir.errors import InputError, Problem
-from mafhir.fhirtypes import parse_fhir_datetime
 from mafhir.hl7v2.build import Reps, build_message, msh
 from mafhir.hl7v2.context import V2Context
-from mafhir.hl7v2.datatypes import format_dtm, system_name
-from mafhir.identity import identifier_from_reference
+from mafhir.hl7v2.datatypes import system_name
+from mafhir.hl7v2.segments import dtm_of_fhir, pid_segment
 from mafhir.resourceset import ResourceSet
 
 from .codes import PRIORITY_TO_V2, V2_0487, V2_0488, V2_0916
@@ -26,17 +25,8 @@ from .codes import PRIORITY_TO_V2, V2_0487, V2_0488, V2_0916
 __all__ = ["oml_o21", "orm_o01"]
 
 JSON = dict[str, Any]
-GENDER = {"male": "M", "female": "F", "other": "O", "unknown": "U"}
 RELATIONSHIP = {"self": "SEL", "spouse": "SPO", "child": "CHD", "parent": "PAR",
                 "common": "DOM", "other": "OTH", "injured": "OTH"}
-
-
-def _dtm(text: str | None) -> str:
-    if not text:
-        return ""
-    if "T" not in text:
-        return text.replace("-", "")
-    return format_dtm(parse_fhir_datetime(text))
 
 
 def _coding(concept: JSON | None, system: str | None = None) -> JSON | None:
@@ -64,43 +54,6 @@ def _ei(ident: JSON | None, ctx: V2Context) -> tuple | None:
     return (ident["value"], ctx.application, ident.get("system", ""), "URI")
 
 
-def _identifier_of(ref: JSON | None) -> tuple[str, str] | None:
-    text = (ref or {}).get("reference", "")
-    if "?identifier=" not in text:
-        return None
-    parsed = identifier_from_reference(text)
-    return None if parsed is None else (parsed[1], parsed[2])
-
-
-def _patient(resources: ResourceSet, ref: JSON, ctx: V2Context) -> list:
-    resource = resources.resolve(ref)
-    if resource is not None:
-        idents = resource.get("identifier", []) or []
-        mrn = next((i for i in idents if any(c.get("code") == "MR" for c in
-                                             (i.get("type") or {}).get("coding", []))),
-                   idents[0] if idents else None)
-        system, value = (mrn.get("system", ""), mrn["value"]) if mrn else ("", "")
-    else:
-        pair = _identifier_of(ref)
-        if pair is None:
-            raise InputError([Problem("ServiceRequest.subject", "refers to no patient this "
-                                                                "input holds or names by MRN")])
-        system, value = pair
-        resource = {}
-    name = (resource.get("name") or [{}])[0]
-    given = name.get("given", [])
-    addr = (resource.get("address") or [{}])[0]
-    phone = next((t["value"] for t in resource.get("telecom", []) or []
-                  if t.get("system") == "phone"), "")
-    return ["PID", "1", None, (value, "", "", (ctx.application, system, "URI"), "MR"), None,
-            (name.get("family", ""), given[0] if given else "", " ".join(given[1:]))
-            if name else None, None, _dtm(resource.get("birthDate")),
-            GENDER.get(resource.get("gender", ""), ""), None, None,
-            (" ".join(addr.get("line", [])), "", addr.get("city", ""), addr.get("state", ""),
-             addr.get("postalCode", ""), addr.get("country", "")) if addr else None, None,
-            (phone, "PRN", "PH") if phone else None]
-
-
 def _in1(coverage: JSON, resources: ResourceSet, n: int) -> list:
     payer = resources.resolve((coverage.get("payor") or [None])[0]) or {}
     payer_id = ((payer.get("identifier") or [{}])[0]).get("value", "")
@@ -115,7 +68,7 @@ def _in1(coverage: JSON, resources: ResourceSet, n: int) -> list:
     return ["IN1", str(n), (plan.get("value", ""), plan.get("name", "")), payer_id,
             payer.get("name", "") or ((coverage.get("payor") or [{}])[0]).get("display", ""),
             None, None, None, group.get("value", ""), group.get("name", ""), None, None,
-            _dtm(period.get("start")), _dtm(period.get("end")), None, None, None,
+            dtm_of_fhir(period.get("start")), dtm_of_fhir(period.get("end")), None, None, None,
             (RELATIONSHIP.get(rel, ""), rel, "HL70063") if rel else None, None, None, None,
             None, None, None, None, None, None, None, None, None, None, None, None, None, None,
             None, member]
@@ -143,7 +96,7 @@ def _spm(spec: JSON, n: int, ctx: V2Context) -> list:
             None, _cwe(spec.get("type"), V2_0487), None, None,
             _cwe(coll.get("method"), V2_0488), _cwe(coll.get("bodySite")), None, None, None,
             None, None, ((spec.get("note") or [{}])[0]).get("text"), None, None,
-            _dtm(collected)]
+            dtm_of_fhir(collected)]
 
 
 def _build(resources: ResourceSet, ctx: V2Context, structure: str) -> str:
@@ -164,7 +117,7 @@ def _build(resources: ResourceSet, ctx: V2Context, structure: str) -> str:
                             receiving=ctx.receiving, at=ctx.now,
                             message_type=(code, trigger, f"{code}_{trigger}"),
                             control_id=control, processing=ctx.processing_id)]
-    segs.append(_patient(resources, orders[0]["subject"], ctx))
+    segs.append(pid_segment(resources, orders[0]["subject"], ctx, "ServiceRequest.subject"))
     segs.append(["PV1", "1", "O"])
     coverages = [c for c in resources.of_type("Coverage") if c.get("status") == "active"]
     for n, cov in enumerate(coverages, start=1):
@@ -178,7 +131,7 @@ def _build(resources: ResourceSet, ctx: V2Context, structure: str) -> str:
         priority = PRIORITY_TO_V2.get(sr.get("priority", "routine"), "R")
         segs.append(["ORC", control_code, placer, None, group, None, None,
                      None if oml else ("", "", "", "", "", priority), None,
-                     _dtm(sr.get("authoredOn")), None, None, requester])
+                     dtm_of_fhir(sr.get("authoredOn")), None, None, requester])
         if oml:
             segs.append(["TQ1", "1", None, None, None, None, None, None, None, priority])
         specimens = [s for ref in sr.get("specimen", []) or []
@@ -187,7 +140,7 @@ def _build(resources: ResourceSet, ctx: V2Context, structure: str) -> str:
                           if (c := (s.get("collection") or {}).get("collectedDateTime"))), None)
         fasting = _coding((sr.get("orderDetail") or [None])[0], V2_0916)
         obr: list = ["OBR", str(n), placer, None, _cwe(sr.get("code")), None, None,
-                     _dtm(collected), None, None, None, None, None,
+                     dtm_of_fhir(collected), None, None, None, None, None,
                      (fasting["code"], fasting.get("display", ""), "HL70916") if fasting
                      else None, None]
         if not oml and specimens:

@@ -30,28 +30,16 @@ from typing import Any
 
 from mafhir import systems
 from mafhir.errors import InputError, Problem
-from mafhir.fhirtypes import parse_fhir_datetime
 from mafhir.hl7v2 import Reps, V2Context, build_message, msh
-from mafhir.hl7v2.datatypes import format_dtm
+from mafhir.hl7v2.segments import dtm_of_fhir, pid_segment
 from mafhir.identity import identifier_from_reference
 from mafhir.resourceset import ResourceSet
 
 from .codes import CONTROLLED_TAG, FREQUENCIES, NCPDP, ROUTES, RXNORM, SCHEDULE_TO_V2
 
-__all__ = ["order_segments", "pid", "rde_o11", "rre_o26"]
+__all__ = ["order_segments", "rde_o11", "rre_o26"]
 
 JSON = dict[str, Any]
-GENDER = {"male": "M", "female": "F", "other": "O", "unknown": "U"}
-
-
-def _dtm(text: str | None) -> str:
-    if not text:
-        return ""
-    if "T" not in text:
-        return text.replace("-", "")
-    return format_dtm(parse_fhir_datetime(text))
-
-
 def _num(value: Any) -> str:
     if value is None:
         return ""
@@ -66,38 +54,6 @@ def _ident_of_ref(ref: JSON | None) -> tuple[str, str] | None:
 def _first(resource: JSON, suffix: str) -> JSON | None:
     return next((i for i in resource.get("identifier", []) or []
                  if str(i.get("system", "")).endswith(suffix)), None)
-
-
-def pid(resources: ResourceSet, ref: JSON, ctx: V2Context, where: str) -> list:
-    """PID for the patient a reference names (resource in the set, or MRN reference)."""
-    resource = resources.resolve(ref)
-    if resource is not None:
-        idents = resource.get("identifier", []) or []
-        mrn = next((i for i in idents if any(c.get("code") == "MR" for c in
-                                             (i.get("type") or {}).get("coding", []))),
-                   idents[0] if idents else None)
-        if mrn is None:
-            raise InputError([Problem(where, "the patient has no identifier")])
-        system, value = mrn.get("system", ""), mrn["value"]
-    else:
-        pair = _ident_of_ref(ref)
-        if pair is None:
-            raise InputError([Problem(where, "refers to no patient this input holds or names "
-                                             "by MRN")])
-        system, value = pair
-        resource = {}
-    name = (resource.get("name") or [{}])[0]
-    given = name.get("given", [])
-    addr = (resource.get("address") or [None])[0]
-    phone = next((t["value"] for t in resource.get("telecom", []) or []
-                  if t.get("system") == "phone"), "")
-    return ["PID", "1", None, (value, "", "", (ctx.application, system, "URI"), "MR"), None,
-            (name.get("family", ""), given[0] if given else "", " ".join(given[1:]))
-            if name else None, None, _dtm(resource.get("birthDate")),
-            GENDER.get(resource.get("gender", ""), ""), None, None,
-            (" ".join(addr.get("line", [])), "", addr.get("city", ""), addr.get("state", ""),
-             addr.get("postalCode", ""), addr.get("country", "")) if addr else None, None,
-            (phone, "PRN", "PH") if phone else None]
 
 
 def _xcn(resources: ResourceSet, ref: JSON | None) -> tuple | None:
@@ -175,7 +131,7 @@ def _rxe(mr: JSON, resources: ResourceSet, rx_number: str) -> list:
     fields[12] = _num(dispense.get("numberOfRepeatsAllowed", 0))
     fields[15] = rx_number
     fields[27] = indications or None
-    fields[32] = _dtm(mr.get("authoredOn"))
+    fields[32] = dtm_of_fhir(mr.get("authoredOn"))
     fields[35] = (SCHEDULE_TO_V2[schedule], "", "HL70477") if schedule in SCHEDULE_TO_V2 \
         else None
     fields[40] = pharmacy
@@ -213,7 +169,8 @@ def order_segments(mr: JSON, resources: ResourceSet, ctx: V2Context, control: st
     own = _first(mr, "/prescription") or (mr.get("identifier") or [None])[0]
     placer = placer or own
     orc: list = ["ORC", control, _placer(placer, ctx), None, None, None, None, None, None,
-                 _dtm(mr.get("authoredOn")), None, None, _xcn(resources, mr.get("requester"))]
+                 dtm_of_fhir(mr.get("authoredOn")), None, None,
+                 _xcn(resources, mr.get("requester"))]
     if reason:
         orc += [None, None, None, reason]
     segs = [orc, _rxe(mr, resources, (own or {}).get("value", ""))]
@@ -251,7 +208,8 @@ def rde_o11(resources: ResourceSet, ctx: V2Context) -> str:
     seed = "|".join(f"{i.get('system')}|{i.get('value')}" for mr in orders
                     for i in mr.get("identifier", [])[:1])
     segs: list[list] = [_header(ctx, "RDE", "O11", _control_id(seed, ctx)),
-                        pid(resources, orders[0]["subject"], ctx, "MedicationRequest.subject"),
+                        pid_segment(resources, orders[0]["subject"], ctx,
+                                    "MedicationRequest.subject"),
                         ["PV1", "1", "O"]]
     for mr in orders:
         segs += order_segments(mr, resources, ctx, "NW")
@@ -280,7 +238,7 @@ def rre_o26(resources: ResourceSet, ctx: V2Context) -> str:
         {"system": prior[0], "value": prior[1]} if prior else None)
     segs: list[list] = [_header(ctx, "RRE", "O26", _control_id(message["value"], ctx)),
                         ["MSA", "AA", message["value"]],
-                        pid(resources, task["for"], ctx, "Task.for")]
+                        pid_segment(resources, task["for"], ctx, "Task.for")]
     decided = task.get("lastModified")
     if task["status"] == "completed":
         output = next((o["valueReference"] for o in task.get("output", []) or []
@@ -290,13 +248,14 @@ def rre_o26(resources: ResourceSet, ctx: V2Context) -> str:
             raise InputError([Problem("Task.output", "the renewal MedicationRequest is not in "
                                                      "the input")])
         groups = order_segments(renewal, resources, ctx, "AF", placer=placer)
-        groups[0][9] = _dtm(decided)
+        groups[0][9] = dtm_of_fhir(decided)
         segs += groups
     else:
         reason = task.get("statusReason") or {}
         first = (reason.get("coding") or [{}])[0]
         segs.append(["ORC", "DF", _placer(placer, ctx), None, None, None, None, None, None,
-                     _dtm(decided), None, None, _xcn(resources, task.get("owner")), None, None,
+                     dtm_of_fhir(decided), None, None, _xcn(resources, task.get("owner")),
+                     None, None,
                      None, (first.get("code", ""), reason.get("text") or
                             first.get("display", ""), "L")])
     return build_message(segs)
