@@ -307,3 +307,30 @@ def test_schedule_comes_earliest_first(base: str):
     code, _, out = run("pull", "--from", base, "schedule", "--date", DAY, "--tasks")
     starts = [at(t["start"]) for t in ndjson(out)]
     assert code == 0 and len(starts) == 11 and starts == sorted(starts)
+
+
+def test_pull_cache_keeps_the_schedule_in_the_local_store(base: str, tmp_path: Path) -> None:
+    """``--cache`` stores what was read with the server's ids; pulling again adds nothing."""
+    from mafhir.outbox.local import LocalStore
+
+    cache = tmp_path / "cache.db"
+    expected = {t["appointment_id"] for t in fixture_tasks()
+                if t["task"] == "appointment" and t["start"].startswith(DAY)}
+    for _ in range(2):
+        code, err, raw = run("pull", "--from", base, "schedule", "--date", DAY,
+                             "--cache", str(cache))
+        assert code == 0, err
+    pulled = ndjson(raw)
+    store = LocalStore(cache)
+    try:
+        appointments = list(store.search("Appointment"))
+        assert {a["identifier"][0]["value"] for a in appointments} == expected
+        assert len(appointments) == len(expected)  # the second pull replaced, not added
+        assert {r["id"] for r in appointments} == {
+            r["id"] for r in pulled if r["resourceType"] == "Appointment"}
+        for appointment in appointments:  # the included patients resolve locally
+            (patient,) = [p["actor"]["reference"] for p in appointment["participant"]
+                          if p["actor"]["reference"].startswith("Patient/")]
+            assert store.read("Patient", patient.split("/")[1]) is not None
+    finally:
+        store.close()

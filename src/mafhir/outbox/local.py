@@ -208,11 +208,20 @@ class LocalStore:
         return version
 
     def put(self, resource: JSON) -> JSON:
-        """Store a resource as read from elsewhere (a pull's cache), keyed by identifier."""
+        """Store a resource as read from elsewhere (a pull's cache).
+
+        A resource with a server id keeps it (``PUT Type/id``), so the references between
+        pulled resources still resolve here; one without is keyed by its identifier.
+        """
+        rtype = resource["resourceType"]
         q = identity_of(resource)
-        entry = {"resource": resource,
-                 "request": {"method": "PUT", "url": f"{resource['resourceType']}?{q}"}
-                 if q else {"method": "POST", "url": resource["resourceType"]}}
+        if resource.get("id"):
+            request = {"method": "PUT", "url": f"{rtype}/{resource['id']}"}
+        elif q:
+            request = {"method": "PUT", "url": f"{rtype}?{q}"}
+        else:
+            request = {"method": "POST", "url": rtype}
+        entry = {"resource": resource, "request": request}
         return self.send({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
 
     # ------------------------------------------------------------------ reading

@@ -16,6 +16,7 @@ from mafhir.bundle import transaction
 from mafhir.context import MapContext
 from mafhir.errors import InputError, MafhirError
 from mafhir.io import dumps, iter_documents
+from mafhir.outbox.local import LocalStore
 from mafhir.pipeline import Failed, Pipeline
 from mafhir.plugins import get_registry
 
@@ -145,12 +146,16 @@ def _parse_date(text: str) -> date:
               help="schedule, immunizations, vitals, coverage: print the tasks (appointment, "
                    "immunization, vitals, coverage) instead of FHIR resources.")
 @click.option("--count", type=int, default=None, help="Page size (_count).")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False),
+              help="Also keep what is read in this local store file (the `local` "
+                   "destination's SQLite), with the server's ids, for offline use.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 def pull_command(target: str, what: str, config_path: str | None, day: str | None,
                  end: str | None, practitioner: str | None, location: str | None,
                  patient: str | None, mrn_system: str | None, family: str | None,
                  given: str | None, birthdate: str | None, since: str | None,
-                 as_tasks: bool, count: int | None, insecure: bool) -> None:
+                 as_tasks: bool, count: int | None, cache_path: str | None,
+                 insecure: bool) -> None:
     """Read from a FHIR server: NDJSON on stdout, one resource (or task) per line.
 
     With --tasks, an item that cannot be mapped back to a task is named on stderr
@@ -184,12 +189,22 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                     stream = reads.vitals(client, ref, when)
                 else:
                     stream = getattr(reads, what)(client, ref)
-            if not as_tasks:
-                for resource in stream:
-                    out.write(dumps(resource) + b"\n")
-                return
+            cache = LocalStore(cache_path) if cache_path else None
+            try:
+                if not as_tasks:
+                    for resource in stream:
+                        out.write(dumps(resource) + b"\n")
+                        if cache is not None:
+                            cache.put(resource)
+                    return
+                resources = list(stream)
+                for resource in resources if cache is not None else ():
+                    cache.put(resource)
+            finally:
+                if cache is not None:
+                    cache.close()
             failed = 0
-            for item in to_tasks(TASK_KIND[what], list(stream)):
+            for item in to_tasks(TASK_KIND[what], resources):
                 if isinstance(item, Unmapped):
                     failed += 1
                     click.echo(f"error: cannot map {item}", err=True)
