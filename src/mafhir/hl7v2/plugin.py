@@ -1,12 +1,16 @@
-"""The HL7 v2 layer's built-in plugin: the ``convert`` and ``listen`` commands."""
+"""The HL7 v2 layer's built-in plugin: the ``convert`` and ``listen`` commands, and the
+``mllp`` connector through which the outbox delivers v2 messages."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import click
 
 from ..hookspecs import hookimpl
+from ..registry import ConnectorSpec
 
-__all__ = ["register_commands"]
+__all__ = ["register_commands", "register_connectors"]
 
 
 @hookimpl
@@ -15,3 +19,11 @@ def register_commands(cli: click.Group) -> None:
 
     cli.add_command(convert_command)
     cli.add_command(listen_command)
+
+
+@hookimpl
+def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
+    from .connector import MLLPConnector
+
+    register(ConnectorSpec("mllp", MLLPConnector,
+                           "FHIR Bundles as HL7 v2 messages over MLLP: mllp:HOST:PORT/OML^O21"))

@@ -137,6 +137,7 @@ def run_sync(store: OutboxStore, destination: str, inputs: list[str], *, ctx: Ma
     """Enqueue ``inputs`` (files or ``-``), then drain (or keep working with ``watch``)."""
     enq = Enqueuer(store, destination, get_registry(), ctx, resend=resend)
     tally = engine.tally
+    engine.clinic = ctx.clinic
 
     def read_inputs() -> None:
         for name in inputs:

@@ -74,6 +74,8 @@ class Engine:
                  on_result: Callable[[str, Item], None] | None = None,
                  rng: random.Random | None = None, batch: int = 8) -> None:
         self.store = store
+        #: The clinic message destinations write into MSH (set by ``mafhir sync --clinic``).
+        self.clinic: Any = None
         self.threads = max(1, threads)
         self.retry = retry or RetryPolicy()
         self.lease = lease
@@ -195,7 +197,10 @@ class Engine:
 
     def _connector(self, destination: str, connectors: dict[str, Any]) -> Any:
         if destination not in connectors:
-            connectors[destination] = connect(destination, self.timeout)
+            connector = connect(destination, self.timeout)
+            if self.clinic is not None and hasattr(connector, "use_clinic"):
+                connector.use_clinic(self.clinic)
+            connectors[destination] = connector
         return connectors[destination]
 
     # ------------------------------------------------------------------ one item
@@ -207,6 +212,13 @@ class Engine:
             if isinstance(bundle, Exception):
                 raise PermanentError("the stored Bundle is not valid JSON")
             connector = self._connector(dest, connectors)
+            if getattr(connector, "whole_bundles", False):
+                # a message destination (HL7 v2 over MLLP…): each Bundle is one message,
+                # sent whole; there are no server ids to learn or shared resources to settle
+                self._send(item, connector, bundle)
+                audits = [("AuditEvent", orjson.dumps(audit_event(
+                    dest, worker, time.time(), [], "0", False)).decode())]
+                return Outcome(item, worker, started, "sent", 1, audit_rows=audits)
             writes, refs = self._ensure_shared(item, bundle, connector, known, resend)
             if resend:
                 known = {}  # the lane's entries go out as written (conditional writes)

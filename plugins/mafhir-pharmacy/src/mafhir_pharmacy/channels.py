@@ -150,6 +150,7 @@ class V2Pharmacy:
     """A pharmacy system over MLLP at ``HOST:PORT``: RDE^O11 out, RRE^O12/ACK checked."""
 
     carries_controlled = False
+    whole_bundles = True  # the outbox sends each Bundle whole, as one message
 
     def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0) -> None:
         host, _, port = str(target).rpartition(":")

@@ -1,0 +1,77 @@
+"""The ``mllp`` connector: FHIR Bundles leave as HL7 v2 messages over MLLP.
+
+This is how v2 work goes through the outbox like any other: ``mafhir sync --to
+mllp:HOST:PORT/OML^O21 orders.ndjson`` writes the work durably first, and the outbox's
+retries, per-patient order and dead letters apply. The Bundle is written as the named
+message type by the registered converter (``hl7v2:OML^O21``…); the receiver's ACK decides:
+AA/CA delivered, AR/CR retried (the receiver could not take it now), AE/CE dead-lettered
+with the receiver's reason. A retried message keeps its MSH-10, so a receiver with
+duplicate detection answers it once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from ..context import MapContext
+from ..errors import PermanentError, TransientError
+from ..plugins import get_registry
+from ..resourceset import ResourceSet
+from .ack import read_ack
+from .context import V2Context
+from .convert import from_fhir
+from .mllp import MLLPClient
+
+__all__ = ["MLLPConnector"]
+
+JSON = dict[str, Any]
+
+
+class MLLPConnector:
+    """Sends each Bundle as one ``message_type`` message to ``HOST:PORT``.
+
+    ``target`` is ``HOST:PORT/MESSAGE_TYPE`` (``^`` may be written ``%5E``). The clinic
+    (MSH-4, order-number namespaces) comes from ``MAFHIR_CLINIC`` unless ``ctx`` is given.
+    """
+
+    #: The outbox sends each Bundle whole, as one message (no FHIR-server bookkeeping).
+    whole_bundles = True
+
+    def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0):
+        address, _, message_type = str(target).partition("/")
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit() or not message_type:
+            raise PermanentError(f"mllp needs HOST:PORT/MESSAGE_TYPE (e.g. "
+                                 f"mllp:lab.example.org:2575/OML^O21), got {target!r}")
+        self.message_type = unquote(message_type)
+        self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
+        if ctx is None:
+            from ..cli.options import load_clinic
+
+            ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
+        self.ctx = ctx
+        self.client = MLLPClient(host or "127.0.0.1", int(port), timeout=timeout, retries=0)
+
+    def use_clinic(self, clinic: Any) -> None:
+        """Write MSH-4 and the order-number namespaces for this clinic (``sync --clinic``)."""
+        self.ctx = replace(self.ctx, map=MapContext(clinic=clinic))
+
+    def send(self, bundle: JSON) -> JSON:
+        ctx = self.ctx if self.fixed_time else replace(self.ctx, now=datetime.now(UTC))
+        text = from_fhir(get_registry(), self.message_type, ResourceSet.from_bundle(bundle), ctx)
+        ack = read_ack(self.client.send(text))  # network trouble: TransientError
+        reason = "; ".join(ack.errors) or ack.text or "no reason given"
+        if ack.accepted:
+            return {"message": self.message_type, "ack": ack.code, "acknowledges": ack.acked_id}
+        if ack.code in ("AR", "CR"):
+            raise TransientError(f"the receiver rejected the {self.message_type} for now "
+                                 f"({ack.code}): {reason}")
+        raise PermanentError(f"the receiver answered {ack.code} to the {self.message_type}: "
+                             f"{reason}")
+
+    def close(self) -> None:
+        self.client.close()
