@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -190,16 +189,9 @@ def listen_command(address: str, store_path: str, destination: str | None,
     click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
                f"(store {store_path})", err=True)
 
-    def _stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)  # a service manager's stop, like Ctrl-C
     try:
-        listener.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        listener.serve_until_stopped()
     finally:
-        listener.stop()
         if connector is not None:
             connector.close()
         click.echo(f"stopped; messages by status: {store.counts()}", err=True)

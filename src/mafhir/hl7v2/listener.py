@@ -8,6 +8,7 @@ connection idle longer than ``idle_timeout`` is closed (the sender reconnects).
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import socketserver
 import threading
@@ -102,6 +103,20 @@ class MLLPListener:
 
     def serve_forever(self) -> None:
         self._server.serve_forever(poll_interval=0.2)
+
+    def serve_until_stopped(self) -> None:
+        """Serve in this thread until Ctrl-C or SIGTERM (a service manager's stop), then stop."""
+        def _stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _stop)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
 
     def stop(self) -> None:
         self._server.shutdown()

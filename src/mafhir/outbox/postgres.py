@@ -11,7 +11,7 @@ a server's conditional create.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,6 +41,8 @@ def _lock_key(key: str) -> int:
 
 class PostgresStore(OutboxStore):
     """The outbox in a PostgreSQL database."""
+
+    insert = staticmethod(insert)
 
     dialect = "postgresql"
 
@@ -82,14 +84,6 @@ class PostgresStore(OutboxStore):
 
     def acquire_worker_lock(self) -> bool:
         return True  # any number of worker processes; leases cover the ones that die
-
-    def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
-                update_cols: Sequence[str] | None) -> Any:
-        stmt = insert(table).values(rows)
-        if update_cols is None:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update_cols})
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

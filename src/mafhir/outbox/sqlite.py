@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +28,8 @@ __all__ = ["SqliteStore"]
 
 class SqliteStore(OutboxStore):
     """The outbox in a SQLite file."""
+
+    insert = staticmethod(insert)
 
     dialect = "sqlite"
 
@@ -90,14 +92,6 @@ class SqliteStore(OutboxStore):
         handle.flush()
         self._lockfile = handle
         return True
-
-    def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
-                update_cols: Sequence[str] | None) -> Any:
-        stmt = insert(table).values(rows)
-        if update_cols is None:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update_cols})
 
     def close(self) -> None:
         if self._lockfile is not None:
