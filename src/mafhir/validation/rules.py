@@ -18,7 +18,6 @@ __all__ = [
     "has_coding",
     "require",
     "require_coding",
-    "require_profile_pattern",
     "select",
     "ucum_quantity",
     "warning",
@@ -83,14 +82,6 @@ def require_coding(
     if not any(has_coding(v, system, code) for _, v in found):
         where = found[0][0] if found else f"{rtype}.{path}"
         yield error(where, f"must have the coding {system}|{code}{' (' + why + ')' if why else ''}",
-                    code="value")
-
-
-def require_profile_pattern(resource: JSON, profile_url: str) -> Iterator[Issue]:
-    """Information that ``meta.profile`` should claim ``profile_url`` (used by checks)."""
-    claimed = [p.split("|")[0] for p in resource.get("meta", {}).get("profile", [])]
-    if profile_url not in claimed:
-        yield error(f"{resource.get('resourceType')}.meta.profile", f"should claim {profile_url}",
                     code="value")
 
 

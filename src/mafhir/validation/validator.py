@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..registry import Profile
 from .issues import Issue
 from .structure import check_structure
 
-__all__ = ["check_bundle", "check_document", "check_many", "check_profiles", "check_resource"]
+__all__ = ["check_bundle", "check_document", "check_profiles", "check_resource"]
 
 JSON = dict[str, Any]
 
@@ -119,10 +119,3 @@ def check_document(doc: Any, profiles: Mapping[str, Profile]) -> list[Issue]:
     if isinstance(doc, dict):
         return check_resource(doc, profiles)
     return [Issue("error", "structure", "Resource", "is not a JSON object")]
-
-
-def check_many(
-    docs: Iterable[Any], profiles: Mapping[str, Profile]
-) -> Iterator[tuple[int, list[Issue]]]:
-    for i, doc in enumerate(docs):
-        yield i, check_document(doc, profiles)
