@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from .bundle import Entry
 from .context import MapContext
 from .errors import InputError, MafhirError, Problem
+from .io import dumps
 from .registry import Lifecycle, Registry
 from .tasks.base import TaskModel
 from .validation.issues import Issue
@@ -116,7 +116,7 @@ class Pipeline:
         if self.validate:
             issues: list[Issue] = []
             for i, entry in enumerate(entries):
-                blob = orjson.dumps(entry.resource)
+                blob = dumps(entry.resource)
                 if blob in self._valid:
                     continue
                 found = [x for x in check_resource(entry.resource, self.registry.profiles,

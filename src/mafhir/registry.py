@@ -98,6 +98,8 @@ class Converter:
     ``to_fhir(message, ctx)`` turns a parsed message into a transaction Bundle;
     ``from_fhir(resources, ctx)`` writes the message for a :class:`ResourceSet`. Either
     may be None (a one-way converter). Known by ``format:message_type`` (``hl7v2:ORU^R01``).
+    ``respond(message, ack_code)``, when given, is the application response a receiver
+    sends instead of a bare ACK (an :class:`mafhir.hl7v2.Response`: ORL^O22 for OML^O21).
     """
 
     format: str
@@ -105,6 +107,7 @@ class Converter:
     to_fhir: Callable[[Any, Any], JSON] | None = None
     from_fhir: Callable[[ResourceSet, Any], str] | None = None
     description: str = ""
+    respond: Callable[[Any, str], Any] | None = None
 
     @property
     def key(self) -> str:

@@ -8,7 +8,7 @@ duplicates), :mod:`.receiver` (store → process → ACK), :mod:`.listener` (MLL
 Nothing here knows a message type: plugins add those with ``register_converters``.
 """
 
-from .ack import Ack, ack_for, read_ack
+from .ack import Ack, Response, ack_for, read_ack
 from .build import Reps, build_message, msh
 from .context import V2Context
 from .convert import ConvertHandler, from_fhir, to_fhir
@@ -30,6 +30,7 @@ __all__ = [
     "Outcome",
     "Receiver",
     "Reps",
+    "Response",
     "Segment",
     "Separators",
     "V2Context",

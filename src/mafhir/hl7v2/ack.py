@@ -19,7 +19,8 @@ from ..errors import Problem
 from .build import build_message, msh
 from .message import Message, parse
 
-__all__ = ["Ack", "AckCode", "ack_for", "ack_for_unreadable", "error_location", "read_ack"]
+__all__ = ["Ack", "AckCode", "Response", "ack_for", "ack_for_unreadable", "error_location",
+           "read_ack"]
 
 AckCode = str  # AA AE AR CA CE CR
 
@@ -50,6 +51,15 @@ def error_location(location: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Response:
+    """An application response richer than ACK: its MSH-9 (``("ORL", "O22", "ORL_O22")``)
+    and the segments that follow MSA/ERR (PID, ORC, OBR…, as :func:`build_message` lists)."""
+
+    message_type: tuple[str, str, str]
+    segments: list[list] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Ack:
     """An acknowledgment as read back from its text."""
 
@@ -58,10 +68,23 @@ class Ack:
     acked_id: str
     errors: tuple[str, ...] = field(default=())
     text: str = ""
+    #: The reply's MSH-9 (``ACK^O21^ACK``, ``ORL^O22^ORL_O22``, ``RRE^O12``…).
+    message_type: str = "ACK"
+    #: ORC-1 of each order in an order response (ORL^O22, ORR^O02, RRE^O12): ``OK``
+    #: accepted, ``UA`` unable to accept, ``CR``/``UC`` cancelled…
+    order_controls: tuple[str, ...] = field(default=())
 
     @property
     def accepted(self) -> bool:
-        return self.code in ("AA", "CA")
+        """The message was taken: AA/CA and no order in the reply refused (ORC-1 UA/UC/UX…)."""
+        return self.code in ("AA", "CA") and not self.refused_orders
+
+    @property
+    def refused_orders(self) -> tuple[int, ...]:
+        """1-based positions of the orders the reply refuses (ORC-1 ``UA``, ``UC``, ``UX``…:
+        table 0119's "unable to" codes)."""
+        return tuple(i for i, c in enumerate(self.order_controls, start=1) if c.startswith("U")
+                     and c not in ("UM",))
 
 
 def _reply_msh(msg: Message | None, at: datetime, control_id: str, trigger: str) -> list:
@@ -84,15 +107,24 @@ def _err(problem: Problem, kind: str, severity: str) -> list:
 
 def ack_for(msg: Message | None, code: AckCode, at: datetime,
             problems: Sequence[tuple[Problem, str]] = (), control_id: str | None = None,
-            severity: str = "E") -> str:
-    """The ACK to ``msg``: ``problems`` are (problem, table-0357 kind) pairs for ERR."""
+            severity: str = "E", response: Response | None = None) -> str:
+    """The ACK to ``msg``: ``problems`` are (problem, table-0357 kind) pairs for ERR.
+
+    With a ``response`` (from the message's converter) the reply is that message type
+    instead of a bare ACK: ORL^O22 to an OML^O21, ORR^O02 to an ORM^O01… carrying its
+    segments after MSA and ERR.
+    """
     cid = control_id or uuid.uuid4().hex[:20]
     trigger = msg.msh.get(9, 2) if msg is not None else ""
     segs: list[list] = [_reply_msh(msg, at, cid, trigger)]
+    if response is not None:
+        segs[0][9] = response.message_type
     text = {"AA": "", "CA": ""}.get(code, problems[0][0].message if problems else "")
     segs.append(["MSA", code, msg.control_id if msg is not None else "", text[:80] or None])
     for problem, kind in problems:
         segs.append(_err(problem, kind, severity))
+    if response is not None:
+        segs += response.segments
     seps = msg.seps if msg is not None else None
     return build_message(segs, seps) if seps else build_message(segs)
 
@@ -123,4 +155,6 @@ def read_ack(text: str | bytes) -> Ack:
     if msa is None:
         raise ValueError("the reply has no MSA segment")
     errors = tuple(e.get(8) or e.get(3, 2) for e in msg.all("ERR"))
-    return Ack(msa.get(1), msg.control_id, msa.get(2), errors, msg.text)
+    controls = tuple(o.get(1) for o in msg.all("ORC"))
+    return Ack(msa.get(1), msg.control_id, msa.get(2), errors, msg.text, msg.type or "ACK",
+               controls)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from ..errors import InputError, MafhirError, Problem
@@ -18,7 +19,7 @@ from ..resourceset import ResourceSet
 from ..validation import check_bundle
 from .context import V2Context
 from .message import Message
-from .receiver import Outcome
+from .receiver import ORIGINAL, Outcome
 
 __all__ = ["FORMAT", "ConvertHandler", "from_fhir", "patient_identifiers", "to_fhir"]
 
@@ -100,6 +101,16 @@ class ConvertHandler:
         self.patient_known = patient_known
 
     def __call__(self, msg: Message) -> Outcome:
+        outcome = self._handle(msg)
+        conv = self.registry.converters.get(f"{FORMAT}:{msg.type}")
+        if conv is not None and conv.respond is not None:
+            try:
+                outcome = replace(outcome, response=conv.respond(msg, ORIGINAL[outcome.status]))
+            except Exception as exc:  # a bare ACK still answers the message
+                log.warning("no %s response: %s", msg.type, type(exc).__name__)
+        return outcome
+
+    def _handle(self, msg: Message) -> Outcome:
         try:
             bundle = to_fhir(self.registry, msg, self.ctx)
         except InputError as exc:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from ..errors import InputError, Problem
-from .ack import ack_for, ack_for_unreadable
+from .ack import Response, ack_for, ack_for_unreadable
 from .message import MAX_MESSAGE_BYTES, Message, check_header, parse
 from .store import MessageStore
 
@@ -35,6 +35,8 @@ class Outcome:
     status: Status
     problems: tuple[tuple[Problem, str], ...] = ()
     result: object = field(default=None, compare=False)
+    #: The application response to send instead of a bare ACK (ORL^O22…), if any.
+    response: Response | None = field(default=None, compare=False)
 
 
 Handler = Callable[[Message], Outcome]
@@ -93,7 +95,8 @@ class Receiver:
         severity = "W" if outcome.status == "review" else "E"
         app = ORIGINAL[outcome.status]
         if not msg.enhanced_mode:
-            ack = ack_for(msg, app, now, problems, severity=severity).encode("utf-8")
+            ack = ack_for(msg, app, now, problems, severity=severity,
+                          response=outcome.response).encode("utf-8")
             self.store.finish(row_id, outcome.status, ack, lines)
             return ack
         # enhanced mode: the commit ACK says "safely stored" (CR: header not acceptable);
@@ -106,7 +109,8 @@ class Receiver:
                             severity=severity).encode("utf-8")
         app_ack = None
         if commit == "CA" and _wanted(msg.app_ack_type, app == "AA"):
-            app_ack = ack_for(msg, app, now, problems, severity=severity).encode("utf-8")
+            app_ack = ack_for(msg, app, now, problems, severity=severity,
+                              response=outcome.response).encode("utf-8")
         self.store.finish(row_id, outcome.status, reply or app_ack, lines, app_ack)
         return reply
 

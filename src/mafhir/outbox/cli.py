@@ -25,6 +25,7 @@ from rich.table import Table
 from ..cli.options import clinic_option, load_clinic
 from ..context import MapContext
 from ..errors import MafhirError
+from ..io import dumps, loads
 from ..plugins import get_registry
 from .delivery import connect, resolve_destination
 from .engine import Engine
@@ -359,12 +360,10 @@ def replay_command(item_id: int | None, replay_all: bool, fixed: str | None, db:
     if fixed is not None:
         if item_id is None:
             raise click.UsageError("--with needs one ID")
-        import orjson
-
-        doc = orjson.loads(Path(fixed).read_bytes())
+        doc = loads(Path(fixed).read_bytes())
         if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
             raise click.ClickException(f"{fixed}: not a Bundle")
-        payload = orjson.dumps(doc)
+        payload = dumps(doc)
     store = _open(db)
     n = store.replay(item_id, payload)
     if n == 0:

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from ..errors import MafhirError, PermanentError
+from ..io import dumps, loads
 from .audit import audit_event, provenance, provenance_entry
 from .delivery import Delivery, connect, deliver
 from .enqueue import RESEND
@@ -162,8 +163,8 @@ class Engine:
         keys: dict[str, set[tuple[str, str]]] = {}
         for item in claimed:  # one ledger read for the whole batch
             try:
-                bundles[item.id] = orjson.loads(item.payload)
-            except orjson.JSONDecodeError as exc:
+                bundles[item.id] = loads(item.payload)
+            except ValueError as exc:  # orjson's and json's decode errors both
                 bundles[item.id] = exc
                 continue
             if item.idem_key.startswith(RESEND):
@@ -309,7 +310,7 @@ class Engine:
 def _dependency_order(entries: list[PlannedEntry]) -> list[PlannedEntry]:
     """Shared entries so that one referring to another (Location → Organization) follows it."""
     urls = {p.entry.get("fullUrl") for p in entries}
-    blob = {id(p): orjson.dumps(p.entry.get("resource") or {}) for p in entries}
+    blob = {id(p): dumps(p.entry.get("resource") or {}) for p in entries}
     done: list[PlannedEntry] = []
     left = list(entries)
     while left:

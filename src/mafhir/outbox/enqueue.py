@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from ..bundle import transaction
 from ..context import MapContext
 from ..errors import InputError, Problem
@@ -163,7 +161,7 @@ class Enqueuer:
     def _quarantine(self, out: Enqueued, label: str, index: int, problems: list[Any],
                     raw: Any) -> None:
         texts = [str(p) for p in problems]
-        blob = orjson.dumps(raw).decode() if raw is not None else None
+        blob = dumps(raw).decode() if raw is not None else None
         self.store.quarantine([{"qkey": digest("q", label, str(index), blob or "", *texts),
                                 "source": label, "idx": index, "problems": texts,
                                 "raw": blob}])

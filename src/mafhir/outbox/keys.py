@@ -10,9 +10,8 @@ import hashlib
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
-
 from ..identity import identifier_query
+from ..io import dumps
 
 __all__ = ["canonical", "content_hash", "digest", "identity_of", "ordering_key"]
 
@@ -29,7 +28,7 @@ def digest(*parts: str | bytes) -> str:
 
 def canonical(doc: Any) -> bytes:
     """JSON with sorted keys: the same content gives the same bytes."""
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return dumps(doc, sort_keys=True)
 
 
 def content_hash(resource: JSON) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 import orjson
 
 from ..errors import InputError, Problem
+from ..io import dumps
 from .keys import identity_of
 
 __all__ = ["DEFAULT_STORE", "LocalStore"]
@@ -196,7 +197,7 @@ class LocalStore:
         version = self._version(conn, rtype, rid) + 1
         body = {**res, "id": rid,
                 "meta": {**(res.get("meta") or {}), "versionId": str(version)}}
-        blob = orjson.dumps(body)
+        blob = dumps(body)
         conn.execute("INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?)",
                      (rtype, rid, version, _patient(body), _date(body), blob))
         conn.execute("INSERT INTO history VALUES (?,?,?,?)", (rtype, rid, version, blob))

@@ -30,6 +30,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from mafhir.errors import PermanentError
+from mafhir.io import dumps
 
 from .errors import (
     PartialDelivery,
@@ -275,7 +276,7 @@ class FhirClient:
         """One FHIR interaction, retried when transient; raises the classified error."""
         url = self._url(path)
         label = what or self._label(url)
-        data = orjson.dumps(body) if body is not None else None
+        data = dumps(body) if body is not None else None
         hdrs = dict(headers or {})
         if data is not None:
             hdrs.setdefault("Content-Type", self._content_type)
