@@ -19,7 +19,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .pipeline import Failed, Mapped, Pipeline
 from .plugins import get_registry
-from .registry import ConnectorSpec, Converter, Lifecycle, Mapper, Profile, Registry
+from .registry import ConnectorSpec, Converter, Lifecycle, Mapper, MessageHandler, Profile, Registry
 from .resourceset import ResourceSet
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "MapContext",
     "Mapped",
     "Mapper",
+    "MessageHandler",
     "PermanentError",
     "Pipeline",
     "PluginError",

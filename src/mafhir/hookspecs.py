@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from .outbox.delivery import Delivery
-    from .registry import ConnectorSpec, Converter, Mapper, Profile
+    from .registry import ConnectorSpec, Converter, Mapper, MessageHandler, Profile
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -72,6 +72,16 @@ def register_converters(register: Callable[[Converter], None]) -> None:
     """Register message converters (HL7 v2 ORU^R01 in, OML^O21 out, …) for ``mafhir convert``.
 
     :param register: call once per :class:`mafhir.registry.Converter`.
+    """
+
+
+# ---------------------------------------------------------------- inbound messages
+@hookspec
+def register_handlers(register: Callable[[MessageHandler], None]) -> None:
+    """Take inbound messages of some types on ``mafhir listen`` (a refill request onto the
+    worklist…) instead of converting and delivering them.
+
+    :param register: call once per :class:`mafhir.registry.MessageHandler`.
     """
 
 

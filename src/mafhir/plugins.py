@@ -151,6 +151,7 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
         ("register_profiles", registry.add_profile),
         ("register_connectors", registry.add_connector),
         ("register_converters", registry.add_converter),
+        ("register_handlers", registry.add_handler),
     ):
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
@@ -171,7 +172,8 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
         if info.name in failed:
             info.error = failed[info.name]
     tables = {"task kind": registry.mappers, "profile": registry.profiles,
-              "connector": registry.connectors, "converter": registry.converters}
+              "connector": registry.connectors, "converter": registry.converters,
+              "message handler": registry.handlers}
     for (what, name), owner in list(registry.owners.items()):
         if owner in failed:  # what a failed plugin registered through its other hooks
             del tables[what][name]

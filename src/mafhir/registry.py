@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from .tasks.base import TaskModel
     from .validation.issues import Issue
 
-__all__ = ["Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper", "Profile", "Registry"]
+__all__ = ["Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper", "MessageHandler",
+           "Profile", "Registry"]
 
 JSON = dict[str, Any]
 
@@ -114,6 +115,28 @@ class Converter:
         return f"{self.format}:{self.message_type}"
 
 
+@dataclass(frozen=True)
+class MessageHandler:
+    """What a listener does with inbound messages of some types, in place of the default
+    (convert with the registered :class:`Converter`, validate, deliver the Bundle).
+
+    A refill request is not a Bundle to deliver but an item on the MA's worklist, so the
+    pharmacy plugin registers one for ``RDE^O25`` and ``OMP^O09``. ``factory(setup)``
+    is called once per listener with a :class:`mafhir.hl7v2.HandlerSetup` (registry,
+    context, delivery, settings) and returns the handler: ``handler(message) -> Outcome``,
+    with an optional ``close()``. Known by ``format:message_type`` for each type.
+    """
+
+    format: str
+    message_types: tuple[str, ...]
+    factory: Callable[[Any], Callable[[Any], Any]]
+    description: str = ""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(f"{self.format}:{t}" for t in self.message_types)
+
+
 @dataclass
 class Registry:
     """Everything the plugins registered, by name."""
@@ -122,6 +145,7 @@ class Registry:
     profiles: dict[str, Profile] = field(default_factory=dict)
     connectors: dict[str, ConnectorSpec] = field(default_factory=dict)
     converters: dict[str, Converter] = field(default_factory=dict)
+    handlers: dict[str, MessageHandler] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def _add(self, table: dict[str, Any], what: str, name: str, item: Any, owner: str) -> None:
@@ -162,6 +186,14 @@ class Registry:
         if converter.to_fhir is None and converter.from_fhir is None:
             raise PluginError(f"plugin '{owner}': converter '{converter.key}' converts nothing")
         self._add(self.converters, "converter", converter.key, converter, owner)
+
+    def add_handler(self, handler: MessageHandler, owner: str) -> None:
+        if not isinstance(handler, MessageHandler):
+            raise PluginError(f"plugin '{owner}' registered {handler!r}, not a MessageHandler")
+        if not handler.message_types:
+            raise PluginError(f"plugin '{owner}': a MessageHandler names no message type")
+        for key in handler.keys:
+            self._add(self.handlers, "message handler", key, handler, owner)
 
     def mapper(self, kind: str) -> Mapper:
         try:

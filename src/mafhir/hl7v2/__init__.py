@@ -17,20 +17,25 @@ from .listener import MLLPListener
 from .message import Message, Segment, Value, check_header, parse
 from .mllp import FrameReader, MLLPClient, frame
 from .receiver import Outcome, Receiver
+from .replies import ReplySender
+from .routing import HandlerSetup, RoutingHandler
 from .store import MessageStore
 
 __all__ = [
     "Ack",
     "ConvertHandler",
     "FrameReader",
+    "HandlerSetup",
     "MLLPClient",
     "MLLPListener",
     "Message",
     "MessageStore",
     "Outcome",
     "Receiver",
+    "ReplySender",
     "Reps",
     "Response",
+    "RoutingHandler",
     "Segment",
     "Separators",
     "V2Context",

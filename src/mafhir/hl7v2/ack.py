@@ -107,18 +107,23 @@ def _err(problem: Problem, kind: str, severity: str) -> list:
 
 def ack_for(msg: Message | None, code: AckCode, at: datetime,
             problems: Sequence[tuple[Problem, str]] = (), control_id: str | None = None,
-            severity: str = "E", response: Response | None = None) -> str:
+            severity: str = "E", response: Response | None = None,
+            commit_wanted: bool = False) -> str:
     """The ACK to ``msg``: ``problems`` are (problem, table-0357 kind) pairs for ERR.
 
     With a ``response`` (from the message's converter) the reply is that message type
     instead of a bare ACK: ORL^O22 to an OML^O21, ORR^O02 to an ORM^O01… carrying its
-    segments after MSA and ERR.
+    segments after MSA and ERR. ``commit_wanted`` marks an enhanced-mode application ACK,
+    sent on a connection of its own: MSH-15 ``AL`` asks the sender to commit-accept it
+    (that CA is how mafhir knows it arrived), MSH-16 ``NE`` asks for nothing more.
     """
     cid = control_id or uuid.uuid4().hex[:20]
     trigger = msg.msh.get(9, 2) if msg is not None else ""
     segs: list[list] = [_reply_msh(msg, at, cid, trigger)]
     if response is not None:
         segs[0][9] = response.message_type
+    if commit_wanted:
+        segs[0][15], segs[0][16] = "AL", "NE"
     text = {"AA": "", "CA": ""}.get(code, problems[0][0].message if problems else "")
     segs.append(["MSA", code, msg.control_id if msg is not None else "", text[:80] or None])
     for problem, kind in problems:

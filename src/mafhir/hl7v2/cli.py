@@ -24,14 +24,15 @@ from ..resourceset import ResourceSet
 from ..validation import check_bundle
 from .ack import read_ack
 from .context import V2Context, default_tz
-from .convert import ConvertHandler, from_fhir, to_fhir
+from .convert import from_fhir, to_fhir
 from .listener import MLLPListener
 from .message import parse
 from .mllp import MLLPClient
 from .receiver import Receiver
 from .store import MessageStore
 
-__all__ = ["convert_command", "listen_command", "open_connector", "split_address"]
+__all__ = ["convert_command", "listen_command", "open_connector", "run_listener",
+           "split_address"]
 
 JSON = dict[str, Any]
 
@@ -151,27 +152,31 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     sys.exit(0 if ack.accepted else 1)
 
 
-@click.command("listen")
-@click.option("--mllp", "address", required=True, metavar="HOST:PORT",
-              help="Listen for HL7 v2 over MLLP here (port 0: any free port).")
-@click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True,
-              help="SQLite file every message is stored in before it is acknowledged.")
-@click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
-              help="Deliver converted Bundles here, e.g. dir:./results or "
-                   "fhir-rest:https://ehr.example/fhir (default: store only).")
-@click.option("--check-patient/--no-check-patient", default=True, show_default=True,
-              help="Hold results for patients the destination does not know for review "
-                   "(needs a connector that can search).")
-@click.option("--tz", default=None, help="Zone of v2 times without an offset.")
-@clinic_option
-def listen_command(address: str, store_path: str, destination: str | None,
-                   check_patient: bool, tz: str | None, clinic_path: str | None) -> None:
-    """Receive HL7 v2 over MLLP: store, convert, deliver, acknowledge (Ctrl-C stops)."""
+def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
+        settings[key.strip()] = value
+    return settings
+
+
+def run_listener(address: str, *, store_path: str, destination: str | None,
+                 check_patient: bool, tz: str | None, clinic_path: str | None,
+                 settings: dict[str, str], ack_to: tuple[str, ...] = (),
+                 what: str = "") -> None:
+    """Serve MLLP until stopped: store, route (plugin handlers, else convert and deliver),
+    acknowledge, and send enhanced-mode application ACKs back to ``ack_to``."""
+    from .replies import ReplySender, parse_routes
+    from .routing import HandlerSetup, RoutingHandler
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = split_address(address)
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz))
         registry = get_registry()
+        routes = parse_routes(ack_to, split_address)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
     connector = open_connector(destination) if destination else None
@@ -183,16 +188,53 @@ def listen_command(address: str, store_path: str, destination: str | None,
             return next(iter(search("Patient", {"identifier": f"{system}|{value}"})),
                         None) is not None
 
-    handler = ConvertHandler(registry, ctx, connector.send if connector else None, known)
+    handler = RoutingHandler(HandlerSetup(registry, ctx, connector.send if connector else None,
+                                          known, settings))
     store = MessageStore(store_path)
     listener = MLLPListener(host, port, Receiver(store, handler))
+    replies = ReplySender(store, routes).start()
+    routed = ", ".join(sorted(handler.routes)) or "none"
     click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
-               f"(store {store_path})", err=True)
-
+               f"(store {store_path}{what}; plugin handlers: {routed}; application ACKs "
+               f"to {', '.join(f'{h}:{p}' for h, p in routes.values()) or 'none (kept)'})",
+               err=True)
     try:
         listener.serve_until_stopped()
     finally:
+        replies.stop()
+        handler.close()
         if connector is not None:
             connector.close()
-        click.echo(f"stopped; messages by status: {store.counts()}", err=True)
+        pending = len(store.pending_replies(limit=1_000_000))
+        click.echo(f"stopped; messages by status: {store.counts()}; application ACKs "
+                   f"pending: {pending}", err=True)
         store.close()
+
+
+@click.command("listen")
+@click.option("--mllp", "address", required=True, metavar="HOST:PORT",
+              help="Listen for HL7 v2 over MLLP here (port 0: any free port).")
+@click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True,
+              help="SQLite file every message is stored in before it is acknowledged.")
+@click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
+              help="Deliver converted Bundles here, e.g. dir:./results or "
+                   "fhir-rest:https://ehr.example/fhir (default: store only).")
+@click.option("--check-patient/--no-check-patient", default=True, show_default=True,
+              help="Hold results for patients the destination does not know for review "
+                   "(needs a connector that can search).")
+@click.option("--ack-to", "ack_to", multiple=True, metavar="[APP^FACILITY=]HOST:PORT",
+              help="Where enhanced-mode application ACKs go back: one address for every "
+                   "sender, or per sender (MSH-3^MSH-4). Repeatable.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A setting for plugin handlers, e.g. pharmacy.worklist=refills.sqlite. "
+                   "Repeatable.")
+@click.option("--tz", default=None, help="Zone of v2 times without an offset.")
+@clinic_option
+def listen_command(address: str, store_path: str, destination: str | None,
+                   check_patient: bool, ack_to: tuple[str, ...], settings: tuple[str, ...],
+                   tz: str | None, clinic_path: str | None) -> None:
+    """Receive HL7 v2 over MLLP: store, convert or hand to a plugin, acknowledge (Ctrl-C
+    stops). Results go to --to; refill requests to the pharmacy worklist."""
+    run_listener(address, store_path=store_path, destination=destination,
+                 check_patient=check_patient, tz=tz, clinic_path=clinic_path,
+                 settings=_settings(settings), ack_to=ack_to)

@@ -100,7 +100,8 @@ class Receiver:
             self.store.finish(row_id, outcome.status, ack, lines)
             return ack
         # enhanced mode: the commit ACK says "safely stored" (CR: header not acceptable);
-        # the application ACK is kept with the message for delivery back to the sender.
+        # the application ACK is kept with the message (reply_status pending) until the
+        # ReplySender has delivered it back to the sender on a connection of its own.
         commit = "CR" if outcome.status == "rejected" and any(
             k in ("type", "version") for _, k in problems) else "CA"
         reply = None
@@ -110,7 +111,7 @@ class Receiver:
         app_ack = None
         if commit == "CA" and _wanted(msg.app_ack_type, app == "AA"):
             app_ack = ack_for(msg, app, now, problems, severity=severity,
-                              response=outcome.response).encode("utf-8")
+                              response=outcome.response, commit_wanted=True).encode("utf-8")
         self.store.finish(row_id, outcome.status, reply or app_ack, lines, app_ack)
         return reply
 

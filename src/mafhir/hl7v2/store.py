@@ -5,6 +5,11 @@ loss). A message is known by its sender (MSH-3/MSH-4) and control id (MSH-10): a
 message finds its row and gets the original ACK back instead of being processed again.
 Unreadable input is kept too (status ``rejected``, no control id): quarantined, never
 dropped. Thread-safe; one store serves every connection of a listener.
+
+In enhanced mode the application ACK is a message of its own, sent back to the sender
+on a connection mafhir opens (:class:`mafhir.hl7v2.replies.ReplySender`). It is kept
+here with ``reply_status`` ``pending`` until the sender commits it (``sent``), so a
+crash or an unreachable sender delays the answer but never loses it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["FINAL", "Claim", "MessageStore", "StoredMessage"]
+__all__ = ["FINAL", "Claim", "MessageStore", "PendingReply", "StoredMessage"]
 
 #: Statuses whose ACK is replayed to a duplicate. ``retry`` (a transient failure
 #: downstream) is not final: a re-sent message is processed again.
@@ -36,10 +41,18 @@ CREATE TABLE IF NOT EXISTS messages (
     problems     TEXT,
     attempts     INTEGER NOT NULL DEFAULT 1,
     duplicates   INTEGER NOT NULL DEFAULT 0,
+    reply_status TEXT,
+    reply_attempts INTEGER NOT NULL DEFAULT 0,
+    reply_error  TEXT,
     UNIQUE (sender, control_id)
 );
 CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
 """
+#: Columns added after the first release: an older store file gets them on open.
+_ADDED = {"reply_status": "TEXT", "reply_attempts": "INTEGER NOT NULL DEFAULT 0",
+          "reply_error": "TEXT"}
+_REPLIES_INDEX = ("CREATE INDEX IF NOT EXISTS messages_reply ON messages (reply_status) "
+                  "WHERE reply_status = 'pending'")
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,19 @@ class StoredMessage:
     problems: str | None
     attempts: int
     duplicates: int
+    reply_status: str | None = None  # enhanced mode: pending | sent (the app ACK's delivery)
+    reply_attempts: int = 0
+    reply_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    """An application ACK waiting to go back to its sender."""
+
+    id: int
+    sender: str
+    app_ack: bytes
+    attempts: int
 
 
 class MessageStore:
@@ -78,6 +104,11 @@ class MessageStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        for column, kind in _ADDED.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
+        self._db.execute(_REPLIES_INDEX)
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
 
@@ -108,9 +139,26 @@ class MessageStore:
         """Record the outcome and the ACK of a claimed message."""
         with self._lock:
             self._db.execute(
-                "UPDATE messages SET status=?, ack=?, app_ack=?, problems=? WHERE id=?",
-                (status, ack, app_ack, "\n".join(problems) or None, row_id))
+                "UPDATE messages SET status=?, ack=?, app_ack=?, problems=?, reply_status=? "
+                "WHERE id=?", (status, ack, app_ack, "\n".join(problems) or None,
+                               "pending" if app_ack is not None else None, row_id))
             self._done.notify_all()
+
+    def pending_replies(self, limit: int = 100) -> list[PendingReply]:
+        """Application ACKs not yet committed by their senders, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, sender, app_ack, reply_attempts FROM messages WHERE "
+                "reply_status='pending' ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [PendingReply(i, s or "", a, n) for i, s, a, n in rows]
+
+    def reply_result(self, row_id: int, sent: bool, error: str | None = None) -> None:
+        """Record one attempt to deliver an application ACK (``sent``: the sender took it)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE messages SET reply_status=?, reply_attempts=reply_attempts+1, "
+                "reply_error=? WHERE id=? AND reply_status='pending'",
+                ("sent" if sent else "pending", error, row_id))
 
     def wait_ack(self, row_id: int, timeout: float = 30.0) -> bytes | None:
         """The ACK of a message another connection is still processing (None on timeout)."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mafhir import Mapper, Profile, hookimpl
-from mafhir.registry import ConnectorSpec, Converter
+from mafhir.registry import ConnectorSpec, Converter, MessageHandler
 
 from . import __version__
 
@@ -14,7 +14,19 @@ if TYPE_CHECKING:
     import click
 
 __all__ = ["__version__", "register_commands", "register_connectors", "register_converters",
-           "register_mappers", "register_profiles"]
+           "register_handlers", "register_mappers", "register_profiles", "worklist_path"]
+
+#: Where the refill worklist lives unless ``--set pharmacy.worklist=PATH`` says otherwise.
+WORKLIST_ENV = "MAFHIR_PHARMACY_WORKLIST"
+DEFAULT_WORKLIST = "mafhir-pharmacy.sqlite"
+
+
+def worklist_path(settings: dict[str, str] | None = None) -> str:
+    """The worklist file: the listener's setting, else ``$MAFHIR_PHARMACY_WORKLIST``."""
+    import os
+
+    return (settings or {}).get("pharmacy.worklist") or os.environ.get(WORKLIST_ENV) or \
+        DEFAULT_WORKLIST
 
 
 @hookimpl
@@ -48,6 +60,28 @@ def register_converters(register: Callable[[Converter], None]) -> None:
                                    "worklist Tasks"))
     register(Converter("hl7v2", "RRE^O26", from_fhir=rre_o26,
                        description="refill decisions → refill authorization acknowledgment"))
+
+
+class _WorklistHandler:
+    """The refill handler with the worklist it opened (closed with the listener)."""
+
+    def __init__(self, setup: Any) -> None:
+        from .worklist import LocalWorklist, RefillHandler
+
+        self.worklist = LocalWorklist(worklist_path(dict(setup.settings)))
+        self.handle = RefillHandler(setup.registry, setup.ctx, self.worklist, setup.deliver)
+
+    def __call__(self, msg: Any) -> Any:
+        return self.handle(msg)
+
+    def close(self) -> None:
+        self.worklist.close()
+
+
+@hookimpl
+def register_handlers(register: Callable[[MessageHandler], None]) -> None:
+    register(MessageHandler("hl7v2", ("RDE^O25", "OMP^O09"), _WorklistHandler,
+                            "refill requests → the pharmacy worklist"))
 
 
 @hookimpl
