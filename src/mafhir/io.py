@@ -53,7 +53,8 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
     """Yield ``(index, document)`` from a JSON object, a JSON list or NDJSON.
 
     A line of NDJSON that is not JSON is yielded as an :class:`InputError` in place of
-    its document, so the caller can quarantine it and go on with the rest.
+    its document, so the caller can quarantine it and go on with the rest. Decimals are
+    read with :func:`loads`, so what a file says (``13.40``) is what goes out.
     """
     first = b""
     for line in stream:
@@ -65,8 +66,8 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
     stripped = first.strip()
     if stripped.startswith(b"{"):
         try:
-            doc = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
+            doc = loads(stripped)
+        except ValueError:
             doc = None
         if isinstance(doc, dict):  # NDJSON (or a one-line object)
             yield 0, doc
@@ -76,15 +77,15 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
                     continue
                 index += 1
                 try:
-                    yield index, orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
+                    yield index, loads(line)
+                except ValueError as exc:
                     yield index, InputError([Problem(f"{label} line {lineno}",
                                                      f"not valid JSON ({exc.args[0]})")])
             return
     rest = first + stream.read()
     try:
-        doc = orjson.loads(rest)
-    except orjson.JSONDecodeError as exc:
+        doc = loads(rest)
+    except ValueError as exc:
         why = f"not valid JSON, NDJSON or a JSON list ({exc.args[0]})"
         raise InputError([Problem(label, why)]) from None
     if isinstance(doc, list):

@@ -4,10 +4,11 @@ pharmacy stand-in on a real MLLP socket."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from mafhir.context import Clinic, MapContext
-from mafhir.hl7v2 import Message, MessageStore, MLLPListener, Outcome, Receiver
+from mafhir.hl7v2 import Message, MessageStore, MLLPListener, Outcome, Receiver, Response
 from mafhir.pipeline import Failed, Pipeline
 from mafhir.plugins import get_registry
 
@@ -72,15 +73,18 @@ class PharmacyStandIn:
     """A pharmacy system on a real loopback MLLP socket: it keeps what it receives and
     answers with the ACK code asked for (through the shared Receiver)."""
 
-    def __init__(self, path, outcome: str = "processed") -> None:
+    def __init__(self, path, outcome: str = "processed",
+                 respond: Callable[[Message], Response] | None = None, port: int = 0) -> None:
         self.received: list[Message] = []
         self.outcome = outcome
+        self.respond = respond  # an application response (RRE^O12…) instead of a bare ACK
         self.store = MessageStore(path)
-        self.listener = MLLPListener("127.0.0.1", 0, Receiver(self.store, self._handle))
+        self.listener = MLLPListener("127.0.0.1", port, Receiver(self.store, self._handle))
 
     def _handle(self, msg: Message) -> Outcome:
         self.received.append(msg)
-        return Outcome(self.outcome)  # type: ignore[arg-type]
+        response = self.respond(msg) if self.respond is not None else None
+        return Outcome(self.outcome, response=response)  # type: ignore[arg-type]
 
     def __enter__(self) -> PharmacyStandIn:
         self.listener.start()

@@ -252,3 +252,37 @@ def test_denied_refill_answer():
     assert (str(orc[1]), str(orc[2][0][0])) == ("DF", "rx-5001")
     assert str(orc[16]) == "needs-appointment^Patient needs an appointment before a renewal^L"
     assert "RXE" not in text
+
+
+def test_rre_o12_that_refuses_an_order_fails_naming_the_prescription(tmp_path):
+    """MSA AA with ORC-1 UA on the second order: the message was read, that prescription
+    was not taken — the send fails and names it (table 0119), not the accepted one."""
+    from mafhir.hl7v2 import Response
+
+    def rre_o12(msg):
+        orcs = msg.all("ORC")
+        controls = ["OK", "UA"]
+        return Response(("RRE", "O12", "RRE_O12"),
+                        [["ORC", controls[i], orc.get(2)] for i, orc in enumerate(orcs)])
+
+    c = clinic()
+    results = mapped([prescription("rx-1"), prescription("rx-2")], c)
+    bundle = transaction(e for r in results for e in r.entries)
+    with PharmacyStandIn(tmp_path / "rx.sqlite", respond=rre_o12) as pharmacy:
+        channel = V2Pharmacy(pharmacy.target, ctx=v2ctx(c), timeout=10)
+        with pytest.raises(PermanentError) as err:
+            channel.send(bundle)
+        channel.close()
+        (got,) = pharmacy.received  # one patient: both orders in one RDE^O11
+    assert [o.get(2) for o in got.all("ORC")] == ["rx-1", "rx-2"]
+    assert "prescription 'rx-2' (ORC-1 UA)" in str(err.value)
+    assert "rx-1" not in str(err.value)
+    assert "RRE^O12" in str(err.value)
+    assert "Okafor" not in str(err.value)
+
+    # the same reply with both orders OK is a success
+    with PharmacyStandIn(tmp_path / "rx2.sqlite", respond=lambda m: Response(
+            ("RRE", "O12", "RRE_O12"), [["ORC", "OK", o.get(2)] for o in m.all("ORC")])) as ok:
+        channel = V2Pharmacy(ok.target, ctx=v2ctx(c), timeout=10)
+        assert channel.send(bundle)["acks"][0]["ack"] == "AA"
+        channel.close()

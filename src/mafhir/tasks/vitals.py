@@ -86,7 +86,15 @@ MEASUREMENTS = ("blood_pressure", "heart_rate", "respiratory_rate", "temperature
 
 
 def _number(value: Any) -> Any:
-    """A JSON number, kept as given (int stays int); booleans, strings and NaN refused."""
+    """A JSON number, kept as given (int stays int); booleans, strings and NaN refused.
+
+    A Decimal is what :func:`mafhir.io.loads` reads for ``104.0``-like text: a number too.
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return int(value) if value == value.to_integral_value() and "." not in str(value) \
+            else float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
     if isinstance(value, float) and not math.isfinite(value):

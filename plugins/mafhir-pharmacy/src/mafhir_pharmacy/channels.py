@@ -7,8 +7,9 @@ ship here:
 
 * ``pharmacy-fhir`` (:class:`FhirPharmacy`) — the pharmacy's FHIR R4 endpoint: the Bundle
   is posted with :class:`mafhir_fhir_rest.FhirClient`; :meth:`FhirPharmacy.follow` reads
-  the ``MedicationDispense`` of a prescription (polled) so the MA sees "dispensed" or "not
-  picked up".
+  the ``MedicationDispense`` of a prescription so the MA sees "dispensed" or "not picked
+  up" — polled, or woken by an R4 rest-hook ``Subscription``
+  (:meth:`FhirPharmacy.wait_for_dispense` with ``subscribe=True``).
 * ``pharmacy-v2`` (:class:`V2Pharmacy`) — a pharmacy system over HL7 v2 MLLP: one RDE^O11
   per patient, sent with the shared :class:`mafhir.hl7v2.MLLPClient`; the RRE^O12 (or
   plain ACK) must be AA/CA, else the send fails with the pharmacy's ERR text.
@@ -22,24 +23,33 @@ receives become ``refill_request`` tasks like the v2 ones.
 
 from __future__ import annotations
 
+import json
+import logging
+import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mafhir.cli.options import load_clinic
 from mafhir.context import MapContext
-from mafhir.errors import InputError, PermanentError, Problem
-from mafhir.hl7v2 import MLLPClient, V2Context, read_ack
+from mafhir.errors import InputError, MafhirError, PermanentError, Problem
+from mafhir.hl7v2 import Ack, MLLPClient, V2Context, parse, read_ack
 from mafhir.identity import identifier_query
 from mafhir.resourceset import ResourceSet
 
 from .codes import CONTROLLED_TAG, RXNORM, known_drug
 
-__all__ = ["DispenseStatus", "FhirPharmacy", "V2Pharmacy", "controlled_entries"]
+__all__ = ["DispenseStatus", "FhirPharmacy", "NotificationReceiver", "V2Pharmacy",
+           "controlled_entries"]
 
 JSON = dict[str, Any]
+log = logging.getLogger("mafhir_pharmacy.follow")
+#: What one notification may weigh; a rest-hook payload is one resource.
+MAX_NOTIFICATION_BYTES = 5_000_000
 
 
 def controlled_entries(bundle: JSON) -> list[Problem]:
@@ -70,6 +80,76 @@ class DispenseStatus:
     prescription: str | None = None  # the server's MedicationRequest/<id>
     dispense: str | None = None  # MedicationDispense/<id>
     handed_over: str | None = None
+    #: How the answer was learnt: ``read`` (one look), ``poll``, or ``subscription`` (a
+    #: rest-hook notification woke the read).
+    via: str = "read"
+
+
+class NotificationReceiver:
+    """A rest-hook endpoint on loopback (127.0.0.1, a free port) for one wait.
+
+    It binds loopback only, so nothing beyond this machine can reach it (a pharmacy server
+    elsewhere cannot either: then no notification comes and the wait falls back to
+    polling). The path carries a random token so a stray request to the port is not taken
+    for a notification. What arrives only *wakes* the reader: the state is always read
+    back from the server, so a forged or partial notification cannot report a dispense.
+    Both R4 delivery styles are taken: POST of the resource (or an empty ping) to the
+    endpoint, and PUT to ``<endpoint>/<type>/<id>``.
+    """
+
+    def __init__(self) -> None:
+        self.path = f"/mafhir/notify/{secrets.token_urlsafe(16)}"
+        self.received: list[JSON | None] = []
+        self._event = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _take(self) -> None:
+                if not (self.path == receiver.path or
+                        self.path.startswith(receiver.path + "/")):
+                    self.send_error(404)
+                    return
+                size = int(self.headers.get("Content-Length") or 0)
+                if size > MAX_NOTIFICATION_BYTES:
+                    self.send_error(413)
+                    return
+                raw = self.rfile.read(size) if size else b""
+                try:
+                    body = json.loads(raw) if raw.strip() else None
+                except ValueError:
+                    body = None
+                receiver.received.append(body if isinstance(body, dict) else None)
+                receiver._event.set()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = _take  # http.server's naming
+            do_PUT = _take
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # no access log (paths carry the token)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}{self.path}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="mafhir-rest-hook")
+
+    def __enter__(self) -> NotificationReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def wait(self, timeout: float) -> bool:
+        """True when a notification came within ``timeout`` seconds (and re-arm)."""
+        got = self._event.wait(max(0.0, timeout))
+        self._event.clear()
+        return got
 
 
 def _dispense_state(md: JSON, now: datetime, pickup_days: int) -> str:
@@ -133,17 +213,119 @@ class FhirPharmacy:
                               md.get("whenHandedOver"))
 
     def wait_for_dispense(self, rx_id: str, timeout: float = 30.0, interval: float = 0.5,
-                          sleep: Callable[[float], None] = time.sleep) -> DispenseStatus:
-        """Poll :meth:`follow` until the pharmacy has acted or ``timeout`` passes."""
+                          sleep: Callable[[float], None] = time.sleep, *,
+                          subscribe: bool = False,
+                          notify_within: float | None = None) -> DispenseStatus:
+        """Wait until the pharmacy has acted on ``rx_id`` or ``timeout`` seconds pass.
+
+        By default :meth:`follow` is polled every ``interval``. With ``subscribe`` the
+        pharmacy server is asked to *tell* us instead (an R4 rest-hook Subscription on
+        ``MedicationDispense?prescription=…``, to a :class:`NotificationReceiver` on
+        loopback), which costs one read per change rather than one per interval; the
+        Subscription is deleted when done. When the server refuses it, or no notification
+        comes within ``notify_within`` (default: the whole timeout), the wait falls back
+        to polling and says so in the log.
+        """
         deadline = time.monotonic() + timeout
+        via = "poll"
+        if subscribe:
+            notified = self._wait_notified(rx_id, deadline, notify_within)
+            if notified is not None:
+                return notified
         while True:
             status = self.follow(rx_id)
             if status.state != "pending" or time.monotonic() >= deadline:
-                return status
+                return _via(status, via)
             sleep(interval)
+
+    def _wait_notified(self, rx_id: str, deadline: float,
+                       notify_within: float | None) -> DispenseStatus | None:
+        """The status once a notification woke us; None to fall back to polling."""
+        status = self.follow(rx_id)  # also: the prescription exists (else InputError)
+        if status.state != "pending":
+            return status
+        assert status.prescription is not None
+        end = datetime.now(UTC) + timedelta(seconds=max(0.0, deadline - time.monotonic()) + 60)
+        with NotificationReceiver() as receiver:
+            sub_id = self._subscribe(status.prescription, receiver.url, end)
+            if sub_id is None:
+                return None
+            try:
+                # a dispense written while the Subscription was being set up sent no
+                # notification: look once now that it is active
+                status = self.follow(rx_id)
+                if status.state != "pending":
+                    return status
+                notify_end = deadline if notify_within is None else \
+                    min(deadline, time.monotonic() + notify_within)
+                while receiver.wait(notify_end - time.monotonic()):
+                    status = self.follow(rx_id)
+                    if status.state != "pending":
+                        return _via(status, "subscription")
+                if time.monotonic() >= deadline:
+                    log.warning("no notification from Subscription/%s in time; last look: %s",
+                                sub_id, status.state)
+                    return _via(self.follow(rx_id), "poll")
+                log.warning("no notification from Subscription/%s within %.1fs; following "
+                            "by polling instead", sub_id, notify_within)
+                return None
+            finally:
+                self._unsubscribe(sub_id)
+
+    def _subscribe(self, prescription: str, endpoint: str, end: datetime) -> str | None:
+        """Create the rest-hook Subscription; its id, or None (logged) when refused."""
+        sub: JSON = {
+            "resourceType": "Subscription",
+            "status": "requested",
+            "end": end.isoformat(timespec="seconds"),  # the server stops it if we cannot
+            "reason": "mafhir follows a prescription until it is dispensed",
+            "criteria": f"MedicationDispense?prescription={prescription}",
+            "channel": {"type": "rest-hook", "endpoint": endpoint,
+                        "payload": "application/fhir+json"},
+        }
+        try:
+            _, ref = self.client.create(sub)
+            sub_id = ref.rpartition("/")[2]
+            stored, _ = self.client.read("Subscription", sub_id)
+        except MafhirError as exc:
+            log.warning("the pharmacy server refused the Subscription (%s); following by "
+                        "polling instead", exc)
+            return None
+        if stored.get("status") not in ("requested", "active"):
+            log.warning("the pharmacy server set Subscription/%s to '%s' (%s); following by "
+                        "polling instead", sub_id, stored.get("status"),
+                        stored.get("error") or "no reason given")
+            self._unsubscribe(sub_id)
+            return None
+        return sub_id
+
+    def _unsubscribe(self, sub_id: str) -> None:
+        try:
+            self.client.request("DELETE", f"Subscription/{sub_id}")
+        except MafhirError as exc:  # its ``end`` still stops it
+            log.warning("could not delete Subscription/%s (%s); it ends by itself", sub_id,
+                        exc)
 
     def close(self) -> None:
         self.client.close()
+
+
+def _via(status: DispenseStatus, via: str) -> DispenseStatus:
+    return DispenseStatus(status.state, status.prescription, status.dispense,
+                          status.handed_over, via)
+
+
+def _refused(sent: str, ack: Ack) -> str:
+    """Which prescriptions an accepted RRE^O12 still refuses (ORC-1 ``UA``…), by the
+    placer numbers we sent: MSA AA only says the message was read, ORC-1 says per order
+    whether the pharmacy took it (table 0119), so an AA with a UA is not a success."""
+    placers = [orc.get(2) for orc in parse(sent).all("ORC")]
+    named = []
+    for n in ack.refused_orders:
+        rx = placers[n - 1] if n <= len(placers) else f"order {n}"
+        named.append(f"prescription '{rx}' (ORC-1 {ack.order_controls[n - 1]})")
+    reason = "; ".join(ack.errors) or "no reason given"
+    return (f"the pharmacy's {ack.message_type} refuses {', '.join(named)}: {reason}")
 
 
 class V2Pharmacy:
@@ -186,9 +368,11 @@ class V2Pharmacy:
                             now=self.ctx.now if self.fixed_time else datetime.now(UTC))
             text = rde_o11(ResourceSet([*others, *orders]), ctx)
             ack = read_ack(self.client.send(text))
-            if not ack.accepted:
+            if ack.code not in ("AA", "CA"):
                 raise PermanentError(f"the pharmacy answered {ack.code} to {len(orders)} "
                                      f"prescription(s): {'; '.join(ack.errors) or 'no reason'}")
+            if ack.refused_orders:
+                raise PermanentError(_refused(text, ack))
             acks.append({"ack": ack.code, "acknowledges": ack.acked_id})
         return {"messages": len(acks), "acks": acks}
 

@@ -10,7 +10,6 @@ RRE^O26); ``follow`` reads what the pharmacy did with a prescription.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 
@@ -94,16 +93,23 @@ def send_command(source, via: str, worklist_path: str, clinic_path: str | None) 
 @click.argument("prescription")
 @click.option("--at", "url", required=True, help="The pharmacy's FHIR base URL (or a "
               "mafhir.toml destination).")
-@click.option("--wait", type=float, default=0.0, help="Poll up to this many seconds for a "
-              "dispense.")
+@click.option("--wait", type=float, default=0.0, help="Wait up to this many seconds for a "
+              "dispense (polling, or see --subscribe).")
+@click.option("--subscribe", is_flag=True, help="While waiting, have the server notify a "
+              "loopback rest-hook (an R4 Subscription, deleted afterwards) instead of polling; "
+              "falls back to polling when it refuses or stays silent.")
 @clinic_option
-def follow_command(prescription: str, url: str, wait: float, clinic_path: str | None) -> None:
+def follow_command(prescription: str, url: str, wait: float, subscribe: bool,
+                   clinic_path: str | None) -> None:
     """What the pharmacy did with a prescription: dispensed, not picked up, pending…"""
     from .channels import FhirPharmacy
 
+    if subscribe and not wait:
+        raise click.UsageError("--subscribe needs --wait SECONDS")
     pharmacy = FhirPharmacy(url, clinic_system=load_clinic(clinic_path).system)
     try:
-        status = pharmacy.wait_for_dispense(prescription, timeout=wait) if wait else \
+        status = pharmacy.wait_for_dispense(prescription, timeout=wait,
+                                            subscribe=subscribe) if wait else \
             pharmacy.follow(prescription)
     except InputError as exc:
         _fail(exc.problems)
@@ -143,12 +149,26 @@ def worklist_command(worklist_path: str, status: str | None) -> None:
 @click.option("--id", "decision_id", help="The decision's id (default: REQUEST-decision); it "
               "is also the renewal's prescription id.")
 @click.option("--at", "at", help="When decided (ISO time with offset; default now).")
+@click.option("--answer", "answer_to", metavar="CHANNEL:TARGET", help="Send the answer there: "
+              "pharmacy-v2:HOST:PORT (RRE^O26). A request polled from a FHIR server is "
+              "answered there without this.")
 @worklist_option
+@clinic_option
 def decide_command(request: str, decision: str | None, reason: str | None,
                    quantity: float | None, refills: int | None, reason_text: str | None,
-                   decision_id: str | None, at: str | None, worklist_path: str) -> None:
-    """Answer a refill request once; prints the refill_decision task (JSON)."""
+                   decision_id: str | None, at: str | None, answer_to: str | None,
+                   worklist_path: str, clinic_path: str | None) -> None:
+    """Answer a refill request once; prints the refill_decision task (JSON).
+
+    The answer owed to the pharmacy is recorded with the decision and sent at once; if
+    the pharmacy cannot take it now it stays pending (exit 75) for `mafhir pharmacy answer`.
+    """
+    from .answers import deliver_answers
     from .worklist import LocalWorklist
+
+    if answer_to is not None and answer_to.partition(":")[0] not in ("pharmacy-v2",
+                                                                     "pharmacy-fhir"):
+        raise click.BadParameter("expected pharmacy-v2:HOST:PORT", param_hint="--answer")
 
     if bool(decision) == bool(reason):
         raise click.UsageError("give exactly one of --approve or --deny REASON")
@@ -159,12 +179,75 @@ def decide_command(request: str, decision: str | None, reason: str | None,
     try:
         task = worklist.decide(request, decision or "denied", when,
                                decision_id or f"{request}-decision", reason=reason,
-                               reason_text=reason_text, quantity=quantity, refills=refills)
+                               reason_text=reason_text, quantity=quantity, refills=refills,
+                               answer_to=answer_to)
+        click.echo(task.model_dump_json(exclude_none=True))
+        sys.exit(_report(deliver_answers(worklist, load_clinic(clinic_path), only=request)))
     except InputError as exc:
         _fail(exc.problems)
     finally:
         worklist.close()
-    click.echo(task.model_dump_json(exclude_none=True))
+
+
+def _report(deliveries) -> int:
+    """One stderr line per answer; the exit code: 0 sent, 75 pending, 1 refused."""
+    code = 0
+    for d in deliveries:
+        click.echo(f"answer {d.request} → {d.target}: {d.status}"
+                   + (f" ({d.detail})" if d.detail else ""), err=True)
+        if d.status == "pending":
+            code = max(code, 75) if code != 1 else 1
+            click.echo("  kept on the worklist; `mafhir pharmacy answer` sends it later",
+                       err=True)
+        elif d.status == "refused":
+            code = 1
+    return code
+
+
+@pharmacy_group.command("answer")
+@worklist_option
+@clinic_option
+def answer_command(worklist_path: str, clinic_path: str | None) -> None:
+    """Send the answers still owed to pharmacies (those a pharmacy could not take yet)."""
+    from .answers import deliver_answers
+    from .worklist import LocalWorklist
+
+    worklist = LocalWorklist(worklist_path)
+    try:
+        code = _report(deliver_answers(worklist, load_clinic(clinic_path)))
+    finally:
+        worklist.close()
+    sys.exit(code)
+
+
+@pharmacy_group.command("poll")
+@click.option("--at", "url", required=True, help="The pharmacy's FHIR base URL (or a "
+              "mafhir.toml destination).")
+@worklist_option
+@clinic_option
+def poll_command(url: str, worklist_path: str, clinic_path: str | None) -> None:
+    """Read the pharmacy server's new refill requests (Tasks) onto the worklist."""
+    from .channels import FhirPharmacy
+    from .fhirrefill import poll_refill_requests
+    from .worklist import LocalWorklist
+
+    clinic = load_clinic(clinic_path)
+    pharmacy = FhirPharmacy(url, clinic_system=clinic.system)
+    worklist = LocalWorklist(worklist_path)
+    try:
+        result = poll_refill_requests(pharmacy.client, worklist, clinic.system, url)
+    except MafhirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(75 if exc.transient else 1)
+    finally:
+        worklist.close()
+        pharmacy.close()
+    for p in result.problems:
+        click.echo(f"error: {p}", err=True)
+    click.echo(json.dumps({"requested": result.requested, "review": result.review,
+                           "seen_again": result.seen_again, "unreadable": len(result.problems),
+                           "cursor": result.cursor}))
+    sys.exit(1 if result.problems else 0)
 
 
 @pharmacy_group.command("listen")
@@ -172,32 +255,20 @@ def decide_command(request: str, decision: str | None, reason: str | None,
 @click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True)
 @click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
               help="Also deliver the worklist Tasks there (e.g. fhir-rest:URL).")
+@click.option("--ack-to", "ack_to", multiple=True, metavar="[APP^FACILITY=]HOST:PORT",
+              help="Where enhanced-mode application ACKs go back.")
 @worklist_option
 @clinic_option
 def listen_command(address: str, store_path: str, destination: str | None,
-                   worklist_path: str, clinic_path: str | None) -> None:
-    """Receive refill requests (RDE^O25, OMP^O09) over MLLP onto the worklist."""
-    from mafhir.hl7v2 import MessageStore, MLLPListener, Receiver, V2Context
-    from mafhir.hl7v2.cli import open_connector, split_address
+                   ack_to: tuple[str, ...], worklist_path: str, clinic_path: str | None) -> None:
+    """Receive refill requests (RDE^O25, OMP^O09) over MLLP onto the worklist.
 
-    from .worklist import LocalWorklist, RefillHandler
+    The same as ``mafhir listen --set pharmacy.worklist=PATH``: one listener takes a
+    lab's results and a pharmacy's refill requests alike.
+    """
+    from mafhir.hl7v2.cli import run_listener
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    host, port = split_address(address)
-    ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)))
-    connector = open_connector(destination) if destination else None
-    worklist = LocalWorklist(worklist_path)
-    store = MessageStore(store_path)
-    handler = RefillHandler(get_registry(), ctx, worklist, connector.send if connector else None)
-    listener = MLLPListener(host, port, Receiver(store, handler))
-    click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
-               f"(worklist {worklist_path})", err=True)
-
-    try:
-        listener.serve_until_stopped()
-    finally:
-        if connector is not None:
-            connector.close()
-        click.echo(f"stopped; messages by status: {store.counts()}", err=True)
-        store.close()
-        worklist.close()
+    run_listener(address, store_path=store_path, destination=destination,
+                 check_patient=False, tz=None, clinic_path=clinic_path,
+                 settings={"pharmacy.worklist": worklist_path}, ack_to=ack_to,
+                 what=f", worklist {worklist_path}")

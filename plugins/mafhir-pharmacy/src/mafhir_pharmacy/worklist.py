@@ -41,6 +41,17 @@ CREATE TABLE IF NOT EXISTS requests (
     task TEXT NOT NULL, decision TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_status ON requests (status);
+-- where a request came from when it is to be answered there (a polled FHIR Task)
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY, target TEXT NOT NULL, task_ref TEXT NOT NULL, prior_ref TEXT
+);
+-- answers owed to pharmacies: written with the decision, so none is lost when the
+-- pharmacy is down; 'pending' until it took it, then 'sent' (or 'refused', with why)
+CREATE TABLE IF NOT EXISTS answers (
+    id TEXT PRIMARY KEY, target TEXT NOT NULL, status TEXT NOT NULL, payload TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT
+);
+CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -88,6 +99,60 @@ class LocalWorklist:
                                                                "this clinic; held for review")])
         return status
 
+    def add_source(self, request_id: str, target: str, task_ref: str,
+                   prior_ref: str | None) -> None:
+        """Remember that ``request_id`` is answered at ``target`` (its Task there)."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?)",
+                             (request_id, target, task_ref, prior_ref))
+
+    def source(self, request_id: str) -> tuple[str, str, str | None] | None:
+        with self._lock:
+            row = self._db.execute("SELECT target, task_ref, prior_ref FROM sources WHERE id=?",
+                                   (request_id,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def cursor(self, source: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM cursors WHERE source=?",
+                                   (source,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, source: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
+
+    def decision(self, request_id: str) -> RefillDecisionTask | None:
+        with self._lock:
+            row = self._db.execute("SELECT decision FROM requests WHERE id=?",
+                                   (request_id,)).fetchone()
+        return RefillDecisionTask.model_validate_json(row[0]) if row and row[0] else None
+
+    def answers(self, status: str | None = "pending") -> list[tuple[str, str, str, int,
+                                                                     str | None]]:
+        """(request, target, status, attempts, error) of the answers owed/made."""
+        with self._lock:
+            sql = "SELECT id, target, status, attempts, error FROM answers"
+            return list(self._db.execute(sql + (" WHERE status=?" if status else "") +
+                                         " ORDER BY id", (status,) if status else ()))
+
+    def answer_payload(self, request_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM answers WHERE id=?",
+                                   (request_id,)).fetchone()
+        return row[0] if row else None
+
+    def keep_payload(self, request_id: str, payload: str) -> None:
+        """The built answer, kept so a re-send is the same message (same MSH-10)."""
+        with self._lock:
+            self._db.execute("UPDATE answers SET payload=? WHERE id=? AND payload IS NULL",
+                             (payload, request_id))
+
+    def mark_answer(self, request_id: str, status: str, error: str | None = None) -> None:
+        with self._lock:
+            self._db.execute("UPDATE answers SET status=?, error=?, attempts=attempts+1 "
+                             "WHERE id=?", (status, error, request_id))
+
     def state(self, request_id: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT status FROM requests WHERE id=?",
@@ -109,8 +174,15 @@ class LocalWorklist:
 
     def decide(self, request_id: str, decision: str, at: datetime, decision_id: str, *,
                reason: str | None = None, reason_text: str | None = None,
-               quantity: float | None = None, refills: int | None = None) -> RefillDecisionTask:
-        """Answer a request once: the ``refill_decision`` task to map and send."""
+               quantity: float | None = None, refills: int | None = None,
+               answer_to: str | None = None) -> RefillDecisionTask:
+        """Answer a request once: the ``refill_decision`` task to map and send.
+
+        The answer owed to the pharmacy is recorded in the same transaction as the
+        decision (at ``answer_to``, a ``CHANNEL:TARGET``; by default where a polled
+        request came from), so a pharmacy that is down loses nothing: it stays pending
+        until delivered (:func:`mafhir_pharmacy.answers.deliver_answers`).
+        """
         request = self.request(request_id)
         state = self.state(request_id)
         if request is None:
@@ -146,14 +218,25 @@ class LocalWorklist:
                 "pharmacy": prior.pharmacy.model_dump(mode="json", exclude_none=True)}
         task = RefillDecisionTask.model_validate({k: v for k, v in raw.items()
                                                   if v is not None})
+        source = self.source(request_id)
+        target = answer_to or (source[0] if source else None)
         with self._lock:
-            cur = self._db.execute("UPDATE requests SET status=?, decision=? WHERE id=? AND "
-                                   "status='requested'", (decision, task.model_dump_json(),
-                                                          request_id))
-            if cur.rowcount != 1:
-                now = self._db.execute("SELECT status FROM requests WHERE id=?",
-                                       (request_id,)).fetchone()
-                raise AlreadyAnswered(request_id, now[0] if now else "unknown", decision)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute("UPDATE requests SET status=?, decision=? WHERE id=? "
+                                       "AND status='requested'",
+                                       (decision, task.model_dump_json(), request_id))
+                if cur.rowcount != 1:
+                    now = self._db.execute("SELECT status FROM requests WHERE id=?",
+                                           (request_id,)).fetchone()
+                    raise AlreadyAnswered(request_id, now[0] if now else "unknown", decision)
+                if target:
+                    self._db.execute("INSERT INTO answers (id, target, status) VALUES "
+                                     "(?, ?, 'pending')", (request_id, target))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
         if decision == "approved" and task.renewal is not None:
             self.add_prescription(PrescriptionTask.model_validate({
                 "task": "prescription", "id": decision_id,

@@ -1,0 +1,121 @@
+"""Delivering the answers owed to pharmacies: RRE^O26 over MLLP, or the FHIR Task updated.
+
+The worklist writes an answer as ``pending`` in the same transaction as the decision
+(:meth:`LocalWorklist.decide`), so the answer outlives a pharmacy that is down, a crash,
+or a closed laptop: :func:`deliver_answers` sends every pending one and marks it ``sent``
+only once the pharmacy took it (MSA AA/CA; the FHIR transaction committed). A network
+failure leaves it pending (``mafhir pharmacy answer`` tries again); a refusal marks it
+``refused`` with the pharmacy's reason, for the MA to see. The v2 message is built once
+and kept, so a re-send after a lost ACK carries the same MSH-10 and the pharmacy's
+duplicate check drops it; the FHIR answer is guarded by ``ifMatch`` and recognised as
+already written when the Task already carries it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mafhir.bundle import transaction
+from mafhir.context import Clinic, MapContext
+from mafhir.errors import MafhirError
+from mafhir.hl7v2 import MLLPClient, V2Context, from_fhir, read_ack
+from mafhir.plugins import get_registry
+from mafhir.resourceset import ResourceSet
+
+from .fhirrefill import OPEN, fhir_answer
+from .mappers import refill_decision_to_fhir
+from .worklist import LocalWorklist
+
+__all__ = ["Delivery", "deliver_answers"]
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One answer's fate in this run: ``sent``, ``pending`` (try again) or ``refused``."""
+
+    request: str
+    target: str
+    status: str
+    detail: str = ""
+
+
+def _v2(worklist: LocalWorklist, request: str, address: str, clinic: Clinic,
+        timeout: float) -> Delivery:
+    target = f"pharmacy-v2:{address}"
+    text = worklist.answer_payload(request)
+    if text is None:
+        decision = worklist.decision(request)
+        assert decision is not None
+        ctx = MapContext(clinic=clinic)
+        bundle = transaction(refill_decision_to_fhir(decision, ctx))
+        text = from_fhir(get_registry(), "RRE^O26", ResourceSet.from_bundle(bundle),
+                         V2Context(map=ctx))
+        worklist.keep_payload(request, text)
+        text = worklist.answer_payload(request) or text
+    host, _, port = address.rpartition(":")
+    try:
+        with MLLPClient(host or "127.0.0.1", int(port), timeout=timeout, retries=1) as client:
+            ack = read_ack(client.send(text))
+    except MafhirError as exc:
+        return Delivery(request, target, "refused" if not exc.transient else "pending",
+                        str(exc))
+    if ack.code in ("AA", "CA"):
+        return Delivery(request, target, "sent", f"{ack.code} to {ack.acked_id}")
+    return Delivery(request, target, "refused",
+                    f"the pharmacy answered {ack.code}: {'; '.join(ack.errors) or 'no reason'}")
+
+
+def _fhir(worklist: LocalWorklist, request: str, base: str, clinic: Clinic) -> Delivery:
+    from .channels import FhirPharmacy
+
+    target = f"pharmacy-fhir:{base}"
+    source = worklist.source(request)
+    decision = worklist.decision(request)
+    assert decision is not None
+    if source is None or source[2] is None:
+        return Delivery(request, target, "refused", "the request did not come from a FHIR "
+                                                    "Task there; nothing to answer")
+    _, task_ref, prior_ref = source
+    pharmacy = FhirPharmacy(base, clinic_system=clinic.system)
+    try:
+        task, _ = pharmacy.client.read(*task_ref.split("/"))
+        mine = f"{clinic.system}/refill_request"
+        answered = any(i.get("system") == mine and i.get("value") == request
+                       for i in task.get("identifier", []) or [])
+        wanted = "completed" if decision.decision == "approved" else "rejected"
+        if answered and task.get("status") == wanted:
+            return Delivery(request, target, "sent", f"{task_ref} was already {wanted}")
+        if task.get("status") not in OPEN:
+            return Delivery(request, target, "refused", f"{task_ref} is now "
+                                                        f"'{task.get('status')}' at the "
+                                                        "pharmacy; the answer was not written")
+        bundle = fhir_answer(decision, task, prior_ref, MapContext(clinic=clinic))
+        pharmacy.client.send(bundle, mode="transaction")
+    except MafhirError as exc:
+        return Delivery(request, target, "pending" if exc.transient else "refused", str(exc))
+    finally:
+        pharmacy.close()
+    return Delivery(request, target, "sent", f"{task_ref} → {wanted}")
+
+
+def deliver_answers(worklist: LocalWorklist, clinic: Clinic, only: str | None = None,
+                    timeout: float = 30.0) -> list[Delivery]:
+    """Send every pending answer (or just ``only``'s); record and return each outcome."""
+    out = []
+    for request, target, _status, _attempts, _error in worklist.answers("pending"):
+        if only is not None and request != only:
+            continue
+        channel, _, address = target.partition(":")
+        if channel == "pharmacy-v2":
+            done = _v2(worklist, request, address, clinic, timeout)
+        elif channel == "pharmacy-fhir":
+            done = _fhir(worklist, request, address, clinic)
+        else:
+            done = Delivery(request, target, "refused", f"no answer channel '{channel}' "
+                                                        "(pharmacy-v2 or pharmacy-fhir)")
+        worklist.mark_answer(request, done.status, done.detail or None)
+        out.append(done)
+    return out
