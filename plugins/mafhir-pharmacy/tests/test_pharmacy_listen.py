@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from helpers_pharmacy import clinic, prescription, rde_o25
+from helpers_pharmacy import PharmacyStandIn, clinic, prescription, rde_o25
 
 from mafhir.hl7v2 import MessageStore, MLLPClient, MLLPListener, Outcome, Receiver, read_ack
 from mafhir_pharmacy.tasks import PrescriptionTask
@@ -55,11 +55,13 @@ def test_one_listener_routes_results_and_refill_requests(tmp_path):
     worklist.close()
     inbox = Inbox()
     senders = MessageStore(tmp_path / "senders.sqlite")
+    pharmacy = PharmacyStandIn(tmp_path / "pharmacy.sqlite").__enter__()
     with MLLPListener("127.0.0.1", 0, Receiver(senders, inbox)) as sender_port:
         proc = subprocess.Popen(
             [str(MAFHIR), "listen", "--mllp", "127.0.0.1:0", "--store",
              str(tmp_path / "in.sqlite"), "--to", f"dir:{tmp_path / 'out'}",
              "--no-check-patient", "--set", f"pharmacy.worklist={worklist_path}",
+             "--set", f"pharmacy.answer-to.RXSYS^MAINST=pharmacy-v2:{pharmacy.target}",
              "--ack-to", f"127.0.0.1:{sender_port.address[1]}",
              "--clinic", str(tmp_path / "clinic.json")],
             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -92,3 +94,15 @@ def test_one_listener_routes_results_and_refill_requests(tmp_path):
                     if e["resource"]["resourceType"] == "Observation"] or \
                    [r for r in delivered if r.get("resourceType") == "Observation"]
     assert [o["code"]["coding"][0]["code"] for o in observations] == ["4548-4"]
+
+    # the MA decides; the answer goes to the pharmacy the listener recorded, unasked
+    decided = subprocess.run(
+        [str(MAFHIR), "pharmacy", "decide", request.id, "--approve", "--worklist",
+         str(worklist_path), "--clinic", str(tmp_path / "clinic.json")],
+        capture_output=True, text=True, timeout=60)
+    pharmacy.__exit__(None, None, None)
+    assert decided.returncode == 0, decided.stderr
+    (answer,) = pharmacy.received
+    assert answer.type == "RRE^O26"
+    assert (answer.first("MSA").get(2), answer.first("ORC").get(1)) == ("RF-1", "AF")
+    assert answer.first("ORC").get(2, 1) == "rx-5001"

@@ -257,18 +257,25 @@ def poll_command(url: str, worklist_path: str, clinic_path: str | None) -> None:
               help="Also deliver the worklist Tasks there (e.g. fhir-rest:URL).")
 @click.option("--ack-to", "ack_to", multiple=True, metavar="[APP^FACILITY=]HOST:PORT",
               help="Where enhanced-mode application ACKs go back.")
+@click.option("--answer-to", "answer_to", default=None, metavar="pharmacy-v2:HOST:PORT",
+              help="Where decisions on these requests are answered (RRE^O26), so that "
+                   "`decide` needs no --answer.")
 @worklist_option
 @clinic_option
 def listen_command(address: str, store_path: str, destination: str | None,
-                   ack_to: tuple[str, ...], worklist_path: str, clinic_path: str | None) -> None:
+                   ack_to: tuple[str, ...], answer_to: str | None, worklist_path: str,
+                   clinic_path: str | None) -> None:
     """Receive refill requests (RDE^O25, OMP^O09) over MLLP onto the worklist.
 
-    The same as ``mafhir listen --set pharmacy.worklist=PATH``: one listener takes a
-    lab's results and a pharmacy's refill requests alike.
+    The same as ``mafhir listen --set pharmacy.worklist=PATH --set
+    pharmacy.answer-to=TARGET``: one listener takes a lab's results and a pharmacy's
+    refill requests alike.
     """
     from mafhir.hl7v2.cli import run_listener
 
     run_listener(address, store_path=store_path, destination=destination,
                  check_patient=False, tz=None, clinic_path=clinic_path,
-                 settings={"pharmacy.worklist": worklist_path}, ack_to=ack_to,
+                 settings={"pharmacy.worklist": worklist_path,
+                           **({"pharmacy.answer-to": answer_to} if answer_to else {})},
+                 ack_to=ack_to,
                  what=f", worklist {worklist_path}")

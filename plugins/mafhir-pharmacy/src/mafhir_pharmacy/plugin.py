@@ -13,8 +13,17 @@ from . import __version__
 if TYPE_CHECKING:
     import click
 
-__all__ = ["__version__", "register_commands", "register_connectors", "register_converters",
-           "register_handlers", "register_mappers", "register_profiles", "worklist_path"]
+__all__ = [
+    "__version__",
+    "answer_target",
+    "register_commands",
+    "register_connectors",
+    "register_converters",
+    "register_handlers",
+    "register_mappers",
+    "register_profiles",
+    "worklist_path",
+]
 
 #: Where the refill worklist lives unless ``--set pharmacy.worklist=PATH`` says otherwise.
 WORKLIST_ENV = "MAFHIR_PHARMACY_WORKLIST"
@@ -62,17 +71,37 @@ def register_converters(register: Callable[[Converter], None]) -> None:
                        description="refill decisions → refill authorization acknowledgment"))
 
 
+def answer_target(settings: dict[str, str], sender: str) -> str | None:
+    """Where a v2 refill request's answer goes: ``pharmacy.answer-to.APP^FACILITY`` (MSH-3
+    and MSH-4 of the request) or ``pharmacy.answer-to``, e.g. ``pharmacy-v2:HOST:PORT``."""
+    return settings.get(f"pharmacy.answer-to.{sender.replace('|', '^')}") or \
+        settings.get("pharmacy.answer-to")
+
+
 class _WorklistHandler:
-    """The refill handler with the worklist it opened (closed with the listener)."""
+    """The refill handler with the worklist it opened (closed with the listener).
+
+    With an answer target set, each request it takes is recorded with it, so that
+    ``mafhir pharmacy decide`` answers the pharmacy (RRE^O26) without being told where.
+    """
 
     def __init__(self, setup: Any) -> None:
         from .worklist import LocalWorklist, RefillHandler
 
-        self.worklist = LocalWorklist(worklist_path(dict(setup.settings)))
+        self.settings = dict(setup.settings)
+        self.ctx = setup.ctx
+        self.worklist = LocalWorklist(worklist_path(self.settings))
         self.handle = RefillHandler(setup.registry, setup.ctx, self.worklist, setup.deliver)
 
     def __call__(self, msg: Any) -> Any:
-        return self.handle(msg)
+        from .v2in import refill_request_tasks
+
+        outcome = self.handle(msg)
+        target = answer_target(self.settings, msg.sender)
+        if target and outcome.status in ("processed", "review"):
+            for task in refill_request_tasks(msg, self.ctx):
+                self.worklist.add_source(task.id, target, "", None)
+        return outcome
 
     def close(self) -> None:
         self.worklist.close()
