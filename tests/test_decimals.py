@@ -68,3 +68,18 @@ def test_the_outbox_delivers_the_digits_it_was_given(tmp_path):
     (sent,) = (out / "bundles").glob("*.json")
     assert b'"value": 13.40' in sent.read_bytes()
     assert b"13.40" in (out / "Observation.ndjson").read_bytes()
+
+
+def test_the_local_store_reads_back_what_it_was_given(tmp_path):
+    from mafhir.outbox.local import LocalStore
+
+    store = LocalStore(tmp_path / "local.db")
+    try:
+        store.put({"resourceType": "Observation", "id": "o-1", "status": "final",
+                           "code": {"text": "Hemoglobin"},
+                           "valueQuantity": {"value": Decimal("13.40"), "unit": "g/dL"}})
+        again = store.read("Observation", "o-1")
+        assert str(again["valueQuantity"]["value"]) == "13.40"
+        assert b'"value":13.40' in io.dumps(again)
+    finally:
+        store.close()

@@ -4,8 +4,10 @@ over — checked field by field against python-hl7's reading of the same message
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from helpers_hl7v2_lab import (
     registry_fixture,  # noqa: F401 - the fixture
 )
 
+from mafhir import io
 from mafhir.cli.main import build_cli
 from mafhir.errors import InputError
 from mafhir.hl7v2 import V2Context, parse, to_fhir
@@ -27,6 +30,29 @@ CORPUS = Path(os.environ.get("MAFHIR_CORPUS",
 STATUS = {"F": "final", "P": "preliminary", "C": "corrected", "I": "registered",
           "O": "registered", "S": "registered", "X": "cancelled", "D": "entered-in-error"}
 INTERP_V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+SUBID = "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
+
+
+def json_number(text: str) -> str:
+    """How a v2 number is written in JSON, digit for digit, worked out here without mafhir:
+    sign ``+`` dropped, ``.5`` → ``0.5``, ``5.`` → ``5``, leading zeros dropped; every
+    digit after the point (trailing zeros included) kept."""
+    t = text.strip()
+    sign = "-" if t.startswith("-") else ""
+    t = t.lstrip("+-")
+    whole, _, frac = t.partition(".")
+    whole = whole.lstrip("0") or "0"
+    return sign + whole + (f".{frac}" if frac else "")
+
+
+def written(quantity: dict, key: str = "value") -> str:
+    """The digits of ``quantity[key]`` as mafhir writes them (the JSON text itself)."""
+    m = re.search(rf'"{key}":(-?[0-9][0-9.eE+-]*)', io.dumps(quantity).decode())
+    assert m, io.dumps(quantity)
+    return m.group(1)
+
+
+_RANGE_TEXT = re.compile(r"^\s*([+-]?\d*\.?\d+)\s*(?:-|to)\s*([+-]?\d*\.?\d+)\s*$")
 
 
 def files(kind: str) -> list[Path]:
@@ -67,7 +93,7 @@ def check_obx(theirs: Theirs, obx, obs: dict) -> None:
         assert "dataAbsentReason" in obs
     elif vtype == "NM" and len(values) == 1:
         q = obs["valueQuantity"]
-        assert q["value"] == pytest.approx(float(theirs.comp_of(values[0], 1)))
+        assert written(q) == json_number(theirs.comp_of(values[0], 1))
         if unit_code:
             assert q["unit"] == unit_text
     elif vtype in ("CE", "CWE", "IS"):
@@ -85,16 +111,31 @@ def check_obx(theirs: Theirs, obx, obs: dict) -> None:
         raw = values[0]
         if theirs.comp not in raw:  # written flat, e.g. "<0.10"
             number = raw.lstrip("<>=")
-            assert obs["valueQuantity"]["value"] == pytest.approx(float(number))
+            assert written(obs["valueQuantity"]) == json_number(number)
             if raw[0] in "<>":
                 assert obs["valueQuantity"]["comparator"] == raw[: len(raw) - len(number)]
         else:
-            assert obs["valueQuantity"]["value"] == pytest.approx(
-                float(theirs.comp_of(raw, 2)))
+            assert written(obs["valueQuantity"]) == json_number(theirs.comp_of(raw, 2))
             if theirs.comp_of(raw, 1):
                 assert obs["valueQuantity"]["comparator"] == theirs.comp_of(raw, 1)
-    else:  # RP, ED, repeated NM…: the text is kept
+    elif vtype == "ED":
+        data, encoding = theirs.comp_of(values[0], 5), theirs.comp_of(values[0], 4)
+        if not data:
+            assert "dataAbsentReason" in obs
+        else:
+            (ext,) = [x for x in obs["extension"] if x["url"].endswith(
+                "extension-Observation.valueAttachment")]
+            assert encoding == "Base64"  # what the corpus uses: carried as written
+            assert ext["valueAttachment"]["data"] == data
+            assert base64.b64decode(ext["valueAttachment"]["data"])
+    else:  # RP, repeated NM…: the text is kept
         assert obs["valueString"]
+    sub_id = theirs.comp_of(theirs.field(obx, 4), 1)
+    if sub_id:
+        (ext,) = [x for x in obs["extension"] if x["url"] == SUBID]
+        assert ext["extension"][0] == {"url": "original-sub-identifier", "valueString": sub_id}
+    else:
+        assert not [x for x in obs.get("extension", []) if x["url"] == SUBID]
     flags = [theirs.comp_of(r, 1) for r in theirs.reps(obx, 8)]
     assert [c["coding"][0]["code"] for c in obs.get("interpretation", [])] == \
         [f for f in flags if f]
@@ -104,6 +145,11 @@ def check_obx(theirs: Theirs, obx, obs: dict) -> None:
     ref_range = theirs.msg.unescape(theirs.field(obx, 7))
     if ref_range:
         assert obs["referenceRange"][0]["text"] == ref_range
+        bounds = _RANGE_TEXT.match(ref_range)
+        if "low" in obs["referenceRange"][0]:
+            assert bounds, ref_range
+            assert written(obs["referenceRange"][0]["low"]) == json_number(bounds.group(1))
+            assert written(obs["referenceRange"][0]["high"]) == json_number(bounds.group(2))
     status = theirs.field(obx, 11)
     if status in STATUS:
         assert obs["status"] == STATUS[status]
@@ -115,7 +161,14 @@ def test_corpus_oru_converts_field_by_field(path, registry):
     bundle = convert(path, registry)
     theirs = Theirs(path.read_bytes())
     obxs = theirs.segments("OBX")
-    observations = resources(bundle, "Observation")
+    everything = resources(bundle, "Observation")
+    observations = [o for o in everything if "hasMember" not in o]  # one per OBX
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    for parent in (o for o in everything if "hasMember" in o):  # OBX-4 result groups
+        members = [by_url[m["reference"]] for m in parent["hasMember"]]
+        assert len(members) >= 2
+        subs = {json.dumps([x for x in m["extension"] if x["url"] == SUBID]) for m in members}
+        assert len(subs) == 1
     assert len(observations) == len(obxs)
     for obx, obs in zip(obxs, observations, strict=True):
         check_obx(theirs, obx, obs)

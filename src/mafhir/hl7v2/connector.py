@@ -5,7 +5,10 @@ mllp:HOST:PORT/OML^O21 orders.ndjson`` writes the work durably first, and the ou
 retries, per-patient order and dead letters apply. The Bundle is written as the named
 message type by the registered converter (``hl7v2:OML^O21``…); the receiver's ACK decides:
 AA/CA delivered, AR/CR retried (the receiver could not take it now), AE/CE dead-lettered
-with the receiver's reason. A retried message keeps its MSH-10, so a receiver with
+with the receiver's reason. A lab may answer an order with ORL^O22 / ORR^O02 instead of a
+bare ACK; an order it refuses there (ORC-1 ``UA``, ``UC``…) is dead-lettered too, naming
+the order by its placer number (ORC-2) and giving the lab's ERR text: re-sending the same
+order would be refused again. A retried message keeps its MSH-10, so a receiver with
 duplicate detection answers it once.
 """
 
@@ -21,9 +24,10 @@ from ..context import MapContext
 from ..errors import PermanentError, TransientError
 from ..plugins import get_registry
 from ..resourceset import ResourceSet
-from .ack import read_ack
+from .ack import Ack, read_ack
 from .context import V2Context
 from .convert import from_fhir
+from .message import parse
 from .mllp import MLLPClient
 
 __all__ = ["MLLPConnector"]
@@ -66,7 +70,13 @@ class MLLPConnector:
         ack = read_ack(self.client.send(text))  # network trouble: TransientError
         reason = "; ".join(ack.errors) or ack.text or "no reason given"
         if ack.accepted:
-            return {"message": self.message_type, "ack": ack.code, "acknowledges": ack.acked_id}
+            out = {"message": self.message_type, "ack": ack.code, "acknowledges": ack.acked_id}
+            if ack.order_controls:
+                out.update(reply=ack.message_type, orders=list(ack.order_controls))
+            return out
+        if ack.refused_orders and ack.code not in ("AR", "CR"):
+            raise PermanentError(f"the receiver refused {_refused(ack)} in its "
+                                 f"{ack.message_type} to the {self.message_type}: {reason}")
         if ack.code in ("AR", "CR"):
             raise TransientError(f"the receiver rejected the {self.message_type} for now "
                                  f"({ack.code}): {reason}")
@@ -75,3 +85,21 @@ class MLLPConnector:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _refused(ack: Ack) -> str:
+    """The refused orders by placer number (ORC-2.1, else OBR-2.1) and ORC-1 code."""
+    try:
+        reply = parse(ack.text)
+        orcs = reply.all("ORC")
+        obrs = reply.all("OBR")
+    except Exception:  # the reply was readable once (read_ack); be safe all the same
+        orcs, obrs = [], []
+    named = []
+    for n in ack.refused_orders:
+        orc = orcs[n - 1] if n <= len(orcs) else None
+        placer = (orc.get(2) if orc is not None else "") or \
+            (obrs[n - 1].get(2) if n <= len(obrs) else "")
+        named.append(f"order {placer!r} (ORC-1 {ack.order_controls[n - 1]})" if placer
+                     else f"order {n} (ORC-1 {ack.order_controls[n - 1]})")
+    return ", ".join(named)

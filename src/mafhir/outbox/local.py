@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
-
 from ..errors import InputError, Problem
-from ..io import dumps
+from ..io import dumps, loads
 from .keys import identity_of
 
 __all__ = ["DEFAULT_STORE", "LocalStore"]
@@ -234,12 +232,12 @@ class LocalStore:
         else:
             row = conn.execute("SELECT body FROM history WHERE rtype=? AND id=? AND version=?",
                                (rtype, rid, version)).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def history(self, rtype: str, rid: str) -> list[JSON]:
         rows = self._conn().execute("SELECT body FROM history WHERE rtype=? AND id=? "
                                     "ORDER BY version", (rtype, rid)).fetchall()
-        return [orjson.loads(r[0]) for r in rows]
+        return [loads(r[0]) for r in rows]
 
     def find(self, rtype: str, system: str, value: str) -> JSON | None:
         """The resource with this business identifier (conditional-read)."""
@@ -258,7 +256,7 @@ class LocalStore:
                 sql += f" AND {cond}"
                 args.append(val)
         for (body,) in self._conn().execute(sql + " ORDER BY rtype, date, id", args):
-            yield orjson.loads(body)
+            yield loads(body)
 
     def counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT rtype, count(*) FROM resources GROUP BY rtype")

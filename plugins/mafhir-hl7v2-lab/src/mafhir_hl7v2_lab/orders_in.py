@@ -3,18 +3,20 @@
 Orders arriving from another system (or the clinic's own, read back): one
 ServiceRequest per ORC/OBR group, keyed on the placer order number; ORC-1/ORC-5 give
 its status (mapping-reference §7.6); DG1 → reasonCode; SPM → Specimen; OBX (answers
-asked at order entry) → Observations in ``supportingInfo``.
+asked at order entry) → Observations in ``supportingInfo``; IN1 → Coverage in
+``insurance`` (:mod:`.insurance`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mafhir.bundle import Entry, create, transaction, update
+from mafhir.bundle import create, transaction, update
 from mafhir.errors import InputError, Problem
 from mafhir.hl7v2.context import V2Context
 from mafhir.hl7v2.message import Message
 
+from .insurance import coverages
 from .results import _ref, result_identifier, split_order_group
 from .v2in import Reader, order_identifiers
 
@@ -47,10 +49,10 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             break
         if seg.name == "DG1":
             leading_dg1.append(seg)
-    entries: list[Entry] = []
     groups = list(msg.groups(("ORC", "OBR"), within=("OBR",)))
     if not groups:
         raise InputError([Problem("ORC", "the message has no order (ORC/OBR)")])
+    entries, insurance = coverages(reader, msg, patient)
     for k, group in enumerate(groups, start=1):
         parts = split_order_group(group)
         orc, obr = parts["orc"], parts["obr"]
@@ -60,6 +62,8 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON:
         status = order_status(orc.get(1) if orc else "", orc.get(5) if orc else "")
         sr = reader.service_request(orc, obr, idents, patient, status, leading_dg1,
                                     parts["dg1"], parts["notes"])
+        if insurance:
+            sr["insurance"] = insurance
         sr_ref = _ref(sr)
         specimens = []
         for n, sp in enumerate(parts["spm"], start=1):

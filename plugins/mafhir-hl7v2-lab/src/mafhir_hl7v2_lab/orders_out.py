@@ -25,7 +25,9 @@ from .codes import PRIORITY_TO_V2, V2_0487, V2_0488, V2_0916
 __all__ = ["oml_o21", "orm_o01"]
 
 JSON = dict[str, Any]
-RELATIONSHIP = {"self": "SEL", "spouse": "SPO", "child": "CHD", "parent": "PAR",
+#: Coverage.relationship (the patient to the subscriber) → IN1-17 (the *insured* to the
+#: patient, table 0063): a patient who is the subscriber's child has a parent insured.
+RELATIONSHIP = {"self": "SEL", "spouse": "SPO", "child": "PAR", "parent": "CHD",
                 "common": "DOM", "other": "OTH", "injured": "OTH"}
 
 

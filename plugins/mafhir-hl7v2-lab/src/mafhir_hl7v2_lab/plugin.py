@@ -12,6 +12,7 @@ from .mappers import lab_order_from_fhir, lab_order_to_fhir, specimen_from_fhir,
 from .orders_in import orders_to_fhir
 from .orders_out import oml_o21, orm_o01
 from .profiles import PROFILES
+from .responses import orl_o22, orr_o02
 from .results import oru_to_fhir
 from .tasks import LabOrder, SpecimenCollection
 
@@ -38,6 +39,10 @@ def register_converters(register: Callable[[Converter], None]) -> None:
                        description="lab results → US Core DiagnosticReport, Observations, "
                                    "Specimen"))
     register(Converter("hl7v2", "OML^O21", to_fhir=orders_to_fhir, from_fhir=oml_o21,
-                       description="lab orders (v2.5.1) ⇄ US Core ServiceRequest, Specimen"))
+                       description="lab orders (v2.5.1) ⇄ US Core ServiceRequest, Specimen; "
+                                   "answered with ORL^O22",
+                       respond=orl_o22))
     register(Converter("hl7v2", "ORM^O01", to_fhir=orders_to_fhir, from_fhir=orm_o01,
-                       description="lab orders (legacy) ⇄ US Core ServiceRequest, Specimen"))
+                       description="lab orders (legacy) ⇄ US Core ServiceRequest, Specimen; "
+                                   "answered with ORR^O02",
+                       respond=orr_o02))

@@ -7,6 +7,12 @@ already there and ``basedOn`` points at it; otherwise the order is recorded from
 result. Reports and observations are conditional updates keyed on the filler order
 number, the test code and the OBX sub-id, so a corrected result (OBR-25/OBX-11 ``C``)
 replaces the earlier one instead of adding a second.
+
+Rows of one OBR that share an OBX-4 sub-id (an isolate and its colony count, a
+specimen's findings) are one result group: a parent Observation coded as the OBR's test
+holds them in ``hasMember`` and stands for them in ``DiagnosticReport.result`` (the IG
+leaves the structure to local use of OBX-4; every row also keeps its sub-id in the IG's
+sub-id extension). An ED value (a PDF, an image) also goes to ``presentedForm``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from mafhir.hl7v2.message import Message, Segment
 from mafhir.identity import identifier_query
 
 from .codes import DR_STATUS, V2_0074
-from .v2in import Reader, order_identifiers
+from .v2in import VALUE_ATTACHMENT, Reader, order_identifiers
 
 __all__ = ["oru_to_fhir", "result_identifier", "split_order_group"]
 
@@ -132,6 +138,8 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             (t for s in specimens if (t := s.get("collection", {}).get("collectedDateTime"))),
             None)
         results: list[JSON] = []
+        grouped: dict[tuple[str, int], list[JSON]] = {}
+        presented: list[JSON] = []
         seen: dict[tuple[str, str], int] = {}
         base = report_ids[0]
         for obx, notes, sp in parts["obx"]:
@@ -147,6 +155,18 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
                 obs["basedOn"] = [order_ref]
             results.append(obs)
             entries.append(update(obs))
+            presented += [x["valueAttachment"] for x in obs.get("extension", [])
+                          if x["url"] == VALUE_ATTACHMENT]
+            if obx.get(4):  # grouped within its context: the OBR's own rows or one SPM's
+                grouped.setdefault((obx.raw(4), id(sp)), []).append(obs)
+        members = {id(o) for rows in grouped.values() if len(rows) > 1 for o in rows}
+        parents: dict[int, JSON] = {}
+        for (sub, _), rows in grouped.items():
+            if len(rows) > 1:
+                parent = result_group(reader, obr, rows, sub, base,
+                                      f"{ctx.map.clinic.system}/lab-result", order_ref)
+                parents[id(rows[0])] = parent
+                entries.append(update(parent))
         if not effective:
             effective = next((o["effectiveDateTime"] for o in results
                               if "effectiveDateTime" in o), default_time)
@@ -184,14 +204,43 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
                 dr["resultsInterpreter"] = [{"display": name}]
         if specimens:
             dr["specimen"] = [_ref(s) for s in specimens]
-        if results:
-            dr["result"] = [_ref(o) for o in results]
+        listed = [parents.get(id(o), o) for o in results
+                  if id(o) in parents or id(o) not in members]
+        if listed:
+            dr["result"] = [_ref(o) for o in listed]
         conclusion = "\n".join(t for n in parts["notes"] if (t := reader.note_text(n)))
         if conclusion:
             dr["conclusion"] = conclusion
+        if presented:
+            dr["presentedForm"] = presented
         entries.append(update(dr))
     reader.fail()
     return transaction(entries)
+
+
+def result_group(reader: Reader, obr: Segment, rows: list[JSON], sub: str, report: JSON,
+                 system: str, order_ref: JSON | None) -> JSON:
+    """The parent of the rows sharing OBX-4 ``sub``: coded as the OBR's test, its
+    members in ``hasMember``; final only when every member says the same."""
+    statuses = {o["status"] for o in rows}
+    parent: JSON = {
+        "resourceType": "Observation",
+        "meta": {"profile": [LAB_OBS]},
+        "identifier": [result_identifier(system, report, ("OBX-4 group", sub), 1)],
+        "status": statuses.pop() if len(statuses) == 1 else "preliminary",
+        "category": rows[0]["category"],
+        "code": reader_code(reader, obr),
+        "subject": rows[0]["subject"],
+    }
+    when = next((o["effectiveDateTime"] for o in rows if "effectiveDateTime" in o), None)
+    if when:
+        parent["effectiveDateTime"] = when
+    if order_ref:
+        parent["basedOn"] = [order_ref]
+    if "specimen" in rows[0]:
+        parent["specimen"] = rows[0]["specimen"]
+    parent["hasMember"] = [_ref(o) for o in rows]
+    return parent
 
 
 def reader_code(reader: Reader, obr: Segment) -> JSON:

@@ -7,9 +7,12 @@ Problems raise :class:`~mafhir.errors.InputError` naming segment and field
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from decimal import Decimal
 from typing import Any
 
 from mafhir import systems
@@ -45,15 +48,36 @@ _RANGE = re.compile(r"^\s*([+-]?\d*\.?\d+)\s*(?:-|to|–)\s*([+-]?\d*\.?\d+)\s*$
 _SN_FLAT = re.compile(r"^(<=|>=|<>|<|>|=)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))$")
 _COMPARATORS = ("<", "<=", ">=", ">")
 _UCUM_CODES = set(UCUM_UNITS.values())
+#: OBX-4 as the IG's OG[Extension-Subidentifier] map writes it.
+SUBID_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
+#: OBX-5 ED/RP → Observation: R4 has no valueAttachment; the IG's OBX map uses this
+#: cross-version extension. The map spells it ``https://``; every other 5.0 extension in
+#: the IG's tables, and FHIR canonicals generally, use ``http://``, so that is written.
+VALUE_ATTACHMENT = ("http://hl7.org/fhir/5.0/StructureDefinition/"
+                    "extension-Observation.valueAttachment")
+#: ED-3 data subtype (HL7 table 0291) → MIME type; a subtype already in MIME form is kept.
+ED_SUBTYPES = {"PDF": "application/pdf", "JPEG": "image/jpeg", "GIF": "image/gif",
+               "TIFF": "image/tiff", "PNG": "image/png", "RTF": "application/rtf",
+               "HTML": "text/html", "XML": "application/xml", "SGML": "text/sgml",
+               "POSTSCRIPT": "application/postscript", "OCTET-STREAM": "application/octet-stream",
+               "X-HL7-CDA-LEVEL-ONE": "application/x-hl7-cda-level-one+xml",
+               "BASIC": "audio/basic", "WAV": "audio/wav", "MPEG": "video/mpeg",
+               "PLAIN": "text/plain"}
+#: ED-2 type of data (table 0191) → MIME type when ED-3 is empty.
+ED_TYPES = {"TEXT": "text/plain", "HTML": "text/html", "AP": "application/octet-stream",
+            "IM": "application/octet-stream", "AU": "application/octet-stream",
+            "NS": "application/octet-stream"}
 V2_0078 = systems.THO + "v2-0078"
 V2_0074 = systems.THO + "v2-0074"
 
 
-def _number(text: str) -> int | float | None:
+def _number(text: str) -> Decimal | None:
+    """A v2 number as a Decimal: ``13.40`` keeps its trailing zero (the lab's precision),
+    which a float would drop; :func:`mafhir.io.dumps` writes it digit for digit."""
     text = text.strip()
     if not _NUM.match(text):
         return None
-    return int(text) if "." not in text else float(text)
+    return Decimal(text)
 
 
 def ucum(unit: Value) -> tuple[str | None, str]:
@@ -245,6 +269,9 @@ class Reader:
         obs: JSON = {"resourceType": "Observation"}
         if profile:
             obs["meta"] = {"profile": [profile]}
+        subid = self.sub_id(obx)
+        if subid:
+            obs["extension"] = [subid]
         obs["identifier"] = [ident]
         flag = obx.get(11).upper()
         obs["status"] = OBS_STATUS.get(flag, "unknown")
@@ -262,7 +289,13 @@ class Reader:
         if performer:
             obs["performer"] = [{"display": performer}]
         value = self.value(obx)
-        if value is not None:
+        if value is not None and value[0] == "attachment":
+            # R4 has no valueAttachment: the IG's extension carries it, and the value
+            # itself is absent for R4 readers ("unsupported"), never dropped
+            obs.setdefault("extension", []).append({"url": VALUE_ATTACHMENT,
+                                                    "valueAttachment": value[1]})
+            obs["dataAbsentReason"] = data_absent("unsupported")
+        elif value is not None:
             obs[value[0]] = value[1]
         else:
             obs["dataAbsentReason"] = data_absent(
@@ -290,7 +323,7 @@ class Reader:
             obs["note"] = [{"text": t} for t in texts]
         return obs
 
-    def quantity(self, number: int | float, unit: Value) -> JSON:
+    def quantity(self, number: Decimal, unit: Value) -> JSON:
         code, shown = ucum(unit)
         q: JSON = {"value": number}
         if shown:
@@ -378,8 +411,68 @@ class Reader:
             start, end = self.time(reps[0].c(1)), self.time(reps[0].c(2))
             period = {k: v for k, v in (("start", start), ("end", end)) if v}
             return ("valuePeriod", period) if period else ("valueString", reps[0].text())
-        # RP, ED, XAD, XTN, CP, …: kept as text, never dropped
+        if vt == "ED":
+            return self.encapsulated(obx, reps[0])
+        # RP, XAD, XTN, CP, …: kept as text, never dropped
         return "valueString", "\n".join(r.text() for r in reps)
+
+    def sub_id(self, obx: Segment) -> JSON | None:
+        """OBX-4 as the IG's sub-id extension (OG.1 original, OG.2 group, OG.3 sequence,
+        OG.4 identifier), so the receiver can still see how the sender grouped rows."""
+        og = obx.v(4)
+        if not og:
+            return None
+        parts: list[JSON] = [{"url": "original-sub-identifier", "valueString": og.c(1)}] \
+            if og.c(1) else []
+        for comp, name in ((2, "group"), (3, "sequence")):
+            text = og.c(comp)
+            if text:
+                number = _number(text)
+                if number is None:
+                    self.problems.append(Problem(obx.where(4, comp), f"the sub-id {name} "
+                                                                     "is not a number"))
+                    continue
+                parts.append({"url": name, "valueDecimal": number})
+        if og.c(4):
+            parts.append({"url": "identifier", "valueString": og.c(4)})
+        return {"url": SUBID_EXTENSION, "extension": parts} if parts else None
+
+    def encapsulated(self, obx: Segment, rep: Value) -> tuple[str, Any] | None:
+        """OBX-5 ED → an Attachment: contentType from ED-3 (else ED-2), data base64 per
+        ED-4 (A: the text's UTF-8 bytes, Hex, Base64). A malformed ED is an error naming
+        the component; an ED without data (ED-5 empty) is an absent value."""
+        kind, subtype, encoding, data = rep.c(2), rep.c(3), rep.c(4), rep.c(5)
+        if not data:
+            return None
+        enc = encoding.strip().upper()
+        if enc == "BASE64":
+            compact = re.sub(r"\s+", "", data)
+            try:
+                base64.b64decode(compact, validate=True)
+            except (binascii.Error, ValueError):
+                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid Base64"))
+                return None
+            encoded = compact
+        elif enc == "HEX":
+            try:
+                raw = bytes.fromhex(data)
+            except ValueError:
+                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid hex"))
+                return None
+            encoded = base64.b64encode(raw).decode("ascii")
+        elif enc == "A":
+            encoded = base64.b64encode(data.encode("utf-8")).decode("ascii")
+        else:
+            self.problems.append(Problem(obx.where(5, 4), "ED encoding must be A, Hex or "
+                                                          "Base64 (HL7 table 0299)"))
+            return None
+        if "/" in subtype:
+            content_type = subtype.strip().lower()
+        elif subtype:
+            content_type = ED_SUBTYPES.get(subtype.strip().upper(), "application/octet-stream")
+        else:
+            content_type = ED_TYPES.get(kind.strip().upper(), "application/octet-stream")
+        return "attachment", {"contentType": content_type, "data": encoded}
 
     def structured_numeric(self, obx: Segment, rep: Value, unit: Value
                            ) -> tuple[str, Any] | None:
