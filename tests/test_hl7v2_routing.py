@@ -298,3 +298,32 @@ def test_ack_routes_name_senders_or_everyone():
     assert sender.address_for("PHARM|CVS") == ("127.0.0.1", 7001)
     assert ReplySender(store, {}).address_for("LAB|QUEST") is None
     store.close()
+
+
+# ------------------------------------------------------------------ commit errors (CE)
+def test_commit_codes_tell_an_error_from_a_refusal(tmp_path):
+    """CR: the header is not acceptable (type, version); CE: read, but not committable."""
+    store = MessageStore(tmp_path / "in.sqlite")
+    receiver = Receiver(store, lambda m: Outcome("processed"))
+    no_id = receiver.receive(message("", mode="AL|AL"))
+    assert read_ack(no_id).code == "CE"
+    assert parse(no_id).first("ERR").get(2, 1) == "MSH"
+    bad_version = receiver.receive(message("V-1", mode="AL|AL").replace(b"|2.5.1|", b"|9.9|"))
+    assert read_ack(bad_version).code == "CR"
+    assert read_ack(receiver.receive(message("", mode=""))).code == "AR"  # original mode
+    store.close()
+
+
+def test_a_store_that_fails_answers_ce_in_enhanced_mode_and_the_listener_goes_on(tmp_path):
+    class BrokenStore(MessageStore):
+        def claim(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    store = BrokenStore(tmp_path / "in.sqlite")
+    with MLLPListener("127.0.0.1", 0, Receiver(store, lambda m: Outcome("processed"))) \
+            as listener, MLLPClient(*listener.address) as client:
+        enhanced = read_ack(client.send(message("S-1", mode="AL|AL")))
+        original = read_ack(client.send(message("S-2")))
+    assert (enhanced.code, enhanced.acked_id) == ("CE", "S-1")
+    assert (original.code, original.acked_id) == ("AR", "S-2")
+    store.close()

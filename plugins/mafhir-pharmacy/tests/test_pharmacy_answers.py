@@ -26,7 +26,8 @@ def invoke(*args: str):
     return CliRunner().invoke(build_cli(), list(args))
 
 
-def test_rre_o26_is_kept_while_the_pharmacy_is_down_then_sent_once(tmp_path):
+def on_worklist(tmp_path, control_id: str):
+    """A clinic file, and a worklist holding rx-5001 and the pharmacy's request for it."""
     c = clinic()
     clinic_file = tmp_path / "clinic.json"
     clinic_file.write_text(c.model_dump_json())
@@ -34,10 +35,15 @@ def test_rre_o26_is_kept_while_the_pharmacy_is_down_then_sent_once(tmp_path):
     worklist = LocalWorklist(wl)
     worklist.add_prescription(PrescriptionTask.model_validate(prescription()))
     (request,) = refill_request_tasks(
-        parse(rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-41")),
+        parse(rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", control_id)),
         V2Context(map=MapContext(clinic=c)))
     worklist.add_request(request)
     worklist.close()
+    return clinic_file, wl, request
+
+
+def test_rre_o26_is_kept_while_the_pharmacy_is_down_then_sent_once(tmp_path):
+    clinic_file, wl, request = on_worklist(tmp_path, "RF-41")
 
     port = free_port()  # nothing listens there yet: the pharmacy is down
     decided = invoke("pharmacy", "decide", request.id, "--approve", "--refills", "2",
@@ -76,17 +82,7 @@ def test_rre_o26_is_kept_while_the_pharmacy_is_down_then_sent_once(tmp_path):
 
 
 def test_a_refused_answer_is_marked_with_the_reason(tmp_path):
-    c = clinic()
-    clinic_file = tmp_path / "clinic.json"
-    clinic_file.write_text(c.model_dump_json())
-    wl = str(tmp_path / "wl.sqlite")
-    worklist = LocalWorklist(wl)
-    worklist.add_prescription(PrescriptionTask.model_validate(prescription()))
-    (request,) = refill_request_tasks(
-        parse(rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-42")),
-        V2Context(map=MapContext(clinic=c)))
-    worklist.add_request(request)
-    worklist.close()
+    clinic_file, wl, request = on_worklist(tmp_path, "RF-42")
     with PharmacyStandIn(tmp_path / "pharmacy.sqlite", outcome="error") as pharmacy:
         decided = invoke("pharmacy", "decide", request.id, "--deny", "needs-appointment",
                          "--answer", f"pharmacy-v2:{pharmacy.target}", "--worklist", wl,

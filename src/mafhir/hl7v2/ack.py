@@ -135,8 +135,13 @@ def ack_for(msg: Message | None, code: AckCode, at: datetime,
 
 
 def ack_for_unreadable(raw: bytes, problems: Sequence[Problem], at: datetime,
-                       enhanced: bool = False) -> str:
-    """An AR (CR) for bytes that are not a readable message; echoes MSH-10 if it can."""
+                       enhanced: bool = False, code: AckCode | None = None) -> str:
+    """An AR (CR) for bytes that are not a readable message; echoes MSH-10 if it can.
+
+    ``code`` overrides: CE (enhanced) / AE is for a message that was read but could not be
+    committed (no MSH-10 to keep it by, or a store that failed) — an error, not a refusal
+    of its type, version or processing id, which is what CR/AR say (v2.5.1 §2.9.3).
+    """
     acked = ""
     try:
         text = raw.decode("utf-8", "replace").lstrip("\ufeff\x0b\r\n ")
@@ -146,7 +151,7 @@ def ack_for_unreadable(raw: bytes, problems: Sequence[Problem], at: datetime,
     except Exception:  # nothing about these bytes can be trusted
         acked = ""
     segs: list[list] = [_reply_msh(None, at, uuid.uuid4().hex[:20], "")]
-    segs.append(["MSA", "CR" if enhanced else "AR", acked[:199], problems[0].message[:80]
+    segs.append(["MSA", code or ("CR" if enhanced else "AR"), acked[:199], problems[0].message[:80]
                  if problems else None])
     for p in problems:
         segs.append(_err(p, "required" if p.location.startswith("MSH") else "segment", "E"))

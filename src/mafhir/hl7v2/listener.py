@@ -16,12 +16,22 @@ from datetime import UTC, datetime
 
 from ..errors import Problem
 from .ack import ack_for_unreadable
+from .message import parse
 from .mllp import FrameReader, FramingError, frame
 from .receiver import Receiver
 
 __all__ = ["MLLPListener"]
 
 log = logging.getLogger(__name__)
+
+
+def _not_committed(payload: bytes) -> str:
+    """The code for a message that could not be stored: CE in enhanced mode (a commit
+    error; the sender re-sends), AR in original mode."""
+    try:
+        return "CE" if parse(payload).enhanced_mode else "AR"
+    except Exception:  # unreadable as well
+        return "AR"
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -68,7 +78,8 @@ class _Connection(socketserver.BaseRequestHandler):
                     log.error("receiver failed: %s", type(exc).__name__)
                     reply = ack_for_unreadable(payload, [Problem("", "the receiver could not "
                                                                      "store the message")],
-                                               datetime.now(UTC)).encode()
+                                               datetime.now(UTC), code=_not_committed(payload)
+                                               ).encode()
                 if reply is not None and not self._send(sock, reply):
                     return
 

@@ -118,7 +118,13 @@ class Receiver:
     def _quarantine(self, raw: bytes, problems: list[Problem], now: datetime,
                     msg: Message | None = None) -> bytes:
         enhanced = bool(msg and msg.enhanced_mode)
-        ack = ack_for_unreadable(raw, problems, now, enhanced).encode("utf-8")
+        # enhanced mode: a header it cannot take is CR; read but not committable (no
+        # MSH-10 to keep it by) is CE
+        code = None
+        if enhanced and not any(p.location.startswith(("MSH-9", "MSH-11", "MSH-12"))
+                                for p in problems):
+            code = "CE"
+        ack = ack_for_unreadable(raw, problems, now, enhanced, code).encode("utf-8")
         row = self.store.quarantine(raw, [str(p) for p in problems], ack, now,
                                     msg.type if msg else None)
         log.warning("quarantined unreadable input as row %d: %s", row,
