@@ -238,3 +238,24 @@ def test_dir_connector_keeps_what_a_conditional_create_finds(tmp_path):
     connector.close()
     (line,) = (tmp_path / "Observation.ndjson").read_text().splitlines()
     assert _json.loads(line)["status"] == "preliminary"
+
+
+def test_observation_invariants_hold_for_every_observation_not_only_vital_signs():
+    """obs-6 (no dataAbsentReason beside a value) and obs-7 (no component repeating the
+    code while there is a value) are FHIR R4's, for a lab result as for a vital sign."""
+    from mafhir.plugins import get_registry
+
+    lab = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+           "valueQuantity": {"value": 13.4, "unit": "g/dL"},
+           "dataAbsentReason": {"coding": [{
+               "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+               "code": "error"}]},
+           "component": [{"code": {"coding": [{"system": "http://loinc.org",
+                                                "code": "718-7"}]},
+                          "valueString": "x"}]}
+    found = [i.diagnostics for i in check_resource(lab, get_registry().profiles)]
+    assert any("obs-6" in d for d in found) and any("obs-7" in d for d in found)
+    fine = {k: v for k, v in lab.items() if k not in ("dataAbsentReason", "component")}
+    assert not any("obs-" in i.diagnostics for i in check_resource(fine,
+                                                                   get_registry().profiles))

@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from ...hookspecs import hookimpl
 from ...registry import Profile
-from . import common, coverage, encounter, immunization, vitals
+from . import common, coverage, encounter, immunization, observation, vitals
 
 __all__ = ["register_profiles"]
 
 
 @hookimpl
 def register_profiles(register: Callable[[Profile], None]) -> None:
-    for module in (common, vitals, immunization, encounter, coverage):
+    for module in (common, observation, vitals, immunization, encounter, coverage):
         for profile in module.PROFILES:
             register(profile)

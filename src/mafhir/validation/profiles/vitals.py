@@ -1,5 +1,5 @@
-"""US Core vital-sign profiles (6.1.0 and 7.0.0 alike), the screening-assessment profile
-used for pain scores, and the Observation invariants every Observation must meet.
+"""US Core vital-sign profiles (6.1.0 and 7.0.0 alike) and the screening-assessment profile
+used for pain scores (the invariants of every Observation are in :mod:`.observation`).
 
 Each rule names the constraint it stands for (us-core-*, vs-*, obs-*) and reports the
 FHIR path where it fails. Rules are from the US Core 7.0.0 StructureDefinitions (same
@@ -16,21 +16,18 @@ from ... import systems
 from ...registry import Profile
 from ..issues import Issue
 from ..rules import codings, error, has_coding, require, require_coding, select, ucum_quantity
+from .observation import is_vital_sign as _is_vital_sign
+from .observation import value_key as _value_key
 
 __all__ = [
-    "BASE_OBSERVATION",
     "OBSERVATION_STATUS",
     "PROFILES",
     "VITAL_PROFILES",
-    "check_observation",
     "check_screening_assessment",
     "vital_sign_check",
 ]
 
 JSON = dict[str, Any]
-
-#: Rules registered under the core resource canonical apply to every Observation.
-BASE_OBSERVATION = "http://hl7.org/fhir/StructureDefinition/Observation"
 
 #: The required ``observation-status`` value set (R4).
 OBSERVATION_STATUS = ("registered", "preliminary", "final", "amended", "corrected",
@@ -38,17 +35,6 @@ OBSERVATION_STATUS = ("registered", "preliminary", "final", "amended", "correcte
 
 LOINC = systems.LOINC
 CATEGORY = systems.OBSERVATION_CATEGORY
-
-
-def _value_key(node: Any) -> str | None:
-    """The ``value[x]`` element present on ``node`` (e.g. ``valueQuantity``), if any."""
-    if not isinstance(node, dict):
-        return None
-    return next((k for k in node if k.startswith("value") and k[5:6].isupper()), None)
-
-
-def _is_vital_sign(resource: JSON) -> bool:
-    return any(has_coding(c, CATEGORY, "vital-signs") for c in resource.get("category", []))
 
 
 def _status(obs: JSON) -> Iterator[Issue]:
@@ -208,29 +194,6 @@ def check_screening_assessment(obs: JSON) -> Iterator[Issue]:
                     f"must be {systems.UCUM} (us-core-3)", code="invariant")
 
 
-def _same_coding(a: JSON, b: JSON) -> bool:
-    return a.get("system") == b.get("system") and a.get("code") == b.get("code")
-
-
-def check_observation(obs: JSON) -> Iterator[Issue]:
-    """Invariants of every Observation (R4 obs-6, obs-7) and, for vital-sign ones, vs-2."""
-    value = _value_key(obs)
-    if value is not None and obs.get("dataAbsentReason"):
-        yield error("Observation.dataAbsentReason",
-                    "only when there is no value (obs-6)", code="invariant")
-    if value is not None:
-        own = codings(obs.get("code"))
-        for where, comp in select(obs, "component", "Observation"):
-            if any(_same_coding(c, o) for c in codings(comp.get("code")) for o in own):
-                yield error(f"{where}.code",
-                            "repeats the Observation's own code while the Observation has "
-                            "a value (obs-7)", code="invariant")
-    if (_is_vital_sign(obs) and not obs.get("component") and not obs.get("hasMember")
-            and value is None and not obs.get("dataAbsentReason")):
-        yield error("Observation", "a vital sign without components needs a value or a "
-                    "dataAbsentReason (vs-2)", code="invariant")
-
-
 _TITLES = {
     "us-core-blood-pressure": "US Core Blood Pressure",
     "us-core-heart-rate": "US Core Heart Rate",
@@ -249,6 +212,4 @@ PROFILES: list[Profile] = [
       for pid, (code, units, extra) in VITAL_PROFILES.items()),
     Profile(systems.profile("us-core-observation-screening-assessment"), "Observation",
             check_screening_assessment, "US Core Observation Screening Assessment"),
-    Profile(BASE_OBSERVATION, "Observation", check_observation,
-            "FHIR R4 Observation invariants (obs-6, obs-7; vs-2 for vital signs)"),
 ]
