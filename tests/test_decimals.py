@@ -26,13 +26,33 @@ def test_non_finite_decimals_are_refused_not_written_as_invalid_json():
         io.dumps({"value": Decimal("NaN")})
 
 
-def test_loads_reads_back_exactly_and_stays_fast_when_floats_are_exact():
-    exact = io.loads(b'{"a": 13.40, "b": [0.5, 2], "c": "v1.0"}')
-    assert exact["a"] == Decimal("13.40") and str(exact["a"]) == "13.40"
-    assert io.dumps(exact) == b'{"a":13.40,"b":[0.5,2],"c":"v1.0"}'
-    plain = io.loads(b'{"a": 13.4, "b": 98.6}')
-    assert plain == {"a": 13.4, "b": 98.6} and isinstance(plain["a"], float)
+def test_loads_reads_every_decimal_exactly_and_refuses_what_json_has_not():
+    exact = io.loads(b'{"a": 13.40, "b": [0.5, 2], "c": "v1.0", "d": 0.1234567890123456789}')
+    assert str(exact["a"]) == "13.40" and exact["b"][1] == 2 and isinstance(exact["b"][1], int)
+    assert io.dumps(exact) == b'{"a":13.40,"b":[0.5,2],"c":"v1.0","d":0.1234567890123456789}'
+    plain = io.loads(b'{"a": 13.4}')  # the same type whatever else the document holds
+    assert plain["a"] == Decimal("13.4")
     assert io.loads(b'{"x": 1e3}')["x"] == Decimal("1E+3")
+    assert io.loads(b'{"n": 123456789012345678901234567890}')["n"] == 123456789012345678901234567890
+    for bad in (b'{"a": 1.10, "b": NaN}', b'{"a": Infinity}', b'[-Infinity]'):
+        with pytest.raises(ValueError):
+            io.loads(bad)
+
+
+def test_huge_exponents_stay_short():
+    assert io.dumps([Decimal("1e999999999")]) == b"[1E+999999999]"
+    assert io.dumps([Decimal("1.5e-50")]) == b"[1.5E-50]"
+
+
+def test_documents_fhir_exact_tasks_as_floats():
+    from io import BytesIO
+
+    text = (b'{"resourceType": "Observation", "valueQuantity": {"value": 13.40}}\n'
+            b'{"task": "vitals", "temperature": {"value": 98.60}}\n')
+    (_, fhir), (_, task) = io.iter_documents(BytesIO(text))
+    assert str(fhir["valueQuantity"]["value"]) == "13.40"
+    value = task["temperature"]["value"]
+    assert isinstance(value, float) and value == 98.6
 
 
 def _bundle() -> dict:

@@ -327,3 +327,122 @@ def test_a_store_that_fails_answers_ce_in_enhanced_mode_and_the_listener_goes_on
     assert (enhanced.code, enhanced.acked_id) == ("CE", "S-1")
     assert (original.code, original.acked_id) == ("AR", "S-2")
     store.close()
+
+
+# ------------------------------------------------------------------ review fixes
+def test_a_stale_delivery_result_never_marks_a_newer_ack_sent(tmp_path):
+    """AR kept (delivery failed for now) → the sender re-sends → AA kept; the AR's
+    delivery finishing late must not mark the AA as delivered."""
+    store = MessageStore(tmp_path / "in.sqlite")
+    outcomes = iter([Outcome("retry", ((Problem("", "EHR down"), "internal"),)),
+                     Outcome("processed")])
+    receiver = Receiver(store, lambda m: next(outcomes))
+    receiver.receive(message("RS-1", mode="AL|AL"))
+    (first,) = store.pending_replies()
+    assert read_ack(first.app_ack).code == "AR"
+    receiver.receive(message("RS-1", mode="AL|AL"))  # the re-send is processed again
+    assert store.reply_result(first, True) is False
+    (now,) = store.pending_replies()
+    assert read_ack(now.app_ack).code == "AA" and now.id == first.id
+    store.close()
+
+
+def test_acks_for_unrouted_senders_do_not_crowd_out_routed_ones(tmp_path):
+    store = MessageStore(tmp_path / "in.sqlite")
+    receiver = Receiver(store, lambda m: Outcome("processed"))
+    for n in range(120):
+        receiver.receive(message(f"O-{n}", sender="OTHER", mode="AL|AL"))
+    receiver.receive(message("L-1", mode="AL|AL"))
+    inbox = Inbox()
+    senders = MessageStore(tmp_path / "sender.sqlite")
+    with MLLPListener("127.0.0.1", 0, Receiver(senders, inbox)) as lab:
+        sent = ReplySender(store, {"LAB|QUEST": lab.address}).deliver_pending()
+    assert sent == 1 and inbox.acks == [("ACK", "AA", "L-1")]
+    assert store.pending_reply_count() == 120  # kept for OTHER, which has no route
+    store.close()
+    senders.close()
+
+
+def test_a_dead_peer_costs_one_attempt_per_pass_and_waits_out_its_backoff(tmp_path):
+    store = MessageStore(tmp_path / "in.sqlite")
+    receiver = Receiver(store, lambda m: Outcome("processed"))
+    for n in range(5):
+        receiver.receive(message(f"D-{n}", mode="AL|AL"))
+    replies = ReplySender(store, {"*": ("127.0.0.1", _free_port())}, timeout=2, backoff=600)
+    assert replies.deliver_pending() == 0
+    attempts = [store.find("LAB|QUEST", f"D-{n}").reply_attempts for n in range(5)]
+    assert attempts == [1, 0, 0, 0, 0]  # the address was given up on for this pass
+    assert replies.deliver_pending() == 0  # D-0 waits out its backoff; D-1 is tried
+    attempts = [store.find("LAB|QUEST", f"D-{n}").reply_attempts for n in range(5)]
+    assert attempts == [1, 1, 0, 0, 0]
+    store.close()
+
+
+def test_an_answer_for_another_message_does_not_count(tmp_path):
+    class WrongId:
+        def __call__(self, msg):
+            return Outcome("processed")
+
+    store = MessageStore(tmp_path / "in.sqlite")
+    Receiver(store, lambda m: Outcome("processed")).receive(message("W-1", mode="AL|AL"))
+    wrong = MessageStore(tmp_path / "peer.sqlite")
+
+    class Peer(Receiver):  # a peer that answers every message with a CA for "other"
+        def receive(self, raw):
+            return ack_for(parse(message("other")), "CA", datetime.now(UTC)).encode()
+
+    with MLLPListener("127.0.0.1", 0, Peer(wrong, WrongId())) as peer:
+        assert ReplySender(store, {"*": peer.address}).deliver_pending() == 0
+    row = store.find("LAB|QUEST", "W-1")
+    assert row.reply_status == "pending" and "acknowledges 'other'" in row.reply_error
+    store.close()
+    wrong.close()
+
+
+def test_acknowledgments_are_kept_and_never_acknowledged_in_turn(fresh, tmp_path):
+    store = MessageStore(tmp_path / "in.sqlite")
+    receiver = Receiver(store, RoutingHandler(HandlerSetup(fresh.get_registry(), V2Context())))
+    head = "MSH|^~\\&|LAB|QUEST|MAFHIR|CLINIC|20261127093000-0500||"
+    peer_ack = f"{head}ACK^R01^ACK|P-1|P|2.5.1|||AL\rMSA|AA|OURS-1\r".encode()  # MSH-16 empty
+    assert read_ack(receiver.receive(peer_ack)).code == "CA"
+    orl = f"{head}ORL^O22^ORL_O22|P-2|P|2.5.1|||AL|AL\rMSA|AA|OURS-2\rORC|OK|ord-1\r"
+    assert read_ack(receiver.receive(orl.encode())).code == "CA"  # kept, not refused
+    assert store.pending_replies() == []  # no application ACK to an acknowledgment
+    assert store.counts() == {"processed": 2}
+    store.close()
+
+
+def test_refusing_order_controls_are_table_0119s():
+    from mafhir.hl7v2.ack import Ack
+
+    def ack(*controls):
+        return Ack("AA", "1", "2", order_controls=controls)
+
+    assert ack("OK", "UM").refused_orders == (2,)  # unable to replace
+    assert ack("OK", "UN").accepted  # UN unlinks a care problem: not a refusal
+    assert ack("UA", "UC", "UD", "UF", "UH", "UR", "UX").refused_orders == (1, 2, 3, 4, 5, 6, 7)
+
+
+def test_a_message_stored_but_never_finished_is_processed_when_sent_again(tmp_path):
+    """The process stopped between storing and answering: the sender's re-send must be
+    processed (once), not met with silence."""
+    from datetime import timedelta
+
+    path = tmp_path / "in.sqlite"
+    crashed = MessageStore(path)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    crashed.claim("LAB|QUEST", "C-1", "ORU^R01", message("C-1"), long_ago)
+    crashed.close()
+    seen: list[str] = []
+    store = MessageStore(path)
+    receiver = Receiver(store, lambda m: seen.append(m.control_id) or Outcome("processed"),
+                        wait_for_duplicate=0.2)
+    assert read_ack(receiver.receive(message("C-1"))).code == "AA"
+    assert read_ack(receiver.receive(message("C-1"))).code == "AA"  # now a plain duplicate
+    assert seen == ["C-1"] and store.find("LAB|QUEST", "C-1").status == "processed"
+    # one still being worked on (stored just now) is not taken over: the sender is told
+    # to send it again later
+    store.claim("LAB|QUEST", "C-2", "ORU^R01", message("C-2"), datetime.now(UTC))
+    busy = read_ack(receiver.receive(message("C-2", mode="AL|AL")))
+    assert busy.code == "CE" and seen == ["C-1"]
+    store.close()

@@ -4,14 +4,13 @@ and FHIR JSON written with its decimals exactly as given.
 NDJSON is read line by line, so a file of 100,000 tasks is never held in memory whole.
 FHIR decimals keep their precision (``13.40`` is not ``13.4``: the trailing zero says
 what the lab measured), so mappers may put :class:`~decimal.Decimal` values in
-resources; :func:`dumps` writes them digit for digit and :func:`loads` reads them back
-as Decimals when the text has any whose float would lose digits.
+resources; :func:`dumps` writes them digit for digit and :func:`loads` reads every
+decimal back as a Decimal.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import IO, Any
@@ -24,9 +23,11 @@ __all__ = ["dumps", "iter_documents", "json_default", "loads"]
 
 
 def json_default(value: Any) -> Any:
-    """orjson's fallback: a finite Decimal is written as its own digits (plain notation)."""
+    """orjson's fallback: a finite Decimal is written as its own digits (plain notation,
+    or the exponent form when plain would run past 40 digits of zeros)."""
     if isinstance(value, Decimal) and value.is_finite():
-        return orjson.Fragment(format(value, "f").encode())
+        text = format(value, "f") if -40 < value.adjusted() < 40 else str(value)
+        return orjson.Fragment(text.encode())
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
@@ -37,24 +38,41 @@ def dumps(doc: Any, pretty: bool = False, sort_keys: bool = False) -> bytes:
     return orjson.dumps(doc, default=json_default, option=option)
 
 
-# A number a float would print differently: a trailing zero after the point, or an exponent.
-_INEXACT = re.compile(rb"[0-9]\.[0-9]*0(?![0-9])|[0-9][eE][-+]?[0-9]")
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; decimals whose float would lose digits come back as Decimals."""
-    raw = data.encode() if isinstance(data, str) else data
-    if _INEXACT.search(raw):
-        return json.loads(raw, parse_float=Decimal)
-    return orjson.loads(raw)
+    """Parse JSON with every decimal as a :class:`~decimal.Decimal` (``13.40`` stays 13.40,
+    whatever else the document holds); NaN and Infinity, which JSON does not have, are
+    refused. Integers stay ints."""
+    return json.loads(data, parse_float=Decimal, parse_constant=_not_json)
+
+
+def _floats(node: Any) -> Any:
+    if isinstance(node, Decimal):
+        return float(node)
+    if isinstance(node, dict):
+        return {k: _floats(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_floats(v) for v in node]
+    return node
+
+
+def _as_given(doc: Any) -> Any:
+    """FHIR (``resourceType``) as read; anything else with its decimals as floats."""
+    if isinstance(doc, dict) and "resourceType" in doc:
+        return doc
+    return _floats(doc)
 
 
 def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[int, Any]]:
     """Yield ``(index, document)`` from a JSON object, a JSON list or NDJSON.
 
     A line of NDJSON that is not JSON is yielded as an :class:`InputError` in place of
-    its document, so the caller can quarantine it and go on with the rest. Decimals are
-    read with :func:`loads`, so what a file says (``13.40``) is what goes out.
+    its document, so the caller can quarantine it and go on with the rest. A FHIR
+    resource or Bundle keeps its decimals exactly (what a file says, ``13.40``, is what
+    goes out); an MA task gets plain floats, the numbers its models validate.
     """
     first = b""
     for line in stream:
@@ -70,14 +88,14 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
         except ValueError:
             doc = None
         if isinstance(doc, dict):  # NDJSON (or a one-line object)
-            yield 0, doc
+            yield 0, _as_given(doc)
             index = 0
             for lineno, line in enumerate(stream, start=2):
                 if not line.strip():
                     continue
                 index += 1
                 try:
-                    yield index, loads(line)
+                    yield index, _as_given(loads(line))
                 except ValueError as exc:
                     yield index, InputError([Problem(f"{label} line {lineno}",
                                                      f"not valid JSON ({exc.args[0]})")])
@@ -89,6 +107,7 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
         why = f"not valid JSON, NDJSON or a JSON list ({exc.args[0]})"
         raise InputError([Problem(label, why)]) from None
     if isinstance(doc, list):
-        yield from enumerate(doc)
+        for index, item in enumerate(doc):
+            yield index, _as_given(item)
     else:
-        yield 0, doc
+        yield 0, _as_given(doc)

@@ -99,8 +99,10 @@ class Converter:
     ``to_fhir(message, ctx)`` turns a parsed message into a transaction Bundle;
     ``from_fhir(resources, ctx)`` writes the message for a :class:`ResourceSet`. Either
     may be None (a one-way converter). Known by ``format:message_type`` (``hl7v2:ORU^R01``).
-    ``respond(message, ack_code)``, when given, is the application response a receiver
-    sends instead of a bare ACK (an :class:`mafhir.hl7v2.Response`: ORL^O22 for OML^O21).
+    ``respond(message, ack_code[, status])``, when given, is the application response a
+    receiver sends instead of a bare ACK (an :class:`mafhir.hl7v2.Response`: ORL^O22 for
+    OML^O21), or None for a bare ACK; ``status`` is the outcome (``processed``, ``error``,
+    ``review``, ``rejected``, ``retry``) for a response that must tell "held" from "refused".
     """
 
     format: str

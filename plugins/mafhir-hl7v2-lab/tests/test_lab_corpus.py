@@ -123,8 +123,8 @@ def check_obx(theirs: Theirs, obx, obs: dict) -> None:
         if not data:
             assert "dataAbsentReason" in obs
         else:
-            (ext,) = [x for x in obs["extension"] if x["url"].endswith(
-                "extension-Observation.valueAttachment")]
+            (ext,) = [x for x in obs["extension"] if x["url"] == (
+                "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value")]
             assert encoding == "Base64"  # what the corpus uses: carried as written
             assert ext["valueAttachment"]["data"] == data
             assert base64.b64decode(ext["valueAttachment"]["data"])

@@ -17,7 +17,9 @@ from mafhir.validation import check_bundle
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS",
                              Path(__file__).resolve().parents[3].parent / "shared" / "corpus"))
 SUBID = "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
-ATTACHMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment"
+# the published R5→R4 cross-version extension for the choice element Observation.value[x]
+# (typed by hand, not imported: the IG's table spells it differently)
+ATTACHMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 PDF_B64 = ("JVBERi0xLjQKMSAwIG9iaiA8PC9UeXBlL0NhdGFsb2c+PiBlbmRvYmoKdHJhaWxlciA8PC9Sb290IDEgMCBSP"
            "j4KJSVFT0YK")
 
@@ -80,6 +82,55 @@ def test_rows_sharing_a_sub_id_are_one_group(registry):
     listed = [by_url[r["reference"]] for r in dr["result"]]
     assert listed == [isolate1, isolate2, rows[4], rows[5], rows[6]]
     assert isolate1["identifier"] != isolate2["identifier"]
+
+
+# One OBR, its own rows with sub-id 1, then two specimens whose rows also use sub-id 1:
+# OBX-4 groups rows within their context (the OBR's rows, or one SPM's), so these are
+# three groups, not one.
+TWO_SPECIMENS = HEAD + (
+    "OBX|1|CWE|630-4^Bacteria identified^LN|1|112283007^Escherichia coli^SCT||||||F\r"
+    "OBX|2|SN|564-5^Colony count^LN|1|>^100000|{CFU}/mL^^UCUM|||||F\r"
+    "SPM|1|SPEC-A&LAB||122575003^Urine specimen^SCT\r"
+    "OBX|3|CWE|630-4^Bacteria identified^LN|1|3092008^Staphylococcus aureus^SCT||||||F\r"
+    "OBX|4|SN|564-5^Colony count^LN|1|^10000|{CFU}/mL^^UCUM|||||F\r"
+    "SPM|2|SPEC-B&LAB||122575003^Urine specimen^SCT\r"
+    "OBX|5|CWE|630-4^Bacteria identified^LN|1|40886007^Klebsiella oxytoca^SCT||||||F\r"
+    "OBX|6|SN|564-5^Colony count^LN|1|^50000|{CFU}/mL^^UCUM|||||P\r"
+)
+
+
+def test_same_sub_id_under_different_specimens_are_separate_groups(registry):
+    bundle = convert(registry, TWO_SPECIMENS)
+    urls = [e["fullUrl"] for e in bundle["entry"]]
+    assert len(urls) == len(set(urls))
+    by_url, dr, obs = parts(bundle)
+    rows = [o for o in obs if "hasMember" not in o]
+    parents = [o for o in obs if "hasMember" in o]
+    assert len(rows) == 6 and len(parents) == 3
+    # hand-read from the message: each group holds its own isolate and colony count
+    organisms = [["112283007"], ["3092008"], ["40886007"]]
+    counts = [(">", 100000), (None, 10000), (None, 50000)]
+    for parent, organism, (comparator, n) in zip(parents, organisms, counts, strict=True):
+        isolate, count = [by_url[m["reference"]] for m in parent["hasMember"]]
+        assert [c["code"] for c in isolate["valueCodeableConcept"]["coding"]] == organism
+        assert code(count) == "564-5" and sub_id(isolate) == sub_id(count) == "1"
+        assert count["valueQuantity"].get("comparator") == comparator
+        assert count["valueQuantity"]["value"] == n
+        assert code(parent) == "630-4"
+        assert isolate["specimen"] == count["specimen"] == parent["specimen"]
+    assert [p["status"] for p in parents] == ["final", "final", "preliminary"]
+    specimens = {s["identifier"][0]["value"]: url for url, s in by_url.items()
+                 if s["resourceType"] == "Specimen"}
+    assert sorted(specimens) == ["SPEC-A", "SPEC-B"]
+    # the specimens' groups point at their own specimen (the OBR's rows at the first)
+    assert [by_url[p["specimen"]["reference"]]["identifier"][0]["value"]
+            for p in parents] == ["SPEC-A", "SPEC-A", "SPEC-B"]
+    # every row reachable from the report exactly once, through its own parent
+    listed = [by_url[r["reference"]] for r in dr["result"]]
+    assert listed == parents
+    reached = [id(by_url[m["reference"]]) for p in listed for m in p["hasMember"]]
+    assert sorted(reached) == sorted(map(id, rows))
+    assert len({p["identifier"][0]["value"] for p in parents}) == 3
 
 
 def test_ed_values_become_attachments(registry):

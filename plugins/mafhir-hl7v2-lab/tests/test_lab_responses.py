@@ -1,7 +1,8 @@
 """Order responses on real loopback sockets.
 
 In: an OML^O21 sent to mafhir's listener is answered with ORL^O22 (an ORM^O01 with
-ORR^O02), ORC-1 ``OK`` per order when taken, ``UA`` when not — read back with python-hl7.
+ORR^O02), ORC-1 ``OK`` per order when taken (also when held for review), ``UA`` when it
+cannot be read, a bare AR ACK when delivery may succeed later — read back with python-hl7.
 Out: a lab stand-in (a raw socket server, no mafhir code) answers mafhir's orders with an
 ORL^O22 refusing one; the ``mllp`` connector and ``mafhir sync`` treat that order as a
 permanent failure naming its placer number and the lab's ERR text.
@@ -16,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hl7
 import pytest
@@ -29,7 +31,7 @@ from helpers_hl7v2_lab import (
 )
 from test_lab_tasks import mapped
 
-from mafhir.errors import PermanentError
+from mafhir.errors import PermanentError, TransientError
 from mafhir.hl7v2 import (
     ConvertHandler,
     MessageStore,
@@ -38,9 +40,11 @@ from mafhir.hl7v2 import (
     Receiver,
     V2Context,
     from_fhir,
+    parse,
 )
 from mafhir.hl7v2.connector import MLLPConnector
 from mafhir.resourceset import ResourceSet
+from mafhir_hl7v2_lab.responses import orl_o22, orr_o02
 
 MAFHIR = str(Path(sys.executable).parent / "mafhir")
 ERR_TEXT = "Test not offered at this site"
@@ -55,8 +59,10 @@ def field(theirs: Theirs, seg: str, n: int, comp: int = 1, occurrence: int = 0) 
 
 
 # ------------------------------------------------------------------ inbound: respond
-def answer(registry, tmp_path, message: bytes) -> Theirs:
-    handler = ConvertHandler(registry, V2Context())
+def answer(registry, tmp_path, message: bytes, **handler: Any) -> Theirs:
+    """``message`` sent to a real loopback listener; ``handler`` goes to ConvertHandler
+    (``deliver``, ``patient_known``)."""
+    handler = ConvertHandler(registry, V2Context(), **handler)
     with MLLPListener("127.0.0.1", 0, Receiver(MessageStore(tmp_path / "s.db"), handler)) \
             as listener, MLLPClient(*listener.address) as client:
         return Theirs(client.send(message))
@@ -124,6 +130,86 @@ def test_an_orm_is_answered_with_orr_o02(registry, tmp_path):
     assert (field(reply, "ORC", 1), field(reply, "ORC", 2), field(reply, "ORC", 3)) == \
         ("OK", "P-200", "F-9")
     assert field(reply, "OBR", 4) == "24323-8"
+
+
+OML_UNKNOWN = (
+    "MSH|^~\\&|EHR|OTHERCLINIC|LAB|QUESTLAB|20261127091000-0500||OML^O21^OML_O21|OML-10|P|"
+    "2.5.1\r"
+    "PID|1||MRN-77^^^X^MR||Roe^Rita||19750505|F\r"
+    "ORC|NW|P-300^EHR|||||||20261127091000-0500\r"
+    "OBR|1|P-300^EHR||2345-7^Glucose^LN\r"
+    "SPM|1|SP-3||119364003^Serum specimen^SCT\r"
+)
+ORM_UNKNOWN = ORM.replace("ORM-1", "ORM-2").replace("MRN-4", "MRN-77")
+
+
+def unknown(system: str, value: str) -> bool:
+    return False
+
+
+@pytest.mark.parametrize(("message", "reply_type", "body", "sent_id", "placer"), [
+    (OML_UNKNOWN, "ORL^O22^ORL_O22", ["PID", "ORC", "OBR", "SPM"], "OML-10", "P-300"),
+    (ORM_UNKNOWN, "ORR^O02^ORR_O02", ["PID", "ORC", "OBR"], "ORM-2", "P-200"),
+])
+def test_an_order_held_for_review_is_taken_not_refused(registry, tmp_path, message,
+                                                        reply_type, body, sent_id, placer):
+    # an unknown patient: AE with a warning ERR on PID-3 says why it is held; ORC-1 OK
+    # says the order was taken (UA would make the sender give it up for good)
+    reply = answer(registry, tmp_path, message.encode(), patient_known=unknown)
+    assert names(reply) == ["MSH", "MSA", "ERR", *body]
+    assert str(reply.msg.segment("MSH")[9]) == reply_type
+    assert (field(reply, "MSA", 1), field(reply, "MSA", 2)) == ("AE", sent_id)
+    assert field(reply, "ERR", 4) == "W"
+    assert str(reply.segments("ERR")[0][2]).startswith("PID^1^3")
+    assert field(reply, "ORC", 1) == "OK"
+    assert field(reply, "ORC", 2) == placer
+    assert "MRN-77" not in reply.field(reply.segments("ERR")[0], 8)  # never the value
+
+
+def busy(bundle: dict) -> None:
+    raise TransientError("the FHIR server is busy")
+
+
+@pytest.mark.parametrize(("message", "sent_id"), [(OML_UNKNOWN, "OML-10"),
+                                                   (ORM_UNKNOWN, "ORM-2")])
+def test_a_transient_delivery_failure_gets_a_bare_ar(registry, tmp_path, message, sent_id):
+    # AR alone asks the sender to send again; an ORL/ORR with UA would refuse the order
+    reply = answer(registry, tmp_path, message.encode(), deliver=busy)
+    assert str(reply.msg.segment("MSH")[9]).split("^")[0] == "ACK"
+    assert (field(reply, "MSA", 1), field(reply, "MSA", 2)) == ("AR", sent_id)
+    assert not reply.segments("ORC") and not reply.segments("PID")
+
+
+def test_a_delivered_order_is_answered_ok(registry, tmp_path):
+    delivered: list[dict] = []
+    reply = answer(registry, tmp_path, OML_UNKNOWN.encode(), deliver=delivered.append,
+                   patient_known=lambda system, value: True)
+    assert len(delivered) == 1
+    assert names(reply) == ["MSH", "MSA", "PID", "ORC", "OBR", "SPM"]
+    assert (field(reply, "MSA", 1), field(reply, "ORC", 1)) == ("AA", "OK")
+
+
+# ack code, outcome status → ORC-1 of every order (None: no order response, a bare ACK)
+CONTROLS = [
+    ("AA", "processed", "OK"), ("AE", "review", "OK"), ("AE", "error", "UA"),
+    ("AR", "rejected", "UA"), ("AR", "retry", None),
+    # called with the ACK code alone (a core that passes no status): as before
+    ("AA", None, "OK"), ("CA", None, "OK"), ("AE", None, "UA"), ("AR", None, "UA"),
+]
+
+
+@pytest.mark.parametrize(("respond", "reply_type"), [(orl_o22, ("ORL", "O22", "ORL_O22")),
+                                                     (orr_o02, ("ORR", "O02", "ORR_O02"))])
+@pytest.mark.parametrize(("code", "status", "control"), CONTROLS)
+def test_orc_1_follows_the_outcome(respond, reply_type, code, status, control):
+    msg = parse(OML_BAD.encode())
+    response = respond(msg, code) if status is None else respond(msg, code, status)
+    if control is None:
+        assert response is None
+        return
+    assert response.message_type == reply_type
+    orcs = [seg for seg in response.segments if seg[0] == "ORC"]
+    assert [(o[1], o[2][0][0]) for o in orcs] == [(control, "P-100"), (control, "P-101")]
 
 
 # ------------------------------------------------------------------ outbound: the lab says UA

@@ -19,10 +19,13 @@ from ..errors import Problem
 from .build import build_message, msh
 from .message import Message, parse
 
-__all__ = ["Ack", "AckCode", "Response", "ack_for", "ack_for_unreadable", "error_location",
-           "read_ack"]
+__all__ = ["REFUSING", "Ack", "AckCode", "Response", "ack_for", "ack_for_unreadable",
+           "error_location", "read_ack"]
 
 AckCode = str  # AA AE AR CA CE CR
+
+#: HL7 table 0119 order control codes by which a filler refuses an order or a change.
+REFUSING = frozenset({"UA", "UC", "UD", "UF", "UH", "UM", "UR", "UX"})
 
 #: HL7 table 0357 (message error condition codes) used in ERR-3.
 ERR_CODES = {
@@ -81,10 +84,10 @@ class Ack:
 
     @property
     def refused_orders(self) -> tuple[int, ...]:
-        """1-based positions of the orders the reply refuses (ORC-1 ``UA``, ``UC``, ``UX``…:
-        table 0119's "unable to" codes)."""
-        return tuple(i for i, c in enumerate(self.order_controls, start=1) if c.startswith("U")
-                     and c not in ("UM",))
+        """1-based positions of the orders the reply refuses: ORC-1 one of table 0119's
+        "unable to" codes (UA accept, UC cancel, UD discontinue, UF release, UH hold, UM
+        replace, UR release, UX change). ``UN`` is not one: it unlinks a care problem."""
+        return tuple(i for i, c in enumerate(self.order_controls, start=1) if c in REFUSING)
 
 
 def _reply_msh(msg: Message | None, at: datetime, control_id: str, trigger: str) -> list:

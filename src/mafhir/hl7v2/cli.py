@@ -202,13 +202,14 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
         listener.serve_until_stopped()
     finally:
         replies.stop()
-        handler.close()
-        if connector is not None:
-            connector.close()
-        pending = len(store.pending_replies(limit=1_000_000))
-        click.echo(f"stopped; messages by status: {store.counts()}; application ACKs "
-                   f"pending: {pending}", err=True)
-        store.close()
+        try:
+            handler.close()
+        finally:
+            if connector is not None:
+                connector.close()
+            click.echo(f"stopped; messages by status: {store.counts()}; application ACKs "
+                       f"pending: {store.pending_reply_count()}", err=True)
+            store.close()
 
 
 @click.command("listen")

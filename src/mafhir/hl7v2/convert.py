@@ -8,6 +8,7 @@ held for review (AE, ERR 204 on PID-3), not delivered.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -80,6 +81,14 @@ def patient_identifiers(bundle: JSON) -> Iterator[tuple[str, str]]:
                 yield parsed[1], parsed[2]
 
 
+def _takes_status(respond: Callable[..., Any]) -> bool:
+    """Does a converter's ``respond`` take the outcome status as a third argument?"""
+    try:
+        return len(inspect.signature(respond).parameters) >= 3
+    except (TypeError, ValueError):
+        return False
+
+
 def _kind(problem: Problem) -> str:
     text = problem.message
     if "missing" in text or "required" in text:
@@ -105,7 +114,10 @@ class ConvertHandler:
         conv = self.registry.converters.get(f"{FORMAT}:{msg.type}")
         if conv is not None and conv.respond is not None:
             try:
-                outcome = replace(outcome, response=conv.respond(msg, ORIGINAL[outcome.status]))
+                code = ORIGINAL[outcome.status]
+                response = conv.respond(msg, code, outcome.status) \
+                    if _takes_status(conv.respond) else conv.respond(msg, code)
+                outcome = replace(outcome, response=response)
             except Exception as exc:  # a bare ACK still answers the message
                 log.warning("no %s response: %s", msg.type, type(exc).__name__)
         return outcome

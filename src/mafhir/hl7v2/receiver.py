@@ -10,17 +10,18 @@ answers with an ACK and goes on; logs name message types and row ids, never cont
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from ..errors import InputError, Problem
 from .ack import Response, ack_for, ack_for_unreadable
 from .message import MAX_MESSAGE_BYTES, Message, check_header, parse
-from .store import MessageStore
+from .store import Claim, MessageStore
 
-__all__ = ["Handler", "Outcome", "Receiver"]
+__all__ = ["Handler", "Outcome", "Receiver", "is_acknowledgment"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ class Outcome:
 Handler = Callable[[Message], Outcome]
 
 
+def is_acknowledgment(msg: Message) -> bool:
+    """An ACK, or an application response that carries MSA (ORL^O22, RRE^O12…): a peer
+    answering a message mafhir sent. It is never application-acknowledged in turn."""
+    return msg.msh.get(9, 1) == "ACK" or msg.first("MSA") is not None
+
+
 def _wanted(condition: str, ok: bool) -> bool:
     """Enhanced mode: does MSH-15/16 (AL, NE, ER, SU) ask for this acknowledgment?"""
     condition = condition or "AL"
@@ -59,6 +66,8 @@ class Receiver:
         self.clock = clock
         self.max_bytes = max_bytes
         self.wait_for_duplicate = wait_for_duplicate
+        self._live: set[int] = set()  # rows this receiver is processing right now
+        self._live_lock = threading.Lock()
 
     def receive(self, raw: bytes) -> bytes | None:
         now = self.clock()
@@ -70,11 +79,34 @@ class Receiver:
         if not msg.control_id:
             return self._quarantine(raw, header, now, msg)
         claim = self.store.claim(msg.sender, msg.control_id, msg.type, raw, now)
+        if claim.duplicate and claim.ack is None:
+            with self._live_lock:
+                orphan = claim.id not in self._live
+            if orphan and self.store.take_over(
+                    claim.id, raw, now - timedelta(seconds=self.wait_for_duplicate)):
+                # stored but never finished (the process stopped mid-way): process it now
+                log.info("%s (row %d) was stored but not finished: processing it",
+                         msg.type, claim.id)
+                claim = Claim(claim.id, duplicate=False)
         if claim.duplicate:
             log.info("duplicate %s (row %d): original ACK returned", msg.type, claim.id)
             ack = claim.ack if claim.ack is not None else \
                 self.store.wait_ack(claim.id, self.wait_for_duplicate)
+            if ack is None:  # still being processed elsewhere: not committed yet, re-send
+                ack = ack_for(msg, "CE" if msg.enhanced_mode else "AR", now, ((Problem(
+                    "MSH-10", "this message is still being processed; send it again "
+                    "later"), "duplicate"),)).encode("utf-8")
             return ack
+        with self._live_lock:
+            self._live.add(claim.id)
+        try:
+            return self._process(msg, header, claim.id, now)
+        finally:
+            with self._live_lock:
+                self._live.discard(claim.id)
+
+    def _process(self, msg: Message, header: list[Problem], row_id: int,
+                 now: datetime) -> bytes | None:
         if header:
             kinds = [(p, "version" if p.location == "MSH-12" else "type") for p in header]
             outcome = Outcome("rejected", tuple(kinds))
@@ -82,11 +114,11 @@ class Receiver:
             try:
                 outcome = self.handler(msg)
             except Exception as exc:  # a handler bug must never stop the listener
-                log.error("handler failed on %s (row %d): %s", msg.type, claim.id,
+                log.error("handler failed on %s (row %d): %s", msg.type, row_id,
                           type(exc).__name__)
                 outcome = Outcome("error", ((Problem("", f"internal error: "
                                                          f"{type(exc).__name__}"), "internal"),))
-        return self._acknowledge(msg, claim.id, outcome, now)
+        return self._acknowledge(msg, row_id, outcome, now)
 
     def _acknowledge(self, msg: Message, row_id: int, outcome: Outcome,
                      now: datetime) -> bytes | None:
@@ -109,7 +141,8 @@ class Receiver:
             reply = ack_for(msg, commit, now, problems if commit == "CR" else (),
                             severity=severity).encode("utf-8")
         app_ack = None
-        if commit == "CA" and _wanted(msg.app_ack_type, app == "AA"):
+        if commit == "CA" and _wanted(msg.app_ack_type, app == "AA") \
+                and not is_acknowledgment(msg):
             app_ack = ack_for(msg, app, now, problems, severity=severity,
                               response=outcome.response, commit_wanted=True).encode("utf-8")
         self.store.finish(row_id, outcome.status, reply or app_ack, lines, app_ack)

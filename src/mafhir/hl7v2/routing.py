@@ -5,8 +5,10 @@ Results are converted and delivered (:class:`~mafhir.hl7v2.convert.ConvertHandle
 default); a type a plugin claimed with ``register_handlers`` (RDE^O25 → the refill
 worklist) goes to that plugin's handler; an acknowledgment (MSH-9 ``ACK``: a peer's
 enhanced-mode application ACK to a message mafhir sent) is kept in the store and
-commit-accepted, never converted. Plugin handlers are built on the first message of
-their type, so a lab-only listener never opens the pharmacy's worklist.
+commit-accepted, never converted; so is an application response that carries MSA
+(ORL^O22, RRE^O12…) for which no plugin registered a handler. Plugin handlers are built
+on the first message of their type, so a lab-only listener never opens the pharmacy's
+worklist.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..registry import MessageHandler, Registry
 from .context import V2Context
 from .convert import FORMAT, ConvertHandler
 from .message import Message
-from .receiver import Handler, Outcome
+from .receiver import Handler, Outcome, is_acknowledgment
 
 __all__ = ["HandlerSetup", "RoutingHandler"]
 
@@ -70,9 +72,9 @@ class RoutingHandler:
         spec = self._specs.get(msg.type)
         if spec is not None:
             return self._handler(spec)(msg)
-        if msg.msh.get(9, 1) == "ACK":
+        if is_acknowledgment(msg):  # ACK, ORL^O22, RRE^O12… answering what mafhir sent
             msa = msg.first("MSA")
-            log.info("application ACK %s received (kept in the store)",
+            log.info("%s %s received (kept in the store)", msg.type,
                      msa.get(1) if msa is not None else "without MSA")
             return Outcome("processed")
         return self.default(msg)

@@ -44,13 +44,14 @@ CREATE TABLE IF NOT EXISTS messages (
     reply_status TEXT,
     reply_attempts INTEGER NOT NULL DEFAULT 0,
     reply_error  TEXT,
+    reply_next_at REAL NOT NULL DEFAULT 0,
     UNIQUE (sender, control_id)
 );
 CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
 """
 #: Columns added after the first release: an older store file gets them on open.
 _ADDED = {"reply_status": "TEXT", "reply_attempts": "INTEGER NOT NULL DEFAULT 0",
-          "reply_error": "TEXT"}
+          "reply_error": "TEXT", "reply_next_at": "REAL NOT NULL DEFAULT 0"}
 _REPLIES_INDEX = ("CREATE INDEX IF NOT EXISTS messages_reply ON messages (reply_status) "
                   "WHERE reply_status = 'pending'")
 
@@ -81,6 +82,7 @@ class StoredMessage:
     reply_status: str | None = None  # enhanced mode: pending | sent (the app ACK's delivery)
     reply_attempts: int = 0
     reply_error: str | None = None
+    reply_next_at: float = 0.0  # epoch seconds: not tried again before then
 
 
 @dataclass(frozen=True)
@@ -139,26 +141,67 @@ class MessageStore:
         """Record the outcome and the ACK of a claimed message."""
         with self._lock:
             self._db.execute(
-                "UPDATE messages SET status=?, ack=?, app_ack=?, problems=?, reply_status=? "
-                "WHERE id=?", (status, ack, app_ack, "\n".join(problems) or None,
-                               "pending" if app_ack is not None else None, row_id))
+                "UPDATE messages SET status=?, ack=?, app_ack=?, problems=?, reply_status=?, "
+                "reply_next_at=0 WHERE id=?", (status, ack, app_ack, "\n".join(problems) or None,
+                                               "pending" if app_ack is not None else None,
+                                               row_id))
             self._done.notify_all()
 
-    def pending_replies(self, limit: int = 100) -> list[PendingReply]:
-        """Application ACKs not yet committed by their senders, oldest first."""
+    def take_over(self, row_id: int, raw: bytes, stored_before: datetime) -> bool:
+        """Claim a row left ``received`` (stored, never finished: its process stopped) for
+        processing again. Only a row stored before ``stored_before`` qualifies, so one that
+        another listener on this file is still working on is not taken from it."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, sender, app_ack, reply_attempts FROM messages WHERE "
-                "reply_status='pending' ORDER BY id LIMIT ?", (limit,)).fetchall()
+            cur = self._db.execute(
+                "UPDATE messages SET raw=?, attempts=attempts+1, received_at=? WHERE id=? "
+                "AND status='received' AND received_at < ?",
+                (raw, datetime.now(stored_before.tzinfo).isoformat(), row_id,
+                 stored_before.isoformat()))
+            return cur.rowcount == 1
+
+    def pending_replies(self, limit: int = 100, senders: Sequence[str] | None = None,
+                        due_at: float | None = None) -> list[PendingReply]:
+        """Application ACKs not yet committed by their senders, oldest first: only those
+        of ``senders`` (None: all) that are due by ``due_at`` (epoch seconds; None: all),
+        so ACKs no route can deliver, or waiting out a backoff, never crowd out the rest."""
+        sql = "SELECT id, sender, app_ack, reply_attempts FROM messages WHERE " \
+              "reply_status='pending'"
+        args: list[object] = []
+        if senders is not None:
+            sql += f" AND sender IN ({', '.join('?' * len(senders)) or 'NULL'})"
+            args += list(senders)
+        if due_at is not None:
+            sql += " AND reply_next_at <= ?"
+            args.append(due_at)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
         return [PendingReply(i, s or "", a, n) for i, s, a, n in rows]
 
-    def reply_result(self, row_id: int, sent: bool, error: str | None = None) -> None:
-        """Record one attempt to deliver an application ACK (``sent``: the sender took it)."""
+    def pending_reply_count(self) -> int:
         with self._lock:
-            self._db.execute(
+            row = self._db.execute("SELECT COUNT(*) FROM messages WHERE "
+                                   "reply_status='pending'").fetchone()
+        return int(row[0])
+
+    def pending_senders(self) -> list[str]:
+        """The senders that have application ACKs waiting."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT sender FROM messages WHERE "
+                                    "reply_status='pending'").fetchall()
+        return [r[0] or "" for r in rows]
+
+    def reply_result(self, reply: PendingReply, sent: bool, error: str | None = None,
+                     next_at: float = 0.0) -> bool:
+        """Record one attempt to deliver ``reply``. Only the very ACK that was sent is
+        marked: if the message was processed again meanwhile (a re-send after ``retry``),
+        its new ACK stays pending. Returns whether the row was updated."""
+        with self._lock:
+            cur = self._db.execute(
                 "UPDATE messages SET reply_status=?, reply_attempts=reply_attempts+1, "
-                "reply_error=? WHERE id=? AND reply_status='pending'",
-                ("sent" if sent else "pending", error, row_id))
+                "reply_error=?, reply_next_at=? WHERE id=? AND reply_status='pending' "
+                "AND app_ack=?", ("sent" if sent else "pending", error, next_at, reply.id,
+                                  reply.app_ack))
+            return cur.rowcount == 1
 
     def wait_ack(self, row_id: int, timeout: float = 30.0) -> bytes | None:
         """The ACK of a message another connection is still processing (None on timeout)."""

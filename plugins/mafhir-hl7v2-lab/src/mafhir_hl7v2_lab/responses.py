@@ -4,6 +4,12 @@ An ordering system reads ORC-1 of each order to learn whether *that* order was t
 (``OK``) or not (``UA``, unable to accept); a bare ACK cannot say so per order. Placer
 and filler numbers are echoed so the sender can match each answer to its order.
 
+``UA`` is a permanent refusal (the sender dead-letters the order), so it answers only an
+order that could not be read (``error``) or a message refused outright (``rejected``). An
+order held for review (unknown patient, AE with an ERR of severity W) was taken: ``OK``.
+A transient failure (``retry``) gets no order response at all: the bare AR asks the
+sender to try again, where a ``UA`` would tell it to give up.
+
 ORL^O22 (v2.5.1): MSH, MSA, [ERR], then RESPONSE: PATIENT (PID), ORDER (ORC, [TQ1],
 [OBR, [SPM]]). ORR^O02 (v2.5.1): MSH, MSA, [ERR], then PID, ORDER (ORC, [OBR]).
 """
@@ -16,6 +22,8 @@ from mafhir.hl7v2.message import Message, Segment
 __all__ = ["orl_o22", "orr_o02"]
 
 ACCEPTED = ("AA", "CA")
+#: outcome status (the core's receiver) → ORC-1; ``retry`` has no entry (no response)
+CONTROL = {"processed": "OK", "review": "OK", "error": "UA", "rejected": "UA"}
 
 
 def _echo(seg: Segment | None, n: int) -> Reps | None:
@@ -51,9 +59,24 @@ def _obr(obr: Segment) -> list:
     return ["OBR", obr.get(1) or "1", _echo(obr, 2), _echo(obr, 3), _echo(obr, 4)]
 
 
-def _respond(msg: Message, ack_code: str, with_tq1_spm: bool,
-             message_type: tuple[str, str, str]) -> Response:
-    control = "OK" if ack_code in ACCEPTED else "UA"
+def _control(ack_code: str, status: str | None) -> str | None:
+    """ORC-1 for every order, or None for no order response (a bare ACK).
+
+    Without a status (a caller that passes only the ACK code) the code decides: AE/AR
+    cannot tell "held" or "try again" from "refused", so both mean ``UA`` as before.
+    """
+    if status == "retry":
+        return None
+    if status in CONTROL:
+        return CONTROL[status]
+    return "OK" if ack_code in ACCEPTED else "UA"
+
+
+def _respond(msg: Message, ack_code: str, status: str | None, with_tq1_spm: bool,
+             message_type: tuple[str, str, str]) -> Response | None:
+    control = _control(ack_code, status)
+    if control is None:
+        return None
     pid = _pid(msg)
     segments: list[list] = []
     if pid is not None:  # the ORDER group sits inside PATIENT: no PID, no orders echoed
@@ -76,12 +99,13 @@ def _respond(msg: Message, ack_code: str, with_tq1_spm: bool,
     return Response(message_type, segments)
 
 
-def orl_o22(msg: Message, ack_code: str) -> Response:
-    """The ORL^O22 answering an OML^O21: ORC-1 ``OK`` for each order when it was taken
-    (AA/CA), ``UA`` when not (AE/AR)."""
-    return _respond(msg, ack_code, True, ("ORL", "O22", "ORL_O22"))
+def orl_o22(msg: Message, ack_code: str, status: str | None = None) -> Response | None:
+    """The ORL^O22 answering an OML^O21: ORC-1 per order by the outcome ``status``
+    (``OK`` processed or held for review, ``UA`` error or rejected, none for retry); with
+    no status, ``OK`` for AA/CA and ``UA`` for AE/AR."""
+    return _respond(msg, ack_code, status, True, ("ORL", "O22", "ORL_O22"))
 
 
-def orr_o02(msg: Message, ack_code: str) -> Response:
+def orr_o02(msg: Message, ack_code: str, status: str | None = None) -> Response | None:
     """The ORR^O02 answering an ORM^O01 (same ORC-1 rule; no TQ1/SPM in its structure)."""
-    return _respond(msg, ack_code, False, ("ORR", "O02", "ORR_O02"))
+    return _respond(msg, ack_code, status, False, ("ORR", "O02", "ORR_O02"))

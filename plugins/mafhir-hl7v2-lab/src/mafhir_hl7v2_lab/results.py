@@ -8,11 +8,12 @@ result. Reports and observations are conditional updates keyed on the filler ord
 number, the test code and the OBX sub-id, so a corrected result (OBR-25/OBX-11 ``C``)
 replaces the earlier one instead of adding a second.
 
-Rows of one OBR that share an OBX-4 sub-id (an isolate and its colony count, a
-specimen's findings) are one result group: a parent Observation coded as the OBR's test
-holds them in ``hasMember`` and stands for them in ``DiagnosticReport.result`` (the IG
-leaves the structure to local use of OBX-4; every row also keeps its sub-id in the IG's
-sub-id extension). An ED value (a PDF, an image) also goes to ``presentedForm``.
+Rows that share an OBX-4 sub-id within one context, the OBR's own rows or one SPM's (an
+isolate and its colony count, a specimen's findings), are one result group: a parent
+Observation coded as the OBR's test holds them in ``hasMember`` and stands for them in
+``DiagnosticReport.result`` (the IG leaves the structure to local use of OBX-4; every row
+also keeps its sub-id in the IG's sub-id extension). An ED value (a PDF, an image) also
+goes to ``presentedForm``.
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             (t for s in specimens if (t := s.get("collection", {}).get("collectedDateTime"))),
             None)
         results: list[JSON] = []
+        # a group's context: 0 for the OBR's own rows, else its SPM's place in the order
+        # group (positions, not id(): they also key the parent's identifier, which must be
+        # the same when a corrected report is sent again)
+        spm_no = {id(sp): n for n, sp in enumerate(parts["spm"], start=1)}
         grouped: dict[tuple[str, int], list[JSON]] = {}
         presented: list[JSON] = []
         seen: dict[tuple[str, str], int] = {}
@@ -158,12 +163,12 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             presented += [x["valueAttachment"] for x in obs.get("extension", [])
                           if x["url"] == VALUE_ATTACHMENT]
             if obx.get(4):  # grouped within its context: the OBR's own rows or one SPM's
-                grouped.setdefault((obx.raw(4), id(sp)), []).append(obs)
+                grouped.setdefault((obx.raw(4), spm_no.get(id(sp), 0)), []).append(obs)
         members = {id(o) for rows in grouped.values() if len(rows) > 1 for o in rows}
         parents: dict[int, JSON] = {}
-        for (sub, _), rows in grouped.items():
+        for (sub, context), rows in grouped.items():
             if len(rows) > 1:
-                parent = result_group(reader, obr, rows, sub, base,
+                parent = result_group(reader, obr, rows, f"{sub}|{context}", base,
                                       f"{ctx.map.clinic.system}/lab-result", order_ref)
                 parents[id(rows[0])] = parent
                 entries.append(update(parent))
@@ -218,15 +223,20 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
     return transaction(entries)
 
 
-def result_group(reader: Reader, obr: Segment, rows: list[JSON], sub: str, report: JSON,
+def result_group(reader: Reader, obr: Segment, rows: list[JSON], group: str, report: JSON,
                  system: str, order_ref: JSON | None) -> JSON:
-    """The parent of the rows sharing OBX-4 ``sub``: coded as the OBR's test, its
-    members in ``hasMember``; final only when every member says the same."""
+    """The parent of rows sharing an OBX-4 sub-id in one context: coded as the OBR's
+    test, its members in ``hasMember``; final only when every member says the same.
+
+    ``group`` is ``"<OBX-4>|<context>"`` (0 = the OBR's rows, n = its n-th SPM): two
+    specimens may both use sub-id 1, and a parent keyed on the sub-id alone would share
+    one identifier (one fullUrl), so a Bundle would keep one and lose the other's rows.
+    """
     statuses = {o["status"] for o in rows}
     parent: JSON = {
         "resourceType": "Observation",
         "meta": {"profile": [LAB_OBS]},
-        "identifier": [result_identifier(system, report, ("OBX-4 group", sub), 1)],
+        "identifier": [result_identifier(system, report, ("OBX-4 group", group), 1)],
         "status": statuses.pop() if len(statuses) == 1 else "preliminary",
         "category": rows[0]["category"],
         "code": reader_code(reader, obr),

@@ -50,11 +50,12 @@ _COMPARATORS = ("<", "<=", ">=", ">")
 _UCUM_CODES = set(UCUM_UNITS.values())
 #: OBX-4 as the IG's OG[Extension-Subidentifier] map writes it.
 SUBID_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
-#: OBX-5 ED/RP → Observation: R4 has no valueAttachment; the IG's OBX map uses this
-#: cross-version extension. The map spells it ``https://``; every other 5.0 extension in
-#: the IG's tables, and FHIR canonicals generally, use ``http://``, so that is written.
-VALUE_ATTACHMENT = ("http://hl7.org/fhir/5.0/StructureDefinition/"
-                    "extension-Observation.valueAttachment")
+#: OBX-5 ED/RP → Observation: R4 has no valueAttachment, so it goes in the R5→R4
+#: cross-version extension. Those are named after the *element*, and for a choice element
+#: that is ``Observation.value`` (the extension carries ``valueAttachment``); the IG's OBX
+#: table writes ``https://…extension-Observation.valueAttachment``, a typo naming no
+#: published extension, so the published canonical (``http://``) is written instead.
+VALUE_ATTACHMENT = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 #: ED-3 data subtype (HL7 table 0291) → MIME type; a subtype already in MIME form is kept.
 ED_SUBTYPES = {"PDF": "application/pdf", "JPEG": "image/jpeg", "GIF": "image/gif",
                "TIFF": "image/tiff", "PNG": "image/png", "RTF": "application/rtf",
@@ -290,7 +291,7 @@ class Reader:
             obs["performer"] = [{"display": performer}]
         value = self.value(obx)
         if value is not None and value[0] == "attachment":
-            # R4 has no valueAttachment: the IG's extension carries it, and the value
+            # R4 has no valueAttachment: the cross-version extension carries it; the value
             # itself is absent for R4 readers ("unsupported"), never dropped
             obs.setdefault("extension", []).append({"url": VALUE_ATTACHMENT,
                                                     "valueAttachment": value[1]})
