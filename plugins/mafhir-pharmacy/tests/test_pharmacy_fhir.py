@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers_pharmacy import clinic, mapped, prescription, refill_request
+from requests.adapters import HTTPAdapter
 
 from mafhir.bundle import transaction
 from mafhir.errors import InputError
@@ -277,6 +278,48 @@ def test_no_notification_in_time_falls_back_to_polling(pharmacy_server, caplog):
             == f"MedicationDispense?prescription=MedicationRequest/{mr['id']}"]
     assert ours, "no Subscription was ever created"
     assert _subscriptions_for(pharmacy, mr["id"]) == []
+    pharmacy.close()
+
+
+class RoutedTo(HTTPAdapter):
+    """Sends what is addressed to ``alias`` to ``real``: a client that believes its FHIR
+    server is on another host, while SEKMET on loopback answers."""
+
+    def __init__(self, alias: str, real: str) -> None:
+        super().__init__()
+        self.alias, self.real = alias, real
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        if request.url and request.url.startswith(self.alias):
+            request.url = self.real + request.url[len(self.alias):]
+        return super().send(request, **kwargs)
+
+
+def test_a_server_elsewhere_is_followed_by_polling_never_subscribed(pharmacy_server, caplog):
+    """A loopback rest-hook is unreachable from another host (and a Subscription there
+    would post to that host's own loopback): no Subscription is created; it polls."""
+    from mafhir_fhir_rest import FhirClient
+
+    c = clinic()
+    pharmacy = FhirPharmacy(pharmacy_server.base_url, clinic_system=c.system)
+    mr = _send_draft(pharmacy, "rx-sub-4", c)
+    alias = "http://pharmacy.example.invalid/fhir"
+    remote = FhirClient(alias)
+    remote.session.mount("http://pharmacy.example.invalid/",
+                         RoutedTo(alias, pharmacy_server.base_url.rstrip("/")))
+    follower = FhirPharmacy(remote, clinic_system=c.system)
+    mr["status"] = "active"  # the simulator dispenses it
+    pharmacy.client.update(mr)
+    with caplog.at_level(logging.WARNING, logger="mafhir_pharmacy.follow"):
+        status = follower.wait_for_dispense("rx-sub-4", timeout=WAIT, interval=0.2,
+                                            subscribe=True)
+    follower.close()
+    assert (status.state, status.via) == ("dispensed", "poll")
+    assert [r.getMessage() for r in caplog.records] == [
+        "the pharmacy server is not on this machine; following by polling"]
+    history = pharmacy.client.request("GET", "Subscription/_history").body
+    assert [e for e in history.get("entry", []) if (e.get("resource") or {}).get("criteria")
+            == f"MedicationDispense?prescription=MedicationRequest/{mr['id']}"] == []
     pharmacy.close()
 
 

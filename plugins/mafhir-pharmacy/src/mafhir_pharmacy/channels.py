@@ -23,8 +23,10 @@ receives become ``refill_request`` tasks like the v2 ones.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from mafhir.cli.options import load_clinic
 from mafhir.context import MapContext
@@ -44,7 +47,7 @@ from mafhir.resourceset import ResourceSet
 from .codes import CONTROLLED_TAG, RXNORM, known_drug
 
 __all__ = ["DispenseStatus", "FhirPharmacy", "NotificationReceiver", "V2Pharmacy",
-           "controlled_entries"]
+           "controlled_entries", "notify_window", "on_this_machine"]
 
 JSON = dict[str, Any]
 log = logging.getLogger("mafhir_pharmacy.follow")
@@ -88,19 +91,25 @@ class DispenseStatus:
 class NotificationReceiver:
     """A rest-hook endpoint on loopback (127.0.0.1, a free port) for one wait.
 
-    It binds loopback only, so nothing beyond this machine can reach it (a pharmacy server
-    elsewhere cannot either: then no notification comes and the wait falls back to
-    polling). The path carries a random token so a stray request to the port is not taken
-    for a notification. What arrives only *wakes* the reader: the state is always read
-    back from the server, so a forged or partial notification cannot report a dispense.
-    Both R4 delivery styles are taken: POST of the resource (or an empty ping) to the
-    endpoint, and PUT to ``<endpoint>/<type>/<id>``.
+    It binds loopback only, so nothing beyond this machine can reach it (which is why
+    :meth:`FhirPharmacy.wait_for_dispense` subscribes only to a server on this machine).
+    The path carries a random token so a stray request to the port is not taken for a
+    notification. What arrives only *wakes* the reader: the state is always read back
+    from the server, so a forged or partial notification cannot report a dispense. Both
+    R4 delivery styles are taken: POST of the resource (or an empty ping) to the
+    endpoint, and PUT to ``<endpoint>/<type>/<id>``. A body is read only when its
+    ``Content-Length`` is a number within :data:`MAX_NOTIFICATION_BYTES` (400 when it is
+    not a number, 413 when negative or too large), and only a count and the last body
+    are kept, so a chatty or hostile sender cannot grow memory.
     """
 
     def __init__(self) -> None:
         self.path = f"/mafhir/notify/{secrets.token_urlsafe(16)}"
-        self.received: list[JSON | None] = []
+        #: How many notifications came, and the last one's resource (None: an empty ping).
+        self.count = 0
+        self.last: JSON | None = None
         self._event = threading.Event()
+        self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,16 +118,24 @@ class NotificationReceiver:
                         self.path.startswith(receiver.path + "/")):
                     self.send_error(404)
                     return
-                size = int(self.headers.get("Content-Length") or 0)
-                if size > MAX_NOTIFICATION_BYTES:
-                    self.send_error(413)
+                given = self.headers.get("Content-Length")
+                length = "0" if given is None else given.strip()  # none: an empty ping
+                if not re.fullmatch(r"-?[0-9]+", length):
+                    self.send_error(400, "Content-Length is not a number")
                     return
+                if length.startswith("-") or len(length) > 12 or \
+                        int(length) > MAX_NOTIFICATION_BYTES:
+                    self.send_error(413, "Content-Length is negative or too large")
+                    return
+                size = int(length)
                 raw = self.rfile.read(size) if size else b""
                 try:
                     body = json.loads(raw) if raw.strip() else None
                 except ValueError:
                     body = None
-                receiver.received.append(body if isinstance(body, dict) else None)
+                with receiver._lock:
+                    receiver.count += 1
+                    receiver.last = body if isinstance(body, dict) else None
                 receiver._event.set()
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -150,6 +167,35 @@ class NotificationReceiver:
         got = self._event.wait(max(0.0, timeout))
         self._event.clear()
         return got
+
+
+def on_this_machine(base_url: str) -> bool:
+    """Whether a FHIR base URL names this machine (localhost, 127.0.0.0/8, ::1).
+
+    Only such a server can reach the loopback :class:`NotificationReceiver`; a server
+    elsewhere given ``http://127.0.0.1:…`` would post to its own loopback.
+    """
+    host = urlsplit(base_url).hostname  # lower-cased, IPv6 brackets removed
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def notify_window(timeout: float, interval: float, notify_within: float | None) -> float:
+    """How long to wait for a first notification before polling again.
+
+    ``notify_within`` when given; else a few poll intervals, at least 5 s (a server
+    notifies after its own short delay), so a Subscription that never fires costs the
+    wait little more than polling would; never beyond ``timeout``.
+    """
+    if notify_within is not None:
+        return max(0.0, min(timeout, notify_within))
+    return max(0.0, min(timeout, max(5 * interval, 5.0)))
 
 
 def _dispense_state(md: JSON, now: datetime, pickup_days: int) -> str:
@@ -222,25 +268,32 @@ class FhirPharmacy:
         pharmacy server is asked to *tell* us instead (an R4 rest-hook Subscription on
         ``MedicationDispense?prescription=…``, to a :class:`NotificationReceiver` on
         loopback), which costs one read per change rather than one per interval; the
-        Subscription is deleted when done. When the server refuses it, or no notification
-        comes within ``notify_within`` (default: the whole timeout), the wait falls back
-        to polling and says so in the log.
+        Subscription is deleted when done. Only a server on this machine can reach that
+        receiver (one elsewhere would post to its *own* loopback), so for any other server
+        the wait polls and says so in the log. When the server refuses the Subscription,
+        or no notification comes within ``notify_within`` (default
+        :func:`notify_window`: a few poll intervals), polling resumes and says so; a
+        notification that comes later still wakes a read at once.
         """
         deadline = time.monotonic() + timeout
-        via = "poll"
+        if subscribe and not on_this_machine(str(getattr(self.client, "base_url", ""))):
+            log.warning("the pharmacy server is not on this machine; following by polling")
+            subscribe = False
         if subscribe:
-            notified = self._wait_notified(rx_id, deadline, notify_within)
+            notified = self._wait_notified(rx_id, deadline, interval,
+                                           notify_window(timeout, interval, notify_within))
             if notified is not None:
                 return notified
         while True:
             status = self.follow(rx_id)
             if status.state != "pending" or time.monotonic() >= deadline:
-                return _via(status, via)
+                return _via(status, "poll")
             sleep(interval)
 
-    def _wait_notified(self, rx_id: str, deadline: float,
-                       notify_within: float | None) -> DispenseStatus | None:
-        """The status once a notification woke us; None to fall back to polling."""
+    def _wait_notified(self, rx_id: str, deadline: float, interval: float,
+                       window: float) -> DispenseStatus | None:
+        """The status, woken by notifications (polling after ``window`` seconds without
+        one); None when the Subscription was refused, to poll without it."""
         status = self.follow(rx_id)  # also: the prescription exists (else InputError)
         if status.state != "pending":
             return status
@@ -256,8 +309,7 @@ class FhirPharmacy:
                 status = self.follow(rx_id)
                 if status.state != "pending":
                     return status
-                notify_end = deadline if notify_within is None else \
-                    min(deadline, time.monotonic() + notify_within)
+                notify_end = min(deadline, time.monotonic() + window)
                 while receiver.wait(notify_end - time.monotonic()):
                     status = self.follow(rx_id)
                     if status.state != "pending":
@@ -267,8 +319,18 @@ class FhirPharmacy:
                                 sub_id, status.state)
                     return _via(self.follow(rx_id), "poll")
                 log.warning("no notification from Subscription/%s within %.1fs; following "
-                            "by polling instead", sub_id, notify_within)
-                return None
+                            "by polling instead (a later notification still wakes a read)",
+                            sub_id, window)
+                via = "poll"
+                while True:
+                    status = self.follow(rx_id)
+                    if status.state != "pending":
+                        return _via(status, via)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return _via(status, "poll")
+                    # the poll interval, cut short by a notification
+                    via = "subscription" if receiver.wait(min(interval, left)) else "poll"
             finally:
                 self._unsubscribe(sub_id)
 

@@ -123,12 +123,20 @@ def follow_command(prescription: str, url: str, wait: float, subscribe: bool,
 
 @pharmacy_group.command("worklist")
 @worklist_option
-@click.option("--status", type=click.Choice(["requested", "review", "approved", "denied"]))
+@click.option("--status", type=click.Choice(["requested", "review", "approved", "denied",
+                                            "unreadable"]),
+              help="Only these; 'unreadable': a pharmacy's Tasks `poll` could not read.")
 def worklist_command(worklist_path: str, status: str | None) -> None:
     """The refill requests on the worklist, one JSON line each (no status: all)."""
     from .worklist import LocalWorklist
 
     worklist = LocalWorklist(worklist_path)
+    if status == "unreadable":
+        for request, source, task_ref, reason in worklist.unreadable():
+            click.echo(json.dumps({"status": "unreadable", "request": request,
+                                   "task": task_ref, "source": source, "reason": reason}))
+        worklist.close()
+        return
     for state, task in worklist.items(status):
         click.echo(json.dumps({"status": state, "request": task.id,
                                "prescription": task.prescription,
@@ -163,12 +171,18 @@ def decide_command(request: str, decision: str | None, reason: str | None,
     The answer owed to the pharmacy is recorded with the decision and sent at once; if
     the pharmacy cannot take it now it stays pending (exit 75) for `mafhir pharmacy answer`.
     """
-    from .answers import deliver_answers
+    from .answers import deliver_answers, v2_address
     from .worklist import LocalWorklist
 
-    if answer_to is not None and answer_to.partition(":")[0] not in ("pharmacy-v2",
-                                                                     "pharmacy-fhir"):
-        raise click.BadParameter("expected pharmacy-v2:HOST:PORT", param_hint="--answer")
+    if answer_to is not None:
+        channel, _, address = answer_to.partition(":")
+        if channel not in ("pharmacy-v2", "pharmacy-fhir") or not address:
+            raise click.BadParameter("expected pharmacy-v2:HOST:PORT", param_hint="--answer")
+        if channel == "pharmacy-v2":
+            try:  # checked before deciding: a bad target would leave an answer undeliverable
+                v2_address(address)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--answer") from exc
 
     if bool(decision) == bool(reason):
         raise click.UsageError("give exactly one of --approve or --deny REASON")

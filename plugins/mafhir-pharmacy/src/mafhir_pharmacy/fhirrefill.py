@@ -16,8 +16,13 @@ worklist task.
 
 What is polled: ``Task?code=…task-code|fulfill&status=requested&_lastUpdated=ge<cursor>``,
 sorted by ``_lastUpdated``; the cursor is the server's own ``meta.lastUpdated`` of the
-last Task taken (no clock skew), kept in the worklist per server. ``ge`` re-reads the
-boundary Task; the worklist keys requests on the server's Task id, so it is taken once.
+last Task taken (no clock skew), kept in the worklist per server. Instants are compared as
+instants, never as text (``…:00.5Z`` is after ``…:00Z``; ``06:00:01-05:00`` is after
+``10:00:00Z``). ``ge`` re-reads the boundary Task; the worklist keys requests on the
+server's Task id, so it is taken once. A Task that cannot be read as a refill request is
+recorded on the worklist as *unreadable* (its id and why, never its values) and reported,
+so it is neither lost nor able to hold the cursor back; if the pharmacy corrects it, its
+``lastUpdated`` moves and the next poll reads it again.
 
 The answer (:func:`fhir_answer`, pure) is one transaction: the renewal MedicationRequest
 (``priorPrescription`` → the prior order on that server) and the pharmacy's own Task
@@ -29,7 +34,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from mafhir.bundle import transaction
 from mafhir.context import MapContext
@@ -42,8 +50,8 @@ from .codes import RXNORM, TASK_CODE
 from .mappers import pharmacy_from_fhir, refill_decision_to_fhir
 from .tasks import RefillDecisionTask, RefillRequestTask
 
-__all__ = ["OPEN", "PollResult", "fhir_answer", "pharmacy_task_to_request", "poll_refill_requests",
-           "request_id_for"]
+__all__ = ["OPEN", "PollResult", "fhir_answer", "later", "pharmacy_task_to_request",
+           "poll_refill_requests", "request_id_for"]
 
 JSON = dict[str, Any]
 OPEN = ("requested", "received", "accepted")
@@ -156,13 +164,47 @@ def fhir_answer(decision: RefillDecisionTask, pharmacy_task: JSON, prior_ref: st
 
 @dataclass
 class PollResult:
-    """What one poll took: new requests by state, and Tasks that could not be read."""
+    """What one poll took: new requests by state, and Tasks that could not be read
+    (``unreadable``: their worklist ids; ``problems``: why, by Task)."""
 
     requested: list[str] = field(default_factory=list)
     review: list[str] = field(default_factory=list)
     seen_again: int = 0
     problems: list[Problem] = field(default_factory=list)
     cursor: str | None = None
+    unreadable: list[str] = field(default_factory=list)
+
+
+def _instant(value: str | None) -> datetime | None:
+    """A FHIR instant as an aware datetime; None when absent or not an instant."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def later(a: str | None, b: str | None) -> str | None:
+    """The later of two server timestamps, compared as instants (text order is wrong for
+    fractions of a second and for offsets); one that is not an instant never wins."""
+    ta, tb = _instant(a), _instant(b)
+    if ta is None:
+        return b if tb is not None else a
+    if tb is None:
+        return a
+    return b if tb > ta else a
+
+
+def _reason(exc: Exception) -> str:
+    """Why a Task could not be read, by field, without the values it held."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'Task'}: {e['msg']}"
+                         for e in exc.errors(include_url=False, include_input=False))
+    if isinstance(exc, (ValueError, MafhirError)):  # the mappers name the field
+        return str(exc).splitlines()[0]
+    return f"Task: could not be read ({type(exc).__name__})"
 
 
 def _read_refs(client: Any, task: JSON) -> ResourceSet:
@@ -189,7 +231,12 @@ def _read_refs(client: Any, task: JSON) -> ResourceSet:
 
 def poll_refill_requests(client: Any, worklist: Any, clinic_system: str, source: str
                          ) -> PollResult:
-    """Put the pharmacy server's new refill-request Tasks on the worklist, once each."""
+    """Put the pharmacy server's new refill-request Tasks on the worklist, once each.
+
+    A Task that cannot be mapped is recorded as unreadable (and reported in
+    ``problems``) rather than left to pin the cursor: it would fail the same way on
+    every poll. The same version of it is not reported again.
+    """
     from .worklist import UnknownPrescription
 
     result = PollResult()
@@ -199,24 +246,31 @@ def poll_refill_requests(client: Any, worklist: Any, clinic_system: str, source:
     if cursor:
         params.append(("_lastUpdated", f"ge{cursor}"))
     newest = cursor
-    failed_at: str | None = None
     own = f"{clinic_system}/refill_request"
     for task in client.search("Task", params):
         updated = (task.get("meta") or {}).get("lastUpdated")
         if _ident(task, own) is not None:  # the clinic's own mirror of a request
-            newest = max(filter(None, (newest, updated)), default=None)
+            newest = later(newest, updated)
             continue
         rid = request_id_for(task)
-        if worklist.state(rid) is not None:
+        if worklist.state(rid) is not None or (
+                updated and worklist.unreadable_version(rid) == updated):
             result.seen_again += 1
-            newest = max(filter(None, (newest, updated)), default=None)
+            newest = later(newest, updated)
             continue
         try:
             request = pharmacy_task_to_request(task, _read_refs(client, task), clinic_system)
-        except ValueError as exc:
-            result.problems.append(Problem(f"Task/{task['id']}", str(exc).splitlines()[0]))
-            failed_at = min(filter(None, (failed_at, updated)), default=None)
+        except Exception as exc:
+            if isinstance(exc, MafhirError) and exc.transient:
+                raise  # the server, not the Task: the poll stops and the cursor stays
+            reason = _reason(exc)
+            result.problems.append(Problem(f"Task/{task['id']}", reason))
+            result.unreadable.append(rid)
+            worklist.add_unreadable(rid, f"pharmacy-fhir:{source}", f"Task/{task['id']}",
+                                    reason, updated)
+            newest = later(newest, updated)
             continue
+        worklist.clear_unreadable(rid)  # corrected by the pharmacy since
         prior = _ref_id(task.get("focus"), "MedicationRequest")
         worklist.add_source(rid, f"pharmacy-fhir:{source}", f"Task/{task['id']}",
                             f"MedicationRequest/{prior}" if prior else None)
@@ -225,10 +279,8 @@ def poll_refill_requests(client: Any, worklist: Any, clinic_system: str, source:
             result.requested.append(rid)
         except UnknownPrescription:
             result.review.append(rid)
-        newest = max(filter(None, (newest, updated)), default=None)
-    # a Task that could not be read is read again next time (never skipped by the cursor)
-    result.cursor = min(failed_at, newest) if failed_at and newest else (failed_at or newest)
+        newest = later(newest, updated)
+    result.cursor = newest
     if result.cursor and result.cursor != cursor:
         worklist.set_cursor(source, result.cursor)
     return result
-

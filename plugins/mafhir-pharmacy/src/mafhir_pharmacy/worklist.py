@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS answers (
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT
 );
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- a pharmacy's Tasks that could not be read as refill requests: kept with why (never
+-- their values) for the MA, so they are not lost and do not hold the poll cursor back;
+-- 'updated' is the Task's meta.lastUpdated, so a corrected version is read again
+CREATE TABLE IF NOT EXISTS unreadable (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL, task_ref TEXT NOT NULL, reason TEXT NOT NULL,
+    updated TEXT
+);
 """
 
 
@@ -121,6 +128,30 @@ class LocalWorklist:
     def set_cursor(self, source: str, value: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
+
+    def add_unreadable(self, request_id: str, source: str, task_ref: str, reason: str,
+                       updated: str | None) -> None:
+        """Record a pharmacy Task that could not be read (its latest version and why)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO unreadable VALUES (?, ?, ?, ?, ?)",
+                             (request_id, source, task_ref, reason, updated))
+
+    def unreadable_version(self, request_id: str) -> str | None:
+        """The ``meta.lastUpdated`` of the unreadable Task as recorded, if it is."""
+        with self._lock:
+            row = self._db.execute("SELECT updated FROM unreadable WHERE id=?",
+                                   (request_id,)).fetchone()
+        return row[0] if row else None
+
+    def clear_unreadable(self, request_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM unreadable WHERE id=?", (request_id,))
+
+    def unreadable(self) -> list[tuple[str, str, str, str]]:
+        """(request, source, Task reference, why) of the Tasks that could not be read."""
+        with self._lock:
+            return list(self._db.execute("SELECT id, source, task_ref, reason FROM unreadable "
+                                         "ORDER BY id"))
 
     def decision(self, request_id: str) -> RefillDecisionTask | None:
         with self._lock:
