@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .identity import identifier_query, resource_uuid
 
-__all__ = ["Entry", "create", "transaction", "update"]
+__all__ = ["Entry", "create", "rewrite_references", "transaction", "update"]
 
 JSON = dict[str, Any]
 
@@ -118,3 +118,19 @@ def transaction(entries: Iterable[Entry]) -> JSON:
         item["resource"] = _link(entry.resource, targets)
         out.append(item)
     return {"resourceType": "Bundle", "type": "transaction", "entry": out}
+
+
+def rewrite_references(node: Any, refs: dict[str, str]) -> Any:
+    """A copy of ``node`` with every ``reference`` found in ``refs`` replaced (urn:uuid or
+    a conditional reference → the server's ``Type/id``), at any depth."""
+    if isinstance(node, dict):
+        out = {k: (rewrite_references(v, refs) if isinstance(v, (dict, list)) else v)
+               for k, v in node.items()}
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in refs:
+            out["reference"] = refs[ref]
+        return out
+    if isinstance(node, list):
+        return [rewrite_references(v, refs) if isinstance(v, (dict, list)) else v
+                for v in node]
+    return node

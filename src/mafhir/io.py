@@ -49,21 +49,18 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data, parse_float=Decimal, parse_constant=_not_json)
 
 
-def _floats(node: Any) -> Any:
-    if isinstance(node, Decimal):
-        return float(node)
-    if isinstance(node, dict):
-        return {k: _floats(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_floats(v) for v in node]
-    return node
+def _is_fhir(doc: Any) -> bool:
+    return isinstance(doc, dict) and "resourceType" in doc
 
 
-def _as_given(doc: Any) -> Any:
-    """FHIR (``resourceType``) as read; anything else with its decimals as floats."""
-    if isinstance(doc, dict) and "resourceType" in doc:
-        return doc
-    return _floats(doc)
+def _read(raw: bytes) -> Any:
+    """One document: MA tasks as orjson reads them (floats, the fast path); a FHIR
+    resource or Bundle read again with :func:`loads` so its decimals stay exact."""
+    doc = orjson.loads(raw)
+    if isinstance(doc, list) and any(_is_fhir(item) for item in doc):
+        exact = loads(raw)
+        return [e if _is_fhir(e) else d for d, e in zip(doc, exact, strict=True)]
+    return loads(raw) if _is_fhir(doc) else doc
 
 
 def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[int, Any]]:
@@ -84,30 +81,29 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
     stripped = first.strip()
     if stripped.startswith(b"{"):
         try:
-            doc = loads(stripped)
+            doc = _read(stripped)
         except ValueError:
             doc = None
         if isinstance(doc, dict):  # NDJSON (or a one-line object)
-            yield 0, _as_given(doc)
+            yield 0, doc
             index = 0
             for lineno, line in enumerate(stream, start=2):
                 if not line.strip():
                     continue
                 index += 1
                 try:
-                    yield index, _as_given(loads(line))
+                    yield index, _read(line)
                 except ValueError as exc:
                     yield index, InputError([Problem(f"{label} line {lineno}",
                                                      f"not valid JSON ({exc.args[0]})")])
             return
     rest = first + stream.read()
     try:
-        doc = loads(rest)
+        doc = _read(rest)
     except ValueError as exc:
         why = f"not valid JSON, NDJSON or a JSON list ({exc.args[0]})"
         raise InputError([Problem(label, why)]) from None
     if isinstance(doc, list):
-        for index, item in enumerate(doc):
-            yield index, _as_given(item)
+        yield from enumerate(doc)
     else:
-        yield 0, _as_given(doc)
+        yield 0, doc

@@ -274,16 +274,17 @@ def _eligibility_entries(task: CoverageTask, elig: Eligibility, patient_ref: JSO
                 else organization_entry(ctx.clinic))
     entries.extend(provider.entries)
     created = fhir_datetime(elig.checked_at)
-    request: JSON = {
-        "resourceType": "CoverageEligibilityRequest",
-        "identifier": [identifier(ctx.clinic.task_system("coverage-eligibility-request"),
-                                  task.id)],
-        "status": "active",
-        "purpose": list(_PURPOSE),
-        "patient": patient_ref,
-    }
-    if elig.service_date:
-        request["servicedDate"] = fhir_date(elig.service_date)
+
+    def head(resource_type: str, system: str) -> JSON:
+        """What the request and its response share, in the element order R4 lists."""
+        head: JSON = {"resourceType": resource_type,
+                      "identifier": [identifier(ctx.clinic.task_system(system), task.id)],
+                      "status": "active", "purpose": list(_PURPOSE), "patient": patient_ref}
+        if elig.service_date:
+            head["servicedDate"] = fhir_date(elig.service_date)
+        return head
+
+    request = head("CoverageEligibilityRequest", "coverage-eligibility-request")
     request.update({
         "created": created,
         "provider": provider.ref,
@@ -294,16 +295,7 @@ def _eligibility_entries(task: CoverageTask, elig: Eligibility, patient_ref: JSO
     request_entry = create(request)
     entries.append(request_entry)
 
-    response: JSON = {
-        "resourceType": "CoverageEligibilityResponse",
-        "identifier": [identifier(ctx.clinic.task_system("coverage-eligibility-response"),
-                                  task.id)],
-        "status": "active",
-        "purpose": list(_PURPOSE),
-        "patient": patient_ref,
-    }
-    if elig.service_date:
-        response["servicedDate"] = fhir_date(elig.service_date)
+    response = head("CoverageEligibilityResponse", "coverage-eligibility-response")
     response.update({
         "created": created,
         "request": {"reference": request_entry.full_url},

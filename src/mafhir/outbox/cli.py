@@ -34,7 +34,8 @@ from .model import Item, Tally
 from .retry import RetryPolicy
 from .store import OutboxStore, open_store
 
-__all__ = ["outbox_group", "run_sync", "sync_command", "worker_command"]
+__all__ = ["outbox_group", "print_summary", "run_sync", "showing_progress", "sync_command",
+           "worker_command"]
 
 db_option = click.option(
     "--db", "db", envvar="MAFHIR_OUTBOX", default="mafhir.db", show_default=True,
@@ -120,6 +121,18 @@ def _progress_for(store: OutboxStore, show: bool, console: Console
     return progress, on_result
 
 
+@contextmanager
+def showing_progress(store: OutboxStore, engine: Engine, show: bool,
+                     console: Console) -> Iterator[None]:
+    """While the block runs, a progress bar follows the engine's results (when ``show``)."""
+    bar, engine.on_result = _progress_for(store, show, console)
+    if bar is None:
+        yield
+        return
+    with bar:
+        yield
+
+
 def print_summary(tally: Tally, console: Console, store: OutboxStore) -> None:
     table = Table(title="mafhir sync")
     cols = ("sent", "unchanged", "retried", "dead", "quarantined", "writes", "skipped")
@@ -151,31 +164,23 @@ def run_sync(store: OutboxStore, destination: str, inputs: list[str], *, ctx: Ma
                 console.print(f"[red]quarantined[/red] {escape(p)}")
 
     read_inputs()
-    bar, on_result = _progress_for(store, progress, console)
-    engine.on_result = on_result
-    with _graceful(engine, console):
-        if bar is not None:
-            bar.start()
-        try:
-            if not watch:
-                engine.run(once=True)
-            else:
-                runner = threading.Thread(target=engine.run, kwargs={"once": False},
-                                          daemon=True)
-                runner.start()
-                stamps = {n: _stamp(n) for n in inputs if n != "-"}
-                while runner.is_alive():
-                    runner.join(poll)
-                    for name in stamps:
-                        now = _stamp(name)
-                        if now != stamps[name] and not engine.stopping:
-                            stamps[name] = now
-                            got = enq.add_file(name)
-                            tally.enqueued += got.added
-                            tally.quarantined += got.quarantined
-        finally:
-            if bar is not None:
-                bar.stop()
+    with _graceful(engine, console), showing_progress(store, engine, progress, console):
+        if not watch:
+            engine.run(once=True)
+        else:
+            runner = threading.Thread(target=engine.run, kwargs={"once": False},
+                                      daemon=True)
+            runner.start()
+            stamps = {n: _stamp(n) for n in inputs if n != "-"}
+            while runner.is_alive():
+                runner.join(poll)
+                for name in stamps:
+                    now = _stamp(name)
+                    if now != stamps[name] and not engine.stopping:
+                        stamps[name] = now
+                        got = enq.add_file(name)
+                        tally.enqueued += got.added
+                        tally.quarantined += got.quarantined
     return tally
 
 
@@ -236,12 +241,17 @@ def sync_command(inputs: tuple[str, ...], to: str | None, db: str, clinic_path: 
             watch=not once, progress=show, resend=resend)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
+    _report(tally, as_json, console, store)
+    sys.exit(1 if tally.dead or tally.quarantined else 0)
+
+
+def _report(tally: Tally, as_json: bool, console: Console, store: OutboxStore) -> None:
+    """The run's summary (JSON or a table), then let go of the outbox."""
     if as_json:
         click.echo(json.dumps(tally.as_dict()))
     else:
         print_summary(tally, console, store)
     store.close()
-    sys.exit(1 if tally.dead or tally.quarantined else 0)
 
 
 @click.command("worker")
@@ -261,23 +271,12 @@ def worker_command(db: str, once: bool, as_json: bool, threads: int, max_attempt
     try:
         store = _open(db)
         engine = _engine(store, threads, max_attempts, max_age, retry_base, timeout, lease)
-        bar, on_result = _progress_for(store, bool(progress), console)
-        engine.on_result = on_result
-        with _graceful(engine, console):
-            if bar is not None:
-                bar.start()
-            try:
-                tally = engine.run(once=once)
-            finally:
-                if bar is not None:
-                    bar.stop()
+        with _graceful(engine, console), \
+                showing_progress(store, engine, bool(progress), console):
+            tally = engine.run(once=once)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(tally.as_dict()))
-    else:
-        print_summary(tally, console, store)
-    store.close()
+    _report(tally, as_json, console, store)
 
 
 @click.group("outbox")

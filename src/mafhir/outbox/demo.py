@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from ..plugins import get_registry
-from .cli import _progress_for, print_summary
+from .cli import print_summary, showing_progress
 from .delivery import resolve_destination
 from .engine import Engine
 from .enqueue import Enqueuer
@@ -34,15 +34,8 @@ def sync_day(bundles: Sequence[tuple[str, dict[str, Any]]], out_dir: Path, conso
         got = Enqueuer(store, destination, get_registry()).add_bundles(bundles)
         engine = Engine(store, threads=4, retry=RetryPolicy(max_attempts=5, base=0.5),
                         timeout=30.0)
-        bar, on_result = _progress_for(store, console.is_terminal, console)
-        engine.on_result = on_result
-        if bar is not None:
-            bar.start()
-        try:
+        with showing_progress(store, engine, console.is_terminal, console):
             tally = engine.run(once=True)
-        finally:
-            if bar is not None:
-                bar.stop()
         tally.enqueued, tally.skipped = got.added, got.skipped
         console.print(f"\nthrough the outbox ({store.url}) to {destination}:")
         print_summary(tally, console, store)

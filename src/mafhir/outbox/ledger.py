@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..bundle import rewrite_references
 from .keys import content_hash, digest, identity_of
 
 __all__ = ["SHARED_TYPES", "Plan", "PlannedEntry", "entries_of", "ledger_rows", "plan",
@@ -77,19 +78,6 @@ def shared_entries(bundle: JSON) -> list[PlannedEntry]:
             and (p.entry.get("request") or {}).get("method") in ("POST", "PUT")]
 
 
-def _rewrite(node: Any, refs: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        out = {k: (_rewrite(v, refs) if isinstance(v, (dict, list)) else v)
-               for k, v in node.items()}
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref in refs:
-            out["reference"] = refs[ref]
-        return out
-    if isinstance(node, list):
-        return [_rewrite(v, refs) if isinstance(v, (dict, list)) else v for v in node]
-    return node
-
-
 def plan(bundle: JSON, known: dict[tuple[str, str], JSON],
          refs: dict[str, str] | None = None) -> Plan:
     """Split ``bundle`` against the ledger rows ``known`` (keyed by (type, identity)).
@@ -114,8 +102,8 @@ def plan(bundle: JSON, known: dict[tuple[str, str], JSON],
     out = []
     for p in keep:
         entry = dict(p.entry)
-        if "resource" in entry:
-            entry["resource"] = _rewrite(entry["resource"], refs) if refs else entry["resource"]
+        if "resource" in entry and refs:
+            entry["resource"] = rewrite_references(entry["resource"], refs)
         row = known.get(p.key) if p.key else None
         if row is not None:  # changed since it was delivered: update the resource we made
             rtype, _, rid = str(row["server_id"]).partition("/")

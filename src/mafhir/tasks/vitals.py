@@ -224,7 +224,8 @@ class _Measure(BaseModel):
     not_obtained: NotObtained | None = None
 
     def _present(self) -> bool:
-        raise NotImplementedError
+        """Is a reading given? Most measures have one ``value``; others say otherwise."""
+        return getattr(self, "value", None) is not None
 
     @property
     def obtained(self) -> bool:
@@ -246,9 +247,6 @@ class Rate(_Measure):
 
     limits_key: ClassVar[str] = ""
     value: Number | None = None
-
-    def _present(self) -> bool:
-        return self.value is not None
 
     @field_validator("value")
     @classmethod
@@ -325,9 +323,6 @@ class Temperature(_Measure):
     value: Number | None = None
     site: TemperatureSite | None = None
 
-    def _present(self) -> bool:
-        return self.value is not None
-
     @field_validator("value")
     @classmethod
     def _limits(cls, v: float | None, info: ValidationInfo) -> float | None:
@@ -350,9 +345,6 @@ class SpO2(_Measure):
     value: Number | None = None
     o2_flow: Number | None = None
 
-    def _present(self) -> bool:
-        return self.value is not None
-
     @field_validator("value")
     @classmethod
     def _limits(cls, v: float | None) -> float | None:
@@ -371,9 +363,6 @@ class _Length(_Measure):
 
     unit: LengthUnit | None = None
     value: Number | None = None
-
-    def _present(self) -> bool:
-        return self.value is not None
 
     @field_validator("value")
     @classmethod

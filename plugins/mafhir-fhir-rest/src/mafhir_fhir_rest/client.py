@@ -29,6 +29,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from mafhir.bundle import rewrite_references
 from mafhir.errors import PermanentError
 from mafhir.io import dumps
 
@@ -188,18 +189,6 @@ def _refs(node: Any, out: set[str]) -> set[str]:
             if isinstance(v, (dict, list)):
                 _refs(v, out)
     return out
-
-
-def _rewrite(node: Any, ids: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        out = {k: _rewrite(v, ids) if isinstance(v, (dict, list)) else v for k, v in node.items()}
-        if isinstance(ref, str) and ref in ids:
-            out["reference"] = ids[ref]
-        return out
-    if isinstance(node, list):
-        return [_rewrite(v, ids) if isinstance(v, (dict, list)) else v for v in node]
-    return node
 
 
 def _status_code(status: str) -> int:
@@ -640,7 +629,7 @@ class FhirClient:
     def _prepared(entry: JSON, ids: dict[str, str]) -> JSON:
         out = dict(entry)
         if "resource" in entry:
-            out["resource"] = _rewrite(entry["resource"], ids)
+            out["resource"] = rewrite_references(entry["resource"], ids)
         return out
 
     def _batch(self, prepared: list[JSON], result: SendResult
