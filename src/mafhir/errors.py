@@ -12,6 +12,10 @@ guessing::
      │    ├── ValidationFailed     FHIR output/input fails structure or profile rules
      │    └── PluginError          a plugin is broken or registers something invalid
      └── TransientError            may succeed later (timeouts, 429, 503, …)
+
+Every :class:`Problem` carries a stable ``code`` from :data:`CODES` (the FHIR
+OperationOutcome ``issue.code`` vocabulary, so an OperationOutcome takes it as it is).
+HL7 ERR-3, exit codes and reports read the code, never the English message.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "CODES",
     "InputError",
     "MafhirError",
     "PermanentError",
@@ -31,12 +36,36 @@ __all__ = [
 ]
 
 
+#: The stable problem codes (FHIR IssueType, http://hl7.org/fhir/issue-type) and what
+#: each means here. ``invalid`` is the default for a problem that names none.
+CODES: dict[str, str] = {
+    "invalid": "the content is not valid (the general code)",
+    "structure": "the structure is broken (framing, segments, JSON shape, duplicate keys)",
+    "required": "a required element is missing",
+    "value": "a value is not of its data type or outside its range (dates, numbers, sizes)",
+    "invariant": "a rule between elements does not hold",
+    "code-invalid": "a code is not in its table or value set",
+    "not-supported": "the kind of content (message type, version, mode) is not supported",
+    "not-found": "a referenced thing (patient, order, sender) is not known",
+    "duplicate": "the content repeats something that exists (a reused control id)",
+    "conflict": "the content contradicts what is stored",
+    "security": "the content carries what must not be kept (credentials, unsafe characters)",
+    "too-long": "the content is larger than the configured limit",
+    "business-rule": "held for review by the clinic's rules (unknown identity, no time zone)",
+    "incomplete": "an element the profile wants is absent in the source (kept, reported)",
+    "processing": "the application failed (an internal error)",
+    "transient": "a temporary failure; trying again may succeed",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with one input: where (``location``) and why (``message``)."""
+    """One thing wrong with one input: where (``location``), why (``message``) and what
+    kind of problem it is (``code``, one of :data:`CODES`), for machines to act on."""
 
     location: str
     message: str
+    code: str = "invalid"
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
