@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError, MafhirError, Problem
@@ -22,7 +22,8 @@ from .context import V2Context
 from .message import Message
 from .receiver import ORIGINAL, Outcome
 
-__all__ = ["FORMAT", "ConvertHandler", "from_fhir", "patient_identifiers", "to_fhir"]
+__all__ = ["FORMAT", "ConvertHandler", "Converted", "convert", "from_fhir", "patient_identifiers",
+           "to_fhir"]
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -40,11 +41,28 @@ def _converter(registry: Registry, message_type: str, direction: str) -> Convert
     return conv
 
 
-def to_fhir(registry: Registry, msg: Message, ctx: V2Context) -> JSON:
-    """The transaction Bundle for ``msg`` (InputError naming segment and field)."""
+@dataclass(frozen=True)
+class Converted:
+    """A converter's result: the Bundle, and the gaps it kept the message despite
+    (``warnings``: an element a profile wants that the source does not have, code
+    ``incomplete``). Keeping a real message with a flag beats losing it; ``--strict``
+    refuses instead. A converter returns either a Bundle or a :class:`Converted`."""
+
+    bundle: JSON
+    warnings: tuple[Problem, ...] = ()
+
+
+def convert(registry: Registry, msg: Message, ctx: V2Context) -> Converted:
+    """The conversion of ``msg`` with its warnings (InputError naming segment and field)."""
     conv = _converter(registry, msg.type, "to_fhir")
     assert conv.to_fhir is not None
-    return conv.to_fhir(msg, ctx)
+    result = conv.to_fhir(msg, ctx)
+    return result if isinstance(result, Converted) else Converted(result)
+
+
+def to_fhir(registry: Registry, msg: Message, ctx: V2Context) -> JSON:
+    """The transaction Bundle for ``msg`` (InputError naming segment and field)."""
+    return convert(registry, msg, ctx).bundle
 
 
 def from_fhir(registry: Registry, message_type: str, resources: ResourceSet,
