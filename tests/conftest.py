@@ -12,6 +12,7 @@ import pytest
 from mafhir.bundle import transaction
 from mafhir.context import Clinic, MapContext
 from mafhir.plugins import get_registry, reset
+from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation import check_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def ctx() -> MapContext:
 def corpus() -> Path:
     """The public corpus at ../shared/corpus (or $MAFHIR_CORPUS); skip when it is absent."""
     if not (CORPUS / "MANIFEST.md").exists():
-        pytest.skip(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
+        skip_or_fail(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
     return CORPUS
 
 

@@ -534,3 +534,38 @@ def test_from_fhir_skips_foreign_immunizations(registry):
 def test_expiry_on_the_administration_day_is_still_good(pipeline):
     imm = mapped(pipeline, flu_shot(expiration_date=date(2025, 10, 1).isoformat()))
     assert imm["expirationDate"] == "2025-10-01"
+
+
+# --- a dose given now needs a CVX code the CDC lists as Active ----------------------------
+
+
+def _cdc_cvx_by_status(corpus) -> dict[str, list[str]]:
+    """CDC's own cvx.xml (corpus code-sets/cdc), read independently of codes/data/cvx.csv."""
+    root = ET.parse(corpus / "code-sets/cdc/cvx.xml").getroot()
+    by_status: dict[str, list[str]] = {}
+    for info in root.iter("CVXInfo"):
+        code = (info.findtext("CVXCode") or "").strip()
+        by_status.setdefault((info.findtext("Status") or "").strip(), []).append(code)
+    return by_status
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("status", ["Never Active", "Non-US", "Inactive"])
+def test_a_given_dose_of_a_code_cdc_lists_as_not_active_is_refused(corpus, pipeline, status):
+    codes = _cdc_cvx_by_status(corpus)[status]
+    assert codes, status
+    for code in codes:
+        found = problems(pipeline, flu_shot(vaccine={"cvx": code}, manufacturer=None,
+                                            ndc=None))
+        assert [loc for loc, _ in found] == ["task[0].vaccine.cvx"], (code, found)
+        assert status in found[0][1], (code, found)
+
+
+@pytest.mark.corpus
+def test_a_given_dose_of_an_active_cdc_code_is_not_refused_for_its_status(corpus, pipeline):
+    for code in _cdc_cvx_by_status(corpus)["Active"][:40]:
+        raw = flu_shot(vaccine={"cvx": code}, manufacturer=None)
+        try:
+            pipeline.map_task(0, pipeline.parse(0, raw))
+        except InputError as exc:  # other rules may object (e.g. an oral vaccine's route)
+            assert not [p for p in exc.problems if p.location.endswith("vaccine.cvx")], code

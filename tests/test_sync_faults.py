@@ -54,7 +54,9 @@ def test_every_fault_ends_in_exactly_one_delivery(store, tmp_path, fault_proxy):
     history = [a for item in store.items_in("delivered") for a in store.attempts_of(item.id)]
     statuses = [a["status"] for a in history if a["result"] == "retry"]
     assert statuses.count(429) == 2 and statuses.count(503) == 3
-    assert statuses.count(None) == 20  # 2 timeouts + 18 resets: network failures
+    # 2 timeouts + 18 resets: network failures; on a loaded machine a normal answer can be
+    # late too (one more timeout), so every injected fault is counted, never fewer
+    assert statuses.count(None) >= 20
     assert any("network failure" in (a["error"] or "") for a in history)
     # Retry-After: 1 is honoured: the next try of that item waits at least a second
     for item in store.items_in("delivered"):

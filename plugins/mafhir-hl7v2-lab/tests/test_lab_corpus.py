@@ -21,6 +21,7 @@ from mafhir import io
 from mafhir.cli.main import build_cli
 from mafhir.errors import InputError
 from mafhir.hl7v2 import V2Context, parse, to_fhir
+from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation import check_bundle
 
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS",
@@ -63,7 +64,7 @@ def files(kind: str) -> list[Path]:
 
 def _skip_if_absent():
     if not (CORPUS / "MANIFEST.md").exists():
-        pytest.skip(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
+        skip_or_fail(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
 
 
 def convert(path: Path, registry) -> dict:

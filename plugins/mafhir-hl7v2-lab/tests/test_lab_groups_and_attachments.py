@@ -12,6 +12,7 @@ from helpers_hl7v2_lab import registry_fixture  # noqa: F401 - the fixture
 
 from mafhir.errors import InputError
 from mafhir.hl7v2 import V2Context, parse, to_fhir
+from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation import check_bundle
 
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS",
@@ -174,7 +175,7 @@ def test_a_sub_id_group_that_is_not_a_number_is_an_error(registry):
 def corpus_file(rel: str) -> Path:
     path = CORPUS / "hl7v2" / rel
     if not path.exists():
-        pytest.skip(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
+        skip_or_fail(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
     return path
 
 

@@ -18,6 +18,7 @@ from test_lab_tasks import mapped
 
 from mafhir.hl7v2 import V2Context, from_fhir, parse, to_fhir
 from mafhir.resourceset import ResourceSet
+from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation import check_bundle
 
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS",
@@ -124,7 +125,7 @@ def test_an_in1_without_an_insurer_is_an_error(registry):
 def test_corpus_in1_of_the_ig_example(registry):
     path = CORPUS / "hl7v2/oml/hl7-v2-to-fhir-ig/OML_O21.hl7"
     if not path.exists():
-        pytest.skip(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
+        skip_or_fail(f"public corpus not found at {CORPUS} (set MAFHIR_CORPUS)")
     bundle = convert(registry, path.read_text(), V2Context())
     # hand-read: IN1|1|200101^Medicare A and B|2001|Medicare|…|||123450-1||…|20150101|
     # 20151231||Medicare| Everywoman^…|SEL^Self^HL70063|197006010912|… — the sender's

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +30,24 @@ def write_inputs(tmp: Path) -> tuple[Path, Path, object]:
               lab_order(mrn="MS-2", order_id="ord-2", tests=[{"name": "lipid-panel"}])]
     (tmp / "orders.ndjson").write_text("".join(json.dumps(o) + "\n" for o in orders))
     return tmp / "clinic.json", tmp / "orders.ndjson", c
+
+
+def wait_for_failed_attempt(db: Path, proc: subprocess.Popen[str], limit: float = 120.0) -> None:
+    """Until the outbox at ``db`` holds a retried attempt (the lab refused the connection);
+    fails if ``sync`` exits first. ``limit`` only bounds a hang: the wait ends on state."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "sync exited before the lab was up"
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    if conn.execute("SELECT count(*) FROM outbox_attempts WHERE result = 'retry'"
+                                    ).fetchone()[0]:
+                        return
+            except sqlite3.OperationalError:  # the schema is not written yet
+                pass
+        time.sleep(0.05)
+    raise AssertionError("no failed attempt recorded")
 
 
 def sync(tmp: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -94,8 +113,8 @@ def test_a_lab_that_is_down_is_retried_until_it_answers(tmp_path):
          str(tmp_path / "o.db"), "--clinic", str(tmp_path / "clinic.json"), "--json",
          "--retry-base", "0.2", "--max-attempts", "50", str(tmp_path / "orders.ndjson")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # the first attempts fail: connection refused
-    assert proc.poll() is None
+    # wait on what the outbox records, not on time: the first attempt failed (refused)
+    wait_for_failed_attempt(tmp_path / "o.db", proc)
     with MLLPListener("127.0.0.1", port, Receiver(MessageStore(tmp_path / "lab.db"), lab)):
         out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err

@@ -11,6 +11,7 @@ from mafhir.context import Clinic, MapContext
 from mafhir.hl7v2 import Message, MessageStore, MLLPListener, Outcome, Receiver, Response
 from mafhir.pipeline import Failed, Pipeline
 from mafhir.plugins import get_registry
+from mafhir.testing.plugin import skip_or_fail
 
 JSON = dict[str, Any]
 NPI = "1234567893"  # passes the Luhn check
@@ -105,12 +106,11 @@ def corpus_dir():
     import os
     from pathlib import Path
 
-    import pytest
 
     root = Path(__file__).resolve().parents[3]
     path = Path(os.environ.get("MAFHIR_CORPUS", root.parent / "shared" / "corpus"))
     if not path.is_dir():
-        pytest.skip(f"the public corpus is not at {path}")
+        skip_or_fail(f"the public corpus is not at {path}")
     return path
 
 

@@ -21,6 +21,7 @@ from mafhir.errors import InputError
 from mafhir.plugins import get_registry
 from mafhir.resourceset import ResourceSet
 from mafhir.testing import FhirServer, ServerUnavailable, start_fhir_server
+from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation.validator import check_resource
 from mafhir_pharmacy.channels import FhirPharmacy, _dispense_state
 from mafhir_pharmacy.mappers import AlreadyAnswered
@@ -40,7 +41,7 @@ def pharmacy_server() -> Iterator[FhirServer]:
     except ServerUnavailable as exc:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and no FHIR test server: {exc}", pytrace=False)
-        pytest.skip(f"no FHIR test server: {exc}")
+        skip_or_fail(f"no FHIR test server: {exc}")
     finally:
         for k, v in saved.items():
             if v is None:
