@@ -125,7 +125,7 @@ class FrameReader:
         start = data.find(START, pos)
         stop = data.find(END, pos, start if start >= 0 else len(data))
         if stop >= 0:  # a message without its start block ends here: its own rejection
-            self._add_junk(view[pos:stop + 2])
+            self._add_junk(view[pos:stop])
             return stop + 2, self._take_junk(missing_start=True)
         if start < 0:
             self._add_junk(view[pos:])

@@ -185,7 +185,7 @@ class Receiver:
         problem = Problem("MLLP", rejected.reason, rejected.code)
         kept = [str(problem)]
         if len(rejected.raw) < rejected.size:
-            kept.append(f"MLLP: {rejected.size} bytes received; the first "
+            kept.append(f"MLLP: at least {rejected.size} bytes received; the first "
                         f"{len(rejected.raw)} are kept")
         ack = ack_bytes(ack_for_unreadable(rejected.raw, [problem], now), None)
         row = self.store.quarantine(rejected.raw, kept, ack, now)
