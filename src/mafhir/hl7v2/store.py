@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS messages (
     reply_attempts INTEGER NOT NULL DEFAULT 0,
     reply_error  TEXT,
     reply_next_at REAL NOT NULL DEFAULT 0,
-    content_sha256 TEXT,
+    content_sha256 BLOB,
     conflicts_with INTEGER,
     UNIQUE (sender, control_id, content_sha256)
 );
@@ -64,7 +64,6 @@ _COLUMNS = ("id, sender, control_id, message_type, received_at, raw, status, ack
             "reply_next_at")
 #: The columns in StoredMessage's order (an upgraded file has them in another order).
 _SELECT = f"{_COLUMNS}, content_sha256, conflicts_with"
-_IDS_INDEX = "CREATE INDEX IF NOT EXISTS messages_ids ON messages (sender, control_id)"
 _REPLIES_INDEX = ("CREATE INDEX IF NOT EXISTS messages_reply ON messages (reply_status) "
                   "WHERE reply_status = 'pending'")
 
@@ -100,7 +99,7 @@ class StoredMessage:
     reply_attempts: int = 0
     reply_error: str | None = None
     reply_next_at: float = 0.0  # epoch seconds: not tried again before then
-    content_sha256: str | None = None
+    content_sha256: bytes | None = None
     conflicts_with: int | None = None  # an earlier row with this id and other content
 
 
@@ -133,15 +132,13 @@ class MessageStore:
             self._migrate_content_key()
             self._db.executescript(_SCHEMA)  # the indexes went with the old table
         self._db.execute(_REPLIES_INDEX)
-        self._db.execute(_IDS_INDEX)
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
 
     def _migrate_content_key(self) -> None:
         """A store from before the content key: rebuild the table under the new UNIQUE
         (SQLite cannot change a constraint in place), hashing the kept bytes."""
-        self._db.create_function("sha256_hex", 1,
-                                 lambda raw: hashlib.sha256(raw or b"").hexdigest(),
+        self._db.create_function("sha256", 1, lambda raw: hashlib.sha256(raw or b"").digest(),
                                  deterministic=True)
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -149,7 +146,7 @@ class MessageStore:
             self._db.execute(_SCHEMA.split(";")[0])  # the table (executescript would commit)
             self._db.execute(
                 f"INSERT INTO messages ({_COLUMNS}, content_sha256) SELECT {_COLUMNS}, "
-                "CASE WHEN control_id IS NULL THEN NULL ELSE sha256_hex(raw) END "
+                "CASE WHEN control_id IS NULL THEN NULL ELSE sha256(raw) END "
                 "FROM messages_before_content_key")
             self._db.execute("DROP TABLE messages_before_content_key")
             self._db.execute("COMMIT")
@@ -162,21 +159,18 @@ class MessageStore:
         """Store an arriving message, or find the earlier one with the same id and the
         same bytes. Other bytes under a used id are stored as a message of their own
         (``Claim.conflicts_with`` names the earlier row)."""
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = hashlib.sha256(raw).digest()
         with self._lock:
-            try:
-                earlier = self._db.execute(
-                    "SELECT id FROM messages WHERE sender=? AND control_id=? AND "
-                    "content_sha256 IS NOT ? ORDER BY id LIMIT 1",
-                    (sender, control_id, digest)).fetchone()
-                cur = self._db.execute(
+            try:  # one statement: the insert finds an earlier row with other content
+                row_id, earlier = self._db.execute(
                     "INSERT INTO messages (sender, control_id, message_type, received_at, raw,"
-                    " status, content_sha256, conflicts_with) "
-                    "VALUES (?, ?, ?, ?, ?, 'received', ?, ?)",
-                    (sender, control_id, message_type, at.isoformat(), raw, digest,
-                     earlier[0] if earlier else None))
-                return Claim(int(cur.lastrowid or 0), duplicate=False,
-                             conflicts_with=earlier[0] if earlier else None)
+                    " status, content_sha256, conflicts_with) VALUES (?, ?, ?, ?, ?, "
+                    "'received', ?, (SELECT id FROM messages WHERE sender=? AND control_id=? "
+                    "AND content_sha256 IS NOT ? ORDER BY id LIMIT 1)) "
+                    "RETURNING id, conflicts_with",
+                    (sender, control_id, message_type, at.isoformat(), raw, digest, sender,
+                     control_id, digest)).fetchone()
+                return Claim(int(row_id), duplicate=False, conflicts_with=earlier)
             except sqlite3.IntegrityError:
                 row = self._db.execute(
                     "SELECT id, status, ack FROM messages WHERE sender=? AND control_id=? "
