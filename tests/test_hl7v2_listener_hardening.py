@@ -376,3 +376,39 @@ def test_the_ack_is_written_in_the_declared_character_set(store):
     text = ack.decode("iso8859-2")  # in the set its MSH-18 declares, as the sender reads it
     assert "|8859/2" in text.split("\r", 1)[0]
     assert "PID|1||||Łódź" in text
+
+
+def test_mafhir_listen_takes_the_limits_from_its_options(tmp_path):
+    """The command itself (a real process): --max-bytes names the limit in the AR and the
+    connection goes on; --max-connections refuses the next connection."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mafhir = Path(sys.executable).parent / "mafhir"
+    proc = subprocess.Popen(
+        [str(mafhir), "listen", "--mllp", "127.0.0.1:0", "--store", str(tmp_path / "in.sqlite"),
+         "--no-check-patient", "--max-bytes", "2048", "--max-connections", "1",
+         "--frame-timeout", "20"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        port = int(re.search(r"on 127\.0\.0\.1:(\d+)", line).group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            big = message("CLI-BIG", extra="NTE|1||" + "z" * 4000 + "\r")
+            sock.sendall(frame(big) + frame(message("CLI-1").replace(b"ORU^R01", b"ACK")))
+            too_big, after = replies(sock, 2)
+            assert msa(too_big) == ("AR", "CLI-BIG") and "2048-byte limit" in \
+                read_ack(too_big).text
+            assert msa(after)[1] == "CLI-1"
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
+                (refusal,) = replies(second, 1)
+            assert "limit of 1 connections" in read_ack(refusal).text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, rest
