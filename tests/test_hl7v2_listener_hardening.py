@@ -182,7 +182,7 @@ def test_text_is_read_in_the_character_set_msh18_declares(store, charset, codec,
     ("ASCII", "M\xfcller".encode("iso8859-1"), "not valid in the declared"),
     ("UNICODE UTF-8", "M\xfcller".encode("iso8859-1"), "not valid in the declared"),
     ("KLINGON", b"Muller", "not one HL7 table 0211 names"),
-    ("ISO IR87", b"Muller", "not supported"),
+    ("CNS 11643-1992", b"Muller", "not supported"),
     ("", "\u20ac".encode("cp1252"), "neither UTF-8 nor ISO 8859-1"),
 ])
 def test_bytes_the_declared_set_cannot_read_are_refused_naming_msh18(store, charset, raw_name,
@@ -194,6 +194,15 @@ def test_bytes_the_declared_set_cannot_read_are_refused_naming_msh18(store, char
     assert ack.acked_id == "CS-2" and not seen.ids
     (row,) = store.messages("rejected")
     assert row.raw == raw
+
+
+def test_iso_2022_japanese_named_in_a_later_repetition_is_decoded(store):
+    seen = Seen()
+    name = "山田"  # Yamada, in JIS X 0208 behind an ISO 2022 escape
+    raw = latin("JP-1", "~ISO IR87", name, "iso2022_jp")
+    assert b"\x1b$B" in raw  # the escape sequence is really there
+    assert read_ack(Receiver(store, seen).receive(raw)).code == "AA"
+    assert seen.names == [f"{name}^Jane"]  # not the escape sequence left in the text
 
 
 def test_without_msh18_utf8_is_read_and_latin1_is_the_documented_fallback(store):

@@ -12,6 +12,11 @@ Bytes that are not UTF-8 fall back to ISO 8859-1, which many senders use without
 declaring it, but only when no byte is in 0x80–0x9F: there Latin-1 has control
 characters and the sender almost surely meant Windows-1252 (€, smart quotes), so the
 message is refused rather than read wrong.
+
+MSH-18's later repetitions name the sets ISO 2022 escape sequences switch to; the
+Japanese ones (``~ISO IR87``, ``~ISO IR159``) make the message read as ISO-2022-JP, so
+its escape sequences become the characters they encode instead of staying in the text.
+(A VT or FS inside such text is not possible: ISO 2022 uses ESC, not those.)
 """
 
 from __future__ import annotations
@@ -36,12 +41,15 @@ CODECS: dict[str, str | None] = {
     "BIG-5": "big5",
     "ISO IR6": "ascii",
     "ISO IR100": "iso8859-1",
-    "ISO IR14": None,
-    "ISO IR87": None,
-    "ISO IR159": None,
+    # the Japanese sets are switched to by ISO 2022 escape sequences (HL7 v2.5.1 §2.15.9;
+    # MSH-18 ``~ISO IR87``: ASCII by default); iso2022_jp_2 reads all three
+    "ISO IR14": "iso2022_jp_2",
+    "ISO IR87": "iso2022_jp_2",
+    "ISO IR159": "iso2022_jp_2",
     "CNS 11643-1992": None,
 }
 
+_ISO2022_JP = ("ISO IR14", "ISO IR87", "ISO IR159")
 #: Byte order marks of the wide encodings, longest first (UTF-32 LE begins like UTF-16 LE).
 _WIDE = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
@@ -51,7 +59,8 @@ _WIDE = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
 
 def declared_charset(data: bytes) -> str:
     """MSH-18's first repetition as written (upper case, '' when absent), read from the
-    bytes of an ASCII-compatible header."""
+    bytes of an ASCII-compatible header; an ISO 2022 Japanese set in a later repetition
+    is what the message must be read with, so that one is returned."""
     head = data.split(b"\r", 1)[0].split(b"\n", 1)[0]
     if len(head) < 4 or not head.lstrip(b"\xef\xbb\xbf").startswith(b"MSH"):
         return ""
@@ -59,10 +68,11 @@ def declared_charset(data: bytes) -> str:
     fields = head.split(head[3:4])
     if len(fields) <= 17:
         return ""
-    value = fields[17]
     rep = head[5:6] if len(head) > 5 else b"~"
-    value = value.split(rep, 1)[0] if rep else value
-    return value.decode("ascii", "replace").strip().upper()
+    values = [v.decode("ascii", "replace").strip().upper()
+              for v in (fields[17].split(rep) if rep else [fields[17]])]
+    switched = [v for v in values[1:] if v in _ISO2022_JP]
+    return switched[0] if switched and values[0] in ("", "ASCII", "ISO IR6") else values[0]
 
 
 def codec_for(charset: str) -> str:

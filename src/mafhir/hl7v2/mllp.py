@@ -37,8 +37,8 @@ class FramingError(Exception):
 @dataclass(frozen=True)
 class Rejected:
     """Input that is not a frame: ``code`` ``too-long`` (over the limit) or ``structure``
-    (bytes outside a frame, a missing start block); ``raw`` is its first bytes (at most
-    :data:`KEEP_BYTES`) and ``size`` how many bytes it had in all."""
+    (bytes outside a frame, a missing start block, a frame never finished); ``raw`` is
+    its first bytes (at most :data:`KEEP_BYTES`) and ``size`` how many bytes it had."""
 
     code: str
     reason: str
@@ -100,13 +100,13 @@ class FrameReader:
             size = len(self._buf) - 1
             raw = bytes(self._buf[1:1 + self.keep])
             self._reset_frame()
-            return Rejected("incomplete", "the frame was not finished (no end block "
+            return Rejected("structure", "the frame was not finished (no end block "
                             "before the connection closed or its read deadline)", raw, size)
         if self._skipping:
             size = self._skipping
             self._skipping = 0
             self._skip_tail = False
-            return Rejected("incomplete", "the rest of an oversized frame never ended",
+            return Rejected("structure", "the rest of an oversized frame never ended",
                             b"", size)
         return self._take_junk()
 
