@@ -108,6 +108,7 @@ class _Connection(socketserver.BaseRequestHandler):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = FrameReader(self.server.receiver.max_bytes)
         started: float | None = None  # when the frame (or junk) now open began
+        current: float | None = None  # the socket's timeout (set only when it changes)
         while True:
             timeout = self.server.idle_timeout
             if reader.in_frame:
@@ -122,7 +123,9 @@ class _Connection(socketserver.BaseRequestHandler):
             else:
                 started = None
             try:
-                sock.settimeout(timeout)
+                if timeout != current:
+                    sock.settimeout(timeout)
+                    current = timeout
                 data = sock.recv(65536)
             except TimeoutError:
                 if reader.in_frame:
