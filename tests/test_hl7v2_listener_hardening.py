@@ -162,6 +162,8 @@ def latin(control_id: str, charset: str, name: str, codec: str) -> bytes:
     ("8859/2", "iso8859-2", "Łódź"),
     ("8859/15", "iso8859-15", "Eur€"),
     ("8859/1", "iso8859-1", "Müller"),
+    # Latin-1 whose bytes (C3 A9) also happen to be valid UTF-8: still read as declared
+    ("8859/1", "iso8859-1", "LEÃ©"),
     ("8859/5", "iso8859-5", "Иванова"),
     ("UNICODE UTF-8", "utf-8", "Łódź€"),
     ("UNICODE UTF-16", "utf-16", "Łódź€"),
