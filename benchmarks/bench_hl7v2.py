@@ -13,6 +13,9 @@ converting and validating every result — under several
 concurrent senders that each wait for their ACK before the next send. Every ACK must be
 AA for its own MSH-10; afterwards the store must hold each message exactly once.
 
+Part 3 (framing). The CPU one MLLP frame of 2/4/8/16 MB costs the frame reader, read in
+64 KiB pieces as a socket gives them: linear means each doubling roughly doubles it.
+
 Run: ``make bench`` (or ``python benchmarks/bench_hl7v2.py [--seconds S] [--senders N]``).
 """
 
@@ -142,6 +145,22 @@ def round_trips(seconds: float, senders: int, convert: bool) -> None:
           f"duplicated {dup}: {'PASS' if not (bad or lost or dup) else 'FAIL'}")
 
 
+def framing() -> None:
+    from mafhir.hl7v2.mllp import FrameReader, frame
+
+    print("MLLP framing, one frame read in 64 KiB pieces (CPU seconds)")
+    costs = []
+    for mb in (2, 4, 8, 16):
+        data = frame(b"MSH|" + b"x" * (mb * 1024 * 1024))
+        reader = FrameReader(32 * 1024 * 1024)
+        start = time.process_time()
+        got = [p for i in range(0, len(data), 65536) for p in reader.feed(data[i:i + 65536])]
+        costs.append(time.process_time() - start)
+        assert len(got) == 1 and len(got[0]) == len(data) - 3
+    print("  " + ", ".join(f"{mb} MB {c:.3f} s" for mb, c in zip((2, 4, 8, 16), costs,
+                                                                   strict=True)))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--seconds", type=float, default=2.0)
@@ -150,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     conversion(opts.seconds)
     round_trips(max(opts.seconds * 2, 3.0), opts.senders, convert=False)
     round_trips(max(opts.seconds * 2, 3.0), opts.senders, convert=True)
+    framing()
 
 
 if __name__ == "__main__":

@@ -442,7 +442,7 @@ def test_a_message_stored_but_never_finished_is_processed_when_sent_again(tmp_pa
     assert seen == ["C-1"] and store.find("LAB|QUEST", "C-1").status == "processed"
     # one still being worked on (stored just now) is not taken over: the sender is told
     # to send it again later
-    store.claim("LAB|QUEST", "C-2", "ORU^R01", message("C-2"), datetime.now(UTC))
+    store.claim("LAB|QUEST", "C-2", "ORU^R01", message("C-2", mode="AL|AL"), datetime.now(UTC))
     busy = read_ack(receiver.receive(message("C-2", mode="AL|AL")))
     assert busy.code == "CE" and seen == ["C-1"]
     store.close()

@@ -68,7 +68,12 @@ def _skip_if_absent():
 
 
 def convert(path: Path, registry) -> dict:
-    bundle = to_fhir(registry, parse(path.read_bytes()), V2Context())
+    data = path.read_bytes()
+    if b"|ASCII" in data.split(b"\r", 1)[0] and max(data) > 0x7F:
+        # the IG's ORM/OML declare ASCII but carry UTF-8 (U+FFFD): read as bytes they are
+        # refused (MSH-18, tests/test_hl7v2_message.py); the converter is tested on the text
+        data = data.decode("utf-8")  # type: ignore[assignment]
+    bundle = to_fhir(registry, parse(data), V2Context())
     errors = [i for i in check_bundle(bundle, registry.profiles)
               if i.severity in ("error", "fatal")]
     assert not errors, "\n".join(map(str, errors))

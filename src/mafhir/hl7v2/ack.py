@@ -1,10 +1,11 @@
 """Acknowledgments: original mode (AA/AE/AR) and enhanced mode (CA/CE/CR), with ERR segments.
 
-The code comes from the outcome: a message mafhir cannot take at all (unreadable header,
+The ACK code comes from the outcome: a message mafhir cannot take at all (unreadable header,
 unsupported type or version) is *rejected* (AR/CR); one it took but could not process
 (a field it cannot map) is an *error* (AE/CE), with one ERR per problem naming the
-segment, sequence and field (ERR-2) and an HL7 table 0357 code (ERR-3). ERR-8 carries
-the reason, never the field's value.
+segment, sequence and field (ERR-2) and an HL7 table 0357 code (ERR-3) read from the
+problem's code through :data:`ERR_CODES`, never from its English text. ERR-8 carries the
+reason, never the field's value.
 """
 
 from __future__ import annotations
@@ -17,29 +18,70 @@ from datetime import datetime
 
 from ..errors import Problem
 from .build import build_message, msh
+from .charset import encode
 from .message import Message, parse
 
-__all__ = ["REFUSING", "Ack", "AckCode", "Response", "ack_for", "ack_for_unreadable",
-           "error_location", "read_ack"]
+__all__ = ["ERR_CODES", "REFUSING", "Ack", "AckCode", "Response", "ack_bytes", "ack_for",
+           "ack_for_unreadable", "as_problem", "err_code", "error_location", "read_ack"]
 
 AckCode = str  # AA AE AR CA CE CR
 
 #: HL7 table 0119 order control codes by which a filler refuses an order or a change.
 REFUSING = frozenset({"UA", "UC", "UD", "UF", "UH", "UM", "UR", "UX"})
 
-#: HL7 table 0357 (message error condition codes) used in ERR-3.
-ERR_CODES = {
-    "segment": ("100", "Segment sequence error"),
+_ERROR = ("207", "Application internal error")
+#: Problem.code (mafhir.errors.CODES) → HL7 table 0357 (message error condition) for
+#: ERR-3: the one place a problem's kind becomes an ERR code. 0357 has nothing closer
+#: than 207 for a clinic's business rule; ERR-8 carries the reason in words.
+ERR_CODES: dict[str, tuple[str, str]] = {
+    "structure": ("100", "Segment sequence error"),
     "required": ("101", "Required field missing"),
-    "datatype": ("102", "Data type error"),
-    "table": ("103", "Table value not found"),
-    "type": ("200", "Unsupported message type"),
-    "event": ("201", "Unsupported event code"),
-    "version": ("203", "Unsupported version id"),
-    "key": ("204", "Unknown key identifier"),
+    "incomplete": ("101", "Required field missing"),
+    "value": ("102", "Data type error"),
+    "invalid": ("102", "Data type error"),
+    "invariant": ("102", "Data type error"),
+    "too-long": ("102", "Data type error"),
+    "code-invalid": ("103", "Table value not found"),
+    "not-supported": ("200", "Unsupported message type"),
+    "not-found": ("204", "Unknown key identifier"),
     "duplicate": ("205", "Duplicate key identifier"),
-    "internal": ("207", "Application internal error"),
+    "conflict": ("205", "Duplicate key identifier"),
+    "security": _ERROR,
+    "business-rule": _ERROR,
+    "processing": _ERROR,
+    "transient": _ERROR,
 }
+#: ``not-supported`` names what is not supported by where it is (table 0357's 20x).
+_NOT_SUPPORTED_AT = {"MSH-9.2": ("201", "Unsupported event code"),
+                     "MSH-11": ("202", "Unsupported processing id"),
+                     "MSH-12": ("203", "Unsupported version id")}
+#: The table-0357 kinds of older handlers' ``(Problem, kind)`` pairs, as Problem codes.
+LEGACY_KINDS = {"segment": "structure", "required": "required", "datatype": "value",
+                "table": "code-invalid", "type": "not-supported", "event": "not-supported",
+                "version": "not-supported", "key": "not-found", "duplicate": "duplicate",
+                "internal": "processing"}
+
+
+def err_code(problem: Problem) -> tuple[str, str]:
+    """The table-0357 code and text for ERR-3, from ``problem.code`` (and, for
+    ``not-supported``, the field it names)."""
+    if problem.code == "not-supported":
+        for where, code in _NOT_SUPPORTED_AT.items():
+            if problem.location.startswith(where):
+                return code
+    return ERR_CODES.get(problem.code, _ERROR)
+
+
+def as_problem(item: Problem | tuple[Problem, str]) -> Problem:
+    """A Problem from an item of ``Outcome.problems``: a Problem, or an older handler's
+    ``(Problem, kind)`` pair whose kind gives the code when the Problem has none."""
+    if isinstance(item, Problem):
+        return item
+    problem, kind = item
+    if problem.code == "invalid" and kind in LEGACY_KINDS:
+        return Problem(problem.location, problem.message, LEGACY_KINDS[kind])
+    return problem
+
 
 _LOC = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\.(\d+))?)?")
 
@@ -101,18 +143,20 @@ def _reply_msh(msg: Message | None, at: datetime, control_id: str, trigger: str)
                charset=m.get(18) or "")
 
 
-def _err(problem: Problem, kind: str, severity: str) -> list:
-    code, text = ERR_CODES.get(kind, ERR_CODES["internal"])
+def _err(problem: Problem, severity: str) -> list:
+    code, text = err_code(problem)
     loc = error_location(problem.location)
     return ["ERR", None, loc or None, (code, text, "HL70357"), severity, None, None, None,
             str(problem)]
 
 
 def ack_for(msg: Message | None, code: AckCode, at: datetime,
-            problems: Sequence[tuple[Problem, str]] = (), control_id: str | None = None,
-            severity: str = "E", response: Response | None = None,
-            commit_wanted: bool = False) -> str:
-    """The ACK to ``msg``: ``problems`` are (problem, table-0357 kind) pairs for ERR.
+            problems: Sequence[Problem | tuple[Problem, str]] = (),
+            control_id: str | None = None, severity: str = "E",
+            response: Response | None = None, commit_wanted: bool = False,
+            warnings: Sequence[Problem] = ()) -> str:
+    """The ACK to ``msg``: one ERR per problem (ERR-3 from its code, severity
+    ``severity``), then one ERR of severity W per warning (kept despite a gap).
 
     With a ``response`` (from the message's converter) the reply is that message type
     instead of a bare ACK: ORL^O22 to an OML^O21, ORR^O02 to an ORM^O01… carrying its
@@ -127,10 +171,13 @@ def ack_for(msg: Message | None, code: AckCode, at: datetime,
         segs[0][9] = response.message_type
     if commit_wanted:
         segs[0][15], segs[0][16] = "AL", "NE"
-    text = {"AA": "", "CA": ""}.get(code, problems[0][0].message if problems else "")
+    found = [as_problem(p) for p in problems]
+    text = {"AA": "", "CA": ""}.get(code, found[0].message if found else "")
     segs.append(["MSA", code, msg.control_id if msg is not None else "", text[:80] or None])
-    for problem, kind in problems:
-        segs.append(_err(problem, kind, severity))
+    for problem in found:
+        segs.append(_err(problem, severity))
+    for warning in warnings:
+        segs.append(_err(warning, "W"))
     if response is not None:
         segs += response.segments
     seps = msg.seps if msg is not None else None
@@ -157,8 +204,13 @@ def ack_for_unreadable(raw: bytes, problems: Sequence[Problem], at: datetime,
     segs.append(["MSA", code or ("CR" if enhanced else "AR"), acked[:199], problems[0].message[:80]
                  if problems else None])
     for p in problems:
-        segs.append(_err(p, "required" if p.location.startswith("MSH") else "segment", "E"))
+        segs.append(_err(p, "E"))
     return build_message(segs)
+
+
+def ack_bytes(text: str, msg: Message | None) -> bytes:
+    """An ACK's bytes in the character set its MSH-18 (the message's) declares."""
+    return encode(text, msg.msh.get(18) if msg is not None else "")
 
 
 def read_ack(text: str | bytes) -> Ack:

@@ -24,9 +24,9 @@ from ..resourceset import ResourceSet
 from ..validation import check_bundle
 from .ack import read_ack
 from .context import V2Context, default_tz
-from .convert import from_fhir, to_fhir
+from .convert import convert, from_fhir
 from .listener import MLLPListener
-from .message import parse
+from .message import MAX_MESSAGE_BYTES, parse
 from .mllp import MLLPClient
 from .receiver import Receiver
 from .store import MessageStore
@@ -107,13 +107,16 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
               help="With --to: send the message over MLLP and print the ACK.")
 @click.option("--receiving", default="", metavar="APP^FACILITY",
               help="With --to: MSH-5/MSH-6 (the lab's application and facility).")
+@click.option("--strict", is_flag=True, help="With --from: refuse a message converted with "
+              "warnings (elements a profile wants that it lacks) instead of printing it.")
 @clinic_option
 def convert_command(source: str, source_format: str | None, target_format: str | None,
                     message_type: str | None, tz: str | None, mllp: str | None,
-                    receiving: str, clinic_path: str | None) -> None:
+                    receiving: str, strict: bool, clinic_path: str | None) -> None:
     """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
 
-    Bad input exits 2 with one line per problem naming the segment and field.
+    Bad input exits 2 with one line per problem naming the segment and field; warnings
+    (gaps the Bundle was kept despite) go to stderr, and with --strict exit 2 instead.
     """
     if bool(source_format) == bool(target_format):
         raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
@@ -123,7 +126,12 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         registry = get_registry()
         if source_format:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-            bundle = to_fhir(registry, parse(data), ctx)
+            converted = convert(registry, parse(data), ctx)
+            if strict and converted.warnings:
+                _fail(converted.warnings)
+            for warning in converted.warnings:  # location and reason: no patient data
+                click.echo(f"warning: {warning}", err=True)
+            bundle = converted.bundle
             errors = [i for i in check_bundle(bundle, registry.profiles)
                       if i.severity in ("error", "fatal")]
             if errors:
@@ -165,7 +173,9 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
 def run_listener(address: str, *, store_path: str, destination: str | None,
                  check_patient: bool, tz: str | None, clinic_path: str | None,
                  settings: dict[str, str], ack_to: tuple[str, ...] = (),
-                 what: str = "") -> None:
+                 what: str = "", strict: bool = False,
+                 max_bytes: int = MAX_MESSAGE_BYTES, max_connections: int = 64,
+                 frame_timeout: float = 30.0) -> None:
     """Serve MLLP until stopped: store, route (plugin handlers, else convert and deliver),
     acknowledge, and send enhanced-mode application ACKs back to ``ack_to``."""
     from .replies import ReplySender, parse_routes
@@ -189,9 +199,10 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
                         None) is not None
 
     handler = RoutingHandler(HandlerSetup(registry, ctx, connector.send if connector else None,
-                                          known, settings))
+                                          known, settings, strict=strict))
     store = MessageStore(store_path)
-    listener = MLLPListener(host, port, Receiver(store, handler))
+    listener = MLLPListener(host, port, Receiver(store, handler, max_bytes=max_bytes),
+                            frame_timeout=frame_timeout, max_connections=max_connections)
     replies = ReplySender(store, routes).start()
     routed = ", ".join(sorted(handler.routes)) or "none"
     click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
@@ -230,12 +241,27 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
               help="A setting for plugin handlers, e.g. pharmacy.worklist=refills.sqlite. "
                    "Repeatable.")
 @click.option("--tz", default=None, help="Zone of v2 times without an offset.")
+@click.option("--strict", is_flag=True, help="A message converted with warnings (elements a "
+              "profile wants that it lacks) is an error (AE, not delivered) instead of AA "
+              "with ERR severity W.")
+@click.option("--max-bytes", type=click.IntRange(1024), default=MAX_MESSAGE_BYTES,
+              show_default=True, help="The largest message taken; a larger frame gets one "
+              "AR naming this limit and is skipped.")
+@click.option("--max-connections", type=click.IntRange(1), default=64, show_default=True,
+              help="Connections served at once; beyond it a new one gets an AR (try again "
+              "later) and is closed.")
+@click.option("--frame-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds a started frame may take to arrive whole; a slower one is "
+              "rejected and its connection closed.")
 @clinic_option
 def listen_command(address: str, store_path: str, destination: str | None,
                    check_patient: bool, ack_to: tuple[str, ...], settings: tuple[str, ...],
-                   tz: str | None, clinic_path: str | None) -> None:
+                   tz: str | None, strict: bool, max_bytes: int, max_connections: int,
+                   frame_timeout: float, clinic_path: str | None) -> None:
     """Receive HL7 v2 over MLLP: store, convert or hand to a plugin, acknowledge (Ctrl-C
     stops). Results go to --to; refill requests to the pharmacy worklist."""
     run_listener(address, store_path=store_path, destination=destination,
                  check_patient=check_patient, tz=tz, clinic_path=clinic_path,
-                 settings=_settings(settings), ack_to=ack_to)
+                 settings=_settings(settings), ack_to=ack_to, strict=strict,
+                 max_bytes=max_bytes, max_connections=max_connections,
+                 frame_timeout=frame_timeout)

@@ -2,8 +2,18 @@
 
 :class:`ConvertHandler` is the default :data:`~mafhir.hl7v2.receiver.Handler`: the message
 type picks a registered converter, the Bundle made is validated (structure and US Core)
-and delivered through a connector. A result for a patient the clinic does not know is
-held for review (AE, ERR 204 on PID-3), not delivered.
+and delivered through a connector. What a problem's code says decides the outcome,
+never its English text:
+
+- a converter's InputError: ``business-rule`` problems (an identifier namespace the
+  clinic does not map, no time zone configured) hold the message for **review** (kept,
+  AE, ERR with the reason, not delivered); an unknown message type is **rejected**
+  (AR); anything else is an **error** (AE, ERR-3 from each problem's code);
+- a result for a patient the clinic does not know is held for review (AE, ERR 204 on
+  PID-3), not delivered;
+- a :class:`Converted` with ``warnings`` (gaps it was kept despite) is processed (AA,
+  one ERR of severity W each), unless the handler is ``strict``: then an error (AE),
+  not delivered.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import InputError, MafhirError, Problem
+from ..errors import CODES, InputError, MafhirError, Problem
 from ..registry import Converter, Registry
 from ..resourceset import ResourceSet
 from ..validation import check_bundle
@@ -37,7 +47,7 @@ def _converter(registry: Registry, message_type: str, direction: str) -> Convert
                        if c.format == FORMAT and getattr(c, direction) is not None)
         raise InputError([Problem("MSH-9" if direction == "to_fhir" else "message",
                                   f"no converter for {message_type or 'this message type'} "
-                                  f"(known: {', '.join(known) or 'none'})")])
+                                  f"(known: {', '.join(known) or 'none'})", "not-supported")])
     return conv
 
 
@@ -107,25 +117,18 @@ def _takes_status(respond: Callable[..., Any]) -> bool:
         return False
 
 
-def _kind(problem: Problem) -> str:
-    text = problem.message
-    if "missing" in text or "required" in text:
-        return "required"
-    if "unknown code" in text or "not in table" in text:
-        return "table"
-    return "datatype"
-
-
 class ConvertHandler:
     """Convert, validate, check the patient, deliver: one message's :class:`Outcome`."""
 
     def __init__(self, registry: Registry, ctx: V2Context,
                  deliver: Callable[[JSON], Any] | None = None,
-                 patient_known: Callable[[str, str], bool] | None = None) -> None:
+                 patient_known: Callable[[str, str], bool] | None = None,
+                 strict: bool = False) -> None:
         self.registry = registry
         self.ctx = ctx
         self.deliver = deliver
         self.patient_known = patient_known
+        self.strict = strict
 
     def __call__(self, msg: Message) -> Outcome:
         outcome = self._handle(msg)
@@ -142,28 +145,43 @@ class ConvertHandler:
 
     def _handle(self, msg: Message) -> Outcome:
         try:
-            bundle = to_fhir(self.registry, msg, self.ctx)
+            converted = convert(self.registry, msg, self.ctx)
         except InputError as exc:
-            rejected = any(p.location.startswith("MSH-9") for p in exc.problems)
-            return Outcome("rejected" if rejected else "error",
-                           tuple((p, "type" if rejected else _kind(p)) for p in exc.problems))
+            return _refusal(exc.problems)
+        bundle, warnings = converted.bundle, tuple(converted.warnings)
+        if warnings and self.strict:
+            return Outcome("error", warnings, bundle)
         errors = [i for i in check_bundle(bundle, self.registry.profiles)
                   if i.severity in ("error", "fatal")]
         if errors:
-            return Outcome("error", tuple((Problem(i.expression, i.diagnostics), "internal")
-                                          for i in errors[:20]), bundle)
+            return Outcome("error", tuple(
+                Problem(i.expression, i.diagnostics, i.code if i.code in CODES else "invalid")
+                for i in errors[:20]), bundle)
         if self.patient_known is not None:
             for system, value in patient_identifiers(bundle):
                 if not self.patient_known(system, value):
-                    return Outcome("review", ((Problem(
-                        "PID-3", "the patient is not known to the clinic; held for review"),
-                        "key"),), bundle)
+                    return Outcome("review", (Problem(
+                        "PID-3", "the patient is not known to the clinic; held for review",
+                        "not-found"),), bundle)
         if self.deliver is not None:
             try:
                 self.deliver(bundle)
             except MafhirError as exc:
                 status = "retry" if exc.transient else "error"
                 log.warning("delivery of %s failed (%s)", msg.type, type(exc).__name__)
-                return Outcome(status, ((Problem("", f"delivery failed ({type(exc).__name__})"),
-                                         "internal"),), bundle)
-        return Outcome("processed", (), bundle)
+                return Outcome(status, (Problem("", f"delivery failed ({type(exc).__name__})",
+                                                "transient" if exc.transient
+                                                else "processing"),), bundle)
+        return Outcome("processed", (), bundle, warnings=warnings)
+
+
+def _refusal(problems: tuple[Problem, ...]) -> Outcome:
+    """A converter's InputError as an outcome: no converter for the type → rejected;
+    business-rule problems → review; the rest → error (each problem keeps its code)."""
+    if any(p.location.startswith("MSH-9") for p in problems):
+        return Outcome("rejected", tuple(
+            p if p.code != "invalid" else Problem(p.location, p.message, "not-supported")
+            for p in problems))
+    if any(p.code == "business-rule" for p in problems):
+        return Outcome("review", problems)
+    return Outcome("error", problems)

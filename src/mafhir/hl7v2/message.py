@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import InputError, Problem
+from .charset import decode
 from .escape import Separators, unescape
 
 __all__ = [
+    "ACK_CONDITIONS",
     "MAX_MESSAGE_BYTES",
     "SUPPORTED_VERSIONS",
     "Message",
@@ -30,8 +32,11 @@ __all__ = [
     "parse",
 ]
 
-#: Messages larger than this are refused (a lab result with images can be a few MB).
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Messages larger than this are refused (a lab result with images can be a few MB);
+#: the listener takes another limit with ``--max-bytes``.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Acknowledgment conditions of MSH-15/16 (HL7 table 0155).
+ACK_CONDITIONS = ("AL", "NE", "ER", "SU")
 #: HL7 v2 versions whose MSH, OBR/OBX and ACK layout mafhir reads the same way.
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8",
                       "2.8.1", "2.8.2", "2.9")
@@ -196,16 +201,26 @@ class Message:
 
     @property
     def sender(self) -> str:
-        """Sending application and facility (MSH-3.1/MSH-4.1): the namespace of MSH-10."""
-        return f"{self.msh.get(3)}|{self.msh.get(4)}"
+        """Sending application and facility, each whole as written (MSH-3 and MSH-4 with
+        all their components): the namespace of MSH-10. ``LABSYS^A`` and ``LABSYS^B`` are
+        two senders, so their control ids never collide."""
+        return f"{self.msh.raw(3)}|{self.msh.raw(4)}"
+
+    @property
+    def control_key(self) -> str:
+        """MSH-10 whole as written (``A^1`` and ``A^2`` are two ids): the duplicate key."""
+        return self.msh.raw(10)
 
     @property
     def accept_ack_type(self) -> str:
-        return self.msh.get(15)
+        """MSH-15 as a table-0155 code, '' when absent, blank, ``""`` or unknown (the
+        default applies); the case is not significant (``al`` is ``AL``)."""
+        return _condition(self.msh.raw(15))
 
     @property
     def app_ack_type(self) -> str:
-        return self.msh.get(16)
+        """MSH-16 read like :attr:`accept_ack_type`."""
+        return _condition(self.msh.raw(16))
 
     @property
     def enhanced_mode(self) -> bool:
@@ -236,45 +251,36 @@ class Message:
             yield group
 
 
-def decode(data: bytes) -> str:
-    """Bytes to text: UTF-8 (BOM dropped), or latin-1 when MSH-18 names an ISO 8859 set."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    head = data.split(b"\r", 1)[0].split(b"\n", 1)[0]
-    fields = head.split(head[3:4]) if len(head) > 3 else []
-    charset = fields[17].decode("ascii", "replace").upper() if len(fields) > 17 else ""
-    if charset.startswith("8859") or not charset:
-        return data.decode("latin-1")
-    raise InputError([Problem("MSH-18", f"the message is not valid in the declared character "
-                                        f"set {charset!r}")])
+def _condition(raw: str) -> str:
+    value = raw.strip().upper()
+    return value if value in ACK_CONDITIONS else ""
 
 
 def parse(data: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     """Parse one message. Raises InputError naming the segment and field on bad structure."""
     if len(data) > max_bytes:
-        raise InputError([Problem("message", f"is larger than the {max_bytes}-byte limit")])
+        raise InputError([Problem("message", f"is larger than the {max_bytes}-byte limit",
+                                  "too-long")])
     text = decode(data) if isinstance(data, bytes) else data
     text = text.lstrip("\ufeff\x0b \t\r\n").rstrip("\x1c\r\n \t")
     if not text:
-        raise InputError([Problem("MSH", "the message is empty")])
+        raise InputError([Problem("MSH", "the message is empty", "required")])
     if not text.startswith("MSH"):
         if text[:3] in ("FHS", "BHS"):
             raise InputError([Problem(text[:3], "batches (FHS/BHS) are not accepted; send "
-                                                "one message at a time")])
-        raise InputError([Problem("MSH", "the message does not start with an MSH segment")])
+                                                "one message at a time", "not-supported")])
+        raise InputError([Problem("MSH", "the message does not start with an MSH segment",
+                                   "structure")])
     if len(text) < 4 or text[3] in "\r\n":
-        raise InputError([Problem("MSH-1", "the field separator is missing")])
+        raise InputError([Problem("MSH-1", "the field separator is missing", "required")])
     fsep = text[3]
     end = text.find(fsep, 4)
     enc = text[4:end] if end > 0 else text[4:].split("\r", 1)[0].split("\n", 1)[0]
     if len(enc) < 4 or len(enc) > 5 or len(set(enc + fsep)) != len(enc) + 1 \
             or any(ch.isalnum() or ch in "\r\n " for ch in enc + fsep):
         raise InputError([Problem("MSH-2", "the encoding characters are missing or invalid "
-                                           "(expected four distinct delimiters such as ^~\\&)")])
+                                           "(expected four distinct delimiters such as ^~\\&)",
+                                   "value")])
     seps = Separators(fsep, enc[0], enc[1], enc[2], enc[3], enc[4] if len(enc) > 4 else "")
     lf_only = "\r" not in text
     lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
@@ -291,7 +297,7 @@ def parse(data: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         else:
             raise InputError([Problem(f"segment {len(raw_segments) + 1}",
                                       "is not a segment (expected a 3-character segment id "
-                                      "followed by the field separator)")])
+                                      "followed by the field separator)", "structure")])
     segments: list[Segment] = []
     counts: dict[str, int] = {}
     for pos, line in enumerate(raw_segments, start=1):
@@ -301,7 +307,8 @@ def parse(data: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         if name == "MSH":
             if pos != 1:
                 raise InputError([Problem(f"MSH[{counts[name]}]", "a second MSH segment: send "
-                                                                 "one message at a time")])
+                                                                 "one message at a time",
+                                          "structure")])
             fields = ["MSH", fsep, *parts[1:]]
         else:
             fields = parts
@@ -313,14 +320,15 @@ def check_header(msg: Message, versions: tuple[str, ...] = SUPPORTED_VERSIONS) -
     """What keeps a message from being processed at all: MSH-9, MSH-10, MSH-12."""
     problems = []
     if not msg.msh.get(9):
-        problems.append(Problem("MSH-9", "the message type is missing"))
+        problems.append(Problem("MSH-9", "the message type is missing", "required"))
     elif not msg.msh.get(9, 2) and msg.msh.get(9) != "ACK":
-        problems.append(Problem("MSH-9.2", "the trigger event is missing"))
+        problems.append(Problem("MSH-9.2", "the trigger event is missing", "required"))
     if not msg.control_id:
-        problems.append(Problem("MSH-10", "the message control id is missing"))
+        problems.append(Problem("MSH-10", "the message control id is missing",
+                                "required"))
     if not msg.version:
-        problems.append(Problem("MSH-12", "the version id is missing"))
+        problems.append(Problem("MSH-12", "the version id is missing", "required"))
     elif msg.version not in versions:
         problems.append(Problem("MSH-12", f"version {msg.version} is not supported "
-                                          f"({versions[0]}–{versions[-1]})"))
+                                          f"({versions[0]}–{versions[-1]})", "not-supported"))
     return problems

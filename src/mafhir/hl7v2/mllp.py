@@ -1,8 +1,13 @@
 """MLLP framing (HL7 v2.5.1 Appendix C) and a blocking client that reconnects.
 
 A frame is ``<VT> message <FS><CR>``. :class:`FrameReader` takes bytes as they come off
-a socket and yields complete messages; a frame larger than its limit, or bytes outside
-a frame, are reported as :class:`FramingError` rather than buffered without end.
+a socket and turns them into events: each complete frame is a message of its own
+(``bytes``), and whatever breaks the framing is a :class:`Rejected` of its own, so a
+valid frame is never lost to junk that shares its write. The cost is linear in the
+bytes read (the end block is searched only in what arrived since the last search) and
+the memory is bounded: a frame over ``max_bytes`` is reported once and the rest of it
+is skipped up to its end block or the next start block (the connection resynchronises
+there), keeping only a bounded prefix for the operator to see.
 """
 
 from __future__ import annotations
@@ -10,17 +15,35 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from ..errors import TransientError
 
-__all__ = ["END", "START", "FrameReader", "FramingError", "MLLPClient", "frame"]
+__all__ = ["END", "KEEP_BYTES", "START", "FrameReader", "FramingError", "MLLPClient",
+           "Rejected", "frame"]
 
 START = b"\x0b"
 END = b"\x1c\r"
+#: How much of rejected input (junk, an oversized frame) is kept for the operator.
+KEEP_BYTES = 64 * 1024
+#: Bytes a sender may put between frames without it counting as junk.
+_FILLER = b"\r\n\x00 \t"
 
 
 class FramingError(Exception):
     """Bytes that break MLLP framing (too large, or junk between frames)."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Input that is not a frame: ``code`` ``too-long`` (over the limit) or ``structure``
+    (bytes outside a frame, a missing start block, a frame never finished); ``raw`` is
+    its first bytes (at most :data:`KEEP_BYTES`) and ``size`` how many bytes it had."""
+
+    code: str
+    reason: str
+    raw: bytes
+    size: int
 
 
 def frame(message: str | bytes) -> bytes:
@@ -29,33 +52,167 @@ def frame(message: str | bytes) -> bytes:
 
 
 class FrameReader:
-    """Incremental MLLP decoder."""
+    """Incremental MLLP decoder: frames and rejections, in the order they arrived."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, keep: int = KEEP_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._buf = bytearray()
+        self.keep = keep
+        self._buf = bytearray()  # inside a frame: START + what came so far
+        self._scanned = 0  # END does not start before this offset of _buf
+        self._inside = False
+        self._junk = bytearray()  # outside a frame: the kept prefix of junk
+        self._junk_size = 0
+        self._skipping = 0  # >0: bytes of an oversized frame skipped so far
+        self._skip_tail = False  # the last byte skipped was FS (END may straddle reads)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held right now (bounded by ``max_bytes`` plus one read and ``keep``)."""
+        return len(self._buf) + len(self._junk)
+
+    @property
+    def in_frame(self) -> bool:
+        """A frame (or junk) has started and not ended: the sender owes us bytes."""
+        return self._inside or bool(self._skipping) or bool(self._junk_size)
+
+    def events(self, data: bytes) -> Iterator[bytes | Rejected]:
+        """The complete frames (payload bytes) and rejections that ``data`` finishes."""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        view = memoryview(data)
+        pos = 0
+        n = len(data)
+        while pos < n:
+            if self._skipping:
+                pos = self._skip(view, pos)
+            elif self._inside:
+                pos, out = self._in_frame(view, pos)
+                if out is not None:
+                    yield out
+            else:
+                pos, out = self._outside(view, pos)
+                if out is not None:
+                    yield out
+
+    def flush(self) -> Rejected | None:
+        """At the connection's end (or its read deadline): what was left unfinished."""
+        if self._inside:
+            size = len(self._buf) - 1
+            raw = bytes(self._buf[1:1 + self.keep])
+            self._reset_frame()
+            return Rejected("structure", "the frame was not finished (no end block "
+                            "before the connection closed or its read deadline)", raw, size)
+        if self._skipping:
+            size = self._skipping
+            self._skipping = 0
+            self._skip_tail = False
+            return Rejected("structure", "the rest of an oversized frame never ended",
+                            b"", size)
+        return self._take_junk()
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        self._buf += data
-        while True:
-            start = self._buf.find(START)
-            if start < 0:
-                junk = len(self._buf)
-                self._buf.clear()
-                if junk and data.strip(b"\r\n\x00 "):
-                    raise FramingError("bytes outside an MLLP frame were dropped")
-                return
-            if start > 0:
-                del self._buf[:start]
-            end = self._buf.find(END, 1)
-            if end < 0:
-                if len(self._buf) > self.max_bytes + 3:
-                    self._buf.clear()
-                    raise FramingError(f"a frame exceeded the {self.max_bytes}-byte limit")
-                return
+        """The complete frames in ``data``; the first rejection raises FramingError
+        (after the frames before it). For a client reading one reply at a time."""
+        for event in self.events(data):
+            if isinstance(event, Rejected):
+                raise FramingError(event.reason)
+            yield event
+
+    # -- states -------------------------------------------------------------------
+    def _outside(self, view: memoryview, pos: int) -> tuple[int, Rejected | None]:
+        data = view.obj
+        assert isinstance(data, bytes)
+        start = data.find(START, pos)
+        stop = data.find(END, pos, start if start >= 0 else len(data))
+        if stop >= 0:  # a message without its start block ends here: its own rejection
+            self._add_junk(view[pos:stop])
+            return stop + 2, self._take_junk(missing_start=True)
+        if start < 0:
+            self._add_junk(view[pos:])
+            return len(data), None
+        self._add_junk(view[pos:start])
+        junk = self._take_junk()
+        self._inside = True
+        self._buf += START
+        self._scanned = 1
+        return start + 1, junk
+
+    def _in_frame(self, view: memoryview, pos: int) -> tuple[int, bytes | Rejected | None]:
+        room = self.max_bytes + 2 - (len(self._buf) - 1)  # payload + END may still come
+        chunk = view[pos:pos + max(room, 0) + 1]
+        self._buf += chunk
+        end = self._buf.find(END, max(self._scanned, 1))
+        if end >= 0:
+            consumed = end + 2 - (len(self._buf) - len(chunk))
+            if end - 1 > self.max_bytes:  # ended, but over the limit all the same
+                raw = bytes(self._buf[1:1 + self.keep])
+                self._reset_frame()
+                return pos + consumed, self._too_long(raw, end - 1)
             payload = bytes(self._buf[1:end])
-            del self._buf[:end + 2]
-            yield payload
+            self._reset_frame()
+            return pos + consumed, payload
+        self._scanned = max(1, len(self._buf) - 1)
+        # an FS at the very end may be the first half of the end block: not payload yet
+        if len(self._buf) - 1 - self._buf.endswith(b"\x1c") > self.max_bytes:
+            raw = bytes(self._buf[1:1 + self.keep])
+            size = len(self._buf) - 1
+            self._skip_tail = self._buf.endswith(b"\x1c")
+            self._reset_frame()
+            self._skipping = size
+            return pos + len(chunk), self._too_long(raw, size)
+        return pos + len(chunk), None
+
+    def _too_long(self, raw: bytes, size: int) -> Rejected:
+        return Rejected("too-long", f"the frame is larger than the {self.max_bytes}-byte "
+                        "limit; it was skipped up to its end block", raw, size)
+
+    def _skip(self, view: memoryview, pos: int) -> int:
+        """Skip the rest of an oversized frame: up to its end block, or up to a start
+        block (a VT cannot be in a message, so the sender began the next frame)."""
+        data = view.obj
+        assert isinstance(data, bytes)
+        if self._skip_tail and data[pos:pos + 1] == b"\r":
+            self._skipping = 0
+            self._skip_tail = False
+            return pos + 1
+        end = data.find(END, pos)
+        start = data.find(START, pos, end if end >= 0 else len(data))
+        if start >= 0:
+            self._skipping = 0
+            self._skip_tail = False
+            return start
+        if end < 0:
+            self._skipping += len(data) - pos
+            self._skip_tail = data.endswith(b"\x1c")
+            return len(data)
+        self._skipping = 0
+        self._skip_tail = False
+        return end + 2
+
+    def _reset_frame(self) -> None:
+        self._buf = bytearray()
+        self._scanned = 0
+        self._inside = False
+
+    def _add_junk(self, part: memoryview) -> None:
+        if not self._junk_size and not bytes(part).strip(_FILLER):
+            return  # line ends or NULs between frames: not junk
+        self._junk_size += len(part)
+        room = self.keep - len(self._junk)
+        if room > 0:
+            self._junk += part[:room]
+
+    def _take_junk(self, missing_start: bool = False) -> Rejected | None:
+        if not self._junk_size:
+            return None
+        raw, size = bytes(self._junk), self._junk_size
+        self._junk = bytearray()
+        self._junk_size = 0
+        if not raw.strip(_FILLER):
+            return None
+        reason = "a message without its MLLP start block (0x0B) was not read" \
+            if missing_start else "bytes outside an MLLP frame were not read"
+        return Rejected("structure", reason, raw, size)
 
 
 class MLLPClient:

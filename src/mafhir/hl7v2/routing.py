@@ -41,6 +41,9 @@ class HandlerSetup:
     deliver: Callable[[JSON], Any] | None = None
     patient_known: Callable[[str, str], bool] | None = None
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: ``--strict``: a conversion with warnings (gaps kept despite) is an error, not
+    #: processed with a W in the ACK.
+    strict: bool = False
 
 
 class RoutingHandler:
@@ -49,7 +52,7 @@ class RoutingHandler:
     def __init__(self, setup: HandlerSetup) -> None:
         self.setup = setup
         self.default = ConvertHandler(setup.registry, setup.ctx, setup.deliver,
-                                      setup.patient_known)
+                                      setup.patient_known, strict=setup.strict)
         self._specs: dict[str, MessageHandler] = {
             key.partition(":")[2]: spec for key, spec in setup.registry.handlers.items()
             if key.partition(":")[0] == FORMAT}

@@ -1,8 +1,12 @@
 """The message store: every inbound message is written here before it is acknowledged.
 
 One SQLite file (WAL, ``synchronous=FULL``: a committed row survives a crash or power
-loss). A message is known by its sender (MSH-3/MSH-4) and control id (MSH-10): a re-sent
-message finds its row and gets the original ACK back instead of being processed again.
+loss). A message is known by its sender (MSH-3 and MSH-4, whole), its control id (MSH-10,
+whole) **and its content** (the SHA-256 of its bytes): an identical re-send finds its row
+and gets the original ACK back instead of being processed again. Different bytes under
+a control id already used are a message of their own: stored, processed and
+acknowledged as such, with ``conflicts_with`` naming the earlier row (the sender reused
+an id; an operator can see it, and nothing was dropped under a positive ACK).
 Unreadable input is kept too (status ``rejected``, no control id): quarantined, never
 dropped. Thread-safe; one store serves every connection of a listener.
 
@@ -14,6 +18,7 @@ crash or an unreachable sender delays the answer but never loses it.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -45,13 +50,20 @@ CREATE TABLE IF NOT EXISTS messages (
     reply_attempts INTEGER NOT NULL DEFAULT 0,
     reply_error  TEXT,
     reply_next_at REAL NOT NULL DEFAULT 0,
-    UNIQUE (sender, control_id)
+    content_sha256 BLOB,
+    conflicts_with INTEGER,
+    UNIQUE (sender, control_id, content_sha256)
 );
 CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
 """
 #: Columns added after the first release: an older store file gets them on open.
 _ADDED = {"reply_status": "TEXT", "reply_attempts": "INTEGER NOT NULL DEFAULT 0",
           "reply_error": "TEXT", "reply_next_at": "REAL NOT NULL DEFAULT 0"}
+_COLUMNS = ("id, sender, control_id, message_type, received_at, raw, status, ack, app_ack, "
+            "problems, attempts, duplicates, reply_status, reply_attempts, reply_error, "
+            "reply_next_at")
+#: The columns in StoredMessage's order (an upgraded file has them in another order).
+_SELECT = f"{_COLUMNS}, content_sha256, conflicts_with"
 _REPLIES_INDEX = ("CREATE INDEX IF NOT EXISTS messages_reply ON messages (reply_status) "
                   "WHERE reply_status = 'pending'")
 
@@ -63,6 +75,10 @@ class Claim:
     id: int
     duplicate: bool
     ack: bytes | None = None
+    #: A duplicate whose processing is over (its ACK, possibly none, is final).
+    finished: bool = False
+    #: A new message under a control id this sender used before for other content.
+    conflicts_with: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,8 @@ class StoredMessage:
     reply_attempts: int = 0
     reply_error: str | None = None
     reply_next_at: float = 0.0  # epoch seconds: not tried again before then
+    content_sha256: bytes | None = None
+    conflicts_with: int | None = None  # an earlier row with this id and other content
 
 
 @dataclass(frozen=True)
@@ -110,31 +128,61 @@ class MessageStore:
         for column, kind in _ADDED.items():
             if column not in have:
                 self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
+        if "content_sha256" not in have:
+            self._migrate_content_key()
+            self._db.executescript(_SCHEMA)  # the indexes went with the old table
         self._db.execute(_REPLIES_INDEX)
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
 
+    def _migrate_content_key(self) -> None:
+        """A store from before the content key: rebuild the table under the new UNIQUE
+        (SQLite cannot change a constraint in place), hashing the kept bytes."""
+        self._db.create_function("sha256", 1, lambda raw: hashlib.sha256(raw or b"").digest(),
+                                 deterministic=True)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("ALTER TABLE messages RENAME TO messages_before_content_key")
+            self._db.execute(_SCHEMA.split(";")[0])  # the table (executescript would commit)
+            self._db.execute(
+                f"INSERT INTO messages ({_COLUMNS}, content_sha256) SELECT {_COLUMNS}, "
+                "CASE WHEN control_id IS NULL THEN NULL ELSE sha256(raw) END "
+                "FROM messages_before_content_key")
+            self._db.execute("DROP TABLE messages_before_content_key")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def claim(self, sender: str, control_id: str, message_type: str, raw: bytes,
               at: datetime) -> Claim:
-        """Store an arriving message, or find the earlier one with the same id."""
+        """Store an arriving message, or find the earlier one with the same id and the
+        same bytes. Other bytes under a used id are stored as a message of their own
+        (``Claim.conflicts_with`` names the earlier row)."""
+        digest = hashlib.sha256(raw).digest()
         with self._lock:
-            try:
-                cur = self._db.execute(
+            try:  # one statement: the insert finds an earlier row with other content
+                row_id, earlier = self._db.execute(
                     "INSERT INTO messages (sender, control_id, message_type, received_at, raw,"
-                    " status) VALUES (?, ?, ?, ?, ?, 'received')",
-                    (sender, control_id, message_type, at.isoformat(), raw))
-                return Claim(int(cur.lastrowid or 0), duplicate=False)
+                    " status, content_sha256, conflicts_with) VALUES (?, ?, ?, ?, ?, "
+                    "'received', ?, (SELECT id FROM messages WHERE sender=? AND control_id=? "
+                    "AND content_sha256 IS NOT ? ORDER BY id LIMIT 1)) "
+                    "RETURNING id, conflicts_with",
+                    (sender, control_id, message_type, at.isoformat(), raw, digest, sender,
+                     control_id, digest)).fetchone()
+                return Claim(int(row_id), duplicate=False, conflicts_with=earlier)
             except sqlite3.IntegrityError:
                 row = self._db.execute(
-                    "SELECT id, status, ack FROM messages WHERE sender=? AND control_id=?",
-                    (sender, control_id)).fetchone()
+                    "SELECT id, status, ack FROM messages WHERE sender=? AND control_id=? "
+                    "AND content_sha256=?", (sender, control_id, digest)).fetchone()
             row_id, status, ack = row
             if status == "retry":
                 self._db.execute("UPDATE messages SET status='received', raw=?, "
                                  "attempts=attempts+1 WHERE id=?", (raw, row_id))
                 return Claim(row_id, duplicate=False)
             self._db.execute("UPDATE messages SET duplicates=duplicates+1 WHERE id=?", (row_id,))
-            return Claim(row_id, duplicate=True, ack=ack if status in FINAL else None)
+            final = status in FINAL
+            return Claim(row_id, duplicate=True, ack=ack if final else None, finished=final)
 
     def finish(self, row_id: int, status: str, ack: bytes | None,
                problems: Sequence[str] = (), app_ack: bytes | None = None) -> None:
@@ -212,6 +260,17 @@ class MessageStore:
             row = self._db.execute("SELECT ack FROM messages WHERE id=?", (row_id,)).fetchone()
             return row[0] if row else None
 
+    def wait_finished(self, row_id: int, timeout: float = 30.0) -> tuple[bool, bytes | None]:
+        """Wait for another connection to finish a message: (finished, its ACK). A
+        finished message may have no ACK (its MSH-15 wanted none); that is not "still
+        being processed"."""
+        with self._done:
+            ok = self._done.wait_for(lambda: self._status(row_id) != "received", timeout)
+            if not ok:
+                return False, None
+            row = self._db.execute("SELECT ack FROM messages WHERE id=?", (row_id,)).fetchone()
+            return True, (row[0] if row else None)
+
     def _status(self, row_id: int) -> str | None:
         row = self._db.execute("SELECT status FROM messages WHERE id=?", (row_id,)).fetchone()
         return row[0] if row else None
@@ -228,22 +287,31 @@ class MessageStore:
 
     def get(self, row_id: int) -> StoredMessage | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM messages WHERE id=?", (row_id,)).fetchone()
+            row = self._db.execute(f"SELECT {_SELECT} FROM messages WHERE id=?",
+                                   (row_id,)).fetchone()
         return StoredMessage(*row) if row else None
 
     def find(self, sender: str, control_id: str) -> StoredMessage | None:
+        """The first message stored under this sender and control id."""
+        found = self.find_all(sender, control_id)
+        return found[0] if found else None
+
+    def find_all(self, sender: str, control_id: str) -> list[StoredMessage]:
+        """Every message stored under this sender and control id (more than one when the
+        sender reused the id for other content), oldest first."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM messages WHERE sender=? AND control_id=?",
-                                   (sender, control_id)).fetchone()
-        return StoredMessage(*row) if row else None
+            rows = self._db.execute(f"SELECT {_SELECT} FROM messages WHERE sender=? AND "
+                                    "control_id=? ORDER BY id", (sender, control_id)).fetchall()
+        return [StoredMessage(*row) for row in rows]
 
     def messages(self, status: str | None = None) -> Iterator[StoredMessage]:
         with self._lock:
             if status:
-                rows = self._db.execute("SELECT * FROM messages WHERE status=? ORDER BY id",
-                                        (status,)).fetchall()
+                rows = self._db.execute(f"SELECT {_SELECT} FROM messages WHERE status=? "
+                                        "ORDER BY id", (status,)).fetchall()
             else:
-                rows = self._db.execute("SELECT * FROM messages ORDER BY id").fetchall()
+                rows = self._db.execute(f"SELECT {_SELECT} FROM messages ORDER BY id"
+                                        ).fetchall()
         for row in rows:
             yield StoredMessage(*row)
 
