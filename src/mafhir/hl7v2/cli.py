@@ -101,16 +101,25 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
 @click.option("--to", "target_format", type=click.Choice(["hl7v2"]),
               help="Read FHIR (a Bundle, resources, or MA tasks); print this format.")
 @click.option("--message", "message_type", help="The message to write, e.g. OML^O21.")
-@click.option("--tz", default=None, help="Zone of v2 times without an offset (default "
-              "$MAFHIR_TZ, else UTC), e.g. America/Chicago.")
+@click.option("--tz", default=None, help="IANA zone of v2 times without an offset for every "
+              "sender (default $MAFHIR_TZ, else the clinic's time_zone; with none such "
+              "times are refused, never taken as UTC), e.g. America/Chicago.")
+@click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
+              help="IANA zone of one sender's times (SENDER: MSH-3^MSH-4, MSH-4 or MSH-3). "
+                   "Repeatable.")
+@click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
+              help="Identifier system of an assigning authority (CX-4 namespace or "
+                   "universal id); map the clinic's MRN authority to the clinic's MRN "
+                   "system. Repeatable.")
 @click.option("--mllp", default=None, metavar="HOST:PORT",
               help="With --to: send the message over MLLP and print the ACK.")
 @click.option("--receiving", default="", metavar="APP^FACILITY",
               help="With --to: MSH-5/MSH-6 (the lab's application and facility).")
 @clinic_option
 def convert_command(source: str, source_format: str | None, target_format: str | None,
-                    message_type: str | None, tz: str | None, mllp: str | None,
-                    receiving: str, clinic_path: str | None) -> None:
+                    message_type: str | None, tz: str | None, sender_tz: tuple[str, ...],
+                    namespaces: tuple[str, ...], mllp: str | None, receiving: str,
+                    clinic_path: str | None) -> None:
     """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
 
     Bad input exits 2 with one line per problem naming the segment and field.
@@ -119,7 +128,9 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
-                        receiving=_pair(receiving))
+                        receiving=_pair(receiving),
+                        sender_tz=_pairs(sender_tz, "--sender-tz"),
+                        namespaces=_pairs(namespaces, "--namespace"))
         registry = get_registry()
         if source_format:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
@@ -152,6 +163,17 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     sys.exit(0 if ack.accepted else 1)
 
 
+def _pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
+    """``KEY=VALUE`` options as a table (sender zones, assigning-authority systems)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=hint)
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
     settings = {}
     for pair in pairs:
@@ -165,7 +187,8 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
 def run_listener(address: str, *, store_path: str, destination: str | None,
                  check_patient: bool, tz: str | None, clinic_path: str | None,
                  settings: dict[str, str], ack_to: tuple[str, ...] = (),
-                 what: str = "") -> None:
+                 what: str = "", sender_tz: dict[str, str] | None = None,
+                 namespaces: dict[str, str] | None = None) -> None:
     """Serve MLLP until stopped: store, route (plugin handlers, else convert and deliver),
     acknowledge, and send enhanced-mode application ACKs back to ``ack_to``."""
     from .replies import ReplySender, parse_routes
@@ -174,7 +197,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = split_address(address)
     try:
-        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz))
+        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
+                        sender_tz=sender_tz or {}, namespaces=namespaces or {})
         registry = get_registry()
         routes = parse_routes(ack_to, split_address)
     except MafhirError as exc:
@@ -229,13 +253,21 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A setting for plugin handlers, e.g. pharmacy.worklist=refills.sqlite. "
                    "Repeatable.")
-@click.option("--tz", default=None, help="Zone of v2 times without an offset.")
+@click.option("--tz", default=None, help="IANA zone of v2 times without an offset (default "
+              "$MAFHIR_TZ, else the clinic's time_zone; with none they are refused).")
+@click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
+              help="IANA zone of one sender's times (MSH-3^MSH-4, MSH-4 or MSH-3). Repeatable.")
+@click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
+              help="Identifier system of an assigning authority. Repeatable.")
 @clinic_option
 def listen_command(address: str, store_path: str, destination: str | None,
                    check_patient: bool, ack_to: tuple[str, ...], settings: tuple[str, ...],
-                   tz: str | None, clinic_path: str | None) -> None:
+                   tz: str | None, sender_tz: tuple[str, ...], namespaces: tuple[str, ...],
+                   clinic_path: str | None) -> None:
     """Receive HL7 v2 over MLLP: store, convert or hand to a plugin, acknowledge (Ctrl-C
     stops). Results go to --to; refill requests to the pharmacy worklist."""
     run_listener(address, store_path=store_path, destination=destination,
                  check_patient=check_patient, tz=tz, clinic_path=clinic_path,
-                 settings=_settings(settings), ack_to=ack_to)
+                 settings=_settings(settings), ack_to=ack_to,
+                 sender_tz=_pairs(sender_tz, "--sender-tz"),
+                 namespaces=_pairs(namespaces, "--namespace"))
