@@ -34,6 +34,7 @@ from .datatypes import (
     cx_full,
     null,
     read_dtm,
+    readable,
     sender_system,
     xad_address,
     xpn_name,
@@ -101,6 +102,17 @@ def _race_or_ethnicity(url: str, reps: list[Value], omb: set[str],
         return None
     parts.append({"url": "text", "valueString": text})
     return {"url": url, "extension": parts}
+
+
+def _yes_no(pid: Segment, n: int, warnings: list[Problem]) -> bool | None:
+    """A Y/N indicator (HL7 table 0136); another value is reported, not guessed at."""
+    text = null(pid.get(n)).upper()
+    if text in ("Y", "N"):
+        return text == "Y"
+    if text:
+        warnings.append(Problem(f"PID-{n}", "is not Y or N (HL7 table 0136); not mapped",
+                                "code-invalid"))
+    return None
 
 
 def _match_key(idents: list[JSON], ctx: V2Context, authorities: list[str]) -> JSON:
@@ -174,28 +186,38 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
     if null(maiden.c(1)):
         extensions.append({"url": EXT + "patient-mothersMaidenName",
                            "valueString": null(maiden.c(1))})
-    birthplace = null(pid.text(23))
-    if birthplace:
+    place = pid.v(23)
+    if null(place.c(1)):  # ST in v2.5.1, an XAD in some senders: kept structured then
+        where_born = xad_address(place, times, "PID-23") if len(place.components) > 1 \
+            else None
         extensions.append({"url": EXT + "patient-birthPlace",
-                           "valueAddress": {"text": birthplace}})
+                           "valueAddress": {**(where_born or {}), "text": readable(place)}})
     religion = codeable(pid.v(17))
     if religion:
         extensions.append({"url": EXT + "patient-religion", "valueCodeableConcept": religion})
+    for n, name in ((26, "citizenship"), (28, "nationality")):
+        for rep in pid.reps(n):
+            country = codeable(rep)
+            if country and null(rep.c(1)):
+                extensions.append({"url": EXT + f"patient-{name}", "extension": [
+                    {"url": "code", "valueCodeableConcept": country}]})
     if extensions:
         patient["extension"] = extensions
     patient["identifier"] = idents
     names = [h for k, rep in enumerate(pid.reps(5), start=1)
              if (h := xpn_name(rep, times, "PID-5" if k == 1 else f"PID-5[{k}]"))]
+    names += [h for k, rep in enumerate(pid.reps(9), start=1)  # aliases
+              if (h := xpn_name(rep, times, "PID-9" if k == 1 else f"PID-9[{k}]"))]
     if not names:
         names = [{"extension": [{"url": EXT + "data-absent-reason", "valueCode": "unknown"}]}]
         warnings.append(Problem("PID-5", "the patient name is missing", "incomplete"))
     patient["name"] = names
     telecom = []
-    for n, default_use in ((13, "home"), (14, "work")):
+    for n, default_use in ((13, "home"), (14, "work"), (40, "")):  # 40: v2.7+
         for rep in pid.reps(n):
             point = xtn_contact(rep)
             if point:
-                if point["system"] != "email":
+                if point["system"] != "email" and default_use:
                     point.setdefault("use", default_use)
                 telecom.append(point)
     if telecom:
@@ -223,8 +245,8 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
     died = times.at(pid.get(29), "PID-29")
     if died:
         patient["deceasedDateTime"] = died
-    elif null(pid.get(30)).upper() in ("Y", "N"):
-        patient["deceasedBoolean"] = pid.get(30).upper() == "Y"
+    elif _yes_no(pid, 30, warnings) is not None:
+        patient["deceasedBoolean"] = _yes_no(pid, 30, [])
     addresses = [a for k, rep in enumerate(pid.reps(11), start=1)
                  if (a := xad_address(rep, times, "PID-11" if k == 1 else f"PID-11[{k}]"))]
     if addresses:
@@ -235,8 +257,8 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
     order = null(pid.get(25))
     if order.isdigit():
         patient["multipleBirthInteger"] = int(order)
-    elif null(pid.get(24)).upper() in ("Y", "N"):
-        patient["multipleBirthBoolean"] = pid.get(24).upper() == "Y"
+    elif _yes_no(pid, 24, warnings) is not None:
+        patient["multipleBirthBoolean"] = _yes_no(pid, 24, [])
     language = codeable(pid.v(15))
     if language:
         patient["communication"] = [{"language": language}]
