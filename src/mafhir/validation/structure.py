@@ -16,6 +16,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from ..io import dumps
 from .issues import Issue
 
 __all__ = ["CONTROL_CHARACTERS", "R4B_ONLY_TYPES", "check_structure", "control_characters"]
@@ -34,6 +35,12 @@ R4B_ONLY_TYPES = frozenset({
 #: What a FHIR string may not hold: control characters other than tab, CR and LF (R4
 #: §2.24.0.1 string: "[ \\r\\n\\t\\S]+"). The models let them through, so this is checked here.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+#: A forbidden control character as JSON writes it (``\\u0000``…, ``\\b``, ``\\f``), not
+#: preceded by an escaped backslash.
+_ESCAPED_CONTROL = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\(?:u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[bf])")
 
 
 def control_characters(node: Any, path: str) -> Iterator[tuple[str, int]]:
@@ -96,6 +103,10 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
                 msg = "unknown element"
             issues.append(Issue("error", code, _path(base, loc), msg))
         return issues
+    text = dumps(resource)  # one C-speed pass; the paths are looked for only if found
+    if not (b"\\u00" in text or b"\\b" in text or b"\\f" in text) \
+            or not _ESCAPED_CONTROL.search(text):
+        return []
     return [Issue("error", "value", where, f"a string holds the control character "
                                            f"U+{point:04X}, which FHIR strings forbid")
             for where, point in control_characters(resource, base)]
