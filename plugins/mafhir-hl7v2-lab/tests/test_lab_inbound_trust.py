@@ -266,3 +266,23 @@ def test_convert_names_a_bad_offset_without_a_traceback(tmp_path):
     assert "OBX[1]-14" in result.stderr and "UTC offset" in result.stderr
     assert "Traceback" not in result.output and "ValueError" not in result.output
 
+
+
+# ------------------------------------------------------------------ the shared PID reader
+def test_patient_from_pid_is_usable_on_its_own():
+    from mafhir.hl7v2.patient import patient_from_pid
+
+    pid = parse((MSH + PID.replace("|19700601|F|", "|197006010912|F|")).encode()).first("PID")
+    found = patient_from_pid(pid, ctx(), "LABSYS|QUESTLAB", ZoneInfo("America/Chicago"))
+    assert found.reference == {"reference": f"Patient?identifier={MRN}|MS-42"}
+    assert found.entry.if_none_exist == f"identifier={MRN}|MS-42"
+    assert found.resource["birthDate"] == "1970-06-01"
+    # the time of birth is kept, in the sender's zone (CDT in June)
+    assert found.resource["_birthDate"]["extension"][0]["valueDateTime"] == \
+        "1970-06-01T09:12:00-05:00"
+    bad = parse((MSH + PID.replace("|19700601|F|", "|19701301|Q|")).encode()).first("PID")
+    with pytest.raises(InputError) as err:
+        patient_from_pid(bad, ctx(), "LABSYS|QUESTLAB", None)
+    assert sorted((p.location, p.code) for p in err.value.problems) == [
+        ("PID-7", "value"), ("PID-8", "code-invalid")]
+    assert "month (characters 5-6)" in str(err.value) and "19701301" not in str(err.value)

@@ -94,6 +94,26 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
     return ResourceSet(items)
 
 
+def receiver_options(fn: Any) -> Any:
+    """--tz, --sender-tz and --namespace: how a receiver reads its senders' times and
+    identifiers (shared by ``convert`` and ``listen``)."""
+    for option in reversed((
+        click.option("--tz", default=None, help="IANA zone of v2 times without an offset for "
+                     "every sender (default $MAFHIR_TZ, else the clinic's time_zone; with "
+                     "none such times are refused, never taken as UTC), e.g. "
+                     "America/Chicago."),
+        click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
+                     help="IANA zone of one sender's times (SENDER: MSH-3^MSH-4, MSH-4 or "
+                          "MSH-3). Repeatable."),
+        click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
+                     help="Identifier system of an assigning authority (CX-4 namespace or "
+                          "universal id); map the clinic's MRN authority to the clinic's "
+                          "MRN system. Repeatable."),
+    )):
+        fn = option(fn)
+    return fn
+
+
 @click.command("convert")
 @click.argument("source", metavar="FILE|-")
 @click.option("--from", "source_format", type=click.Choice(["hl7v2"]),
@@ -101,16 +121,7 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
 @click.option("--to", "target_format", type=click.Choice(["hl7v2"]),
               help="Read FHIR (a Bundle, resources, or MA tasks); print this format.")
 @click.option("--message", "message_type", help="The message to write, e.g. OML^O21.")
-@click.option("--tz", default=None, help="IANA zone of v2 times without an offset for every "
-              "sender (default $MAFHIR_TZ, else the clinic's time_zone; with none such "
-              "times are refused, never taken as UTC), e.g. America/Chicago.")
-@click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
-              help="IANA zone of one sender's times (SENDER: MSH-3^MSH-4, MSH-4 or MSH-3). "
-                   "Repeatable.")
-@click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
-              help="Identifier system of an assigning authority (CX-4 namespace or "
-                   "universal id); map the clinic's MRN authority to the clinic's MRN "
-                   "system. Repeatable.")
+@receiver_options
 @click.option("--mllp", default=None, metavar="HOST:PORT",
               help="With --to: send the message over MLLP and print the ACK.")
 @click.option("--receiving", default="", metavar="APP^FACILITY",
@@ -253,12 +264,7 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A setting for plugin handlers, e.g. pharmacy.worklist=refills.sqlite. "
                    "Repeatable.")
-@click.option("--tz", default=None, help="IANA zone of v2 times without an offset (default "
-              "$MAFHIR_TZ, else the clinic's time_zone; with none they are refused).")
-@click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
-              help="IANA zone of one sender's times (MSH-3^MSH-4, MSH-4 or MSH-3). Repeatable.")
-@click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
-              help="Identifier system of an assigning authority. Repeatable.")
+@receiver_options
 @clinic_option
 def listen_command(address: str, store_path: str, destination: str | None,
                    check_patient: bool, ack_to: tuple[str, ...], settings: tuple[str, ...],
