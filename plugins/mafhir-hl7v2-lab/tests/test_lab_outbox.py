@@ -78,6 +78,24 @@ def test_an_application_error_is_dead_lettered_with_the_labs_reason(tmp_path):
     assert reason == ("the receiver answered AE to the OML^O21: OBR-4: test not offered here")
 
 
+def wait_for_failed_attempt(db: Path, proc: subprocess.Popen[str]) -> None:
+    """Until the outbox has recorded an attempt (the lab is not up yet): observable state,
+    not a guess at how long the process takes to start on a busy machine."""
+    import sqlite3
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    if conn.execute("SELECT count(*) FROM outbox_attempts").fetchone()[0]:
+                        return
+            except sqlite3.OperationalError:  # the schema is not created yet
+                pass
+        time.sleep(0.05)
+    raise AssertionError("the sync never recorded an attempt")
+
+
 def test_a_lab_that_is_down_is_retried_until_it_answers(tmp_path):
     write_inputs(tmp_path)
     with socket.socket() as probe:  # a free port nobody listens on yet
@@ -94,7 +112,7 @@ def test_a_lab_that_is_down_is_retried_until_it_answers(tmp_path):
          str(tmp_path / "o.db"), "--clinic", str(tmp_path / "clinic.json"), "--json",
          "--retry-base", "0.2", "--max-attempts", "50", str(tmp_path / "orders.ndjson")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # the first attempts fail: connection refused
+    wait_for_failed_attempt(tmp_path / "o.db", proc)  # connection refused, recorded
     assert proc.poll() is None
     with MLLPListener("127.0.0.1", port, Receiver(MessageStore(tmp_path / "lab.db"), lab)):
         out, err = proc.communicate(timeout=90)
