@@ -286,3 +286,14 @@ def test_patient_from_pid_is_usable_on_its_own():
     assert sorted((p.location, p.code) for p in err.value.problems) == [
         ("PID-7", "value"), ("PID-8", "code-invalid")]
     assert "month (characters 5-6)" in str(err.value) and "19701301" not in str(err.value)
+
+
+def test_an_obx_identifier_under_the_npi_authority_is_checked_too(registry):
+    row = ("OBX|1|CX|56801-4^Ordering provider id^LN||"
+           "1234567890^^^NPI&2.16.840.1.113883.4.6&ISO||||||F\r")
+    out = run(registry, MSH + PID + OBR + row)
+    ((_, obs),) = of(out.bundle, "Observation")
+    (ext,) = [x for x in obs["extension"] if x["url"] == STRUCTURED]
+    assert ext["valueIdentifier"]["system"] != "http://hl7.org/fhir/sid/us-npi"
+    assert [(w.location, w.code) for w in out.warnings if "NPI" in w.message] == \
+        [("OBX[1]-5", "value")]

@@ -478,15 +478,19 @@ def xtn_contact(value: Value) -> JSON | None:
 
 
 def cx_full(value: Value, namespaces: Mapping[str, str], fallback: str, times: Times,
-            where: str) -> JSON | None:
+            where: str, warnings: list[Problem] | None = None) -> JSON | None:
     """A CX as an Identifier: system from its assigning authority (configured, else an
     OID/URI, else ``fallback``, the sender's own), type (CX-5, table 0203), period
-    (CX-7/8), assigner (CX-6 or CX-4 name)."""
+    (CX-7/8), assigner (CX-6 or CX-4 name). An NPI is one only when its check digit
+    holds (else ``fallback``, with a warning in ``warnings``)."""
     ident = null(value.c(1))
     if not ident:
         return None
     system = authority_system(value.c(4, 1), value.c(4, 2), value.c(4, 3), namespaces) \
         or fallback
+    if system == systems.NPI:
+        system = npi_checked(ident, fallback, where,
+                             [] if warnings is None else warnings)["system"]
     out: JSON = {}
     id_type = null(value.c(5))
     if id_type:

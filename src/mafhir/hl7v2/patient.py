@@ -144,7 +144,7 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
             where = f"PID-{n}" if k == 1 else f"PID-{n}[{k}]"
             authority = rep.c(4, 1) or rep.c(4, 2)
             ident = cx_full(rep, ctx.namespaces, sender_system(base, sender, authority),
-                            times, where)
+                            times, where, warnings)
             if ident is None:
                 continue
             if null(rep.c(5)).upper() == "SS":

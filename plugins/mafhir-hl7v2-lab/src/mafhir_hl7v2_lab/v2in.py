@@ -530,7 +530,8 @@ class Reader:
             else:
                 fallback = sender_system(self.ctx.map.clinic.system, self.msg.sender,
                                          rep.c(4, 1) or rep.c(4, 2))
-                found = cx_full(rep, self.ctx.namespaces, fallback, times, where)
+                found = cx_full(rep, self.ctx.namespaces, fallback, times, where,
+                                self.warnings)
                 key = "valueIdentifier"
             if found:
                 made.append((key, found))
