@@ -154,11 +154,6 @@ class Reader:
         self.zone_used = False
         self.no_zone_reported = False
 
-    @property
-    def sender_base(self) -> str:
-        """The sender's own identifier namespace (for ids no configured system names)."""
-        return sender_system(self.ctx.map.clinic.system, self.msg.sender, "")[:-2]
-
     def unique(self, idents: list[JSON], k: int) -> list[JSON]:
         """Order identifiers made distinct within the message.
 
@@ -254,7 +249,8 @@ class Reader:
     def clinician(self, value: Value, where: str) -> JSON | None:
         """An XCN as a reference; an NPI failing its check digit is kept under the
         sender's system, with a warning."""
-        return xcn_reference(value, f"{self.sender_base}/clinician", self.warnings, where)
+        own = sender_system(self.ctx.map.clinic.system, self.msg.sender, "clinician")
+        return xcn_reference(value, own, self.warnings, where)
 
     # ---------------------------------------------------------------- ServiceRequest
     def service_request(self, orc: Segment | None, obr: Segment | None, idents: list[JSON],
