@@ -5,7 +5,8 @@ result when it is absent), each run through the whole inbound path — read from
 (BOM, line endings), ORU^R01 → transaction Bundle, structure (R4 via the R4B models) and
 US Core rules checked — against python-hl7 merely parsing the same messages. Runs
 alternate (A, B, A, B…) so machine noise hits both; the best of each is reported, with
-the ratio. The issue asks for conversion at ≥ 0.5× the parse rate.
+the ratio. The issue asks for conversion at ≥ 0.75× the parse rate (messages held for
+review, with no clinic MRN, are left out: refusing is not converting).
 
 Part 2 (MLLP). A listener on loopback with the SQLite store (``synchronous=FULL``: each
 message committed before its ACK) — first storing and acknowledging only, then also
@@ -50,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS", ROOT.parent / "shared" / "corpus"))
 BUILT_IN = (
     "MSH|^~\\&|LABSYS|QUESTLAB|MAFHIR|CLINIC|20261128061500-0500||ORU^R01^ORU_R01|{id}|P|"
-    "2.5.1\rPID|1||MS-1^^^^MR||Doe^Jane||19610402|F\rORC|RE|ord-1^MAFHIR|ACC-1^Q\r"
+    "2.5.1\rPID|1||MS-1^^^X^MR||Doe^Jane||19610402|F\rORC|RE|ord-1^MAFHIR|ACC-1^Q\r"
     "OBR|1|ord-1^MAFHIR|ACC-1^Q|24323-8^Comprehensive metabolic panel^LN|||20261127092000-0500"
     "|||||||||||||||20261128061000-0500|||F\r"
     + "".join(f"OBX|{i}|NM|2951-2^Sodium^LN||{135 + i}|mmol/L^^UCUM|135-145|N|||F\r"
@@ -81,13 +82,33 @@ def rate(fn, items: list[bytes], seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
+def configured(raw: bytes) -> V2Context:
+    """The receiver a clinic configures for this message's sender: its zone, and its MRN
+    authority (PID-3 typed MR) mapped to the clinic's MRN system."""
+    from zoneinfo import ZoneInfo
+
+    pid = parse(raw).first("PID")
+    authorities = {r.c(4, 1) or r.c(4, 2) for r in (pid.reps(3) if pid else [])
+                   if r.c(5) == "MR"} - {""}
+    mrn = V2Context().map.clinic.mrn_namespace
+    return V2Context(tz=ZoneInfo("America/Chicago"), namespaces={a: mrn for a in authorities})
+
+
 def conversion(seconds: float) -> None:
+    from mafhir.errors import InputError
+
     registry = get_registry()
-    ctx = V2Context()
-    msgs = messages()
+    ctxs = {}
+    for raw in messages():  # messages held for review (no clinic MRN) are left out
+        try:
+            to_fhir(registry, parse(raw), configured(raw))
+            ctxs[raw] = configured(raw)
+        except InputError:
+            continue
+    msgs = list(ctxs)
 
     def convert(raw: bytes) -> None:
-        bundle = to_fhir(registry, parse(raw), ctx)
+        bundle = to_fhir(registry, parse(raw), ctxs[raw])
         if any(i.severity in ("error", "fatal") for i in check_bundle(bundle,
                                                                        registry.profiles)):
             raise SystemExit("a corpus message failed validation")
@@ -102,14 +123,15 @@ def conversion(seconds: float) -> None:
     print(f"  python-hl7 parse only            {best_base:8.0f} msg/s")
     print(f"  mafhir → validated FHIR Bundle   {best_ours:8.0f} msg/s")
     ratio = best_ours / best_base
-    print(f"  ratio {ratio:.2f}× (issue asks ≥ 0.5×): {'PASS' if ratio >= 0.5 else 'FAIL'}")
+    print(f"  ratio {ratio:.2f}× (issue asks ≥ 0.75×): {'PASS' if ratio >= 0.75 else 'FAIL'}")
 
 
 def round_trips(seconds: float, senders: int, convert: bool) -> None:
     registry = get_registry()
     with tempfile.TemporaryDirectory() as tmp:
         store = MessageStore(Path(tmp) / "bench.sqlite")  # durable: synchronous=FULL
-        handler = ConvertHandler(registry, V2Context()) if convert else \
+        handler = ConvertHandler(registry, configured(BUILT_IN.format(id="0").encode())) \
+            if convert else \
             (lambda msg: Outcome("processed"))
         with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener:
             host, port = listener.address

@@ -7,8 +7,9 @@ on every line, and so that mappers stay pure (``MapContext`` is an input, not a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_CLINIC", "Clinic", "MapContext"]
 
@@ -31,6 +32,20 @@ class Clinic(BaseModel):
     city: str | None = None
     state: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     postal_code: str | None = None
+    time_zone: str | None = Field(
+        default=None, description="IANA zone (e.g. America/Chicago) of the clinic: the zone "
+        "of inbound HL7 v2 times sent without an offset when their sender has none configured")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _iana(cls, value: str | None) -> str | None:
+        """An unknown zone name fails when the settings load, not at the first message."""
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError("not an IANA time zone (e.g. America/Chicago)") from exc
+        return value
 
     @property
     def mrn_namespace(self) -> str:

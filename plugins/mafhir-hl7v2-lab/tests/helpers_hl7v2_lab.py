@@ -9,7 +9,8 @@ from typing import Any
 import hl7
 import pytest
 
-from mafhir.context import Clinic, MapContext
+from mafhir.context import DEFAULT_CLINIC, Clinic, MapContext
+from mafhir.hl7v2 import V2Context
 from mafhir.plugins import get_registry, reset
 
 JSON = dict[str, Any]
@@ -23,6 +24,33 @@ def clinic(system: str | None = None) -> Clinic:
 
 def ctx_for(c: Clinic) -> MapContext:
     return MapContext(clinic=c)
+
+
+#: The zone the test senders are configured with (times without an offset are theirs).
+ZONE = "America/New_York"
+
+
+def v2ctx(c: Clinic = DEFAULT_CLINIC, authorities: tuple[str, ...] = ("X",), **extra: Any
+          ) -> V2Context:
+    """A receiver configured as a clinic would be: the senders' MRN authorities (``X`` in
+    the messages written here) map to the clinic's MRN system, and a time zone is set."""
+    from zoneinfo import ZoneInfo
+
+    return V2Context(map=ctx_for(c), tz=ZoneInfo(ZONE),
+                     namespaces={a: c.mrn_namespace for a in authorities}, **extra)
+
+
+def mr_authorities(data: bytes) -> tuple[str, ...]:
+    """The assigning authorities of the PID-3 identifiers typed MR, read with python-hl7:
+    the configuration a clinic would write for a sender that echoes its MRN."""
+    theirs = Theirs(data)
+    found = []
+    for pid in theirs.segments("PID"):
+        for rep in theirs.reps(pid, 3):
+            if theirs.comp_of(rep, 5) == "MR":
+                hd = theirs.comp_of(rep, 4).split("&")
+                found += [hd[0]] if hd[0] else hd[1:2]
+    return tuple(a for a in found if a)
 
 
 def lab_order(mrn: str = "MS-10022", order_id: str = "ord-7001", new_patient: bool = True,

@@ -14,13 +14,15 @@ import pytest
 from click.testing import CliRunner
 from helpers_hl7v2_lab import (
     Theirs,
+    mr_authorities,
     registry_fixture,  # noqa: F401 - the fixture
+    v2ctx,
 )
 
 from mafhir import io
 from mafhir.cli.main import build_cli
 from mafhir.errors import InputError
-from mafhir.hl7v2 import V2Context, parse, to_fhir
+from mafhir.hl7v2 import parse, to_fhir
 from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation import check_bundle
 
@@ -69,11 +71,14 @@ def _skip_if_absent():
 
 def convert(path: Path, registry) -> dict:
     data = path.read_bytes()
+    authorities = mr_authorities(data)
     if b"|ASCII" in data.split(b"\r", 1)[0] and max(data) > 0x7F:
         # the IG's ORM/OML declare ASCII but carry UTF-8 (U+FFFD): read as bytes they are
         # refused (MSH-18, tests/test_hl7v2_message.py); the converter is tested on the text
         data = data.decode("utf-8")  # type: ignore[assignment]
-    bundle = to_fhir(registry, parse(data), V2Context())
+    if not authorities:  # held for review (PID-3): test_lab_fidelity checks the reason
+        pytest.skip("no MR identifier with an assigning authority: held for review")
+    bundle = to_fhir(registry, parse(data), v2ctx(authorities=authorities))
     errors = [i for i in check_bundle(bundle, registry.profiles)
               if i.severity in ("error", "fatal")]
     assert not errors, "\n".join(map(str, errors))
@@ -134,7 +139,11 @@ def check_obx(theirs: Theirs, obx, obs: dict) -> None:
             assert encoding == "Base64"  # what the corpus uses: carried as written
             assert ext["valueAttachment"]["data"] == data
             assert base64.b64decode(ext["valueAttachment"]["data"])
-    else:  # RP, repeated NM…: the text is kept
+    elif vtype == "RP":  # a pointer: an Attachment by url (the IG's OBX-5 RP row)
+        (ext,) = [x for x in obs["extension"] if x["url"] == (
+            "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value")]
+        assert ext["valueAttachment"]["url"] == theirs.comp_of(values[0], 1)
+    else:  # repeated NM…: the text is kept
         assert obs["valueString"]
     sub_id = theirs.comp_of(theirs.field(obx, 4), 1)
     if sub_id:
@@ -232,18 +241,19 @@ def test_corpus_edge_case_orm_names_obx_5(registry):
     path = CORPUS / "hl7v2/edge-cases/cdc-trusted-intermediary/orm_obx-5_is_not_a_numeric_value.hl7"
     text = path.read_bytes().replace(b"\nORC", b"\nPID|1||MRN-1^^^X^MR\nORC", 1)
     with pytest.raises(InputError) as err:
-        to_fhir(registry, parse(text), V2Context())
+        to_fhir(registry, parse(text), v2ctx())
     assert [p.location for p in err.value.problems] == ["OBX[1]-5"]
     assert "NOVALUE" not in str(err.value)  # the reason, never the value
     with pytest.raises(InputError, match="PID"):
-        to_fhir(registry, parse(path.read_bytes()), V2Context())
+        to_fhir(registry, parse(path.read_bytes()), v2ctx())
 
 
 @pytest.mark.corpus
 def test_convert_cli_prints_a_valid_bundle(tmp_path, registry):
     _skip_if_absent()
     path = CORPUS / "hl7v2/oru/microsoft-fhir-converter/LRI_2.0-NG_CBC_Typ_Message.hl7"
-    result = CliRunner().invoke(build_cli(), ["convert", "--from", "hl7v2", str(path)])
+    result = CliRunner().invoke(build_cli(), ["convert", "--from", "hl7v2", str(path),
+                                              "--namespace", "NIST MPI=urn:mafhir:clinic/mrn"])
     assert result.exit_code == 0, result.output
     bundle = json.loads(result.stdout)
     out = tmp_path / "b.json"

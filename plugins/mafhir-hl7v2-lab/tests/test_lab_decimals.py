@@ -13,8 +13,8 @@ from decimal import Decimal
 from click.testing import CliRunner
 from helpers_hl7v2_lab import (
     clinic,
-    ctx_for,
     registry_fixture,  # noqa: F401 - the fixture
+    v2ctx,
 )
 
 from mafhir.cli.main import build_cli
@@ -25,14 +25,13 @@ from mafhir.hl7v2 import (
     MLLPClient,
     MLLPListener,
     Receiver,
-    V2Context,
     read_ack,
 )
 
 ORU = (
     "MSH|^~\\&|LABSYS|QUESTLAB|MAFHIR|CLINIC|20261128061500-0500||ORU^R01^ORU_R01|DEC-1|P|"
     "2.5.1\r"
-    "PID|1||MS-1^^^^MR||Doe^Jane||19610402|F\r"
+    "PID|1||MS-1^^^X^MR||Doe^Jane||19610402|F\r"
     "OBR|1|ord-1^MAFHIR|ACC-1^QUESTLAB|58410-2^CBC panel^LN|||20261127092000-0500|||||||||||"
     "||||20261128061000-0500|||F\r"
     "OBX|1|NM|718-7^Hemoglobin^LN||13.40|g/dL^^UCUM|12.00-16.00|N|||F\r"
@@ -52,7 +51,8 @@ def observations(bundle: dict) -> list[dict]:
 def test_convert_prints_every_digit(tmp_path, registry):
     source = tmp_path / "oru.hl7"
     source.write_bytes(ORU.encode())
-    result = CliRunner().invoke(build_cli(), ["convert", "--from", "hl7v2", str(source)])
+    result = CliRunner().invoke(build_cli(), ["convert", "--from", "hl7v2", str(source),
+                                              "--namespace", "X=urn:mafhir:clinic/mrn"])
     assert result.exit_code == 0, result.output
     text = result.stdout
     # the JSON text itself, digit for digit (pretty-printed: `"value": 13.40`)
@@ -88,7 +88,7 @@ def test_the_listener_delivers_every_digit(tmp_path, registry):
     """Over MLLP to a folder: the delivered NDJSON holds the lab's text, zeros and all."""
     c = clinic()
     folder = DirectoryConnector(tmp_path / "out")
-    handler = ConvertHandler(registry, V2Context(map=ctx_for(c)), folder.send)
+    handler = ConvertHandler(registry, v2ctx(c), folder.send)
     with MLLPListener("127.0.0.1", 0, Receiver(MessageStore(tmp_path / "s.db"), handler)) \
             as listener, MLLPClient(*listener.address) as client:
         assert read_ack(client.send(ORU.encode())).code == "AA"

@@ -15,11 +15,11 @@ from pathlib import Path
 from click.testing import CliRunner
 from helpers_hl7v2_lab import (
     clinic,
-    ctx_for,
     lab_order,
     oru,
     registry_fixture,  # noqa: F401 - the fixture
     specimen,
+    v2ctx,
 )
 from test_lab_tasks import mapped
 
@@ -31,7 +31,6 @@ from mafhir.hl7v2 import (
     MLLPListener,
     Outcome,
     Receiver,
-    V2Context,
     parse,
     read_ack,
 )
@@ -81,7 +80,7 @@ def test_order_out_result_in_linked_in_the_ehr(registry, fhir_base_url, tmp_path
         return next(iter(ehr.search("Patient", {"identifier": f"{system}|{value}"})),
                     None) is not None
 
-    handler = ConvertHandler(registry, V2Context(map=ctx_for(c)), ehr.send, known)
+    handler = ConvertHandler(registry, v2ctx(c), ehr.send, known)
     store = MessageStore(tmp_path / "clinic.sqlite")
     with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener, \
             MLLPClient(*listener.address) as client:
@@ -133,7 +132,7 @@ def test_mafhir_listen_delivers_to_a_folder(tmp_path):
     proc = subprocess.Popen(
         [str(MAFHIR), "listen", "--mllp", "127.0.0.1:0", "--store",
          str(tmp_path / "s.sqlite"), "--to", f"dir:{tmp_path / 'out'}", "--clinic",
-         str(tmp_path / "clinic.json")],
+         str(tmp_path / "clinic.json"), "--namespace", f"X={c.mrn_namespace}"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "MAFHIR_TZ": "America/Chicago"})
     try:
         line = proc.stderr.readline()
@@ -141,10 +140,10 @@ def test_mafhir_listen_delivers_to_a_folder(tmp_path):
         host, port = line.split()[4].rsplit(":", 1)
         placer = f"ord-1^MAFHIR^{c.system}/lab_order^URI"
         with MLLPClient(host, int(port), timeout=20) as client:
-            assert read_ack(client.send(oru(placer, "MS-1^^^^MR", "L-1"))).code == "AA"
+            assert read_ack(client.send(oru(placer, "MS-1^^^X^MR", "L-1"))).code == "AA"
             bad = read_ack(client.send(b"MSH|^~\\&|X\rPID|1\r"))
             assert bad.code == "AR"
-            assert read_ack(client.send(oru(placer, "MS-1^^^^MR", "L-2"))).code == "AA"
+            assert read_ack(client.send(oru(placer, "MS-1^^^X^MR", "L-2"))).code == "AA"
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
@@ -154,8 +153,12 @@ def test_mafhir_listen_delivers_to_a_folder(tmp_path):
     assert len(bundles) == 2
     reports = [json.loads(x) for x in
                (tmp_path / "out" / "DiagnosticReport.ndjson").read_text().splitlines()]
-    assert len(reports) == 1 and reports[0]["subject"]["reference"] == \
-        f"Patient?identifier={c.system}/mrn|MS-1"
+    # the PID's Patient travels with the result, matched on the clinic MRN
+    entries = [e for b in bundles for e in json.loads(b.read_text())["entry"]]
+    patients = {e["fullUrl"]: e for e in entries if e["resource"]["resourceType"] == "Patient"}
+    assert len(reports) == 1 and reports[0]["subject"]["reference"] in patients
+    patient = patients[reports[0]["subject"]["reference"]]
+    assert patient["request"]["ifNoneExist"] == f"identifier={c.system}/mrn|MS-1"
     assert reports[0]["issued"] == "2026-11-28T06:10:00-05:00"  # OBR-22
 
 

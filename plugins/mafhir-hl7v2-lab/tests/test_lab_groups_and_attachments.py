@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers_hl7v2_lab import registry_fixture  # noqa: F401 - the fixture
+from helpers_hl7v2_lab import registry_fixture, v2ctx  # noqa: F401 - the fixture
 
 from mafhir.errors import InputError
-from mafhir.hl7v2 import V2Context, parse, to_fhir
+from mafhir.hl7v2 import parse, to_fhir
 from mafhir.testing.plugin import skip_or_fail
 from mafhir.validation import check_bundle
 
@@ -26,7 +26,7 @@ PDF_B64 = ("JVBERi0xLjQKMSAwIG9iaiA8PC9UeXBlL0NhdGFsb2c+PiBlbmRvYmoKdHJhaWxlciA8
 
 HEAD = (
     "MSH|^~\\&|LABSYS|QUESTLAB|MAFHIR|CLINIC|20261128061500-0500||ORU^R01^ORU_R01|G-1|P|2.5.1\r"
-    "PID|1||MS-1^^^^MR||Doe^Jane||19610402|F\r"
+    "PID|1||MS-1^^^X^MR||Doe^Jane||19610402|F\r"
     "OBR|1|ord-1^MAFHIR|ACC-1^QUESTLAB|630-4^Bacteria identified in Urine by Culture^LN|||"
     "20261127092000-0500|||||||||||||||20261128061000-0500|||F\r"
 )
@@ -41,8 +41,8 @@ ORU = HEAD + (
 )
 
 
-def convert(registry, text: str) -> dict:
-    bundle = to_fhir(registry, parse(text.encode()), V2Context())
+def convert(registry, text: str, authorities: tuple[str, ...] = ("X",)) -> dict:
+    bundle = to_fhir(registry, parse(text.encode()), v2ctx(authorities=authorities))
     errors = [i for i in check_bundle(bundle, registry.profiles)
               if i.severity in ("error", "fatal")]
     assert not errors, errors
@@ -79,9 +79,11 @@ def test_rows_sharing_a_sub_id_are_one_group(registry):
     assert isolate2["status"] == "preliminary"  # one member is still preliminary (OBX-11 P)
     assert code(by_url[isolate1["hasMember"][0]["reference"]]) == "630-4"
     assert by_url[isolate1["hasMember"][1]["reference"]]["valueQuantity"]["comparator"] == ">"
-    # the report lists each group once, in its first row's place, then the other rows
+    # the report lists every row itself (no value only behind hasMember), each group's
+    # parent just before its first row
     listed = [by_url[r["reference"]] for r in dr["result"]]
-    assert listed == [isolate1, isolate2, rows[4], rows[5], rows[6]]
+    assert listed == [isolate1, rows[0], rows[1], isolate2, rows[2], rows[3], rows[4],
+                      rows[5], rows[6]]
     assert isolate1["identifier"] != isolate2["identifier"]
 
 
@@ -126,10 +128,10 @@ def test_same_sub_id_under_different_specimens_are_separate_groups(registry):
     # the specimens' groups point at their own specimen (the OBR's rows at the first)
     assert [by_url[p["specimen"]["reference"]]["identifier"][0]["value"]
             for p in parents] == ["SPEC-A", "SPEC-A", "SPEC-B"]
-    # every row reachable from the report exactly once, through its own parent
+    # every row reachable from the report directly, exactly once, after its own parent
     listed = [by_url[r["reference"]] for r in dr["result"]]
-    assert listed == parents
-    reached = [id(by_url[m["reference"]]) for p in listed for m in p["hasMember"]]
+    assert listed == [parents[0], *rows[0:2], parents[1], *rows[2:4], parents[2], *rows[4:6]]
+    reached = [id(by_url[m["reference"]]) for p in parents for m in p["hasMember"]]
     assert sorted(reached) == sorted(map(id, rows))
     assert len({p["identifier"][0]["value"] for p in parents}) == 3
 
@@ -160,7 +162,7 @@ def test_ed_values_become_attachments(registry):
 def test_a_malformed_ed_is_an_error_naming_the_component(registry, ed, where):
     bad = HEAD + f"OBX|1|ED|11502-2^Laboratory report^LN||{ed}||||||F\r"
     with pytest.raises(InputError) as err:
-        to_fhir(registry, parse(bad.encode()), V2Context())
+        to_fhir(registry, parse(bad.encode()), v2ctx())
     assert [p.location for p in err.value.problems] == [where]
     assert "JVBER" not in str(err.value) and "FFD8" not in str(err.value)
 
@@ -168,7 +170,7 @@ def test_a_malformed_ed_is_an_error_naming_the_component(registry, ed, where):
 def test_a_sub_id_group_that_is_not_a_number_is_an_error(registry):
     bad = HEAD + "OBX|1|NM|564-5^Colony count^LN|1^x^1|5|||||F\r"
     with pytest.raises(InputError) as err:
-        to_fhir(registry, parse(bad.encode()), V2Context())
+        to_fhir(registry, parse(bad.encode()), v2ctx())
     assert [p.location for p in err.value.problems] == ["OBX[1]-4.2"]
 
 
@@ -183,7 +185,7 @@ def corpus_file(rel: str) -> Path:
 def test_corpus_distinct_sub_ids_are_not_grouped(registry):
     # hand-read: OBX|1|NM|6153-1…|1|3.9, OBX|2|NM|6041-8…|2|0.59, OBX|3|SN|6265-3…|3|<0.10
     path = corpus_file("oru/hl7-v2-to-fhir-ig/ORU_R01.hl7")
-    _, dr, obs = parts(convert(registry, path.read_text()))
+    _, dr, obs = parts(convert(registry, path.read_text(), ("OrdOrg",)))
     assert [(code(o), sub_id(o)) for o in obs] == [("6153-1", "1"), ("6041-8", "2"),
                                                     ("6265-3", "3")]
     assert len(dr["result"]) == 3
@@ -195,7 +197,7 @@ def test_corpus_specimen_rows_sharing_a_sub_id_are_grouped(registry):
     # then SPM|1, OBX|1|RP|1063-7…|1|https://testurl.com… and OBX|2|NM|8867-4…|1|27~25
     # (the specimen's rows); the ED before the OBR has no data (ED-5 empty)
     path = corpus_file("oru/microsoft-fhir-converter/ORU-R01-01.hl7")
-    by_url, dr, obs = parts(convert(registry, path.read_text()))
+    by_url, dr, obs = parts(convert(registry, path.read_text(), ("IA PHIMS Stage",)))
     (group,) = [o for o in obs if "hasMember" in o]
     members = [by_url[m["reference"]] for m in group["hasMember"]]
     assert [code(m) for m in members] == ["1063-7", "8867-4"]
@@ -204,8 +206,7 @@ def test_corpus_specimen_rows_sharing_a_sub_id_are_grouped(registry):
                       .get("code") == "27268008")
     assert sub_id(salmonella) == "1" and "hasMember" not in salmonella
     listed = [by_url[r["reference"]] for r in dr["result"]]
-    assert group in listed and salmonella in listed and not set(map(id, members)) & \
-        set(map(id, listed))
+    assert group in listed and salmonella in listed and all(m in listed for m in members)
     (empty_ed,) = [o for o in obs if code(o) == "unknown"]  # OBX||ED|||App5^NS^… (no OBX-3)
     assert empty_ed["dataAbsentReason"]["coding"][0]["code"] == "unknown"
     assert "presentedForm" not in dr

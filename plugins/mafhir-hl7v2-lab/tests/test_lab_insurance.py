@@ -10,9 +10,9 @@ import hl7
 import pytest
 from helpers_hl7v2_lab import (
     clinic,
-    ctx_for,
     lab_order,
     registry_fixture,  # noqa: F401 - the fixture
+    v2ctx,
 )
 from test_lab_tasks import mapped
 
@@ -56,7 +56,7 @@ def of(bundle: dict, rtype: str) -> list[tuple[str, dict]]:
 
 def test_in1_becomes_a_us_core_coverage_field_by_field(registry):
     c = clinic(SYSTEM)
-    bundle = convert(registry, ORM, V2Context(map=ctx_for(c)))
+    bundle = convert(registry, ORM, v2ctx(c))
     ((cov_url, cov),) = of(bundle, "Coverage")
     ((org_url, org),) = of(bundle, "Organization")
     assert cov["meta"]["profile"] == [US_CORE_COVERAGE]
@@ -71,7 +71,10 @@ def test_in1_becomes_a_us_core_coverage_field_by_field(registry):
                                                 "display": "Child"}
     assert cov["relationship"]["coding"][1]["code"] == "PAR"
     assert "subscriber" not in cov  # not the patient; no RelatedPerson from IN1-16 (yet)
-    assert cov["beneficiary"] == {"reference": f"Patient?identifier={SYSTEM}/mrn|MS-77"}
+    ((patient_url, patient),) = of(bundle, "Patient")  # PID, matched on the clinic MRN
+    assert (patient["identifier"][0]["system"], patient["identifier"][0]["value"]) == (
+        f"{SYSTEM}/mrn", "MS-77")
+    assert cov["beneficiary"] == {"reference": patient_url}
     assert cov["period"] == {"start": "2026-01-01", "end": "2026-12-31"}  # IN1-12/13
     assert cov["type"]["coding"][0]["code"] == "HMO"  # IN1-15
     assert cov["class"] == [
@@ -98,7 +101,7 @@ def test_the_clinics_own_order_finds_the_clinics_coverage(registry):
                 "group": {"id": "GRP-77"},
                 "subscriber": {"relationship": "child", "family": "Bell", "given": ["Marcus"]}}
     bundle, c = mapped(registry, lab_order(), coverage)
-    ctx = V2Context(map=ctx_for(c))
+    ctx = v2ctx(c)
     text = from_fhir(registry, "OML^O21", ResourceSet.from_bundle(bundle), ctx)
     assert hl7.parse(text).extract_field("IN1", 1, 17, 1, 1) == "PAR"  # insured = parent
     back = convert(registry, text, ctx)
@@ -117,7 +120,7 @@ def test_an_in1_without_an_insurer_is_an_error(registry):
     from mafhir.errors import InputError
 
     with pytest.raises(InputError) as err:
-        to_fhir(registry, parse(bad.encode()), V2Context())
+        to_fhir(registry, parse(bad.encode()), v2ctx(clinic(SYSTEM)))
     assert [p.location for p in err.value.problems] == ["IN1[1]-3"]
 
 
@@ -129,7 +132,7 @@ def test_corpus_in1_of_the_ig_example(registry):
     # the file declares ASCII but carries UTF-8 (U+FFFD), which the listener refuses
     # (MSH-18): declared as what it is, its content is what this test reads
     text = path.read_text(encoding="utf-8").replace("|ASCII", "|UNICODE UTF-8", 1)
-    bundle = convert(registry, text, V2Context())
+    bundle = convert(registry, text, v2ctx(authorities=("SndFac",)))
     # hand-read: IN1|1|200101^Medicare A and B|2001|Medicare|…|||123450-1||…|20150101|
     # 20151231||Medicare| Everywoman^…|SEL^Self^HL70063|197006010912|… — the sender's
     # fields are shifted by one from IN1-11 on, so IN1-15/17 hold a name and a birth time

@@ -24,10 +24,10 @@ import pytest
 from helpers_hl7v2_lab import (
     Theirs,
     clinic,
-    ctx_for,
     lab_order,
     registry_fixture,  # noqa: F401 - the fixture
     specimen,
+    v2ctx,
 )
 from test_lab_tasks import mapped
 
@@ -38,7 +38,6 @@ from mafhir.hl7v2 import (
     MLLPClient,
     MLLPListener,
     Receiver,
-    V2Context,
     from_fhir,
     parse,
 )
@@ -59,10 +58,10 @@ def field(theirs: Theirs, seg: str, n: int, comp: int = 1, occurrence: int = 0) 
 
 
 # ------------------------------------------------------------------ inbound: respond
-def answer(registry, tmp_path, message: bytes, **handler: Any) -> Theirs:
+def answer(registry, tmp_path, message: bytes, ctx: Any = None, **handler: Any) -> Theirs:
     """``message`` sent to a real loopback listener; ``handler`` goes to ConvertHandler
     (``deliver``, ``patient_known``)."""
-    handler = ConvertHandler(registry, V2Context(), **handler)
+    handler = ConvertHandler(registry, ctx or v2ctx(), **handler)
     with MLLPListener("127.0.0.1", 0, Receiver(MessageStore(tmp_path / "s.db"), handler)) \
             as listener, MLLPClient(*listener.address) as client:
         return Theirs(client.send(message))
@@ -71,9 +70,9 @@ def answer(registry, tmp_path, message: bytes, **handler: Any) -> Theirs:
 def test_an_oml_is_answered_with_orl_o22_ok(registry, tmp_path):
     bundle, c = mapped(registry, lab_order(), specimen())
     oml = from_fhir(registry, "OML^O21", ResourceSet.from_bundle(bundle),
-                    V2Context(map=ctx_for(c)))
+                    v2ctx(c))
     sent = Theirs(oml.encode())
-    reply = answer(registry, tmp_path, oml.encode())
+    reply = answer(registry, tmp_path, oml.encode(), v2ctx(c))  # the clinic's own order
     assert names(reply) == ["MSH", "MSA", "PID", "ORC", "TQ1", "OBR", "SPM"]
     assert str(reply.msg.segment("MSH")[9]) == "ORL^O22^ORL_O22"
     assert field(reply, "MSA", 1) == "AA"
@@ -271,7 +270,7 @@ def orl(msg: hl7.Message, refuse: Callable[[str], bool]) -> str:
 def test_the_connector_refuses_what_the_lab_refuses(registry):
     bundle, c = mapped(registry, lab_order(tests=[{"name": "hba1c"}, {"name": "tsh"}]))
     with LabStandIn(lambda m: orl(m, lambda p: p.endswith("2"))) as lab:
-        conn = MLLPConnector(f"127.0.0.1:{lab.port}/OML^O21", ctx=V2Context(map=ctx_for(c)))
+        conn = MLLPConnector(f"127.0.0.1:{lab.port}/OML^O21", ctx=v2ctx(c))
         with pytest.raises(PermanentError) as err:
             conn.send(bundle)
         conn.close()
@@ -287,7 +286,7 @@ def test_the_connector_refuses_what_the_lab_refuses(registry):
 def test_the_connector_delivers_an_orl_that_takes_every_order(registry):
     bundle, c = mapped(registry, lab_order())
     with LabStandIn(lambda m: orl(m, lambda p: False)) as lab:
-        conn = MLLPConnector(f"127.0.0.1:{lab.port}/OML^O21", ctx=V2Context(map=ctx_for(c)))
+        conn = MLLPConnector(f"127.0.0.1:{lab.port}/OML^O21", ctx=v2ctx(c))
         out = conn.send(bundle)
         conn.close()
     assert out["ack"] == "AA" and out["orders"] == ["OK"]

@@ -68,7 +68,8 @@ def test_one_listener_routes_results_and_refill_requests(tmp_path):
                  "--no-check-patient", "--set", f"pharmacy.worklist={worklist_path}",
                  "--set", f"pharmacy.answer-to.RXSYS^MAINST=pharmacy-v2:{pharmacy.target}",
                  "--ack-to", f"127.0.0.1:{sender_port.address[1]}",
-                 "--clinic", str(tmp_path / "clinic.json")],
+                 "--clinic", str(tmp_path / "clinic.json"),
+                 "--namespace", f"CLINIC={c.mrn_namespace}"],  # the lab echoes the MRN
                 stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             try:
                 assert proc.stderr is not None

@@ -94,6 +94,26 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
     return ResourceSet(items)
 
 
+def receiver_options(fn: Any) -> Any:
+    """--tz, --sender-tz and --namespace: how a receiver reads its senders' times and
+    identifiers (shared by ``convert`` and ``listen``)."""
+    for option in reversed((
+        click.option("--tz", default=None, help="IANA zone of v2 times without an offset for "
+                     "every sender (default $MAFHIR_TZ, else the clinic's time_zone; with "
+                     "none such times are refused, never taken as UTC), e.g. "
+                     "America/Chicago."),
+        click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
+                     help="IANA zone of one sender's times (SENDER: MSH-3^MSH-4, MSH-4 or "
+                          "MSH-3). Repeatable."),
+        click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
+                     help="Identifier system of an assigning authority (CX-4 namespace or "
+                          "universal id); map the clinic's MRN authority to the clinic's "
+                          "MRN system. Repeatable."),
+    )):
+        fn = option(fn)
+    return fn
+
+
 @click.command("convert")
 @click.argument("source", metavar="FILE|-")
 @click.option("--from", "source_format", type=click.Choice(["hl7v2"]),
@@ -101,8 +121,7 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
 @click.option("--to", "target_format", type=click.Choice(["hl7v2"]),
               help="Read FHIR (a Bundle, resources, or MA tasks); print this format.")
 @click.option("--message", "message_type", help="The message to write, e.g. OML^O21.")
-@click.option("--tz", default=None, help="Zone of v2 times without an offset (default "
-              "$MAFHIR_TZ, else UTC), e.g. America/Chicago.")
+@receiver_options
 @click.option("--mllp", default=None, metavar="HOST:PORT",
               help="With --to: send the message over MLLP and print the ACK.")
 @click.option("--receiving", default="", metavar="APP^FACILITY",
@@ -111,8 +130,9 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
               "warnings (elements a profile wants that it lacks) instead of printing it.")
 @clinic_option
 def convert_command(source: str, source_format: str | None, target_format: str | None,
-                    message_type: str | None, tz: str | None, mllp: str | None,
-                    receiving: str, strict: bool, clinic_path: str | None) -> None:
+                    message_type: str | None, tz: str | None, sender_tz: tuple[str, ...],
+                    namespaces: tuple[str, ...], mllp: str | None, receiving: str,
+                    strict: bool, clinic_path: str | None) -> None:
     """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
 
     Bad input exits 2 with one line per problem naming the segment and field; warnings
@@ -122,7 +142,9 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
-                        receiving=_pair(receiving))
+                        receiving=_pair(receiving),
+                        sender_tz=_pairs(sender_tz, "--sender-tz"),
+                        namespaces=_pairs(namespaces, "--namespace"))
         registry = get_registry()
         if source_format:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
@@ -160,6 +182,17 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     sys.exit(0 if ack.accepted else 1)
 
 
+def _pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
+    """``KEY=VALUE`` options as a table (sender zones, assigning-authority systems)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=hint)
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
     settings = {}
     for pair in pairs:
@@ -175,7 +208,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
                  settings: dict[str, str], ack_to: tuple[str, ...] = (),
                  what: str = "", strict: bool = False,
                  max_bytes: int = MAX_MESSAGE_BYTES, max_connections: int = 64,
-                 frame_timeout: float = 30.0) -> None:
+                 frame_timeout: float = 30.0, sender_tz: dict[str, str] | None = None,
+                 namespaces: dict[str, str] | None = None) -> None:
     """Serve MLLP until stopped: store, route (plugin handlers, else convert and deliver),
     acknowledge, and send enhanced-mode application ACKs back to ``ack_to``."""
     from .replies import ReplySender, parse_routes
@@ -184,7 +218,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = split_address(address)
     try:
-        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz))
+        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
+                        sender_tz=sender_tz or {}, namespaces=namespaces or {})
         registry = get_registry()
         routes = parse_routes(ack_to, split_address)
     except MafhirError as exc:
@@ -240,7 +275,6 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A setting for plugin handlers, e.g. pharmacy.worklist=refills.sqlite. "
                    "Repeatable.")
-@click.option("--tz", default=None, help="Zone of v2 times without an offset.")
 @click.option("--strict", is_flag=True, help="A message converted with warnings (elements a "
               "profile wants that it lacks) is an error (AE, not delivered) instead of AA "
               "with ERR severity W.")
@@ -253,10 +287,12 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 @click.option("--frame-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
               help="Seconds a started frame may take to arrive whole; a slower one is "
               "rejected and its connection closed.")
+@receiver_options
 @clinic_option
 def listen_command(address: str, store_path: str, destination: str | None,
                    check_patient: bool, ack_to: tuple[str, ...], settings: tuple[str, ...],
-                   tz: str | None, strict: bool, max_bytes: int, max_connections: int,
+                   tz: str | None, sender_tz: tuple[str, ...], namespaces: tuple[str, ...],
+                   strict: bool, max_bytes: int, max_connections: int,
                    frame_timeout: float, clinic_path: str | None) -> None:
     """Receive HL7 v2 over MLLP: store, convert or hand to a plugin, acknowledge (Ctrl-C
     stops). Results go to --to; refill requests to the pharmacy worklist."""
@@ -264,4 +300,5 @@ def listen_command(address: str, store_path: str, destination: str | None,
                  check_patient=check_patient, tz=tz, clinic_path=clinic_path,
                  settings=_settings(settings), ack_to=ack_to, strict=strict,
                  max_bytes=max_bytes, max_connections=max_connections,
-                 frame_timeout=frame_timeout)
+                 frame_timeout=frame_timeout, sender_tz=_pairs(sender_tz, "--sender-tz"),
+                 namespaces=_pairs(namespaces, "--namespace"))

@@ -101,7 +101,14 @@ def patient_identifiers(bundle: JSON) -> Iterator[tuple[str, str]]:
             for v in node:
                 yield from walk(v)
 
-    for ref in walk(bundle):
+    refs = list(walk(bundle))
+    for entry in bundle.get("entry", []):  # a Patient made from PID: its match key
+        request = entry.get("request") or {}
+        url = str(request.get("url", ""))
+        query = request.get("ifNoneExist") or (url[8:] if url.startswith("Patient?") else "")
+        if entry.get("resource", {}).get("resourceType") == "Patient" and query:
+            refs.append(f"Patient?{query}")
+    for ref in refs:
         if ref not in seen:
             seen.add(ref)
             parsed = identifier_from_reference(ref)

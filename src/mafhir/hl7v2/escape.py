@@ -61,19 +61,33 @@ def escape(text: str, seps: Separators = DEFAULT) -> str:
     return "".join(out)
 
 
-def _hex(value: str) -> str:
+def _hex(value: str) -> str | None:
+    """``\\Xhh..\\`` as text; None when it is not an even run of hex digits."""
     try:
         raw = bytes.fromhex(value)
     except ValueError:
-        return ""
+        return None
+    if not raw:
+        return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
 
+def _is_hex(text: str) -> bool:
+    return all(ch in "0123456789abcdefABCDEF" for ch in text)
+
+
 def unescape(text: str, seps: Separators = DEFAULT) -> str:
-    """The text an escaped value stands for. Unknown sequences are dropped, never raised."""
+    """The text an escaped value stands for; never raises.
+
+    A sequence that is not valid (``\\XZZ\\``, ``\\X0\\``, an unknown letter) is kept
+    as written, visibly, rather than dropped: losing characters silently is worse than
+    showing the sender's mistake. Character-set switches (``\\C..\\``, ``\\M..\\``)
+    and formatting hints (``\\H\\``, ``\\N\\``) carry no text and are dropped.
+    Decoded control characters are returned as they are: the converter refuses them.
+    """
     esc = seps.escape
     if not text or esc not in text:
         return text
@@ -97,9 +111,13 @@ def unescape(text: str, seps: Separators = DEFAULT) -> str:
         if seq in simple:
             out.append(simple[seq])
         elif seq[:1] == "X":
-            out.append(_hex(seq[1:]))
+            decoded = _hex(seq[1:])
+            out.append(text[i:end + 1] if decoded is None else decoded)
         elif seq[:3] in (".sp", ".in", ".ti", ".sk"):
             out.append("\n" if seq[:3] == ".sp" else " ")
-        # \Cxxyy\, \Mxxyyzz\ (character-set switches) and \Zxx\ are dropped
+        elif seq[:1] in ("C", "M") and len(seq) in (5, 7) and _is_hex(seq[1:]):
+            pass  # a character-set switch: no text of its own
+        else:  # not a sequence of the standard (\Zxx\ is locally defined): kept as written
+            out.append(text[i:end + 1])
         i = end + 1
     return "".join(out)

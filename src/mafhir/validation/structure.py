@@ -8,15 +8,18 @@ not have; those are refused here, so nothing R4B-only can pass as R4.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from ..io import dumps
 from .issues import Issue
 
-__all__ = ["R4B_ONLY_TYPES", "check_structure"]
+__all__ = ["CONTROL_CHARACTERS", "R4B_ONLY_TYPES", "check_structure", "control_characters"]
 
 JSON = dict[str, Any]
 
@@ -27,6 +30,33 @@ R4B_ONLY_TYPES = frozenset({
     "NutritionProduct", "PackagedProductDefinition", "RegulatedAuthorization",
     "SubscriptionStatus", "SubscriptionTopic",
 })
+
+
+#: What a FHIR string may not hold: control characters other than tab, CR and LF (R4
+#: §2.24.0.1 string: "[ \\r\\n\\t\\S]+"). The models let them through, so this is checked here.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+#: A forbidden control character as JSON writes it (``\\u0000``…, ``\\b``, ``\\f``), not
+#: preceded by an escaped backslash.
+_ESCAPED_CONTROL = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\(?:u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[bf])")
+
+
+def control_characters(node: Any, path: str) -> Iterator[tuple[str, int]]:
+    """(path, code point) of the first control character of every string in ``node``."""
+    if isinstance(node, str):
+        m = CONTROL_CHARACTERS.search(node)
+        if m:
+            yield path, ord(m.group())
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, (str, dict, list)):
+                yield from control_characters(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, (str, dict, list)):
+                yield from control_characters(value, f"{path}[{i}]")
 
 
 @lru_cache(maxsize=256)
@@ -73,4 +103,10 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
                 msg = "unknown element"
             issues.append(Issue("error", code, _path(base, loc), msg))
         return issues
-    return []
+    text = dumps(resource)  # one C-speed pass; the paths are looked for only if found
+    if not (b"\\u00" in text or b"\\b" in text or b"\\f" in text) \
+            or not _ESCAPED_CONTROL.search(text):
+        return []
+    return [Issue("error", "value", where, f"a string holds the control character "
+                                           f"U+{point:04X}, which FHIR strings forbid")
+            for where, point in control_characters(resource, base)]

@@ -114,7 +114,7 @@ def coverage(reader: Reader, in1: Segment, patient: JSON) -> tuple[JSON | None, 
         cov["relationship"] = {"coding": codings}
     elif _V2_CODE.match(v2_rel):  # a table 0063 code with no subscriber-relationship match
         cov["relationship"] = {"coding": [coding(V2_0063, v2_rel, in1.get(17, 2) or None)]}
-    start, end = reader.time(in1.get(12)), reader.time(in1.get(13))
+    start, end = reader.time(in1.get(12), in1.where(12)), reader.time(in1.get(13), in1.where(13))
     if start or end:
         cov["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
     if payer is not None:

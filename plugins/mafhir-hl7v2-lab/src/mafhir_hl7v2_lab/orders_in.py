@@ -14,6 +14,7 @@ from typing import Any
 from mafhir.bundle import create, transaction, update
 from mafhir.errors import InputError, Problem
 from mafhir.hl7v2.context import V2Context
+from mafhir.hl7v2.convert import Converted
 from mafhir.hl7v2.message import Message
 
 from .insurance import coverages
@@ -40,7 +41,7 @@ def order_status(control: str, status: str) -> str:
     return CONTROL_STATUS.get(control, ORDER_STATUS.get(status, "active"))
 
 
-def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON:
+def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
     reader = Reader(msg, ctx)
     patient = reader.patient()
     leading_dg1 = []
@@ -53,6 +54,8 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON:
     if not groups:
         raise InputError([Problem("ORC", "the message has no order (ORC/OBR)")])
     entries, insurance = coverages(reader, msg, patient)
+    if reader.patient_entry:
+        entries.insert(0, reader.patient_entry)
     for k, group in enumerate(groups, start=1):
         parts = split_order_group(group)
         orc, obr = parts["orc"], parts["obr"]
@@ -96,5 +99,4 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON:
         entries.append(update(sr))
         entries.extend(create(s) for s in specimens)
         entries.extend(update(o) for o in supporting)
-    reader.fail()
-    return transaction(entries)
+    return reader.finish(transaction(entries))

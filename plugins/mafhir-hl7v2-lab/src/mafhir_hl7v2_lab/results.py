@@ -9,10 +9,11 @@ number, the test code and the OBX sub-id, so a corrected result (OBR-25/OBX-11 `
 replaces the earlier one instead of adding a second.
 
 Rows that share an OBX-4 sub-id within one context, the OBR's own rows or one SPM's (an
-isolate and its colony count, a specimen's findings), are one result group: a parent
-Observation coded as the OBR's test holds them in ``hasMember`` and stands for them in
-``DiagnosticReport.result`` (the IG leaves the structure to local use of OBX-4; every row
-also keeps its sub-id in the IG's sub-id extension). An ED value (a PDF, an image) also
+isolate and its colony count, a specimen's findings), are one result group: when the
+OBR's test has a code with a system, a parent Observation coded as that test holds them
+in ``hasMember`` (the IG leaves the structure to local use of OBX-4; every row also keeps
+its sub-id in the IG's sub-id extension). ``DiagnosticReport.result`` lists every row
+itself, so no value is reachable only through a parent. An ED value (a PDF, an image) also
 goes to ``presentedForm``.
 """
 
@@ -26,6 +27,8 @@ from mafhir.bundle import Entry, create, transaction, update
 from mafhir.fhirtypes import codeable as fhir_codeable
 from mafhir.fhirtypes import coding
 from mafhir.hl7v2.context import V2Context
+from mafhir.hl7v2.convert import Converted
+from mafhir.hl7v2.datatypes import codeable
 from mafhir.hl7v2.message import Message, Segment
 from mafhir.identity import identifier_query
 
@@ -81,10 +84,10 @@ def split_order_group(group: list[Segment]) -> JSON:
     return parts
 
 
-def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
+def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
     reader = Reader(msg, ctx)
     patient = reader.patient()
-    entries: list[Entry] = []
+    entries: list[Entry] = [reader.patient_entry] if reader.patient_entry else []
     groups = list(msg.groups(("ORC", "OBR"), within=("OBR",)))
     if not groups:
         from mafhir.errors import InputError, Problem
@@ -100,7 +103,7 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             leading.append(seg)
     if leading:
         groups[0] = leading + groups[0]
-    issued_fallback = reader.instant(msg.msh.get(7))
+    issued_fallback = reader.instant(msg.msh.get(7), "MSH-7")
     for k, group in enumerate(groups, start=1):
         parts = split_order_group(group)
         orc, obr = parts["orc"], parts["obr"]
@@ -124,8 +127,8 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
                 [], parts["dg1"], [])
             entries.append(create(sr))
             order_ref = _ref(sr)
-        effective = reader.time(obr.get(7))
-        effective_end = reader.time(obr.get(8))
+        effective = reader.time(obr.get(7), obr.where(7))
+        effective_end = reader.time(obr.get(8), obr.where(8))
         specimens: list[JSON] = []
         for n, sp in enumerate(parts["spm"], start=1):
             spm = sp["spm"]
@@ -161,13 +164,13 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             results.append(obs)
             entries.append(update(obs))
             presented += [x["valueAttachment"] for x in obs.get("extension", [])
-                          if x["url"] == VALUE_ATTACHMENT]
+                          if x["url"] == VALUE_ATTACHMENT and "data" in x["valueAttachment"]]
             if obx.get(4):  # grouped within its context: the OBR's own rows or one SPM's
                 grouped.setdefault((obx.raw(4), spm_no.get(id(sp), 0)), []).append(obs)
-        members = {id(o) for rows in grouped.values() if len(rows) > 1 for o in rows}
         parents: dict[int, JSON] = {}
         for (sub, context), rows in grouped.items():
-            if len(rows) > 1:
+            # a parent stands for its rows only under a code that says what they are
+            if len(rows) > 1 and _meaningful(codeable(obr.v(4))):
                 parent = result_group(reader, obr, rows, f"{sub}|{context}", base,
                                       f"{ctx.map.clinic.system}/lab-result", order_ref)
                 parents[id(rows[0])] = parent
@@ -194,7 +197,7 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
             dr["effectivePeriod"] = {"start": effective, "end": effective_end}
         elif effective:
             dr["effectiveDateTime"] = effective
-        issued = reader.instant(obr.get(22)) or issued_fallback
+        issued = reader.instant(obr.get(22), obr.where(22)) or issued_fallback
         if issued:
             dr["issued"] = issued
         performer = next((o.get(23) for o, _, _ in parts["obx"] if o.get(23)), "") or \
@@ -209,8 +212,10 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
                 dr["resultsInterpreter"] = [{"display": name}]
         if specimens:
             dr["specimen"] = [_ref(s) for s in specimens]
-        listed = [parents.get(id(o), o) for o in results
-                  if id(o) in parents or id(o) not in members]
+        # every row is listed itself (a reader that does not follow hasMember still sees
+        # each value); a group's parent comes just before its first row
+        listed = [x for o in results for x in ((parents[id(o)], o) if id(o) in parents
+                                               else (o,))]
         if listed:
             dr["result"] = [_ref(o) for o in listed]
         conclusion = "\n".join(t for n in parts["notes"] if (t := reader.note_text(n)))
@@ -219,8 +224,12 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON:
         if presented:
             dr["presentedForm"] = presented
         entries.append(update(dr))
-    reader.fail()
-    return transaction(entries)
+    return reader.finish(transaction(entries))
+
+
+def _meaningful(code: JSON | None) -> bool:
+    """A code a receiver can read: at least one coding with a system."""
+    return any(c.get("system") and c.get("code") for c in (code or {}).get("coding", []))
 
 
 def result_group(reader: Reader, obr: Segment, rows: list[JSON], group: str, report: JSON,

@@ -16,20 +16,33 @@ from decimal import Decimal
 from typing import Any
 
 from mafhir import systems
+from mafhir.bundle import Entry
 from mafhir.errors import InputError, Problem
 from mafhir.fhirtypes import codeable as fhir_codeable
 from mafhir.fhirtypes import coding, data_absent
-from mafhir.hl7v2.context import V2Context
+from mafhir.hl7v2.context import V2Context, Zone
+from mafhir.hl7v2.convert import Converted
 from mafhir.hl7v2.datatypes import (
+    DtmError,
+    Times,
+    _offset,
     codeable,
+    cx_full,
     cx_identifier,
-    dtm_to_fhir,
     ei_identifier,
     identifier_from,
+    read_dtm,
+    readable,
+    sender_system,
+    xad_address,
     xcn_reference,
+    xpn_name,
+    xtn_contact,
 )
+from mafhir.hl7v2.escape import unescape
 from mafhir.hl7v2.message import Message, Segment, Value
-from mafhir.identity import identifier_query
+from mafhir.hl7v2.patient import patient_from_pid
+from mafhir.validation.structure import CONTROL_CHARACTERS, control_characters
 
 from .codes import (
     INTERPRETATION_V3,
@@ -68,6 +81,11 @@ ED_SUBTYPES = {"PDF": "application/pdf", "JPEG": "image/jpeg", "GIF": "image/gif
 ED_TYPES = {"TEXT": "text/plain", "HTML": "text/html", "AP": "application/octet-stream",
             "IM": "application/octet-stream", "AU": "application/octet-stream",
             "NS": "application/octet-stream"}
+#: OBX-5 of a composite type FHIR has no Observation.value for (XPN, XAD, XTN, CX): the
+#: value is a readable string, and this extension carries it as its FHIR type
+#: (HumanName, Address, ContactPoint, Identifier) so no part is lost to the joining.
+STRUCTURED_VALUE = "urn:mafhir:StructureDefinition/observation-v2-structured-value"
+_OFFSET = re.compile(r"[+-]\d{4}$")
 V2_0078 = systems.THO + "v2-0078"
 V2_0074 = systems.THO + "v2-0074"
 
@@ -118,14 +136,23 @@ class Reader:
     problems: list[Problem] = field(default_factory=list)
     used: set[tuple[str, str]] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        stamp = self.msg.msh.get(7)
-        m = re.search(r"([+-]\d{4})$", stamp)
-        self.tz: tzinfo = self.ctx.tz
-        if m:
-            from mafhir.hl7v2.datatypes import _offset
+    warnings: list[Problem] = field(default_factory=list)
+    patient_entry: Entry | None = None
 
-            self.tz = _offset(m.group(1))
+    def __post_init__(self) -> None:
+        msh = self.msg.msh
+        configured = self.ctx.zone(msh.get(3), msh.get(4))
+        stamp = _OFFSET.search(msh.get(7))
+        self.zone: Zone | None = configured
+        if stamp and (configured is None or not configured.per_sender):
+            # the sender's own statement of its offset beats a receiver-wide default
+            try:
+                self.zone = Zone(_offset(stamp.group()), stamp.group(), "the offset of MSH-7")
+            except DtmError as exc:
+                self.problems.append(Problem("MSH-7", exc.reason, exc.code))
+        self.tz: tzinfo | None = self.zone.tz if self.zone else None
+        self.zone_used = False
+        self.no_zone_reported = False
 
     def unique(self, idents: list[JSON], k: int) -> list[JSON]:
         """Order identifiers made distinct within the message.
@@ -140,31 +167,90 @@ class Reader:
         return idents
 
     # ---------------------------------------------------------------- small things
-    def time(self, text: str) -> str | None:
-        return dtm_to_fhir(text, self.tz) if text else None
+    def time(self, text: str, where: str) -> str | None:
+        """A DTM as FHIR, or None with a problem naming ``where`` (nothing invented)."""
+        if not text:
+            return None
+        try:
+            value = read_dtm(text, self.tz)
+        except DtmError as exc:
+            if exc.code == "business-rule":
+                if self.no_zone_reported:
+                    return None
+                self.no_zone_reported = True
+            self.problems.append(Problem(where, exc.reason, exc.code))
+            return None
+        if "T" in value and not _OFFSET.search(text.strip()):
+            self.zone_used = True
+        return value
 
-    def instant(self, text: str) -> str | None:
-        value = self.time(text)
+    def instant(self, text: str, where: str) -> str | None:
+        value = self.time(text, where)
         return value if value and "T" in value else None
 
     def fail(self) -> None:
         if self.problems:
             raise InputError(self.problems)
 
+    def finish(self, bundle: JSON) -> JSON | Converted:
+        """The Bundle, refused when a string in it holds a control character, and with the
+        warnings (the zone applied, NPIs kept under the sender's system) when there are."""
+        esc = self.msg.seps.escape
+        suspect = CONTROL_CHARACTERS.search(self.msg.text) or f"{esc}X" in self.msg.text
+        if suspect and next(control_characters(bundle, "Bundle"), None) is not None:
+            self.problems.extend(self.control_problems())
+        self.fail()
+        warnings = list(self.warnings)
+        if self.zone_used and self.zone is not None:
+            warnings.insert(0, Problem("MSH-7", f"times without a UTC offset were read in "
+                                                f"{self.zone.name} ({self.zone.source})",
+                                       "incomplete"))
+        return Converted(bundle, tuple(warnings)) if warnings else bundle
+
+    def control_problems(self) -> list[Problem]:
+        """Each field whose text holds a control character FHIR strings forbid."""
+        out = []
+        for seg in self.msg.segments:
+            for n, raw in enumerate(seg.fields[1:], start=1):
+                if seg.name == "MSH" and n <= 2:
+                    continue
+                text = unescape(raw, seg.seps) if seg.seps.escape in raw else raw
+                m = CONTROL_CHARACTERS.search(text)
+                if m:
+                    out.append(Problem(seg.where(n), f"holds the control character "
+                                                     f"U+{ord(m.group()):04X}, which a FHIR "
+                                                     f"string may not contain", "value"))
+        return out
+
     def patient(self) -> JSON:
-        """A reference to the patient by MRN (a result never creates a patient)."""
+        """The reference to the PID's patient; the US Core Patient itself goes into
+        :attr:`patient_entry` (see :mod:`mafhir.hl7v2.patient`)."""
         pid = self.msg.first("PID")
         if pid is None:
-            raise InputError([Problem("PID", "the PID segment is missing")])
-        reps = pid.reps(3) or pid.reps(2)
-        chosen = next((r for r in reps if r.c(5) == "MR"), reps[0] if reps else None)
-        if chosen is None or not chosen.c(1):
-            raise InputError([Problem("PID-3", "the patient identifier is missing")])
-        ident = cx_identifier(chosen, self.ctx.map.clinic.mrn_namespace)
-        assert ident is not None
-        if not chosen.c(4) and not chosen.c(4, 2):
-            ident["system"] = self.ctx.map.clinic.mrn_namespace
-        return {"reference": f"Patient?{identifier_query(ident['system'], ident['value'])}"}
+            raise InputError([Problem("PID", "the PID segment is missing", "required")])
+        if not pid.get(3) and not pid.get(2):
+            raise InputError([Problem("PID-3", "the patient identifier is missing",
+                                      "required")])
+        try:
+            found = patient_from_pid(pid, self.ctx, self.msg.sender, self.tz)
+        except InputError as exc:
+            for problem in exc.problems:
+                if problem.code != "business-rule" or not self.no_zone_reported:
+                    self.problems.append(problem)
+                if problem.code == "business-rule" and problem.location != "PID-3":
+                    self.no_zone_reported = True
+            return {"reference": "Patient?identifier=unmatched"}
+        if any("T" in t and not _OFFSET.search(t) for t in (pid.get(7), pid.get(29)) if t):
+            self.zone_used = True
+        self.warnings.extend(found.warnings)
+        self.patient_entry = found.entry
+        return found.reference
+
+    def clinician(self, value: Value, where: str) -> JSON | None:
+        """An XCN as a reference; an NPI failing its check digit is kept under the
+        sender's system, with a warning."""
+        own = sender_system(self.ctx.map.clinic.system, self.msg.sender, "clinician")
+        return xcn_reference(value, own, self.warnings, where)
 
     # ---------------------------------------------------------------- ServiceRequest
     def service_request(self, orc: Segment | None, obr: Segment | None, idents: list[JSON],
@@ -188,11 +274,11 @@ class Reader:
             sr["priority"] = PRIORITY_FROM_V2[priority[:1].upper()]
         sr["code"] = code or data_absent("unknown")
         sr["subject"] = patient
-        authored = self.time(orc.get(9)) if orc is not None else None
+        authored = self.time(orc.get(9), orc.where(9)) if orc is not None else None
         if authored:
             sr["authoredOn"] = authored
-        requester = (xcn_reference(orc.v(12)) if orc is not None else None) or \
-            (xcn_reference(obr.v(16)) if obr is not None else None)
+        requester = (self.clinician(orc.v(12), orc.where(12)) if orc is not None else None) \
+            or (self.clinician(obr.v(16), obr.where(16)) if obr is not None else None)
         if requester:
             sr["requester"] = requester
         reasons = [c for seg in [*extra_dg1, *dg1] if (c := codeable(seg.v(3)))]
@@ -234,13 +320,14 @@ class Reader:
             spec["status"] = "available" if availability == "Y" else "unavailable"
         spec["type"] = codeable(spm.v(4)) or data_absent("unknown")
         spec["subject"] = patient
-        received = self.time(spm.get(18))
+        received = self.time(spm.get(18), spm.where(18))
         if received:
             spec["receivedTime"] = received
         if request:
             spec["request"] = [request]
         collection: JSON = {}
-        start, end = self.time(spm.get(17, 1)), self.time(spm.get(17, 2))
+        start = self.time(spm.get(17, 1), spm.where(17, 1))
+        end = self.time(spm.get(17, 2), spm.where(17, 2))
         if start and end:
             collection["collectedPeriod"] = {"start": start, "end": end}
         elif start:
@@ -283,7 +370,7 @@ class Reader:
             code = data_absent("unknown")
         obs["code"] = code
         obs["subject"] = patient
-        when = self.time(obx.get(14)) or default_time
+        when = self.time(obx.get(14), obx.where(14)) if obx.get(14) else default_time
         if when:
             obs["effectiveDateTime"] = when
         performer = obx.get(23) or obx.get(15, 2) or obx.get(15)
@@ -296,6 +383,9 @@ class Reader:
             obs.setdefault("extension", []).append({"url": VALUE_ATTACHMENT,
                                                     "valueAttachment": value[1]})
             obs["dataAbsentReason"] = data_absent("unsupported")
+        elif value is not None and value[0] == "structured":
+            obs["valueString"] = value[1][0]
+            obs.setdefault("extension", []).extend(value[1][1])
         elif value is not None:
             obs[value[0]] = value[1]
         else:
@@ -387,10 +477,8 @@ class Reader:
             return "valueSampledData", {"origin": {"value": 0}, "period": 0, "dimensions": 1,
                                         "data": " ".join(d if d else "E" for d in data)}
         if vt in ("DT", "DTM", "TS"):
-            when = self.time(reps[0].c(1))
+            when = self.time(reps[0].c(1), obx.where(5))
             if when is None:
-                self.problems.append(Problem(obx.where(5), f"value type {vt} but the value is "
-                                                           "not a date/time"))
                 return None
             return "valueDateTime", when
         if vt == "TM":
@@ -409,13 +497,60 @@ class Reader:
                 out["high"] = self.quantity(high, unit)
             return ("valueRange", out) if out else ("valueString", reps[0].text())
         if vt == "DR":
-            start, end = self.time(reps[0].c(1)), self.time(reps[0].c(2))
+            start = self.time(reps[0].c(1), obx.where(5, 1))
+            end = self.time(reps[0].c(2), obx.where(5, 2))
             period = {k: v for k, v in (("start", start), ("end", end)) if v}
             return ("valuePeriod", period) if period else ("valueString", reps[0].text())
         if vt == "ED":
             return self.encapsulated(obx, reps[0])
-        # RP, XAD, XTN, CP, …: kept as text, never dropped
-        return "valueString", "\n".join(r.text() for r in reps)
+        if vt == "RP":
+            return self.reference_pointer(reps[0])
+        if vt in ("XPN", "XAD", "XTN", "CX"):
+            return self.structured(obx, vt, reps)
+        # CP, EI, …: the components kept readable (no v2 delimiter left), never dropped
+        return "valueString", "\n".join(readable(r) for r in reps)
+
+    def structured(self, obx: Segment, vt: str, reps: list[Value]) -> tuple[str, Any] | None:
+        """XPN/XAD/XTN/CX: FHIR has no Observation.value of their types, so a readable
+        string, and the FHIR type itself in :data:`STRUCTURED_VALUE`."""
+        times = Times(self.tz, self.problems)
+        where = obx.where(5)
+        made: list[tuple[str, JSON]] = []
+        for rep in reps:
+            if vt == "XPN":
+                found, key = xpn_name(rep, times, where), "valueHumanName"
+            elif vt == "XAD":
+                found, key = xad_address(rep, times, where), "valueAddress"
+            elif vt == "XTN":
+                found, key = xtn_contact(rep), "valueContactPoint"
+            else:
+                fallback = sender_system(self.ctx.map.clinic.system, self.msg.sender,
+                                         rep.c(4, 1) or rep.c(4, 2))
+                found = cx_full(rep, self.ctx.namespaces, fallback, times, where,
+                                self.warnings)
+                key = "valueIdentifier"
+            if found:
+                made.append((key, found))
+        if not made:
+            return "valueString", "\n".join(readable(r) for r in reps)
+        return "structured", ("\n".join(readable(r) for r in reps),
+                              [{"url": STRUCTURED_VALUE, key: v} for key, v in made])
+
+    def reference_pointer(self, rep: Value) -> tuple[str, Any] | None:
+        """RP (pointer ^ application ^ type ^ subtype) → an Attachment by url, as the IG's
+        OBX table maps it (in the value cross-version extension)."""
+        pointer = rep.c(1)
+        if not pointer:
+            return None
+        out: JSON = {"url": pointer}
+        kind, subtype = rep.c(3), rep.c(4)
+        if "/" in subtype:
+            out["contentType"] = subtype.strip().lower()
+        elif subtype and subtype.strip().upper() in ED_SUBTYPES:
+            out["contentType"] = ED_SUBTYPES[subtype.strip().upper()]
+        elif kind.strip().upper() in ED_TYPES:
+            out["contentType"] = ED_TYPES[kind.strip().upper()]
+        return "attachment", out
 
     def sub_id(self, obx: Segment) -> JSON | None:
         """OBX-4 as the IG's sub-id extension (OG.1 original, OG.2 group, OG.3 sequence,
