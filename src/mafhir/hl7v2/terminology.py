@@ -178,6 +178,7 @@ UNIT_SPELLINGS: dict[str, str] = {
 _ATOMS = {"hr": "h", "hrs": "h", "sec": "s", "mcg": "ug", "iu": "[IU]", "miu": "m[IU]",
           "uiu": "u[IU]", "meq": "meq", "mmhg": "mm[Hg]"}
 _LITRE = re.compile(r"^([munpfdck]?)l$", re.I)
+_NUMBER = re.compile(r"^[\d.]+$")
 _MICRO = str.maketrans({"\u00b5": "u", "\u03bc": "u"})
 
 
@@ -219,7 +220,7 @@ def ucum_code(text: str) -> str | None:
     check.
     """
     raw = (text or "").strip()
-    if not raw:
+    if not raw or _NUMBER.match(raw):  # a bare number is UCUM's "1", never a unit sent
         return None
     plain = raw.translate(_MICRO)
     spelled = UNIT_SPELLINGS.get(plain.lower())

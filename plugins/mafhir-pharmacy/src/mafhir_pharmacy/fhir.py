@@ -20,9 +20,12 @@ from .codes import CONTROLLED_TAG, FREQUENCIES, MR_CATEGORY, NCPDP, ROUTES, RXNO
 from .tasks import Medication, Pharmacy, Quantity, Sig
 
 __all__ = [
+    "DATA_ABSENT_EXT",
     "ICD10CM",
     "MR_PROFILE",
     "PLACER_TYPE",
+    "absent",
+    "is_absent",
     "medication_concept",
     "medication_request",
     "number",
@@ -45,6 +48,22 @@ def number(value: float) -> int | float:
 
 def ucum(value: float, code: str) -> JSON:
     return {"value": number(value), "unit": code, "system": systems.UCUM, "code": code}
+
+
+#: The R4 extension that says why an element the profile wants is not there.
+DATA_ABSENT_EXT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def absent(reason: str = "unknown") -> JSON:
+    """An element (a Reference, a HumanName…) that is there only to say it is missing:
+    what US Core accepts where the source truly has no value (kept, not invented)."""
+    return {"extension": [{"url": DATA_ABSENT_EXT, "valueCode": reason}]}
+
+
+def is_absent(element: Any) -> bool:
+    """Does ``element`` carry a data-absent-reason instead of a value?"""
+    return isinstance(element, dict) and any(
+        e.get("url") == DATA_ABSENT_EXT for e in element.get("extension", []) or [])
 
 
 def pharmacy_entry(pharmacy: Pharmacy) -> Refs:

@@ -21,14 +21,17 @@ from mafhir.bundle import Entry, create, transaction
 from mafhir.errors import InputError, Problem
 from mafhir.fhirtypes import codeable, coding
 from mafhir.hl7v2 import Message, Segment, V2Context
+from mafhir.hl7v2.convert import Converted
 from mafhir.hl7v2.datatypes import codeable as v2_codeable
 from mafhir.hl7v2.datatypes import cx_identifier, dtm_to_fhir, ei_identifier, xcn_reference
+from mafhir.hl7v2.terminology import ucum_code
 from mafhir.identity import identifier_query
 from mafhir.tasks import PatientRef
 
 from .codes import FREQUENCIES, ROUTES, V2_0162
-from .fhir import MR_PROFILE, PLACER_TYPE, ucum
+from .fhir import MR_PROFILE, PLACER_TYPE, absent, ucum
 from .mappers import refill_request_to_fhir
+from .pid import patient_from_pid
 from .tasks import RefillRequestTask
 
 __all__ = ["order_groups", "rde_o11_to_fhir", "refill_request_tasks", "refill_requests_to_fhir"]
@@ -38,21 +41,24 @@ _NUM = re.compile(r"^\d+(\.\d+)?$")
 _UCUM_HINTS = {"tab": "{tbl}", "tabs": "{tbl}", "tablet": "{tbl}", "{tbl}": "{tbl}",
                "cap": "{cap}", "caps": "{cap}", "capsule": "{cap}", "{cap}": "{cap}",
                "ml": "mL", "mg": "mg", "g": "g"}
+#: CWE-3 names under which a unit is read as UCUM (after terminology's spelling check).
+_UNIT_SYSTEMS = ("", "UCUM", "ISO+", "ANS+", "ISO")
 
 
 def order_groups(msg: Message) -> list[dict[str, Any]]:
-    """One dict per ORC: its RXO or RXE, the TQ1s and RXRs after the give segment."""
+    """One dict per ORC: its RXO or RXE, the TQ1s and RXRs after the give segment, and the
+    PRT participants (v2.7+) anywhere in the order group."""
     groups: list[dict[str, Any]] = []
     for seg in msg.segments[1:]:
         if seg.name == "ORC":
             groups.append({"orc": seg, "rxo": None, "rxe": None, "tq1": [], "rxr": [],
-                           "nte": []})
+                           "nte": [], "prt": []})
         elif not groups:
             continue
         elif seg.name in ("RXO", "RXE"):
             groups[-1][seg.name.lower()] = seg
             groups[-1]["tq1"], groups[-1]["rxr"] = [], []  # RXE's own timing and routes win
-        elif seg.name in ("TQ1", "RXR", "NTE"):
+        elif seg.name in ("TQ1", "RXR", "NTE", "PRT"):
             groups[-1][seg.name.lower()].append(seg)
     return groups
 
@@ -73,39 +79,70 @@ def _number(text: str) -> int | float | None:
     return int(text) if "." not in text else float(text)
 
 
-def _unit(seg: Segment, n: int) -> str | None:
+def _unit(seg: Segment, n: int) -> tuple[str | None, str]:
+    """(UCUM code or None, the unit as the sender wrote it) of a CWE unit field."""
     value = seg.v(n)
     if not value:
-        return None
-    code = value.c(1)
-    if value.c(3).upper() == "UCUM":
-        return code
-    return _UCUM_HINTS.get(code.lower())
+        return None, ""
+    code, system = value.c(1), value.c(3).upper()
+    shown = value.c(2) or code
+    hint = _UCUM_HINTS.get(code.lower())
+    if hint:
+        return hint, shown
+    if system in _UNIT_SYSTEMS:  # a dose form coded in SNOMED (385055001) is not a unit
+        return ucum_code(code), shown
+    return None, shown
 
 
 def _quantity(seg: Segment, amount: int, unit: int) -> JSON | None:
     value = _number(seg.get(amount))
     if value is None:
         return None
-    code = _unit(seg, unit)
+    code, text = _unit(seg, unit)
     if code:
-        return ucum(value, code)
-    text = seg.get(unit, 2) or seg.get(unit)
+        return {**ucum(value, code), "unit": text or code}
     return {"value": value, "unit": text} if text else {"value": value}
 
 
 def _patient(msg: Message, ctx: V2Context) -> tuple[JSON, PatientRef]:
     pid = msg.first("PID")
     if pid is None:
-        raise InputError([Problem("PID", "the PID segment is missing")])
+        raise InputError([Problem("PID", "the PID segment is missing", "required")])
     reps = pid.reps(3)
     chosen = next((r for r in reps if r.c(5) == "MR"), reps[0] if reps else None)
     if chosen is None or not chosen.c(1):
-        raise InputError([Problem("PID-3", "the patient identifier is missing")])
+        raise InputError([Problem("PID-3", "the patient identifier is missing", "required")])
     ident = cx_identifier(chosen, ctx.map.clinic.mrn_namespace)
     assert ident is not None
     ref = {"reference": f"Patient?{identifier_query(ident['system'], ident['value'])}"}
     return ref, PatientRef(mrn=ident["value"], system=ident["system"])
+
+
+def _patient_entry(msg: Message, ctx: V2Context) -> tuple[JSON, Entry, list[Problem]]:
+    """The reference by MRN, and the PID's US Core Patient as a conditional create (what the
+    clinic holds is not overwritten), with the gaps it was kept despite."""
+    ref, patient = _patient(msg, ctx)
+    pid = msg.first("PID")
+    assert pid is not None and patient.system is not None
+    resource, warnings = patient_from_pid(pid, patient.system, patient.mrn)
+    return ref, create(resource), warnings
+
+
+def _participant(group: dict[str, Any], codes: tuple[str, ...]) -> Segment | None:
+    """The group's first PRT whose participation (PRT-4, table 0912) is one of ``codes``."""
+    return next((p for p in group["prt"] if p.get(4).upper() in codes), None)
+
+
+def _ordering_provider(group: dict[str, Any]) -> tuple[Any, str]:
+    """The ordering provider's XCN and where it was read: ORC-12, else a PRT with
+    participation OP (v2.7+ moved it there); (None, ORC-12) when the source has none."""
+    orc: Segment = group["orc"]
+    if orc.get(12) or orc.get(12, 2):
+        return orc.v(12), orc.where(12)
+    prt = _participant(group, ("OP",))
+    if prt is not None and (prt.get(5) or prt.get(5, 2)):
+        return prt.v(5), prt.where(5)
+    return None, orc.where(12)
 
 
 def _dosage(give: Segment, tq1s: list[Segment], rxrs: list[Segment]) -> JSON:
@@ -157,7 +194,7 @@ def _dosage(give: Segment, tq1s: list[Segment], rxrs: list[Segment]) -> JSON:
 
 
 def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Context,
-                        patient: JSON, tz) -> JSON:
+                        patient: JSON, tz, warnings: list[Problem]) -> JSON:
     orc: Segment = group["orc"]
     give: Segment = group["rxe"] or group["rxo"]
     where = give.where()
@@ -184,15 +221,21 @@ def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Cont
     authored = dtm_to_fhir(orc.get(9), tz)
     if authored:
         mr["authoredOn"] = authored
-    requester = xcn_reference(orc.v(12))
+    xcn, where_from = _ordering_provider(group)
+    requester = xcn_reference(xcn) if xcn is not None else None
     if requester and "identifier" in requester and requester["identifier"].get("system"):
         ident = requester["identifier"]
         query = identifier_query(ident["system"], ident["value"])
         mr["requester"] = {"reference": f"Practitioner?{query}",
                            **({"display": requester["display"]}
                               if requester.get("display") else {})}
-    elif requester:
-        mr["requester"] = {"display": requester.get("display", "")}
+    elif requester and requester.get("display"):
+        mr["requester"] = {"display": requester["display"]}
+    elif mr["intent"] == "order":  # us-core-21: requester.exists(); the source has none
+        mr["requester"] = absent("unknown")
+        warnings.append(Problem(where_from, "the ordering provider is absent (no ORC-12, no "
+                                            "PRT with participation OP); kept with a "
+                                            "data-absent-reason", "incomplete"))
     if give.name == "RXE":
         reasons = [c for v in give.reps(27) if (c := v2_codeable(v))]
         if reasons:
@@ -220,16 +263,19 @@ def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Cont
     return mr
 
 
-def rde_o11_to_fhir(msg: Message, ctx: V2Context) -> JSON:
-    """RDE^O11 → one US Core MedicationRequest per ORC/RXE group (patient by MRN)."""
-    patient, _ = _patient(msg, ctx)
+def rde_o11_to_fhir(msg: Message, ctx: V2Context) -> Converted:
+    """RDE^O11 → the PID's US Core Patient and one US Core MedicationRequest per ORC/RXE
+    group, with the gaps kept despite (``incomplete`` warnings; ``--strict`` refuses)."""
+    patient, patient_entry, warnings = _patient_entry(msg, ctx)
     tz = _tz(msg, ctx)
     groups = [g for g in order_groups(msg) if g["rxe"] is not None or g["rxo"] is not None]
     if not groups:
-        raise InputError([Problem("ORC", "the message has no order (ORC with RXE)")])
-    entries: list[Entry] = [create(_medication_request(g, k, msg, ctx, patient, tz))
-                            for k, g in enumerate(groups, start=1)]
-    return transaction(entries)
+        raise InputError([Problem("ORC", "the message has no order (ORC with RXE)",
+                                  "required")])
+    entries: list[Entry] = [patient_entry]
+    entries += [create(_medication_request(g, k, msg, ctx, patient, tz, warnings))
+                for k, g in enumerate(groups, start=1)]
+    return Converted(transaction(entries), tuple(warnings))
 
 
 def _prescription_id(orc: Segment, give: Segment | None, ctx: V2Context) -> str:
