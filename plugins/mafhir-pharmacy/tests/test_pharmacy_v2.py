@@ -143,14 +143,17 @@ def test_corpus_rde_o11_is_read_and_what_it_lacks_is_named():
                 if i.severity == "error"]
 
 
-@pytest.mark.corpus
-def test_corpus_rde_o25_problems_name_segment_and_field():
-    data = (corpus_dir() / "hl7v2/rde-rds/microsoft-fhir-converter/RDE-O25-01.hl7").read_bytes()
+def test_rde_o25_problems_name_segment_and_field():
+    """What is there but wrong is refused by field (what is absent is kept, flagged: see
+    test_pharmacy_corpus): an NCPDP id that is not 7 digits, an NPI that fails its check."""
+    c = clinic()
+    data = rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-9", npi="1234567890",
+                   ncpdp="12AB")
     with pytest.raises(InputError) as err:
-        refill_request_tasks(parse(data), v2ctx(clinic()))
-    where = {p.location for p in err.value.problems}
-    assert where == {"ORC[1]-12", "RXE[1]-40"}  # no prescriber NPI; pharmacy not NCPDP/NPI
-    assert "EVERYMAN" not in str(err.value)  # no patient data in the error
+        refill_request_tasks(parse(data), v2ctx(c))
+    assert {(p.location, p.code) for p in err.value.problems} == {
+        ("ORC[1]-12", "value"), ("RXE[1]-40", "value")}
+    assert "Okafor" not in str(err.value)  # no patient data in the error
 
 
 def test_rde_o11_over_mllp_is_acked_and_failures_are_named(tmp_path):
@@ -294,3 +297,46 @@ def test_rre_o12_that_refuses_an_order_fails_naming_the_prescription(tmp_path):
         channel = V2Pharmacy(ok.target, ctx=v2ctx(c), timeout=10)
         assert channel.send(bundle)["acks"][0]["ack"] == "AA"
         channel.close()
+
+
+def _without_prescriber(data: bytes) -> bytes:
+    """The same RDE^O25 with ORC-12 emptied, as v2.8 senders send it (no PRT OP either)."""
+    lines = data.decode().split("\r")
+    orc = next(i for i, line in enumerate(lines) if line.startswith("ORC|"))
+    fields = lines[orc].split("|")
+    fields[12] = ""
+    lines[orc] = "|".join(fields)
+    return "\r".join(lines).encode()
+
+
+def test_refill_request_naming_no_prescriber_is_kept_flagged_and_strict_refuses(tmp_path):
+    """Kept on the worklist with no owner (AA); deciding it asks for a prescriber by name;
+    a --strict listener refuses it instead (AE naming ORC[1]-12), over real sockets."""
+    c = clinic()
+    ctx = v2ctx(c)
+    placer = f"rx-5001^MAFHIR^{c.system}/prescription^URI"
+    data = _without_prescriber(rde_o25(placer, "RF-7"))
+    for strict, expected in ((False, "AA"), (True, "AE")):
+        worklist = LocalWorklist(tmp_path / f"worklist-{strict}.sqlite")
+        worklist.add_prescription(PrescriptionTask.model_validate(prescription()))
+        store = MessageStore(tmp_path / f"clinic-{strict}.sqlite")
+        handler = RefillHandler(get_registry(), ctx, worklist, strict=strict)
+        with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener, \
+                MLLPClient(*listener.address, timeout=10) as pharmacy_side:
+            ack = read_ack(pharmacy_side.send(data))
+        assert ack.code == expected
+        if strict:
+            assert ack.errors[0].startswith("ORC[1]-12")
+            assert worklist.items("requested") == []
+        else:
+            ((_, request),) = worklist.items("requested")
+            assert request.prescriber is None and request.message_id == "RF-7"
+            from datetime import datetime
+
+            with pytest.raises(InputError) as err:
+                worklist.decide(request.id, "approved",
+                                datetime.fromisoformat("2026-12-20T11:30:00-05:00"), "r1")
+            assert [(p.location, p.code) for p in err.value.problems] == \
+                [("request", "required")]
+        worklist.close()
+        store.close()

@@ -73,6 +73,10 @@ def pharmacy_entry(pharmacy: Pharmacy) -> Refs:
         idents.append(identifier(NCPDP, pharmacy.ncpdp_id))
     if pharmacy.npi:
         idents.append(identifier(systems.NPI, pharmacy.npi))
+    local_id, local_system = getattr(pharmacy, "local_id", None), \
+        getattr(pharmacy, "local_system", None)
+    if local_id and local_system:  # a ReportedPharmacy known only by the sender's own id
+        idents.append(identifier(local_system, local_id))
     resource: JSON = {
         "resourceType": "Organization",
         "meta": {"profile": [systems.profile("us-core-organization")]},

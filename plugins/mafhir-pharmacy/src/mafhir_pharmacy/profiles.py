@@ -123,8 +123,10 @@ def check_task(task: JSON) -> Iterator[Issue]:
     if not refill:
         return
     for path, why in (("focus.reference", "the prescription to renew"),
-                      ("for.reference", "the patient"), ("owner.reference", "the prescriber")):
+                      ("for.reference", "the patient")):
         yield from require(task, path, why)
+    if not is_absent(task.get("owner")):  # a request that named no prescriber is kept, flagged
+        yield from require(task, "owner.reference", "the prescriber")
     if task.get("status") == "rejected" and not task.get("statusReason"):
         yield error("Task.statusReason", "a denied refill says why")
     if task.get("status") == "completed" and not task.get("output"):

@@ -24,7 +24,7 @@ from mafhir.hl7v2 import Message, Segment, V2Context
 from mafhir.hl7v2.convert import Converted
 from mafhir.hl7v2.datatypes import codeable as v2_codeable
 from mafhir.hl7v2.datatypes import cx_identifier, dtm_to_fhir, ei_identifier, xcn_reference
-from mafhir.hl7v2.terminology import ucum_code
+from mafhir.hl7v2.terminology import system_for, ucum_code
 from mafhir.identity import identifier_query
 from mafhir.tasks import PatientRef
 
@@ -34,7 +34,8 @@ from .mappers import refill_request_to_fhir
 from .pid import patient_from_pid
 from .tasks import RefillRequestTask
 
-__all__ = ["order_groups", "rde_o11_to_fhir", "refill_request_tasks", "refill_requests_to_fhir"]
+__all__ = ["order_groups", "rde_o11_to_fhir", "refill_request_tasks", "refill_requests",
+           "refill_requests_to_fhir"]
 
 JSON = dict[str, Any]
 _NUM = re.compile(r"^\d+(\.\d+)?$")
@@ -293,6 +294,13 @@ def _prescription_id(orc: Segment, give: Segment | None, ctx: V2Context) -> str:
 
 def refill_request_tasks(msg: Message, ctx: V2Context) -> list[RefillRequestTask]:
     """The refill requests of an RDE^O25 / OMP^O09, as refill_request tasks."""
+    return refill_requests(msg, ctx)[0]
+
+
+def refill_requests(msg: Message, ctx: V2Context
+                    ) -> tuple[list[RefillRequestTask], list[Problem]]:
+    """The refill requests of an RDE^O25 / OMP^O09, and the gaps they were kept despite
+    (``incomplete``: no prescriber named anywhere; the worklist item has no owner yet)."""
     _, patient = _patient(msg, ctx)
     tz = _tz(msg, ctx)
     received = dtm_to_fhir(msg.msh.get(7), tz)
@@ -300,8 +308,9 @@ def refill_request_tasks(msg: Message, ctx: V2Context) -> list[RefillRequestTask
         received = ctx.now.isoformat()
     groups = order_groups(msg)
     if not groups:
-        raise InputError([Problem("ORC", "the message has no refill request (ORC)")])
-    out, problems = [], []
+        raise InputError([Problem("ORC", "the message has no refill request (ORC)",
+                                  "required")])
+    out, problems, warnings = [], [], []
     for k, group in enumerate(groups, start=1):
         orc: Segment = group["orc"]
         give: Segment | None = group["rxe"] or group["rxo"]
@@ -310,21 +319,32 @@ def refill_request_tasks(msg: Message, ctx: V2Context) -> list[RefillRequestTask
         except InputError as exc:
             problems += exc.problems
             continue
-        prescriber = xcn_reference(orc.v(12))
-        npi = ((prescriber or {}).get("identifier") or {}).get("value")
+        xcn, prescriber_at = _ordering_provider(group)
         pharmacy_field = 40 if give is not None and give.name == "RXE" else 32
         pharmacy = give.v(pharmacy_field) if give is not None else None
+        pharmacy_at = give.where(pharmacy_field) if give is not None else orc.where()
+        if not pharmacy:  # v2.7+: the dispensing pharmacy as a PRT participant (DP)
+            prt = _participant(group, ("DP",))
+            if prt is not None and prt.v(8):
+                pharmacy, pharmacy_at = prt.v(8), prt.where(8)
         raw: JSON = {
             "task": "refill_request",
             "id": "rr-" + uuid.uuid5(uuid.NAMESPACE_URL,
                                      f"{msg.sender}|{msg.control_id}|{k}").hex[:20],
             "patient": patient.model_dump(exclude_none=True, exclude_defaults=True),
             "received": received, "prescription": rx_id,
-            "prescriber": {"npi": npi, "family": orc.get(12, 2), "given":
-                           [g for g in (orc.get(12, 3),) if g]},
-            "pharmacy": _pharmacy(pharmacy),
+            "pharmacy": _pharmacy(pharmacy, pharmacy_at[:3] == "PRT"),
             "message_id": msg.control_id,
         }
+        if xcn is not None:
+            person = xcn_reference(xcn)
+            raw["prescriber"] = {
+                "npi": ((person or {}).get("identifier") or {}).get("value"),
+                "family": xcn.c(2, 1), "given": [g for g in (xcn.c(3),) if g]}
+        else:
+            warnings.append(Problem(prescriber_at, "the prescriber is absent (no ORC-12, no PRT "
+                                                   "with participation OP); kept without an "
+                                                   "owner", "incomplete"))
         if give is not None and give.name == "RXE":
             qty = _quantity(give, 10, 11)
             if qty and qty.get("code"):
@@ -335,45 +355,56 @@ def refill_request_tasks(msg: Message, ctx: V2Context) -> list[RefillRequestTask
         try:
             out.append(RefillRequestTask.model_validate(raw))
         except ValidationError as exc:
-            problems += [_locate(err, orc, give, pharmacy_field) for err in
+            problems += [_locate(err, prescriber_at, pharmacy_at, orc) for err in
                          exc.errors(include_url=False, include_input=False)]
     if problems:
         raise InputError(problems)
-    return out
+    return out, warnings
 
 
-def _pharmacy(value: Any) -> JSON:
+def _pharmacy(value: Any, xon: bool = False) -> JSON:
+    """RXE-40 / RXO-32 (CWE: id ^ name ^ system) or a PRT-8 (XON: name … ^ id in XON-10)
+    as a pharmacy: an NCPDP id or NPI when it is one, else the sender's own id in the
+    namespace its coding system names (kept, not refused)."""
     if not value:
         return {}
-    ident, name, system = value.c(1), value.c(2), value.c(3).upper()
+    if xon:
+        ident, name, system = value.c(10) or value.c(3), value.c(1), value.c(6).upper()
+    else:
+        ident, name, system = value.c(1), value.c(2), value.c(3).upper()
     out: JSON = {"name": name or ident}
     if system == "NPI" or (len(ident) == 10 and ident.isdigit() and system != "NCPDP"):
         out["npi"] = ident
-    else:
+    elif system == "NCPDP" or (len(ident) == 7 and ident.isdigit()):
         out["ncpdp_id"] = ident
+    elif ident:
+        out["local_id"] = ident
+        out["local_system"] = system_for(system or "L")
     return out
 
 
-def _locate(err: dict, orc: Segment, give: Segment | None, pharmacy_field: int) -> Problem:
+def _locate(err: dict, prescriber_at: str, pharmacy_at: str, orc: Segment) -> Problem:
     """A model error as the segment and field it came from."""
     loc = [str(p) for p in err.get("loc", ())]
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     head = loc[0] if loc else ""
     if head == "prescriber":
-        return Problem(orc.where(12), f"the prescriber (NPI and family name) is missing or "
-                                      f"invalid: {msg}")
+        return Problem(prescriber_at, f"the prescriber (NPI and family name) is invalid: "
+                                      f"{msg}", "value")
     if head == "pharmacy":
-        where = give.where(pharmacy_field) if give is not None else orc.where()
-        return Problem(where, f"the dispensing pharmacy (NCPDP id or NPI, and name) is "
-                              f"missing or invalid: {msg}")
+        return Problem(pharmacy_at, f"the dispensing pharmacy (NCPDP id, NPI or its own id, "
+                                    f"and name) is missing or invalid: {msg}",
+                       "required" if err.get("type") == "missing" else "value")
     if head == "patient":
-        return Problem("PID-3", msg)
-    return Problem(orc.where(), f"{'.'.join(loc)}: {msg}")
+        return Problem("PID-3", msg, "value")
+    return Problem(orc.where(), f"{'.'.join(loc)}: {msg}", "value")
 
 
-def refill_requests_to_fhir(msg: Message, ctx: V2Context) -> JSON:
-    """RDE^O25 / OMP^O09 → worklist Tasks (+ Communications) for the prescriber."""
+def refill_requests_to_fhir(msg: Message, ctx: V2Context) -> Converted:
+    """RDE^O25 / OMP^O09 → worklist Tasks (+ Communications) for the prescriber, with the
+    gaps kept despite (``--strict`` refuses them)."""
     entries: list[Entry] = []
-    for task in refill_request_tasks(msg, ctx):
+    tasks, warnings = refill_requests(msg, ctx)
+    for task in tasks:
         entries += refill_request_to_fhir(task, ctx.map)
-    return transaction(entries)
+    return Converted(transaction(entries), tuple(warnings))

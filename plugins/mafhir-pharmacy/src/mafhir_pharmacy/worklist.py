@@ -224,6 +224,11 @@ class LocalWorklist:
                                                  "prescription; resolve it before deciding")])
         if state != "requested":
             raise AlreadyAnswered(request_id, str(state), decision)
+        if request.prescriber is None:
+            raise InputError([Problem("request", f"refill request '{request_id}' names no "
+                                                 "prescriber (the pharmacy sent none); it "
+                                                 "cannot be answered in a prescriber's name",
+                                      "required")])
         raw: JSON = {"task": "refill_decision", "id": decision_id, "request": request_id,
                      "request_status": "requested", "received": request.received.isoformat(),
                      "decided": at.isoformat(), "decision": decision, "reason": reason,
@@ -285,23 +290,27 @@ class RefillHandler:
     """Receiver handler: refill requests onto the worklist; other types to ``fallback``."""
 
     def __init__(self, registry: Registry, ctx: V2Context, worklist: LocalWorklist,
-                 deliver: Callable[[JSON], Any] | None = None) -> None:
+                 deliver: Callable[[JSON], Any] | None = None, strict: bool = False) -> None:
         self.registry = registry
         self.ctx = ctx
         self.worklist = worklist
         self.deliver = deliver
+        #: ``--strict``: a request kept despite a gap (no prescriber named) is refused
+        self.strict = strict
         self.fallback = ConvertHandler(registry, ctx, deliver)
 
     def __call__(self, msg: Message) -> Outcome:
-        from .v2in import refill_request_tasks
+        from .v2in import refill_requests
 
         if msg.type not in REFILL_TYPES:
             return self.fallback(msg)
         try:
-            tasks = refill_request_tasks(msg, self.ctx)
+            tasks, warnings = refill_requests(msg, self.ctx)
         except InputError as exc:
-            return Outcome("error", tuple((p, "required" if "missing" in p.message
+            return Outcome("error", tuple((p, "required" if p.code == "required"
                                            else "datatype") for p in exc.problems))
+        if warnings and self.strict:
+            return Outcome("error", tuple((p, "required") for p in warnings))
         review = []
         for n, task in enumerate(tasks, start=1):
             try:
