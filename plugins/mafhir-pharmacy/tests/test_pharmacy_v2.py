@@ -340,3 +340,19 @@ def test_refill_request_naming_no_prescriber_is_kept_flagged_and_strict_refuses(
                 [("request", "required")]
         worklist.close()
         store.close()
+
+
+def test_rde_o11_units_get_checked_ucum_and_keep_the_senders_text():
+    """RXE-5 'mcg' (no coding system) is UCUM 'ug', shown as sent; RXE-11 a SNOMED dose
+    form (385055001 Tablet) is no unit: text only, never read as UCUM's number 385055001."""
+    c = clinic()
+    text = rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RX-U1").decode()
+    text = text.replace("RDE^O25^RDE_O25", "RDE^O11^RDE_O11")
+    text = text.replace("|1||{tbl}^{tbl}^UCUM||", "|25||mcg||", 1)
+    text = text.replace("|30|{tbl}^{tbl}^UCUM|", "|30|385055001^Tablet^SCT|", 1)
+    bundle = to_fhir(get_registry(), parse(text.encode()), v2ctx(c))
+    (mr,) = [e["resource"] for e in bundle["entry"]
+             if e["resource"]["resourceType"] == "MedicationRequest"]
+    assert mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] == {
+        "value": 25, "unit": "mcg", "system": "http://unitsofmeasure.org", "code": "ug"}
+    assert mr["dispenseRequest"]["quantity"] == {"value": 30, "unit": "Tablet"}
