@@ -356,3 +356,11 @@ def test_rde_o11_units_get_checked_ucum_and_keep_the_senders_text():
     assert mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] == {
         "value": 25, "unit": "mcg", "system": "http://unitsofmeasure.org", "code": "ug"}
     assert mr["dispenseRequest"]["quantity"] == {"value": 30, "unit": "Tablet"}
+
+
+@pytest.mark.parametrize(("message", "location"), [("RDE^O11", "MedicationRequest"),
+                                                   ("RRE^O26", "Task")])
+def test_nothing_to_send_is_refused_with_a_code(message, location):
+    with pytest.raises(InputError) as err:
+        from_fhir(get_registry(), message, ResourceSet(), v2ctx(clinic()))
+    assert [(p.location, p.code) for p in err.value.problems] == [(location, "required")]

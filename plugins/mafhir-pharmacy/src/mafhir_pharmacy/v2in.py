@@ -202,7 +202,7 @@ def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Cont
     concept = v2_codeable(give.v(2) if give.name == "RXE" else give.v(1))
     if concept is None:
         raise InputError([Problem(f"{where}-{2 if give.name == 'RXE' else 1}",
-                                  "the drug (give code) is missing")])
+                                  "the drug (give code) is missing", "required")])
     idents = []
     placer = ei_identifier(orc.v(2), f"{ctx.map.clinic.system}/v2/order/plac", "PLAC") \
         if orc.v(2) else None
@@ -289,7 +289,7 @@ def _prescription_id(orc: Segment, give: Segment | None, ctx: V2Context) -> str:
             return ident["value"]  # a bare placer number: the clinic's own, echoed
     raise InputError([Problem(orc.where(2), "names no prescription of this clinic (placer "
                                             "order number with the clinic's prescription "
-                                            "namespace)")])
+                                            "namespace)", "not-found")])
 
 
 def refill_request_tasks(msg: Message, ctx: V2Context) -> list[RefillRequestTask]:

@@ -103,7 +103,8 @@ class LocalWorklist:
         if status == "review":
             raise UnknownPrescription([Problem("prescription", f"refill request '{task.id}' "
                                                                "matches no prescription of "
-                                                               "this clinic; held for review")])
+                                                               "this clinic; held for review",
+                                               "business-rule")])
         return status
 
     def add_source(self, request_id: str, target: str, task_ref: str,
@@ -218,10 +219,11 @@ class LocalWorklist:
         state = self.state(request_id)
         if request is None:
             raise InputError([Problem("request", f"no refill request '{request_id}' is on the "
-                                                 "worklist")])
+                                                 "worklist", "not-found")])
         if state == "review":
             raise InputError([Problem("request", f"refill request '{request_id}' matches no "
-                                                 "prescription; resolve it before deciding")])
+                                                 "prescription; resolve it before deciding",
+                                      "business-rule")])
         if state != "requested":
             raise AlreadyAnswered(request_id, str(state), decision)
         if request.prescriber is None:
@@ -317,7 +319,8 @@ class RefillHandler:
                 self.worklist.add_request(task)
             except UnknownPrescription:
                 review.append((Problem(f"ORC[{n}]-2", "matches no prescription of this "
-                                                      "clinic; held for review"), "key"))
+                                                      "clinic; held for review",
+                                       "business-rule"), "key"))
         if review:
             return Outcome("review", tuple(review))
         bundle = transaction(e for t in tasks for e in refill_request_to_fhir(t, self.ctx.map))
@@ -326,6 +329,7 @@ class RefillHandler:
                 self.deliver(bundle)
             except MafhirError as exc:
                 return Outcome("retry" if exc.transient else "error",
-                               ((Problem("", f"delivery failed ({type(exc).__name__})"),
+                               ((Problem("", f"delivery failed ({type(exc).__name__})",
+                                         "transient" if exc.transient else "processing"),
                                  "internal"),), bundle)
         return Outcome("processed", (), bundle)
