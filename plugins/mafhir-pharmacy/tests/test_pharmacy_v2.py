@@ -364,3 +364,26 @@ def test_nothing_to_send_is_refused_with_a_code(message, location):
     with pytest.raises(InputError) as err:
         from_fhir(get_registry(), message, ResourceSet(), v2ctx(clinic()))
     assert [(p.location, p.code) for p in err.value.problems] == [(location, "required")]
+
+
+def test_rde_o11_reads_the_prescriber_and_enterer_from_prt_when_orc12_is_empty():
+    """v2.7+: ORC-12 empty, the ordering provider in a PRT with participation OP (and the
+    entering person, EP): read from there, with no gap reported."""
+    c = clinic()
+    text = rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RX-P1").decode()
+    text = text.replace("RDE^O25^RDE_O25", "RDE^O11^RDE_O11").replace("|2.5.1\r", "|2.8\r")
+    lines = text.split("\r")
+    orc = next(i for i, line in enumerate(lines) if line.startswith("ORC|"))
+    fields = lines[orc].split("|")
+    fields[12] = ""
+    lines[orc] = "|".join(fields)
+    lines.insert(orc + 1, "PRT|1|AD||OP^Ordering Provider^HL70912|1245319599^Okafor^Grace^^^^^^"
+                          "NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI")
+    lines.insert(orc + 2, "PRT|2|AD||EP^Entering Person^HL70912|MA-77^Lopez^Rita")
+    converted = convert(get_registry(), parse("\r".join(lines).encode()), v2ctx(c))
+    (mr,) = [e["resource"] for e in converted.bundle["entry"]
+             if e["resource"]["resourceType"] == "MedicationRequest"]
+    assert mr["requester"] == {"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/"
+                                            "us-npi|1245319599", "display": "Grace Okafor"}
+    assert mr["recorder"] == {"identifier": {"value": "MA-77"}, "display": "Rita Lopez"}
+    assert converted.warnings == ()

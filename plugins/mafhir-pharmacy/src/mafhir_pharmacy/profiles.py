@@ -70,6 +70,7 @@ def check_medication_request(mr: JSON) -> Iterator[Issue]:
     yield from require(mr, "subject.reference", "US Core MedicationRequest.subject")
     requester = mr.get("requester") or {}
     if mr.get("intent") in ORDERS and not (requester.get("reference") or
+                                           requester.get("identifier") or
                                            requester.get("display") or is_absent(requester)):
         # us-core-21 is requester.exists(): a received order whose source names no
         # prescriber carries a data-absent-reason (and its converter reports the gap)

@@ -134,6 +134,20 @@ def _participant(group: dict[str, Any], codes: tuple[str, ...]) -> Segment | Non
     return next((p for p in group["prt"] if p.get(4).upper() in codes), None)
 
 
+def _practitioner(xcn: Any) -> JSON | None:
+    """An XCN as a Reference: by NPI (``Practitioner?identifier=``) when it has one, else the
+    name and the sender's own id as given (a logical reference, nothing invented)."""
+    person = xcn_reference(xcn) if xcn else None
+    if not person:
+        return None
+    ident = person.get("identifier") or {}
+    if ident.get("system"):
+        query = identifier_query(ident["system"], ident["value"])
+        return {"reference": f"Practitioner?{query}",
+                **({"display": person["display"]} if person.get("display") else {})}
+    return person
+
+
 def _ordering_provider(group: dict[str, Any]) -> tuple[Any, str]:
     """The ordering provider's XCN and where it was read: ORC-12, else a PRT with
     participation OP (v2.7+ moved it there); (None, ORC-12) when the source has none."""
@@ -223,20 +237,18 @@ def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Cont
     if authored:
         mr["authoredOn"] = authored
     xcn, where_from = _ordering_provider(group)
-    requester = xcn_reference(xcn) if xcn is not None else None
-    if requester and "identifier" in requester and requester["identifier"].get("system"):
-        ident = requester["identifier"]
-        query = identifier_query(ident["system"], ident["value"])
-        mr["requester"] = {"reference": f"Practitioner?{query}",
-                           **({"display": requester["display"]}
-                              if requester.get("display") else {})}
-    elif requester and requester.get("display"):
-        mr["requester"] = {"display": requester["display"]}
+    requester = _practitioner(xcn)
+    if requester:
+        mr["requester"] = requester
     elif mr["intent"] == "order":  # us-core-21: requester.exists(); the source has none
         mr["requester"] = absent("unknown")
         warnings.append(Problem(where_from, "the ordering provider is absent (no ORC-12, no "
                                             "PRT with participation OP); kept with a "
                                             "data-absent-reason", "incomplete"))
+    entering = _participant(group, ("EP",))  # v2.7+: who entered the order
+    recorder = _practitioner(entering.v(5)) if entering is not None else None
+    if recorder:
+        mr["recorder"] = recorder
     if give.name == "RXE":
         reasons = [c for v in give.reps(27) if (c := v2_codeable(v))]
         if reasons:
