@@ -29,7 +29,7 @@ from .context import V2Context
 from .convert import from_fhir
 from .message import parse
 from .mllp import MLLPClient
-from .patients import default_lookup, with_patients
+from .patients import close_lookup, default_lookup, with_patients
 
 __all__ = ["MLLPConnector"]
 
@@ -90,6 +90,7 @@ class MLLPConnector:
 
     def close(self) -> None:
         self.client.close()
+        close_lookup(self.patients)
 
 
 def _refused(ack: Ack) -> str:

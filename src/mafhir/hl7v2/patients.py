@@ -24,7 +24,8 @@ from urllib.parse import unquote
 from ..identity import identifier_from_reference, identifier_query
 from ..resourceset import ResourceSet
 
-__all__ = ["PATIENTS_ENV", "PatientLookup", "default_lookup", "lookup_for", "with_patients"]
+__all__ = ["PATIENTS_ENV", "PatientLookup", "close_lookup", "default_lookup", "lookup_for",
+           "with_patients"]
 
 JSON = dict[str, Any]
 #: (identifier system, value) → the Patient with that identifier, or None.
@@ -32,13 +33,29 @@ PatientLookup = Callable[[str, str], "JSON | None"]
 PATIENTS_ENV = "MAFHIR_PATIENTS"
 
 
+class _Lookup:
+    """A :data:`PatientLookup` that holds what it reads from, closed with its channel."""
+
+    def __init__(self, find: Callable[[str, str], JSON | None],
+                 close: Callable[[], Any] | None = None) -> None:
+        self._find = find
+        self._close = close
+
+    def __call__(self, system: str, value: str) -> JSON | None:
+        return self._find(system, value)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+
 def _local(path: str) -> PatientLookup:
     if not Path(path).exists():  # reading must not create an empty store
-        return lambda system, value: None
+        return _Lookup(lambda system, value: None)
     from ..outbox.local import LocalStore
 
     store = LocalStore(path)
-    return lambda system, value: store.find("Patient", system, value)
+    return _Lookup(lambda system, value: store.find("Patient", system, value), store.close)
 
 
 def lookup_for(source: str) -> PatientLookup:
@@ -51,6 +68,7 @@ def lookup_for(source: str) -> PatientLookup:
     connector = connect(canonical)
     search = getattr(connector, "search", None)
     if search is None:
+        connector.close()
         raise ValueError(f"{source!r} cannot be searched for patients")
 
     def find(system: str, value: str) -> JSON | None:
@@ -58,7 +76,14 @@ def lookup_for(source: str) -> PatientLookup:
         query = unquote(identifier_query(system, value).partition("=")[2])
         return next(iter(search("Patient", {"identifier": query})), None)
 
-    return find
+    return _Lookup(find, connector.close)
+
+
+def close_lookup(lookup: PatientLookup | None) -> None:
+    """Close what ``lookup`` reads from (a store file, a server session), if anything."""
+    close = getattr(lookup, "close", None)
+    if close is not None:
+        close()
 
 
 def default_lookup() -> PatientLookup | None:

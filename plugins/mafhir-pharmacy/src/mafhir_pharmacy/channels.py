@@ -41,7 +41,7 @@ from mafhir.cli.options import load_clinic
 from mafhir.context import MapContext
 from mafhir.errors import InputError, MafhirError, PermanentError, Problem
 from mafhir.hl7v2 import Ack, MLLPClient, V2Context, parse, read_ack
-from mafhir.hl7v2.patients import PatientLookup, default_lookup, with_patients
+from mafhir.hl7v2.patients import PatientLookup, close_lookup, default_lookup, with_patients
 from mafhir.identity import identifier_query
 from mafhir.resourceset import ResourceSet
 
@@ -446,3 +446,4 @@ class V2Pharmacy:
 
     def close(self) -> None:
         self.client.close()
+        close_lookup(self.patients)
