@@ -29,6 +29,7 @@ from mafhir.hl7v2 import (
     read_ack,
     to_fhir,
 )
+from mafhir.hl7v2.convert import convert
 from mafhir.plugins import get_registry
 from mafhir.resourceset import ResourceSet
 from mafhir.validation import check_bundle
@@ -99,7 +100,8 @@ def test_rde_o11_reads_back_as_the_same_order():
     bundle = to_fhir(get_registry(), parse(text), v2ctx(c))
     assert not [i for i in check_bundle(bundle, get_registry().profiles)
                 if i.severity == "error"]
-    (mr,) = [e["resource"] for e in bundle["entry"]]
+    (mr,) = [e["resource"] for e in bundle["entry"]
+             if e["resource"]["resourceType"] == "MedicationRequest"]
     assert mr["identifier"][0]["system"] == f"{c.system}/prescription"
     assert mr["identifier"][0]["value"] == "rx-5001"
     assert mr["medicationCodeableConcept"]["coding"][0]["code"] == "314076"
@@ -117,8 +119,10 @@ def test_rde_o11_reads_back_as_the_same_order():
 def test_corpus_rde_o11_is_read_and_what_it_lacks_is_named():
     data = (corpus_dir() / "hl7v2/rde-rds/microsoft-fhir-converter/RDE-O11-02.hl7").read_bytes()
     c = clinic()
-    bundle = to_fhir(get_registry(), parse(data), v2ctx(c))
-    mrs = [e["resource"] for e in bundle["entry"]]
+    converted = convert(get_registry(), parse(data), v2ctx(c))
+    bundle = converted.bundle
+    mrs = [e["resource"] for e in bundle["entry"]
+           if e["resource"]["resourceType"] == "MedicationRequest"]
     m = theirs(data.decode())
     rxes = list(m.segments("RXE"))
     assert len(mrs) == len(rxes) == 2
@@ -129,20 +133,27 @@ def test_corpus_rde_o11_is_read_and_what_it_lacks_is_named():
         assert mr["dispenseRequest"]["numberOfRepeatsAllowed"] == int(str(rxe[12]))
         assert mr["dispenseRequest"]["quantity"]["value"] == int(str(rxe[10]))
         assert any(i["value"] == str(rxe[15]) for i in mr["identifier"])
-    # its ORC-12 is empty: no prescriber, so US Core's us-core-21 fails, by name
-    errors = [i for i in check_bundle(bundle, get_registry().profiles) if i.severity == "error"]
-    assert {i.expression for i in errors} == {f"Bundle.entry[{k}].resource.requester"
-                                              for k in range(2)}
+        # ORC-12 is empty and no PRT names an ordering provider (OP): kept, flagged
+        assert mr["requester"] == {"extension": [{
+            "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+            "valueCode": "unknown"}]}
+    assert [(w.location, w.code) for w in converted.warnings] == [
+        ("ORC[1]-12", "incomplete"), ("ORC[2]-12", "incomplete")]
+    assert not [i for i in check_bundle(bundle, get_registry().profiles)
+                if i.severity == "error"]
 
 
-@pytest.mark.corpus
-def test_corpus_rde_o25_problems_name_segment_and_field():
-    data = (corpus_dir() / "hl7v2/rde-rds/microsoft-fhir-converter/RDE-O25-01.hl7").read_bytes()
+def test_rde_o25_problems_name_segment_and_field():
+    """What is there but wrong is refused by field (what is absent is kept, flagged: see
+    test_pharmacy_corpus): an NCPDP id that is not 7 digits, an NPI that fails its check."""
+    c = clinic()
+    data = rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-9", npi="1234567890",
+                   ncpdp="12AB")
     with pytest.raises(InputError) as err:
-        refill_request_tasks(parse(data), v2ctx(clinic()))
-    where = {p.location for p in err.value.problems}
-    assert where == {"ORC[1]-12", "RXE[1]-40"}  # no prescriber NPI; pharmacy not NCPDP/NPI
-    assert "EVERYMAN" not in str(err.value)  # no patient data in the error
+        refill_request_tasks(parse(data), v2ctx(c))
+    assert {(p.location, p.code) for p in err.value.problems} == {
+        ("ORC[1]-12", "value"), ("RXE[1]-40", "value")}
+    assert "Okafor" not in str(err.value)  # no patient data in the error
 
 
 def test_rde_o11_over_mllp_is_acked_and_failures_are_named(tmp_path):
@@ -286,3 +297,93 @@ def test_rre_o12_that_refuses_an_order_fails_naming_the_prescription(tmp_path):
         channel = V2Pharmacy(ok.target, ctx=v2ctx(c), timeout=10)
         assert channel.send(bundle)["acks"][0]["ack"] == "AA"
         channel.close()
+
+
+def _without_prescriber(data: bytes) -> bytes:
+    """The same RDE^O25 with ORC-12 emptied, as v2.8 senders send it (no PRT OP either)."""
+    lines = data.decode().split("\r")
+    orc = next(i for i, line in enumerate(lines) if line.startswith("ORC|"))
+    fields = lines[orc].split("|")
+    fields[12] = ""
+    lines[orc] = "|".join(fields)
+    return "\r".join(lines).encode()
+
+
+def test_refill_request_naming_no_prescriber_is_kept_flagged_and_strict_refuses(tmp_path):
+    """Kept on the worklist with no owner (AA); deciding it asks for a prescriber by name;
+    a --strict listener refuses it instead (AE naming ORC[1]-12), over real sockets."""
+    c = clinic()
+    ctx = v2ctx(c)
+    placer = f"rx-5001^MAFHIR^{c.system}/prescription^URI"
+    data = _without_prescriber(rde_o25(placer, "RF-7"))
+    for strict, expected in ((False, "AA"), (True, "AE")):
+        worklist = LocalWorklist(tmp_path / f"worklist-{strict}.sqlite")
+        worklist.add_prescription(PrescriptionTask.model_validate(prescription()))
+        store = MessageStore(tmp_path / f"clinic-{strict}.sqlite")
+        handler = RefillHandler(get_registry(), ctx, worklist, strict=strict)
+        with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener, \
+                MLLPClient(*listener.address, timeout=10) as pharmacy_side:
+            ack = read_ack(pharmacy_side.send(data))
+        assert ack.code == expected
+        if strict:
+            assert ack.errors[0].startswith("ORC[1]-12")
+            assert worklist.items("requested") == []
+        else:
+            ((_, request),) = worklist.items("requested")
+            assert request.prescriber is None and request.message_id == "RF-7"
+            from datetime import datetime
+
+            with pytest.raises(InputError) as err:
+                worklist.decide(request.id, "approved",
+                                datetime.fromisoformat("2026-12-20T11:30:00-05:00"), "r1")
+            assert [(p.location, p.code) for p in err.value.problems] == \
+                [("request", "required")]
+        worklist.close()
+        store.close()
+
+
+def test_rde_o11_units_get_checked_ucum_and_keep_the_senders_text():
+    """RXE-5 'mcg' (no coding system) is UCUM 'ug', shown as sent; RXE-11 a SNOMED dose
+    form (385055001 Tablet) is no unit: text only, never read as UCUM's number 385055001."""
+    c = clinic()
+    text = rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RX-U1").decode()
+    text = text.replace("RDE^O25^RDE_O25", "RDE^O11^RDE_O11")
+    text = text.replace("|1||{tbl}^{tbl}^UCUM||", "|25||mcg||", 1)
+    text = text.replace("|30|{tbl}^{tbl}^UCUM|", "|30|385055001^Tablet^SCT|", 1)
+    bundle = to_fhir(get_registry(), parse(text.encode()), v2ctx(c))
+    (mr,) = [e["resource"] for e in bundle["entry"]
+             if e["resource"]["resourceType"] == "MedicationRequest"]
+    assert mr["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] == {
+        "value": 25, "unit": "mcg", "system": "http://unitsofmeasure.org", "code": "ug"}
+    assert mr["dispenseRequest"]["quantity"] == {"value": 30, "unit": "Tablet"}
+
+
+@pytest.mark.parametrize(("message", "location"), [("RDE^O11", "MedicationRequest"),
+                                                   ("RRE^O26", "Task")])
+def test_nothing_to_send_is_refused_with_a_code(message, location):
+    with pytest.raises(InputError) as err:
+        from_fhir(get_registry(), message, ResourceSet(), v2ctx(clinic()))
+    assert [(p.location, p.code) for p in err.value.problems] == [(location, "required")]
+
+
+def test_rde_o11_reads_the_prescriber_and_enterer_from_prt_when_orc12_is_empty():
+    """v2.7+: ORC-12 empty, the ordering provider in a PRT with participation OP (and the
+    entering person, EP): read from there, with no gap reported."""
+    c = clinic()
+    text = rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RX-P1").decode()
+    text = text.replace("RDE^O25^RDE_O25", "RDE^O11^RDE_O11").replace("|2.5.1\r", "|2.8\r")
+    lines = text.split("\r")
+    orc = next(i for i, line in enumerate(lines) if line.startswith("ORC|"))
+    fields = lines[orc].split("|")
+    fields[12] = ""
+    lines[orc] = "|".join(fields)
+    lines.insert(orc + 1, "PRT|1|AD||OP^Ordering Provider^HL70912|1245319599^Okafor^Grace^^^^^^"
+                          "NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI")
+    lines.insert(orc + 2, "PRT|2|AD||EP^Entering Person^HL70912|MA-77^Lopez^Rita")
+    converted = convert(get_registry(), parse("\r".join(lines).encode()), v2ctx(c))
+    (mr,) = [e["resource"] for e in converted.bundle["entry"]
+             if e["resource"]["resourceType"] == "MedicationRequest"]
+    assert mr["requester"] == {"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/"
+                                            "us-npi|1245319599", "display": "Grace Okafor"}
+    assert mr["recorder"] == {"identifier": {"value": "MA-77"}, "display": "Rita Lopez"}
+    assert converted.warnings == ()

@@ -156,8 +156,8 @@ def convert_command(source: str, source_format: str | None, target_format: str |
             bundle = converted.bundle
             errors = [i for i in check_bundle(bundle, registry.profiles)
                       if i.severity in ("error", "fatal")]
-            if errors:
-                _fail(errors)
+            if errors:  # an Issue prints its severity itself: one "error:" prefix, not two
+                _fail(Problem(i.expression, i.diagnostics, i.code) for i in errors)
             sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")
             return
         if not message_type:

@@ -29,6 +29,7 @@ from .context import V2Context
 from .convert import from_fhir
 from .message import parse
 from .mllp import MLLPClient
+from .patients import close_lookup, default_lookup, with_patients
 
 __all__ = ["MLLPConnector"]
 
@@ -59,6 +60,7 @@ class MLLPConnector:
             ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
         self.ctx = ctx
         self.client = MLLPClient(host or "127.0.0.1", int(port), timeout=timeout, retries=0)
+        self.patients = default_lookup()  # where PID's demographics are read (patients.py)
 
     def use_clinic(self, clinic: Any) -> None:
         """Write MSH-4 and the order-number namespaces for this clinic (``sync --clinic``)."""
@@ -66,7 +68,10 @@ class MLLPConnector:
 
     def send(self, bundle: JSON) -> JSON:
         ctx = self.ctx if self.fixed_time else replace(self.ctx, now=datetime.now(UTC))
-        text = from_fhir(get_registry(), self.message_type, ResourceSet.from_bundle(bundle), ctx)
+        resources = ResourceSet.from_bundle(bundle)  # + patients named only by MRN, for PID
+        subjects = [r.get("subject") or r.get("for") for r in resources]
+        with_patients(resources, subjects, self.patients)
+        text = from_fhir(get_registry(), self.message_type, resources, ctx)
         ack = read_ack(self.client.send(text))  # network trouble: TransientError
         reason = "; ".join(ack.errors) or ack.text or "no reason given"
         if ack.accepted:
@@ -85,6 +90,7 @@ class MLLPConnector:
 
     def close(self) -> None:
         self.client.close()
+        close_lookup(self.patients)
 
 
 def _refused(ack: Ack) -> str:

@@ -1,8 +1,7 @@
 """HL7 v2 datatypes ⇄ FHIR datatypes: DTM, CWE, CX/EI, XCN, XON — shared by every v2 plugin.
 
-Pure functions over :class:`~mafhir.hl7v2.message.Value`. The code-system names of
-v2 table 0396 map to the URIs of mapping-reference §1; a name outside the table gets a
-stable ``urn:mafhir:v2-0396:<name>`` so the code is kept, not guessed.
+Pure functions over :class:`~mafhir.hl7v2.message.Value`. Code-system names map to URIs
+in :mod:`mafhir.hl7v2.terminology` (``system_for``/``system_name`` are re-exported here).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from .. import systems
 from ..errors import Problem
 from ..tasks.common import npi_is_valid
 from .message import Value
+from .terminology import CODE_SYSTEMS, system_for, system_name  # moved; re-exported
 
 __all__ = [
     "ADDRESS_TYPE",
@@ -52,55 +52,6 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
-
-#: v2 table 0396 coding-system names → FHIR system URIs (mapping-reference §1).
-CODE_SYSTEMS = {
-    "LN": systems.LOINC, "LOINC": systems.LOINC,
-    "SCT": systems.SNOMED, "SNM": systems.SNOMED, "SNOMED": systems.SNOMED,
-    "SNM3": systems.SNOMED,
-    "UCUM": systems.UCUM, "CVX": systems.CVX, "MVX": systems.MVX, "NDC": systems.NDC,
-    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
-    "I10C": "http://hl7.org/fhir/sid/icd-10-cm", "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
-    "ICD-10": "http://hl7.org/fhir/sid/icd-10-cm", "I10": "http://hl7.org/fhir/sid/icd-10",
-    "I9CDX": "http://hl7.org/fhir/sid/icd-9-cm", "C4": "http://www.ama-assn.org/go/cpt",
-    "CPT": "http://www.ama-assn.org/go/cpt",
-    "CDCREC": systems.CDC_RACE_ETHNICITY, "CDCPHINVS": systems.CDCPHINVS,
-    "NPI": systems.NPI, "ISO+": "urn:mafhir:v2-0396:ISO%2B",
-}
-_HL7_TABLE = re.compile(r"^HL7(\d{4})$")
-_REVERSE = {
-    systems.LOINC: "LN", systems.SNOMED: "SCT", systems.UCUM: "UCUM", systems.CVX: "CVX",
-    systems.MVX: "MVX", systems.NDC: "NDC", "http://www.nlm.nih.gov/research/umls/rxnorm":
-    "RXNORM", "http://hl7.org/fhir/sid/icd-10-cm": "I10C", "http://www.ama-assn.org/go/cpt":
-    "C4", systems.CDC_RACE_ETHNICITY: "CDCREC", systems.CDCPHINVS: "CDCPHINVS",
-}
-
-
-def system_for(name: str) -> str | None:
-    """The FHIR system URI of a v2 coding-system name ('' → None)."""
-    name = name.strip()
-    if not name:
-        return None
-    if name in CODE_SYSTEMS:
-        return CODE_SYSTEMS[name]
-    table = _HL7_TABLE.match(name)
-    if table:
-        return f"{systems.THO}v2-{table.group(1)}"
-    return f"urn:mafhir:v2-0396:{quote(name, safe='')}"
-
-
-def system_name(uri: str) -> str:
-    """The v2 coding-system name of a FHIR system URI (the reverse of :func:`system_for`)."""
-    if uri in _REVERSE:
-        return _REVERSE[uri]
-    if uri.startswith(f"{systems.THO}v2-") and uri[-4:].isdigit():
-        return f"HL7{uri[-4:]}"
-    if uri.startswith("urn:mafhir:v2-0396:"):
-        from urllib.parse import unquote
-
-        return unquote(uri.rsplit(":", 1)[1])
-    return "L"
-
 
 def _coding(code: str, display: str, sysname: str) -> JSON | None:
     if not code and not display:

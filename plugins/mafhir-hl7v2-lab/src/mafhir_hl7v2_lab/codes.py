@@ -6,7 +6,10 @@ tables, the HL7 v2-to-FHIR IG concept maps); displays are never used for logic.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, ValuesView
+
 from mafhir import systems
+from mafhir.hl7v2.terminology import UNIT_SPELLINGS, ucum_code
 
 __all__ = [
     "BODY_SITES",
@@ -110,14 +113,28 @@ INTERPRETATION_V3 = {
     "NR": "Non-reactive", "RR": "Reactive", "WR": "Weakly reactive",
 }
 
-#: Units seen from labs that are not UCUM as written → their UCUM code.
-UCUM_UNITS = {
-    "mg/dl": "mg/dL", "g/dl": "g/dL", "meq/l": "meq/L", "mmol/l": "mmol/L", "u/l": "U/L",
-    "iu/l": "[IU]/L", "miu/ml": "m[IU]/mL", "uiu/ml": "u[IU]/mL", "ng/ml": "ng/mL",
-    "pg/ml": "pg/mL", "ug/dl": "ug/dL", "fl": "fL", "pg": "pg", "%": "%", "ku/l": "kU/L",
-    "k/ul": "10*3/uL", "m/ul": "10*6/uL", "x10e3/ul": "10*3/uL", "x10e6/ul": "10*6/uL",
-    "giga.l-1": "10*9/L", "tera.l-1": "10*12/L", "10*9/l": "10*9/L", "10*12/l": "10*12/L",
-    "beats/min": "/min", "/min": "/min", "sec": "s", "s": "s", "mm/hr": "mm/h", "mm/h": "mm/h",
-    "g": "g", "kg": "kg", "wk": "wk", "ml": "mL", "l": "L", "mg/l": "mg/L", "g/l": "g/L",
-    "ratio": "{ratio}", "mosm/kg": "mosm/kg", "ml/min/1.73m2": "mL/min/{1.73_m2}",
-}
+class _UcumUnits(Mapping[str, str]):
+    """A unit as written → its UCUM code (:func:`mafhir.hl7v2.terminology.ucum_code`), as a
+    read-only mapping so lookups written against the old table keep working: the known
+    spellings are its keys, and any text that passes the UCUM check is found too."""
+
+    def __getitem__(self, text: str) -> str:
+        code = ucum_code(text)
+        if code is None:
+            raise KeyError(text)
+        return code
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(UNIT_SPELLINGS)
+
+    def __len__(self) -> int:
+        return len(UNIT_SPELLINGS)
+
+    def values(self) -> ValuesView[str]:  # type: ignore[override]
+        """The UCUM codes of the known spellings, without loading the UCUM parser (read at
+        import time; the table's codes are checked by the tests)."""
+        return UNIT_SPELLINGS.values()
+
+
+#: Units seen from labs (``µmol/L``, ``IU/L``, ``mg/g crea``, ``beats/min``…) → UCUM.
+UCUM_UNITS: Mapping[str, str] = _UcumUnits()

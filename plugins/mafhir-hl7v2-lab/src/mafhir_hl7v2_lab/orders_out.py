@@ -104,11 +104,13 @@ def _spm(spec: JSON, n: int, ctx: V2Context) -> list:
 def _build(resources: ResourceSet, ctx: V2Context, structure: str) -> str:
     orders = [sr for sr in resources.of_type("ServiceRequest")]
     if not orders:
-        raise InputError([Problem("ServiceRequest", "there is no ServiceRequest to send")])
+        raise InputError([Problem("ServiceRequest", "there is no ServiceRequest to send",
+                                   "required")])
     subjects = {str(sr.get("subject")) for sr in orders}
     if len(subjects) > 1:
         raise InputError([Problem("ServiceRequest.subject", "one message carries one "
-                                                            "patient's orders; split them")])
+                                                            "patient's orders; split them",
+                                                            "invariant")])
     oml = structure == "OML"
     code, trigger = ("OML", "O21") if oml else ("ORM", "O01")
     seed = "|".join(f"{i.get('system')}|{i.get('value')}" for sr in orders

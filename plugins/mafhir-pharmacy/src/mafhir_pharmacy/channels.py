@@ -41,6 +41,7 @@ from mafhir.cli.options import load_clinic
 from mafhir.context import MapContext
 from mafhir.errors import InputError, MafhirError, PermanentError, Problem
 from mafhir.hl7v2 import Ack, MLLPClient, V2Context, parse, read_ack
+from mafhir.hl7v2.patients import PatientLookup, close_lookup, default_lookup, with_patients
 from mafhir.identity import identifier_query
 from mafhir.resourceset import ResourceSet
 
@@ -396,13 +397,16 @@ class V2Pharmacy:
     carries_controlled = False
     whole_bundles = True  # the outbox sends each Bundle whole, as one message
 
-    def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0,
+                 patients: PatientLookup | None = None) -> None:
         host, _, port = str(target).rpartition(":")
         if not port.isdigit():
             raise PermanentError(f"pharmacy-v2 needs HOST:PORT, got {target!r}")
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
         self.ctx = ctx or V2Context(map=MapContext(clinic=load_clinic(None)))
         self.client = MLLPClient(host or "127.0.0.1", int(port), timeout=timeout)
+        #: where a patient named only by MRN is read for PID (name, birth date, sex…)
+        self.patients = patients if patients is not None else default_lookup()
 
     def use_clinic(self, clinic: Any) -> None:
         """Write MSH-4 and the order namespaces for this clinic."""
@@ -428,7 +432,9 @@ class V2Pharmacy:
         for orders in by_patient.values():
             ctx = V2Context(map=self.ctx.map, tz=self.ctx.tz, receiving=self.ctx.receiving,
                             now=self.ctx.now if self.fixed_time else datetime.now(UTC))
-            text = rde_o11(ResourceSet([*others, *orders]), ctx)
+            resources = with_patients(ResourceSet([*others, *orders]),
+                                      [orders[0][1].get("subject")], self.patients)
+            text = rde_o11(resources, ctx)
             ack = read_ack(self.client.send(text))
             if ack.code not in ("AA", "CA"):
                 raise PermanentError(f"the pharmacy answered {ack.code} to {len(orders)} "
@@ -440,3 +446,4 @@ class V2Pharmacy:
 
     def close(self) -> None:
         self.client.close()
+        close_lookup(self.patients)

@@ -20,9 +20,12 @@ from .codes import CONTROLLED_TAG, FREQUENCIES, MR_CATEGORY, NCPDP, ROUTES, RXNO
 from .tasks import Medication, Pharmacy, Quantity, Sig
 
 __all__ = [
+    "DATA_ABSENT_EXT",
     "ICD10CM",
     "MR_PROFILE",
     "PLACER_TYPE",
+    "absent",
+    "is_absent",
     "medication_concept",
     "medication_request",
     "number",
@@ -47,6 +50,22 @@ def ucum(value: float, code: str) -> JSON:
     return {"value": number(value), "unit": code, "system": systems.UCUM, "code": code}
 
 
+#: The R4 extension that says why an element the profile wants is not there.
+DATA_ABSENT_EXT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def absent(reason: str = "unknown") -> JSON:
+    """An element (a Reference, a HumanName…) that is there only to say it is missing:
+    what US Core accepts where the source truly has no value (kept, not invented)."""
+    return {"extension": [{"url": DATA_ABSENT_EXT, "valueCode": reason}]}
+
+
+def is_absent(element: Any) -> bool:
+    """Does ``element`` carry a data-absent-reason instead of a value?"""
+    return isinstance(element, dict) and any(
+        e.get("url") == DATA_ABSENT_EXT for e in element.get("extension", []) or [])
+
+
 def pharmacy_entry(pharmacy: Pharmacy) -> Refs:
     """The pharmacy as a US Core Organization, keyed on its NCPDP id (else its NPI)."""
     idents = []
@@ -54,6 +73,10 @@ def pharmacy_entry(pharmacy: Pharmacy) -> Refs:
         idents.append(identifier(NCPDP, pharmacy.ncpdp_id))
     if pharmacy.npi:
         idents.append(identifier(systems.NPI, pharmacy.npi))
+    local_id, local_system = getattr(pharmacy, "local_id", None), \
+        getattr(pharmacy, "local_system", None)
+    if local_id and local_system:  # a ReportedPharmacy known only by the sender's own id
+        idents.append(identifier(local_system, local_id))
     resource: JSON = {
         "resourceType": "Organization",
         "meta": {"profile": [systems.profile("us-core-organization")]},

@@ -27,6 +27,7 @@ from mafhir.errors import InputError, Problem, TransitionError
 from mafhir.fhirtypes import codeable, coding, fhir_datetime, identifier, reference
 from mafhir.identity import identifier_from_reference
 from mafhir.mappers.common import (
+    Refs,
     address_from_json,
     patient_from_fhir,
     patient_refs,
@@ -39,12 +40,13 @@ from mafhir.resourceset import ResourceSet
 from mafhir.tasks.base import TaskModel
 
 from .codes import CONTROLLED_TAG, DENIAL_REASONS, FREQUENCIES, NCPDP, ROUTES, RXNORM, TASK_CODE
-from .fhir import medication_request, pharmacy_entry, prescription_ref
+from .fhir import absent, is_absent, medication_request, pharmacy_entry, prescription_ref
 from .tasks import (
     Pharmacy,
     PrescriptionTask,
     RefillDecisionTask,
     RefillRequestTask,
+    ReportedPharmacy,
 )
 
 __all__ = [
@@ -105,6 +107,21 @@ def pharmacy_from_fhir(org: JSON) -> Pharmacy:
                   if t.get("system") == "phone"), None)
     return Pharmacy(ncpdp_id=idents.get(NCPDP), npi=idents.get(systems.NPI), name=org["name"],
                     address=address_from_json(addr) if addr else None, phone=phone)
+
+
+def reported_pharmacy_from_fhir(org: JSON) -> ReportedPharmacy:
+    """The requesting pharmacy of a refill Task: national ids, else its own id (kept)."""
+    idents = [(i.get("system"), i.get("value")) for i in org.get("identifier", []) or []]
+    national = {s for s, _ in idents if s in (NCPDP, systems.NPI)}
+    own = next(((s, v) for s, v in idents if s not in (NCPDP, systems.NPI)), None)
+    addr = (org.get("address") or [None])[0]
+    phone = next((t.get("value") for t in org.get("telecom", []) or []
+                  if t.get("system") == "phone"), None)
+    return ReportedPharmacy(
+        ncpdp_id=dict(idents).get(NCPDP), npi=dict(idents).get(systems.NPI),
+        local_id=own[1] if own and not national else None,
+        local_system=own[0] if own and not national else None, name=org["name"],
+        address=address_from_json(addr) if addr else None, phone=phone)
 
 
 def _sig(dosage: JSON) -> JSON:
@@ -212,7 +229,8 @@ def _task(task_id: str, ctx: MapContext, *, status: str, patient: JSON, focus: J
 
 def refill_request_to_fhir(task: RefillRequestTask, ctx: MapContext) -> list[Entry]:  # type: ignore[override]
     patient = patient_refs(task.patient, ctx)
-    prescriber = practitioner_entry(task.prescriber)
+    # a request naming no prescriber is kept: no owner yet, said so by data-absent-reason
+    prescriber = practitioner_entry(task.prescriber) if task.prescriber else Refs(absent())
     pharmacy = pharmacy_entry(task.pharmacy)
     prior = prescription_ref(task.prescription, ctx)
     received = fhir_datetime(task.received)
@@ -229,7 +247,7 @@ def refill_request_to_fhir(task: RefillRequestTask, ctx: MapContext) -> list[Ent
                                  "Prescription Refill Request")),
         "about": [prior],
         "received": received,
-        "recipient": [prescriber.ref],
+        **({"recipient": [prescriber.ref]} if task.prescriber else {}),
         "sender": pharmacy.ref,
         "payload": [{"contentString": text}],
     }
@@ -295,8 +313,9 @@ def refill_request_from_fhir(resources: ResourceSet) -> list[TaskModel]:
             patient=patient_from_fhir(resources.resolve(t["for"]), t["for"]),
             received=t.get("authoredOn") or t["lastModified"],
             prescription=_prescription_id(t.get("focus"), resources),
-            prescriber=practitioner_from_fhir(resources.resolve(t["owner"]) or {}),
-            pharmacy=pharmacy_from_fhir(resources.resolve(t["requester"]) or {}),
+            prescriber=None if is_absent(t.get("owner")) else
+            practitioner_from_fhir(resources.resolve(t["owner"]) or {}),
+            pharmacy=reported_pharmacy_from_fhir(resources.resolve(t["requester"]) or {}),
             medication=_medication(med["valueCodeableConcept"]) if med else None,
             requested_quantity=_quantity(qty["valueQuantity"]) if qty else None,
             requested_refills=refills["valueUnsignedInt"] if refills else None,
@@ -375,7 +394,7 @@ def refill_decision_from_fhir(resources: ResourceSet) -> list[TaskModel]:
             patient=patient_from_fhir(resources.resolve(t["for"]), t["for"]),
             prescription=_prescription_id(t.get("focus"), resources),
             prescriber=practitioner_from_fhir(resources.resolve(t["owner"]) or {}),
-            pharmacy=pharmacy_from_fhir(resources.resolve(t["requester"]) or {}),
+            pharmacy=reported_pharmacy_from_fhir(resources.resolve(t["requester"]) or {}),
             renewal=renewal, message_id=_ident(t, "/v2/refill-message"),
         ))
     return out

@@ -91,7 +91,8 @@ class _WorklistHandler:
         self.settings = dict(setup.settings)
         self.ctx = setup.ctx
         self.worklist = LocalWorklist(worklist_path(self.settings))
-        self.handle = RefillHandler(setup.registry, setup.ctx, self.worklist, setup.deliver)
+        self.handle = RefillHandler(setup.registry, setup.ctx, self.worklist, setup.deliver,
+                                    strict=bool(getattr(setup, "strict", False)))
 
     def __call__(self, msg: Any) -> Any:
         from .v2in import refill_request_tasks

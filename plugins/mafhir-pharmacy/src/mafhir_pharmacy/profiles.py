@@ -21,7 +21,7 @@ from mafhir.validation.issues import Issue
 from mafhir.validation.rules import codings, error, require, select, warning
 
 from .codes import CONTROLLED_TAG, MR_CATEGORY, RXNORM, SCHEDULE_TO_V2
-from .fhir import MR_PROFILE
+from .fhir import MR_PROFILE, is_absent
 
 __all__ = ["PROFILES", "TASK_CORE", "check_medication_request", "check_task"]
 
@@ -68,7 +68,12 @@ def check_medication_request(mr: JSON) -> Iterator[Issue]:
                           "has no RxNorm coding (US Core binds RxNorm clinical drugs, "
                           "extensible)", code="code-invalid")
     yield from require(mr, "subject.reference", "US Core MedicationRequest.subject")
-    if mr.get("intent") in ORDERS and not (mr.get("requester") or {}).get("reference"):
+    requester = mr.get("requester") or {}
+    if mr.get("intent") in ORDERS and not (requester.get("reference") or
+                                           requester.get("identifier") or
+                                           requester.get("display") or is_absent(requester)):
+        # us-core-21 is requester.exists(): a received order whose source names no
+        # prescriber carries a data-absent-reason (and its converter reports the gap)
         yield error("MedicationRequest.requester",
                     "is required when intent is an order (us-core-21)", code="invariant")
     for where, cat in select(mr, "category", "MedicationRequest"):
@@ -119,8 +124,10 @@ def check_task(task: JSON) -> Iterator[Issue]:
     if not refill:
         return
     for path, why in (("focus.reference", "the prescription to renew"),
-                      ("for.reference", "the patient"), ("owner.reference", "the prescriber")):
+                      ("for.reference", "the patient")):
         yield from require(task, path, why)
+    if not is_absent(task.get("owner")):  # a request that named no prescriber is kept, flagged
+        yield from require(task, "owner.reference", "the prescriber")
     if task.get("status") == "rejected" and not task.get("statusReason"):
         yield error("Task.statusReason", "a denied refill says why")
     if task.get("status") == "completed" and not task.get("output"):

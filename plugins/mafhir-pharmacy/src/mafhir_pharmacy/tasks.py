@@ -31,6 +31,7 @@ __all__ = [
     "RefillDecisionTask",
     "RefillRequestTask",
     "Renewal",
+    "ReportedPharmacy",
     "Schedule",
     "Sig",
 ]
@@ -169,6 +170,21 @@ class Pharmacy(BaseModel):
         return self
 
 
+class ReportedPharmacy(Pharmacy):
+    """A pharmacy as a pharmacy system names itself in a request it sends: its NCPDP id or
+    NPI, else its own id in its own namespace (``local_id`` in ``local_system``), kept as
+    sent rather than refused — the request is real even when the id is not national."""
+
+    local_id: str | None = Field(default=None, min_length=1, max_length=64)
+    local_system: str | None = Field(default=None, pattern=r"^(urn:|https?://)\S+$")
+
+    @model_validator(mode="after")
+    def _identified(self) -> ReportedPharmacy:
+        if not (self.ncpdp_id or self.npi or (self.local_id and self.local_system)):
+            raise ValueError("a pharmacy needs its ncpdp_id, npi, or its own id and namespace")
+        return self
+
+
 class Renewal(BaseModel):
     """What an approved renewal prescribes (the prior prescription, possibly changed)."""
 
@@ -235,8 +251,10 @@ class RefillRequestTask(TaskModel):
     patient: PatientRef
     received: AwareDatetime
     prescription: TaskId = Field(description="The clinic's id of the prescription to renew")
-    prescriber: PractitionerRef
-    pharmacy: Pharmacy
+    prescriber: PractitionerRef | None = Field(
+        default=None, description="None when the pharmacy's request names none (kept, "
+                                  "flagged incomplete; the worklist item has no owner)")
+    pharmacy: ReportedPharmacy
     medication: Medication | None = None
     requested_quantity: Quantity | None = None
     requested_refills: int | None = Field(default=None, ge=0, le=11)
@@ -262,7 +280,7 @@ class RefillDecisionTask(TaskModel):
     patient: PatientRef
     prescription: TaskId = Field(description="The prescription being renewed")
     prescriber: PractitionerRef
-    pharmacy: Pharmacy
+    pharmacy: ReportedPharmacy  # the requesting pharmacy, as it named itself
     renewal: Renewal | None = None
     message_id: str | None = Field(default=None, max_length=199)
 

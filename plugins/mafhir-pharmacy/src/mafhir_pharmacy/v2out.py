@@ -200,11 +200,11 @@ def rde_o11(resources: ResourceSet, ctx: V2Context) -> str:
               if mr.get("intent") in ("order", "original-order") and mr.get("status") == "active"]
     if not orders:
         raise InputError([Problem("MedicationRequest", "there is no active MedicationRequest "
-                                                       "(intent order) to send")])
+                                                       "(intent order) to send", "required")])
     if len({str(mr.get("subject")) for mr in orders}) > 1:
         raise InputError([Problem("MedicationRequest.subject", "one message carries one "
                                                                "patient's prescriptions; split "
-                                                               "them")])
+                                                               "them", "invariant")])
     seed = "|".join(f"{i.get('system')}|{i.get('value')}" for mr in orders
                     for i in mr.get("identifier", [])[:1])
     segs: list[list] = [_header(ctx, "RDE", "O11", _control_id(seed, ctx)),
@@ -223,15 +223,16 @@ def rre_o26(resources: ResourceSet, ctx: V2Context) -> str:
              and t.get("status") in ("completed", "rejected")]
     if not tasks:
         raise InputError([Problem("Task", "there is no decided refill request (Task completed "
-                                          "or rejected) to answer")])
+                                          "or rejected) to answer", "required")])
     if len(tasks) > 1:
         raise InputError([Problem("Task", "one RRE^O26 answers one refill request; convert "
-                                          "them one at a time")])
+                                          "them one at a time", "invariant")])
     task = tasks[0]
     message = _first(task, "/v2/refill-message")
     if message is None:
         raise InputError([Problem("Task.identifier", "the refill request did not come as an "
-                                                     "HL7 v2 message (no MSH-10 to answer)")])
+                                                     "HL7 v2 message (no MSH-10 to answer)",
+                                                     "not-supported")])
     prior = _ident_of_ref(task.get("focus"))
     focus = resources.resolve(task.get("focus"))
     placer = _first(focus, "/prescription") if focus else (
@@ -246,7 +247,7 @@ def rre_o26(resources: ResourceSet, ctx: V2Context) -> str:
         renewal = resources.resolve(output)
         if renewal is None:
             raise InputError([Problem("Task.output", "the renewal MedicationRequest is not in "
-                                                     "the input")])
+                                                     "the input", "not-found")])
         groups = order_segments(renewal, resources, ctx, "AF", placer=placer)
         groups[0][9] = dtm_of_fhir(decided)
         segs += groups

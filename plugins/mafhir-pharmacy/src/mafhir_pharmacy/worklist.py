@@ -103,7 +103,8 @@ class LocalWorklist:
         if status == "review":
             raise UnknownPrescription([Problem("prescription", f"refill request '{task.id}' "
                                                                "matches no prescription of "
-                                                               "this clinic; held for review")])
+                                                               "this clinic; held for review",
+                                               "business-rule")])
         return status
 
     def add_source(self, request_id: str, target: str, task_ref: str,
@@ -218,12 +219,18 @@ class LocalWorklist:
         state = self.state(request_id)
         if request is None:
             raise InputError([Problem("request", f"no refill request '{request_id}' is on the "
-                                                 "worklist")])
+                                                 "worklist", "not-found")])
         if state == "review":
             raise InputError([Problem("request", f"refill request '{request_id}' matches no "
-                                                 "prescription; resolve it before deciding")])
+                                                 "prescription; resolve it before deciding",
+                                      "business-rule")])
         if state != "requested":
             raise AlreadyAnswered(request_id, str(state), decision)
+        if request.prescriber is None:
+            raise InputError([Problem("request", f"refill request '{request_id}' names no "
+                                                 "prescriber (the pharmacy sent none); it "
+                                                 "cannot be answered in a prescriber's name",
+                                      "required")])
         raw: JSON = {"task": "refill_decision", "id": decision_id, "request": request_id,
                      "request_status": "requested", "received": request.received.isoformat(),
                      "decided": at.isoformat(), "decision": decision, "reason": reason,
@@ -285,30 +292,35 @@ class RefillHandler:
     """Receiver handler: refill requests onto the worklist; other types to ``fallback``."""
 
     def __init__(self, registry: Registry, ctx: V2Context, worklist: LocalWorklist,
-                 deliver: Callable[[JSON], Any] | None = None) -> None:
+                 deliver: Callable[[JSON], Any] | None = None, strict: bool = False) -> None:
         self.registry = registry
         self.ctx = ctx
         self.worklist = worklist
         self.deliver = deliver
+        #: ``--strict``: a request kept despite a gap (no prescriber named) is refused
+        self.strict = strict
         self.fallback = ConvertHandler(registry, ctx, deliver)
 
     def __call__(self, msg: Message) -> Outcome:
-        from .v2in import refill_request_tasks
+        from .v2in import refill_requests
 
         if msg.type not in REFILL_TYPES:
             return self.fallback(msg)
         try:
-            tasks = refill_request_tasks(msg, self.ctx)
+            tasks, warnings = refill_requests(msg, self.ctx)
         except InputError as exc:
-            return Outcome("error", tuple((p, "required" if "missing" in p.message
+            return Outcome("error", tuple((p, "required" if p.code == "required"
                                            else "datatype") for p in exc.problems))
+        if warnings and self.strict:
+            return Outcome("error", tuple((p, "required") for p in warnings))
         review = []
         for n, task in enumerate(tasks, start=1):
             try:
                 self.worklist.add_request(task)
             except UnknownPrescription:
                 review.append((Problem(f"ORC[{n}]-2", "matches no prescription of this "
-                                                      "clinic; held for review"), "key"))
+                                                      "clinic; held for review",
+                                       "business-rule"), "key"))
         if review:
             return Outcome("review", tuple(review))
         bundle = transaction(e for t in tasks for e in refill_request_to_fhir(t, self.ctx.map))
@@ -317,6 +329,7 @@ class RefillHandler:
                 self.deliver(bundle)
             except MafhirError as exc:
                 return Outcome("retry" if exc.transient else "error",
-                               ((Problem("", f"delivery failed ({type(exc).__name__})"),
+                               ((Problem("", f"delivery failed ({type(exc).__name__})",
+                                         "transient" if exc.transient else "processing"),
                                  "internal"),), bundle)
         return Outcome("processed", (), bundle)
