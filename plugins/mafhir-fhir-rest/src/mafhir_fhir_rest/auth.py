@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from requests.auth import AuthBase
 
 from mafhir.errors import InputError, Problem
+from mafhir.redact import redact_text, remember_secret
 
 from .errors import PermanentHttpError, TransientHttpError
 
@@ -53,6 +54,7 @@ class Secret:
     def __init__(self, value: str, source: str = "value") -> None:
         self._value = value
         self.source = source
+        remember_secret(value)  # an echo of it by a server is blanked before it is kept
 
     @classmethod
     def from_env(cls, name: str) -> Secret:
@@ -87,6 +89,7 @@ class BasicAuth(AuthBase):
     def __init__(self, username: str, password: Secret) -> None:
         self.username = username
         self.password = password
+        remember_secret(f"{username}:{password.reveal()}")  # and its base64, the header's form
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         raw = f"{self.username}:{self.password.reveal()}".encode()
@@ -260,6 +263,7 @@ class SmartBackendAuth(AuthBase):
             body = {}
         if r.status_code != 200:
             err = body.get("error", "") if isinstance(body, dict) else ""
+            err = redact_text(str(err))[:100]  # an endpoint may echo the assertion
             note = f"token request refused: {err}" if err else "token request refused"
             cls = TransientHttpError if r.status_code in (429, 502, 503, 504) else \
                 PermanentHttpError
@@ -269,6 +273,7 @@ class SmartBackendAuth(AuthBase):
             raise PermanentHttpError("token endpoint answered without an access_token",
                                      r.status_code, request="POST token")
         lifetime = float(body.get("expires_in") or 300)
+        remember_secret(token)
         self._token = token
         self._expires = self.clock() + lifetime - min(self.margin, lifetime / 5)
         self.fetched += 1
