@@ -28,7 +28,7 @@ ENV_LIBRARIES = "MAFHIR_LOG_LIBRARIES"
 LIBRARIES = ("urllib3", "requests", "sqlalchemy", "psycopg", "charset_normalizer", "asyncio",
              "httpx", "httpcore", "filelock", "jwt")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_QUERY_VALUE = re.compile(r"([?&;][^=&\s\"'?#]+=)[^&\s\"'#;]+")
+_QUERY_VALUE = re.compile(r"([?&][^=&\s\"'?#]+=)[^&\s\"'#]+")
 
 _installed = False
 
