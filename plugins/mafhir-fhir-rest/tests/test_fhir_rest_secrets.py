@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -152,31 +151,23 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
                           check=False)
 
 
-def _dump_sqlite(path: str) -> str:
-    with sqlite3.connect(path) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE "
-                                             "type='table'")]
-        out = []
-        for t in tables:
-            for row in conn.execute(f'SELECT * FROM "{t}"'):
-                out.extend(v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-                           for v in row)
-    assert tables, "the outbox has tables"
-    return "\n".join(out)
+def _dump(url: str) -> str:
+    """Every value of every column of every table of an outbox (SQLite file or PostgreSQL)."""
+    from sqlalchemy import MetaData, create_engine, select
 
+    from mafhir.outbox.postgres import sqlalchemy_url
 
-def _dump_postgres(url: str) -> str:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE "
-                                             "schemaname = 'public'")]
-        out = []
-        for t in tables:
-            for row in conn.execute(f'SELECT * FROM "{t}"'):
+    engine = create_engine(sqlalchemy_url(url) if "://" in url else f"sqlite:///{url}")
+    meta = MetaData()
+    meta.reflect(engine)
+    assert {"outbox_items", "outbox_attempts", "outbox_audit"} <= set(meta.tables)
+    out = []
+    with engine.connect() as conn:
+        for table in meta.sorted_tables:
+            for row in conn.execute(select(table)):
                 out.extend(bytes(v).decode(errors="replace")
                            if isinstance(v, (bytes, memoryview)) else str(v) for v in row)
-    assert tables
+    engine.dispose()
     return "\n".join(out)
 
 
@@ -229,7 +220,7 @@ def test_secrets_reach_neither_store_nor_logs_nor_screen(fhir_base_url: str, tmp
                                                           str(item["id"]), *extra, "--db", db])
                     assert r2.exit_code == 0, r2.output
                     outputs += [r2.stdout_bytes, r2.stderr_bytes]
-        stores = _dump_sqlite(sqlite_db) + _dump_postgres(pg_url)
+        stores = _dump(sqlite_db) + _dump(pg_url)
     issued = list(tokens.issued)
     assert len(issued) >= 3  # SMART really ran (one token per process at least)
     # the echo server really got (and echoed) every credential
