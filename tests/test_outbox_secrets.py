@@ -191,3 +191,31 @@ def test_a_destination_longer_than_the_outbox_keeps_is_refused_before_sql(backen
         finally:
             store.close()
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_from_before_the_refusal_never_show_their_credentials(backend: str,
+                                                                   tmp_path: Path):
+    """An outbox written by an older mafhir may hold ``user:password@`` in a destination."""
+    from sqlalchemy import insert
+
+    from mafhir.outbox.schema import items
+
+    with outbox_url(backend, tmp_path) as url:
+        store = open_store(url)
+        try:
+            with store._tx() as conn:
+                conn.execute(insert(items).values(
+                    destination="https://clinic:old-pw-55@ehr.example/fhir", okey="k",
+                    idem_key="i", payload=b"{}", source="day.ndjson", kind="vitals",
+                    state="dead", attempts=1, reason="HTTP 401", next_at=0.0,
+                    created_at=1.0, updated_at=1.0))
+            (item,) = store.items_in("dead")
+        finally:
+            store.close()
+        for args in (["status"], ["status", "--json"], ["dead"], ["dead", "--json"],
+                     ["dead", "--show", str(item.id)]):
+            result = cli("outbox", *args, "--db", url)
+            assert result.exit_code == 0, result.output
+            assert "old-pw-55" not in result.output, args
+            assert "ehr.example" in result.output or "--json" in args, args

@@ -339,7 +339,8 @@ def outbox_group() -> None:
 def status_command(db: str, as_json: bool) -> None:
     """Items by destination and state, and the quarantine."""
     store = _open(db)
-    counts = store.counts()
+    # rows written before credentials were refused may still carry them: never shown
+    counts = {redact_text(dest): by_state for dest, by_state in store.counts().items()}
     quarantined = len(store.quarantined())
     if as_json:
         click.echo(json.dumps({"destinations": counts, "quarantined": quarantined,
@@ -406,7 +407,8 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
                 phi_view_event(item.id, _viewer(), time.time())))
         else:
             outcome = _issues_only(outcome)
-        doc = {"id": item.id, "state": item.state, "destination": item.destination,
+        doc = {"id": item.id, "state": item.state,
+               "destination": redact_text(item.destination),
                "source": item.source, "attempts": item.attempts, "reason": item.reason,
                "last_error": item.last_error,
                "outcome": outcome,
@@ -416,14 +418,16 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
         return
     dead = store.items_in("dead")
     if as_json:
-        click.echo(json.dumps([{"id": i.id, "destination": i.destination, "source": i.source,
+        click.echo(json.dumps([{"id": i.id, "destination": redact_text(i.destination),
+                                "source": i.source,
                                 "attempts": i.attempts, "reason": i.reason} for i in dead]))
         return
     table = Table(title=f"dead letters ({len(dead)})")
     for col in ("id", "source", "destination", "attempts", "reason"):
         table.add_column(col, overflow="fold")
     for i in dead:
-        table.add_row(str(i.id), escape(i.source), escape(i.destination), str(i.attempts),
+        table.add_row(str(i.id), escape(i.source), escape(redact_text(i.destination)),
+                      str(i.attempts),
                       escape((i.reason or "")[:300]))
     Console().print(table)
 
