@@ -61,6 +61,19 @@ def test_redaction_of_shapes_and_of_the_secrets_held():
                                 "issue": [{"diagnostics": f"you sent Bearer {REDACTED}"}]}
 
 
+def test_issued_tokens_are_bounded_and_configured_secrets_are_kept():
+    """A worker that runs for months: its renewed tokens do not pile up without end."""
+    from mafhir.redact import REDACTED, redact_text, remember_secret
+
+    remember_secret("configured-pw-812")
+    tokens = [f"issued-{i:06d}-x" for i in range(1100)]
+    for t in tokens:
+        remember_secret(t, expiring=True)
+    assert redact_text("configured-pw-812") == REDACTED  # stays for good
+    assert redact_text(tokens[-1]) == REDACTED
+    assert redact_text(tokens[0]) == tokens[0]  # long expired, let go (1,024 kept)
+
+
 # ---------------------------------------------------------------- item 10: URLs
 @pytest.mark.parametrize("to", ["http://clinic:hunter2-pw@127.0.0.1:9/fhir",
                                 "https://clinic@127.0.0.1:9/fhir",

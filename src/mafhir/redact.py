@@ -63,27 +63,41 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@\"']+@"), r"\1" + REDACTED + "@"),
 )
 
-_known: set[str] = set()
+_known: set[str] = set()  # configured secrets: for the life of the process
+_expiring: dict[str, None] = {}  # issued tokens, an ordered set: the oldest go past _MAX_EXPIRING
 _known_lock = threading.Lock()
+_longest_first: tuple[str, ...] = ()  # both, longest first (a value inside another waits)
 _MIN_SECRET = 6  # shorter values would blank ordinary words
+_MAX_EXPIRING = 1024  # a worker that runs for months renews its SMART token every few minutes
 
 
-def remember_secret(value: str) -> None:
-    """Redact ``value`` (and its URL-quoted and Basic forms) wherever it appears from now on."""
+def remember_secret(value: str, *, expiring: bool = False) -> None:
+    """Redact ``value`` (and its URL-quoted and Basic forms) wherever it appears from now on.
+
+    ``expiring`` (an issued access token): kept among the latest :data:`_MAX_EXPIRING`
+    only, so a long-running worker's set stays bounded; configured secrets stay for good.
+    """
     if not value or len(value) < _MIN_SECRET:
         return
+    global _longest_first
     forms = {value, quote(value, safe=""), base64.b64encode(value.encode()).decode("ascii")}
     with _known_lock:
-        _known.update(f for f in forms if len(f) >= _MIN_SECRET)
+        for form in (f for f in forms if len(f) >= _MIN_SECRET):
+            if not expiring:
+                _known.add(form)
+                continue
+            _expiring.pop(form, None)
+            _expiring[form] = None
+        while len(_expiring) > _MAX_EXPIRING:
+            del _expiring[next(iter(_expiring))]
+        _longest_first = tuple(sorted({*_known, *_expiring}, key=len, reverse=True))
 
 
 def redact_text(text: str) -> str:
     """``text`` without credentials (see the module docstring)."""
     if not text:
         return text
-    with _known_lock:
-        known = sorted(_known, key=len, reverse=True)
-    for value in known:
+    for value in _longest_first:  # a tuple, replaced whole: safe to read without the lock
         if value in text:
             text = text.replace(value, REDACTED)
     for pattern, repl in _SHAPES:

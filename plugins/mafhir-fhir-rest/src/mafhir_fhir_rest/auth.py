@@ -273,7 +273,7 @@ class SmartBackendAuth(AuthBase):
             raise PermanentHttpError("token endpoint answered without an access_token",
                                      r.status_code, request="POST token")
         lifetime = float(body.get("expires_in") or 300)
-        remember_secret(token)
+        remember_secret(token, expiring=True)
         self._token = token
         self._expires = self.clock() + lifetime - min(self.margin, lifetime / 5)
         self.fetched += 1
