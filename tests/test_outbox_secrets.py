@@ -228,7 +228,7 @@ def test_rows_from_before_the_refusal_never_show_their_credentials(backend: str,
             store.close()
         for args in (["status"], ["status", "--json"], ["dead"], ["dead", "--json"],
                      ["dead", "--show", str(item.id)]):
-            result = cli("outbox", *args, "--db", url)
+            result = cli("outbox", *args, "--db", url, env={"COLUMNS": "400"})  # no folding
             assert result.exit_code == 0, result.output
             assert "old-pw-55" not in result.output, args
             assert "ehr.example" in result.output or "--json" in args, args
