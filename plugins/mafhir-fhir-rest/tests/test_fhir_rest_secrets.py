@@ -235,3 +235,50 @@ def test_secrets_reach_neither_store_nor_logs_nor_screen(fhir_base_url: str, tmp
     for name, value in secrets.items():
         assert value not in stores, f"{name} in the outbox"
         assert value not in screen, f"{name} on the screen or in the logs"
+
+
+ORU = ("MSH|^~\\&|LABSYS|QUESTLAB|MAFHIR|CLINIC|20261128061500-0500||ORU^R01^ORU_R01|"
+       "S-{n}|P|2.5.1\rPID|1||MS-31^^^^MR||Rivera^Ana||19610402|F\r"
+       "ORC|RE|ord-1^MAFHIR|ACC-1^QUESTLAB\r"
+       "OBR|1|ord-1^MAFHIR|ACC-1^QUESTLAB|4548-4^Hemoglobin A1c^LN|||20261127092000-0500"
+       "|||||||||||||||20261128061000-0500|||F\r"
+       "OBX|1|NM|4548-4^Hemoglobin A1c^LN||6.9|%^percent^UCUM|4.0-5.6|H|||F\r")
+
+
+@pytest.mark.parametrize("kind", ["basic", "bearer"])
+def test_listen_with_credentials_keeps_none(tmp_path: Path, tokens: TokenServer, kind: str):
+    """``mafhir listen --to fhir-rest:NAME`` takes credentials from mafhir.toml: a refusing
+    EHR that echoes them leaves them neither in the v2 store nor in the DEBUG log."""
+    import signal
+
+    from mafhir.hl7v2 import MLLPClient
+
+    user, password, token = "clinic-l", f"pw-{uuid.uuid4().hex}", f"tok-{uuid.uuid4().hex}"
+    _, clinic, _ = _tasks(tmp_path)
+    with EchoServer() as echo:
+        cfg = _config(tmp_path, echo.base, echo.base + "/401/fhir", tokens, user)
+        env = {**os.environ, "MAFHIR_CONFIG": str(cfg), "T_EHR_PASSWORD": password,
+               "T_EHR_TOKEN": token, "MAFHIR_LOG_LEVEL": "DEBUG", "MAFHIR_TZ": "America/Chicago"}
+        proc = subprocess.Popen(
+            [MAFHIR, "listen", "--mllp", "127.0.0.1:0", "--store", str(tmp_path / "s.sqlite"),
+             "--to", f"fhir-rest:{kind}-401", "--clinic", str(clinic)],
+            stderr=subprocess.PIPE, env=env)
+        try:
+            assert proc.stderr is not None
+            lines = []
+            while not (line := proc.stderr.readline().decode()).startswith("listening for MLLP"):
+                assert line, "".join(lines)
+                lines.append(line)
+            host, port = line.split()[4].rsplit(":", 1)
+            with MLLPClient(host, int(port), timeout=30) as client:
+                ack = client.send(ORU.format(n=uuid.uuid4().hex[:8]).encode())
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, rest = proc.communicate(timeout=30)
+    assert b"MSA|" in ack
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert any((token if kind == "bearer" else basic) in s for s in echo.seen)  # it was used
+    store = b"".join(p.read_bytes() for p in tmp_path.glob("s.sqlite*"))
+    seen = "".join(lines).encode() + rest + ack + store
+    for value in (password, token, basic):
+        assert value.encode() not in seen
