@@ -77,7 +77,8 @@ def test_issued_tokens_are_bounded_and_configured_secrets_are_kept():
 # ---------------------------------------------------------------- item 10: URLs
 @pytest.mark.parametrize("to", ["http://clinic:hunter2-pw@127.0.0.1:9/fhir",
                                 "https://clinic@127.0.0.1:9/fhir",
-                                "mllp:clinic:hunter2-pw@127.0.0.1:2575/OML^O21"])
+                                "mllp:clinic:hunter2-pw@127.0.0.1:2575/OML^O21",
+                                "http://127.0.0.1:9/fhir?access_token=hunter2-pw"])
 def test_credentials_in_the_to_url_are_refused_and_never_stored(tmp_path: Path, to: str):
     task = {"task": "vitals", "id": "v-1", "patient": {"mrn": MRN},
             "effective": "2026-11-27T10:35:00-05:00", "heart_rate": {"value": 70}}
@@ -85,7 +86,8 @@ def test_credentials_in_the_to_url_are_refused_and_never_stored(tmp_path: Path, 
     db = tmp_path / "o.db"
     result = cli("sync", "--to", to, "--db", str(db), "--no-progress", str(tmp_path / "t.ndjson"))
     err = one_line_error(result)
-    assert "credentials in a URL are refused" in err and "mafhir.toml" in err
+    assert "credentials in a URL (user:password@, ?access_token=) are refused" in err
+    assert "mafhir.toml" in err
     assert "password = \"${ENV_VAR}\"" in err
     assert "hunter2" not in result.output
     with sqlite3.connect(db) as conn:

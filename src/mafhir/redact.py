@@ -18,12 +18,13 @@ import base64
 import re
 import threading
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 __all__ = [
     "CREDENTIALS_IN_URL",
     "REDACTED",
     "SECRET_KEY",
+    "carries_credentials",
     "has_userinfo",
     "redact_json",
     "redact_text",
@@ -34,8 +35,9 @@ __all__ = [
 REDACTED = "<redacted>"
 
 #: Why a URL with ``user:password@`` is refused, and where credentials go instead.
-CREDENTIALS_IN_URL = ("credentials in a URL are refused (they would be kept in shell history, "
-                      "process lists and the outbox); name the destination in mafhir.toml: "
+CREDENTIALS_IN_URL = ("credentials in a URL (user:password@, ?access_token=) are refused "
+                      "(they would be kept in shell history, process lists and the "
+                      "outbox); name the destination in mafhir.toml: "
                       "[destinations.NAME] with username and password = \"${ENV_VAR}\"")
 
 #: A key whose value is a credential (JSON keys, TOML keys, form fields, headers).
@@ -125,6 +127,15 @@ def _authority(target: str) -> str:
 def has_userinfo(target: str) -> bool:
     """Does ``target`` (a URL, or ``CONNECTOR:HOST:PORT/…``) carry ``user[:password]@``?"""
     return "@" in _authority(target)
+
+
+def carries_credentials(target: str) -> bool:
+    """``user:password@``, or a query parameter named like a credential (``?access_token=``)."""
+    if has_userinfo(target):
+        return True
+    query = target.partition("?")[2].partition("#")[0]
+    names = (pair.partition("=")[0] for pair in re.split(r"[&;]", query) if pair)
+    return any(SECRET_KEY.match(unquote(n)) for n in names)
 
 
 def without_password(url: str) -> str:

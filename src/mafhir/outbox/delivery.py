@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
-from ..redact import CREDENTIALS_IN_URL, has_userinfo
+from ..redact import CREDENTIALS_IN_URL, carries_credentials
 from ..registry import Connector
 from .local import DEFAULT_STORE, LocalStore
 
@@ -77,7 +77,7 @@ def resolve_destination(to: str | None) -> str:
         path = to.partition(":")[2] or DEFAULT_STORE
         resolved = f"local:{Path(path).resolve()}"  # a file name, not a URL: no userinfo
     else:
-        if has_userinfo(to):
+        if carries_credentials(to):
             raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])
         resolved = to.rstrip("/") if to.startswith(("http://", "https://")) else to
         # else CONNECTOR:TARGET, or a named destination of mafhir.toml (the FHIR REST

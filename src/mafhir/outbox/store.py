@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
-from ..redact import has_userinfo, redact_text, without_password
+from ..redact import carries_credentials, redact_text, without_password
 from . import schema
 from .model import Item, NewItem, Outcome
 from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
@@ -113,9 +113,10 @@ class OutboxStore(ABC):
         if not new:
             return 0
         for n in new:  # the last line of defence: a credential is never written down
-            if has_userinfo(n.destination):
-                raise InputError([Problem("destination", "carries credentials (user:password@); "
-                                          "the outbox never stores them", "security")])
+            if carries_credentials(n.destination):
+                raise InputError([Problem("destination", "carries credentials (user:password@ or "
+                                          "a token in the query); the outbox never "
+                                          "stores them", "security")])
         now = time.time()
         rows = [{"destination": n.destination, "okey": n.okey, "idem_key": n.idem_key,
                  "payload": n.payload, "source": n.source[:500], "kind": n.kind,

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mafhir.errors import InputError, Problem
-from mafhir.redact import CREDENTIALS_IN_URL, has_userinfo
+from mafhir.redact import CREDENTIALS_IN_URL, carries_credentials
 
 from .auth import BasicAuth, BearerAuth, Secret, SigningKey, SmartBackendAuth
 from .client import FhirClient, RetryPolicy
@@ -58,9 +58,9 @@ def _check_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
-    if has_userinfo(value):
-        raise ValueError("must not carry credentials (user:password@); use username and "
-                         "password = \"${ENV_VAR}\"")
+    if carries_credentials(value):
+        raise ValueError("must not carry credentials (user:password@, ?access_token=); use "
+                         "username and password = \"${ENV_VAR}\"")
     return value
 
 
@@ -208,7 +208,7 @@ def client_for(target: str, config_path: str | None = None, *, insecure: bool = 
                page_size: int | None = None) -> FhirClient:
     """A client for a URL or a named destination; TLS verified unless ``insecure``."""
     if target.startswith(("http://", "https://")):
-        if has_userinfo(target):
+        if carries_credentials(target):
             raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])
         table: dict[str, Any] = {"url": target}
         where = "--to"
