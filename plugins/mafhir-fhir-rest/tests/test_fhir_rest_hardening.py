@@ -201,3 +201,18 @@ def test_a_wrong_log_level_is_a_clear_error():
     assert r.returncode == 2
     assert r.stderr.decode().strip() == \
         "mafhir: MAFHIR_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"
+
+
+def test_secret_and_key_problems_carry_their_codes(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch):
+    from mafhir_fhir_rest.auth import Secret, SigningKey
+
+    monkeypatch.delenv("T_NOT_SET", raising=False)
+    cases = [(lambda: Secret.from_env("T_NOT_SET"), "required"),
+             (lambda: Secret.from_file(tmp_path / "absent"), "not-found"),
+             (lambda: SigningKey.from_pem(b"not a key"), "value"),
+             (lambda: SigningKey.from_jwks({"keys": []}), "conflict")]
+    for make, code in cases:
+        with pytest.raises(InputError) as info:
+            make()
+        assert [p.code for p in info.value.problems] == [code]
