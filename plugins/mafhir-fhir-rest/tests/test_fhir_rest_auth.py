@@ -153,7 +153,7 @@ def test_config_secrets_from_env_never_literal(tmp_path, monkeypatch: pytest.Mon
     cfg = tmp_path / "mafhir.toml"
     cfg.write_text('[destinations.ehr]\nurl = "https://ehr.example.org/fhir"\n'
                    'auth = "bearer"\ntoken = "tok-literal"\n')
-    with pytest.raises(InputError, match="token_env or token_file"):
+    with pytest.raises(InputError, match="token_env / token_file"):
         client_for("ehr", str(cfg))
     cfg.write_text('[destinations.ehr]\nurl = "https://ehr.example.org/fhir"\n'
                    'auth = "bearer"\ntoken_env = "EHR_TOKEN"\n')

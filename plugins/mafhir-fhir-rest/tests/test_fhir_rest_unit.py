@@ -37,7 +37,7 @@ def test_classification_and_redaction():
          "diagnostics": "Invalid date '1984-13-40' for Quillfeather"}]}
     err = http_error(400, oo, "POST Patient")
     assert "1984-13-40" not in str(err) and "Patient.birthDate" in str(err)
-    assert err.outcome is oo
+    assert err.outcome == oo  # a copy, with credentials (none here) taken out
     assert redact('If-Match W/"1"') == "If-Match W/'…'"
 
 

@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..errors import MafhirError
 from ..plugins import get_manager
+from .logs import configure_logging
 
 __all__ = ["build_cli", "main"]
 
@@ -29,6 +30,7 @@ def build_cli() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     try:
+        configure_logging()  # before any plugin or library can log: redacted, libraries held
         cli = build_cli()
     except MafhirError as exc:
         click.echo(f"mafhir: {exc}", err=True)

@@ -14,11 +14,15 @@ from typing import Any
 
 from ..identity import resource_uuid
 
-__all__ = ["ITEM_SYSTEM", "audit_event", "provenance", "provenance_entry"]
+__all__ = ["ITEM_ID_SYSTEM", "ITEM_SYSTEM", "audit_event", "phi_view_event", "provenance",
+           "provenance_entry"]
 
 JSON = dict[str, Any]
 
 ITEM_SYSTEM = "urn:mafhir:outbox:item"
+#: The outbox row id of an item (what ``outbox dead --show ID`` names).
+ITEM_ID_SYSTEM = "urn:mafhir:outbox:item-id"
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _DATA_OP = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 _AGENT_TYPE = "http://hl7.org/fhir/us/core/CodeSystem/us-core-provenance-participant-type"
 
@@ -77,4 +81,23 @@ def audit_event(destination: str, worker: str, when: float, targets: list[str],
                    "network": {"address": address[:200], "type": "5"}}],
         "source": {"observer": {"display": "mafhir outbox"}},
         "entity": [{"what": {"reference": t}} for t in targets],
+    }
+
+
+def phi_view_event(item_id: int, who: str, when: float) -> JSON:
+    """An AuditEvent: ``who`` was shown the patient data kept with dead letter ``item_id``.
+
+    DICOM 110110 "Patient Record", action R (read): the access to PHI that
+    ``outbox dead --show ID --show-phi`` makes, recorded before anything is printed.
+    """
+    return {
+        "resourceType": "AuditEvent",
+        "type": {"system": _DCM, "code": "110110", "display": "Patient Record"},
+        "action": "R",
+        "recorded": _instant(when),
+        "outcome": "0",
+        "agent": [{"requestor": True, "who": {"display": who[:200]}}],
+        "source": {"observer": {"display": "mafhir outbox dead --show-phi"}},
+        "entity": [{"what": {"identifier": {"system": ITEM_ID_SYSTEM, "value": str(item_id)}},
+                    "description": "dead letter with the server's OperationOutcome"}],
     }

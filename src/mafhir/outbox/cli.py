@@ -6,17 +6,22 @@ handlers that stop workers gracefully, shows progress (rich) and prints the summ
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,9 +29,11 @@ from rich.table import Table
 
 from ..cli.options import clinic_option, load_clinic
 from ..context import MapContext
-from ..errors import MafhirError
+from ..errors import InputError, MafhirError
 from ..io import dumps, loads
 from ..plugins import get_registry
+from ..redact import redact_text, without_password
+from .audit import phi_view_event
 from .delivery import connect, resolve_destination
 from .engine import Engine
 from .enqueue import Enqueuer
@@ -37,10 +44,51 @@ from .store import OutboxStore, open_store
 __all__ = ["outbox_group", "print_summary", "run_sync", "showing_progress", "sync_command",
            "worker_command"]
 
+#: The largest id an outbox row can have (BIGINT on PostgreSQL, INTEGER on SQLite).
+MAX_ID = 2**63 - 1
+
+
+def _usage_error(message: str) -> NoReturn:
+    """One line on stderr and exit 2: the command line is wrong, nothing was done."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _fail(exc: MafhirError) -> NoReturn:
+    """Bad input or configuration: each problem on its own line, exit 2; else exit 1."""
+    if isinstance(exc, InputError):
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+    raise click.ClickException(str(exc)) from exc
+
+
+def _db_without_password(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A password in ``--db`` on the command line is refused (shell history, ``ps``)."""
+    source = ctx.get_parameter_source(param.name or "db")
+    if source == ParameterSource.COMMANDLINE and "://" in value:
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            password = None
+        if password is not None:
+            _usage_error("--db: a password in the URL is refused on the command line; use "
+                         "PGPASSWORD or ~/.pgpass (or MAFHIR_OUTBOX in the environment)")
+    return value
+
+
+def _item_id(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """An outbox id must fit the id column; a bigger number is a clear error, not SQL's."""
+    if value is not None and not 1 <= value <= MAX_ID:
+        _usage_error(f"{param.human_readable_name}: outbox ids run from 1 to {MAX_ID}")
+    return value
+
+
 db_option = click.option(
     "--db", "db", envvar="MAFHIR_OUTBOX", default="mafhir.db", show_default=True,
+    callback=_db_without_password,
     help="The outbox: a SQLite file, or postgresql://user@host:port/db for several workers "
-         "(env MAFHIR_OUTBOX).")
+         "(env MAFHIR_OUTBOX; a password only from PGPASSWORD, ~/.pgpass or the env).")
 
 
 def _engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,8 +118,9 @@ def _open(db: str) -> OutboxStore:
     except MafhirError:
         raise
     except Exception as exc:
-        raise click.ClickException(f"cannot open the outbox {db!r}: {type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        first = redact_text(str(exc).splitlines()[0]) if str(exc) else ""
+        raise click.ClickException(f"cannot open the outbox {without_password(db)!r}: "
+                                   f"{type(exc).__name__}: {first}") from None
 
 
 @contextmanager
@@ -240,7 +289,7 @@ def sync_command(inputs: tuple[str, ...], to: str | None, db: str, clinic_path: 
             clinic=load_clinic(clinic_path)), engine=engine, console=console,
             watch=not once, progress=show, resend=resend)
     except MafhirError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(exc)
     _report(tally, as_json, console, store)
     sys.exit(1 if tally.dead or tally.quarantined else 0)
 
@@ -275,7 +324,7 @@ def worker_command(db: str, once: bool, as_json: bool, threads: int, max_attempt
                 showing_progress(store, engine, bool(progress), console):
             tally = engine.run(once=once)
     except MafhirError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(exc)
     _report(tally, as_json, console, store)
 
 
@@ -290,7 +339,8 @@ def outbox_group() -> None:
 def status_command(db: str, as_json: bool) -> None:
     """Items by destination and state, and the quarantine."""
     store = _open(db)
-    counts = store.counts()
+    # rows written before credentials were refused may still carry them: never shown
+    counts = {redact_text(dest): by_state for dest, by_state in store.counts().items()}
     quarantined = len(store.quarantined())
     if as_json:
         click.echo(json.dumps({"destinations": counts, "quarantined": quarantined,
@@ -312,41 +362,78 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
+def _issues_only(outcome: Any) -> Any:
+    """An OperationOutcome without its free text (diagnostics, details): it may name the
+    patient. Severity, code and where stay: enough to see what kind of refusal it was."""
+    if not isinstance(outcome, dict):
+        return None
+    issues = [{k: v for k, v in i.items() if k in ("severity", "code", "expression",
+                                                    "location")}
+              for i in outcome.get("issue") or [] if isinstance(i, dict)]
+    return {"resourceType": outcome.get("resourceType"), "issue": issues,
+            "hidden": "diagnostics and details may carry patient data: --show-phi shows "
+                      "them (the viewing is audited)"}
+
+
+def _viewer() -> str:
+    """Who is looking (the OS account, the machine), for the audit trail."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
 @outbox_group.command("dead")
 @db_option
-@click.option("--show", "show", type=int, default=None, help="One dead letter in full.")
+@click.option("--show", "show", type=int, default=None, callback=_item_id,
+              help="One dead letter in full (the server's free text hidden).")
+@click.option("--show-phi", "show_phi", is_flag=True,
+              help="With --show: also the server's OperationOutcome text, which may name "
+                   "the patient; who viewed which item, and when, is audited first.")
 @click.option("--json", "as_json", is_flag=True)
-def dead_command(db: str, show: int | None, as_json: bool) -> None:
+def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> None:
     """List dead letters (or --show ID: its reason, the server's outcome, every attempt)."""
+    if show_phi and show is None:
+        _usage_error("--show-phi: needs --show ID")
     store = _open(db)
     if show is not None:
         item = store.get(show)
         if item is None:
             raise click.ClickException(f"no outbox item {show}")
-        doc = {"id": item.id, "state": item.state, "destination": item.destination,
+        outcome = json.loads(item.outcome) if item.outcome else None
+        if show_phi:  # audited before anything is shown: no trail, no PHI
+            store.add_audit(item.id, "AuditEvent", json.dumps(
+                phi_view_event(item.id, _viewer(), time.time())))
+        else:
+            outcome = _issues_only(outcome)
+        doc = {"id": item.id, "state": item.state,
+               "destination": redact_text(item.destination),
                "source": item.source, "attempts": item.attempts, "reason": item.reason,
                "last_error": item.last_error,
-               "outcome": json.loads(item.outcome) if item.outcome else None,
+               "outcome": outcome,
                "history": [{k: a[k] for k in ("attempt", "result", "status", "error")}
                            | {"at": _when(a["finished_at"])} for a in store.attempts_of(show)]}
         click.echo(json.dumps(doc, indent=2))
         return
     dead = store.items_in("dead")
     if as_json:
-        click.echo(json.dumps([{"id": i.id, "destination": i.destination, "source": i.source,
+        click.echo(json.dumps([{"id": i.id, "destination": redact_text(i.destination),
+                                "source": i.source,
                                 "attempts": i.attempts, "reason": i.reason} for i in dead]))
         return
     table = Table(title=f"dead letters ({len(dead)})")
     for col in ("id", "source", "destination", "attempts", "reason"):
         table.add_column(col, overflow="fold")
     for i in dead:
-        table.add_row(str(i.id), escape(i.source), escape(i.destination), str(i.attempts),
+        table.add_row(str(i.id), escape(i.source), escape(redact_text(i.destination)),
+                      str(i.attempts),
                       escape((i.reason or "")[:300]))
     Console().print(table)
 
 
 @outbox_group.command("replay")
-@click.argument("item_id", required=False, type=int)
+@click.argument("item_id", required=False, type=int, callback=_item_id)
 @click.option("--all", "replay_all", is_flag=True, help="Every dead letter.")
 @click.option("--with", "fixed", type=click.Path(exists=True, dir_okay=False),
               help="A fixed transaction Bundle to send instead (one ID only).")
@@ -371,7 +458,7 @@ def replay_command(item_id: int | None, replay_all: bool, fixed: str | None, db:
 
 
 @outbox_group.command("discard")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=int, callback=_item_id)
 @click.option("--reason", required=True, help="Why it is set aside (kept with the item).")
 @db_option
 def discard_command(item_id: int, reason: str, db: str) -> None:

@@ -19,12 +19,17 @@ from typing import Any
 
 from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
+from ..redact import CREDENTIALS_IN_URL, carries_credentials
 from ..registry import Connector
 from .local import DEFAULT_STORE, LocalStore
 
-__all__ = ["Delivery", "LocalConnector", "connect", "deliver", "resolve_destination"]
+__all__ = ["MAX_DESTINATION", "Delivery", "LocalConnector", "connect",
+           "deliver", "resolve_destination"]
 
 JSON = dict[str, Any]
+
+#: The outbox column that keeps a destination (``outbox_items.destination``).
+MAX_DESTINATION = 500
 
 FHIR_CONNECTORS = ("fhir-rest", "fhir")
 
@@ -62,17 +67,25 @@ class LocalConnector:
 
 
 def resolve_destination(to: str | None) -> str:
-    """The canonical destination string for ``--to`` (default: the local store)."""
+    """The canonical destination string for ``--to`` (default: the local store).
+
+    Refused here, before anything is stored: a destination with ``user:password@`` (any
+    form, ``mllp:`` included) and one longer than the outbox keeps.
+    """
     to = (to or "local").strip()
     if to == "local" or to.startswith("local:"):
         path = to.partition(":")[2] or DEFAULT_STORE
-        return f"local:{Path(path).resolve()}"
-    if to.startswith(("http://", "https://")):
-        return to.rstrip("/")
-    name, sep, _ = to.partition(":")
-    if sep and name in get_registry().connectors:
-        return to
-    return to  # a named destination of mafhir.toml (the FHIR REST plugin reads it)
+        resolved = f"local:{Path(path).resolve()}"  # a file name, not a URL: no userinfo
+    else:
+        if carries_credentials(to):
+            raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])
+        resolved = to.rstrip("/") if to.startswith(("http://", "https://")) else to
+        # else CONNECTOR:TARGET, or a named destination of mafhir.toml (the FHIR REST
+        # plugin reads it)
+    if len(resolved) > MAX_DESTINATION:
+        raise InputError([Problem("--to", f"is {len(resolved)} characters long; a destination "
+                                          f"has at most {MAX_DESTINATION}", "too-long")])
+    return resolved
 
 
 def connect(destination: str, timeout: float | None = None) -> Connector:

@@ -33,6 +33,7 @@ import orjson
 
 from ..errors import MafhirError, PermanentError
 from ..io import dumps, loads
+from ..redact import redact_json, redact_text
 from .audit import audit_event, provenance, provenance_entry
 from .delivery import Delivery, connect, deliver
 from .enqueue import RESEND
@@ -51,7 +52,9 @@ def classify(exc: BaseException) -> tuple[bool, int | None, float | None, str | 
     """(transient?, HTTP status, Retry-After, OperationOutcome JSON, message) of a failure.
 
     Messages of mafhir's own errors are free of patient data by contract; for anything
-    else only the exception's type is kept, since its text might quote input.
+    else only the exception's type is kept, since its text might quote input. Whatever a
+    server said (message and OperationOutcome) loses its credentials here, before the
+    store, the log or ``outbox dead`` sees it.
     """
     transient = getattr(exc, "transient", None)
     if transient is None:  # not one of ours: a bug or an unexpected failure; retry, bounded
@@ -62,8 +65,8 @@ def classify(exc: BaseException) -> tuple[bool, int | None, float | None, str | 
     message = str(exc) if isinstance(exc, MafhirError) else f"{type(exc).__name__} (unexpected)"
     return (bool(transient), status if isinstance(status, int) else None,
             retry_after if isinstance(retry_after, (int, float)) else None,
-            orjson.dumps(outcome).decode() if isinstance(outcome, dict) else None,
-            message[:2000])
+            orjson.dumps(redact_json(outcome)).decode() if isinstance(outcome, dict) else None,
+            redact_text(message)[:2000])
 
 
 class Engine:

@@ -33,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from ..errors import InputError, Problem
+from ..redact import carries_credentials, redact_text, without_password
 from . import schema
 from .model import Item, NewItem, Outcome
 from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
@@ -51,7 +53,7 @@ class OutboxStore(ABC):
 
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
-        self.url = url
+        self.url = without_password(url)  # shown by status and summaries; never the password
 
     # ------------------------------------------------------------------ backend specifics
     @abstractmethod
@@ -110,6 +112,11 @@ class OutboxStore(ABC):
         """Write ``new`` durably; an item already there (same key) is skipped. Returns added."""
         if not new:
             return 0
+        for n in new:  # the last line of defence: a credential is never written down
+            if carries_credentials(n.destination):
+                raise InputError([Problem("destination", "carries credentials (user:password@ or "
+                                          "a token in the query); the outbox never "
+                                          "stores them", "security")])
         now = time.time()
         rows = [{"destination": n.destination, "okey": n.okey, "idem_key": n.idem_key,
                  "payload": n.payload, "source": n.source[:500], "kind": n.kind,
@@ -215,9 +222,11 @@ class OutboxStore(ABC):
             if ok:
                 done.append({**key, "b_result": o.result})
             else:
-                failed.append({**key, "b_state": result, "b_error": o.error,
-                               "b_outcome": o.outcome,
-                               "b_reason": o.error if o.retry_in is None else None,
+                error = redact_text(o.error) if o.error else o.error
+                attempt_rows[-1]["error"] = error
+                failed.append({**key, "b_state": result, "b_error": error,
+                               "b_outcome": redact_text(o.outcome) if o.outcome else None,
+                               "b_reason": error if o.retry_in is None else None,
                                "b_next": now + (o.retry_in or 0.0)})
         mine = and_(items.c.id == bindparam("b_id"), items.c.owner == bindparam("b_owner"),
                     items.c.state == "inflight")
@@ -321,6 +330,12 @@ class OutboxStore(ABC):
                                 .order_by(audit.c.id)).all()
         return [dict(r._mapping) for r in rows]
 
+    def add_audit(self, item_id: int, resource_type: str, resource: str) -> None:
+        """Keep one audit resource about ``item_id`` (e.g. who was shown its PHI, when)."""
+        with self._tx() as conn:
+            conn.execute(audit.insert().values(item_id=item_id, resource_type=resource_type,
+                                               resource=resource, recorded_at=time.time()))
+
     def attempt_totals(self) -> dict[str, int]:
         with self._read() as conn:
             rows = conn.execute(select(attempts.c.result, func.count())
@@ -348,7 +363,7 @@ class OutboxStore(ABC):
         with self._tx() as conn:
             return conn.execute(update(items).where(items.c.id == item_id,
                                                     items.c.state == "dead")
-                                .values(state="discarded", reason=reason,
+                                .values(state="discarded", reason=redact_text(reason),
                                         updated_at=time.time())).rowcount
 
     def _wipe(self) -> None:

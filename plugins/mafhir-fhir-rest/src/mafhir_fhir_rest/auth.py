@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from requests.auth import AuthBase
 
 from mafhir.errors import InputError, Problem
+from mafhir.redact import redact_text, remember_secret
 
 from .errors import PermanentHttpError, TransientHttpError
 
@@ -53,12 +54,14 @@ class Secret:
     def __init__(self, value: str, source: str = "value") -> None:
         self._value = value
         self.source = source
+        remember_secret(value)  # an echo of it by a server is blanked before it is kept
 
     @classmethod
     def from_env(cls, name: str) -> Secret:
         value = os.environ.get(name)
         if not value:
-            raise InputError([Problem(name, "environment variable is not set or empty")])
+            raise InputError([Problem(name, "environment variable is not set or empty",
+                                              "required")])
         return cls(value, f"env:{name}")
 
     @classmethod
@@ -66,10 +69,11 @@ class Secret:
         try:
             value = Path(path).read_text().strip()
         except OSError as exc:
-            raise InputError([Problem(str(path), f"cannot read secret file ({exc.strerror})")]) \
+            raise InputError([Problem(str(path), f"cannot read secret file ({exc.strerror})",
+                                              "not-found")]) \
                 from None
         if not value:
-            raise InputError([Problem(str(path), "secret file is empty")])
+            raise InputError([Problem(str(path), "secret file is empty", "required")])
         return cls(value, f"file:{path}")
 
     def reveal(self) -> str:
@@ -87,6 +91,7 @@ class BasicAuth(AuthBase):
     def __init__(self, username: str, password: Secret) -> None:
         self.username = username
         self.password = password
+        remember_secret(f"{username}:{password.reveal()}")  # and its base64, the header's form
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         raw = f"{self.username}:{self.password.reveal()}".encode()
@@ -132,12 +137,15 @@ class SigningKey:
             alg = "RS384"
         elif isinstance(key, ec.EllipticCurvePrivateKey):
             if key.curve.name != "secp384r1":
-                raise InputError([Problem("key", "ES384 needs a P-384 (secp384r1) key")])
+                raise InputError([Problem("key", "ES384 needs a P-384 (secp384r1) key",
+                                                  "not-supported")])
             alg = "ES384"
         else:
-            raise InputError([Problem("key", "only RSA and EC P-384 private keys are supported")])
+            raise InputError([Problem("key", "only RSA and EC P-384 private keys are supported",
+                                              "not-supported")])
         if wanted and wanted != alg:
-            raise InputError([Problem("algorithm", f"{wanted} does not fit this key ({alg})")])
+            raise InputError([Problem("algorithm", f"{wanted} does not fit this key ({alg})",
+                                              "conflict")])
         return alg
 
     @classmethod
@@ -147,7 +155,8 @@ class SigningKey:
             key = serialization.load_pem_private_key(
                 pem, password=password.reveal().encode() if password else None)
         except (ValueError, TypeError) as exc:
-            raise InputError([Problem("key", f"not a usable PEM private key ({exc})")]) from None
+            raise InputError([Problem("key", f"not a usable PEM private key ({exc})",
+                                      "value")]) from None
         return cls(key, cls._algorithm_for(key, algorithm), kid)
 
     @classmethod
@@ -166,11 +175,11 @@ class SigningKey:
             keys = [k for k in keys if k.get("alg", algorithm) == algorithm]
         if len(keys) != 1:
             raise InputError([Problem("jwks", f"expected one private key to sign with, found "
-                                              f"{len(keys)} (set key_id)")])
+                                              f"{len(keys)} (set key_id)", "conflict")])
         try:
             jwk = jwt.PyJWK(keys[0])
         except jwt.PyJWTError as exc:
-            raise InputError([Problem("jwks", f"not a usable JWK ({exc})")]) from None
+            raise InputError([Problem("jwks", f"not a usable JWK ({exc})", "value")]) from None
         return cls(jwk.key, cls._algorithm_for(jwk.key, algorithm or keys[0].get("alg")),
                    keys[0].get("kid"))
 
@@ -180,7 +189,7 @@ class SigningKey:
         try:
             data = json.loads(_read(path))
         except ValueError:
-            raise InputError([Problem(str(path), "not a JSON JWK set")]) from None
+            raise InputError([Problem(str(path), "not a JSON JWK set", "structure")]) from None
         return cls.from_jwks(data, kid, algorithm)
 
 
@@ -188,7 +197,8 @@ def _read(path: str | os.PathLike[str]) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise InputError([Problem(str(path), f"cannot read key file ({exc.strerror})")]) from None
+        raise InputError([Problem(str(path), f"cannot read key file ({exc.strerror})",
+                                          "not-found")]) from None
 
 
 class SmartBackendAuth(AuthBase):
@@ -260,6 +270,7 @@ class SmartBackendAuth(AuthBase):
             body = {}
         if r.status_code != 200:
             err = body.get("error", "") if isinstance(body, dict) else ""
+            err = redact_text(str(err))[:100]  # an endpoint may echo the assertion
             note = f"token request refused: {err}" if err else "token request refused"
             cls = TransientHttpError if r.status_code in (429, 502, 503, 504) else \
                 PermanentHttpError
@@ -269,6 +280,7 @@ class SmartBackendAuth(AuthBase):
             raise PermanentHttpError("token endpoint answered without an access_token",
                                      r.status_code, request="POST token")
         lifetime = float(body.get("expires_in") or 300)
+        remember_secret(token, expiring=True)
         self._token = token
         self._expires = self.clock() + lifetime - min(self.margin, lifetime / 5)
         self.fetched += 1

@@ -9,7 +9,10 @@ of network failure), so the retry loop, the CLI and an outbox all agree:
   not FHIR JSON, a Bundle that is not what was asked for, an incomplete search.
 
 Messages never quote patient data: the server's ``diagnostics`` are shown with quoted
-values blanked, and the request is named by method and resource type, not by URL.
+values blanked, and the request is named by method and resource type, not by URL. Nothing
+a server answered keeps a credential: the OperationOutcome and the message are passed
+through :mod:`mafhir.redact` here, once, so a 401 that echoes the ``Authorization``
+header cannot carry it into an outbox, a log or the screen.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mafhir.errors import PermanentError, TransientError
+from mafhir.redact import redact_json, redact_text
 
 __all__ = [
     "TRANSIENT_STATUSES",
@@ -89,6 +93,7 @@ class FhirHttpError(Exception):
     request: str
 
     def _init(self, summary: str, status: int | None, outcome: JSON | None, request: str) -> str:
+        outcome = redact_json(outcome) if isinstance(outcome, dict) else None
         self.status = status
         self.outcome = outcome
         self.issues = outcome_issues(outcome)
@@ -97,7 +102,7 @@ class FhirHttpError(Exception):
         detail = detail or "; ".join(str(i) for i in self.issues)
         head = f"{request}: " if request else ""
         code = f"HTTP {status} " if status else ""
-        return f"{head}{code}{summary}" + (f" — {detail}" if detail else "")
+        return redact_text(f"{head}{code}{summary}" + (f" — {detail}" if detail else ""))
 
 
 class TransientHttpError(FhirHttpError, TransientError):
