@@ -291,3 +291,26 @@ def test_validate_and_convert_read_a_bundle_with_a_bom(tmp_path):
                        str(CLINIC_FILE), "b.json", cwd=tmp_path)
     assert converted.returncode == 0, converted.stderr
     assert converted.stdout.startswith(b"MSH|") and b"\nORC|NW|ord-1" in converted.stdout
+
+
+# ---------------------------------------------------------------- the fast test's edges
+@pytest.mark.parametrize(("raw", "path", "code"), [
+    (b'{"id" : "a", "id": "b"}', ("id",), "structure"),        # a spaced key mark
+    (b'{"a":{"b":1,"b":1}}', ("a", "b"), "structure"),           # equal values, still twice
+    (b'{"n": "x\\": 1", "n": 2}', ("n",), "structure"),          # a mark inside a string too
+    (b'{"v": [1, -212.000000000000000001]}', ("v", 1), "value"),
+    (b'{"v": -1e-400}', ("v",), "value"),
+    (b'{"v": 1.2345E-320}', ("v",), "value"),                     # subnormal: digits lost
+    (b'{"v": 123456789012345678901}', None, None),               # an int: kept exactly
+    (b'{"v": 5e-324, "w": 1e300}', None, None),                  # exactly floats
+    (b'{"v": "1234567890123456789012", "w": "complete-104"}', None, None),
+])
+def test_what_the_fast_test_sends_to_the_exact_reading(raw, path, code):
+    from mafhir.strictjson import parse
+
+    doc, findings = parse(raw)
+    if path is None:
+        assert findings == []
+        assert doc == json.loads(raw)  # the standard library reads the same values
+    else:
+        assert [(f.path, f.code) for f in findings] == [(path, code)]

@@ -32,9 +32,13 @@ BOM = b"\xef\xbb\xbf"
 MAX_DEPTH = 100
 
 _KEY_MARK = re.compile(rb'"\s*:')
-#: a run of 16+ digits/points (a float keeps at most 15 significant digits for sure) or an
-#: exponent of three digits (beyond a float's range, or below it: 1e-400 reads as 0.0)
-_MAYBE_INEXACT = re.compile(rb"[0-9][0-9.]{15,}|[0-9][eE][+-]?[0-9]{3,}")
+_SPACED_KEY_MARK = re.compile(rb'"\s+:')
+#: digits and points as "0", exponent marks as "e" and signs as "-": a run of 16 zeros is
+#: a number a float may not keep (it holds 15 significant digits for sure) unless a quote
+#: opens it (a string of digits, a card number); "0e000" or "0e-000" is an exponent of three
+#: digits, beyond a float's range or below it (1e-400 reads as 0.0)
+_DIGITS = bytes.maketrans(b"123456789.E+", b"0000000000e-")
+_LONG_RUN = b"0" * 16
 
 Path = tuple[str | int, ...]
 
@@ -73,22 +77,59 @@ def is_fhir(doc: Any) -> bool:
     return isinstance(doc, dict) and "resourceType" in doc
 
 
-def _shape(doc: Any) -> tuple[int, int]:
-    """(keys, depth) of a parsed document, without recursion."""
-    keys = deepest = 0
+class _TooDeep(Exception):
+    pass
+
+
+def _keys(node: Any, depth: int) -> int:
+    """How many keys the objects under ``node`` hold; :class:`_TooDeep` past MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    count = 0
+    for child in node.values() if type(node) is dict else node:
+        kind = type(child)
+        if kind is dict:
+            count += len(child) + _keys(child, depth + 1)
+        elif kind is list:
+            count += _keys(child, depth + 1)
+    return count
+
+
+def _key_marks(raw: bytes) -> int:
+    """How many ``"…":`` marks the text holds (every key makes one)."""
+    if _SPACED_KEY_MARK.search(raw):
+        return len(_KEY_MARK.findall(raw))
+    return raw.count(b'":')
+
+
+def _maybe_inexact(raw: bytes) -> bool:
+    """Whether a number in ``raw`` may have more digits than a float keeps (false alarms
+    allowed, misses not)."""
+    digits = raw.translate(_DIGITS)
+    if b"0e000" in digits or b"0e-000" in digits:
+        return True
+    at = digits.find(_LONG_RUN)
+    while at >= 0:
+        start = at
+        while start > 0 and digits[start - 1] == 0x30:  # back to where the run begins
+            start -= 1
+        if start == 0 or raw[start - 1] != 0x22:  # not opened by a quote: maybe a number
+            return True
+        at = digits.find(_LONG_RUN, at + len(_LONG_RUN))
+    return False
+
+
+def _depth(doc: Any) -> int:
+    """The nesting depth of a parsed document (only asked when it is too deep)."""
+    deepest = 0
     stack: list[tuple[Any, int]] = [(doc, 1)]
     while stack:
         node, depth = stack.pop()
         deepest = max(deepest, depth)
-        if isinstance(node, dict):
-            keys += len(node)
-            children: Any = node.values()
-        else:
-            children = node
-        for child in children:
+        for child in node.values() if isinstance(node, dict) else node:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
-    return keys, deepest
+    return deepest
 
 
 def exact_float(value: Decimal) -> float | None:
@@ -138,13 +179,14 @@ def parse(raw: bytes) -> tuple[Any, list[Finding]]:
     doc = orjson.loads(raw)
     if not isinstance(doc, (dict, list)):
         return doc, []
-    keys, depth = _shape(doc)
-    if depth > MAX_DEPTH:
-        return doc, [Finding((), f"is nested {depth} levels deep; at most {MAX_DEPTH} are "
-                              "read", "too-long")]
+    try:
+        keys = (len(doc) if type(doc) is dict else 0) + _keys(doc, 1)
+    except _TooDeep:
+        return doc, [Finding((), f"is nested {_depth(doc)} levels deep; at most {MAX_DEPTH} "
+                              "are read", "too-long")]
     fhir = is_fhir(doc) or (isinstance(doc, list) and any(is_fhir(d) for d in doc))
-    unique = keys == len(_KEY_MARK.findall(raw))
-    if unique and not fhir and not _MAYBE_INEXACT.search(raw):
+    unique = keys == _key_marks(raw)
+    if unique and not fhir and not _maybe_inexact(raw):
         return doc, []  # the common case: orjson's reading is exactly the text
     if unique:
         exact = json.loads(raw, parse_float=Decimal, parse_constant=_not_json)
