@@ -167,7 +167,7 @@ def _identity(resource: JSON, full_url: str) -> Key:
 def _read_ndjson(root: Path) -> dict[Key, JSON]:
     """The latest states a folder's ``<Type>.ndjson`` files hold (decimals exact)."""
     latest: dict[Key, JSON] = {}
-    for path in sorted(root.glob("*.ndjson")):
+    for path in sorted(root.glob("[A-Z]*.ndjson")):  # <ResourceType>.ndjson, not others
         with open(path, "rb") as lines:
             for lineno, line in enumerate(lines, start=1):
                 if not line.strip():
@@ -178,7 +178,7 @@ def _read_ndjson(root: Path) -> dict[Key, JSON]:
                     raise PermanentError(f"{path}: line {lineno} is not JSON; the dir "
                                          "connector will not overwrite a file it cannot "
                                          "read") from None
-                if isinstance(resource, dict) and "resourceType" in resource:
+                if isinstance(resource, dict) and resource.get("resourceType") == path.stem:
                     latest[_identity(resource, "")] = resource
     return latest
 
