@@ -8,8 +8,10 @@ that cannot be mapped is quarantined with its reasons, never dropped.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -20,14 +22,23 @@ from rich.table import Table
 from .bundle import transaction
 from .cli.options import load_clinic
 from .context import MapContext
+from .errors import InputError, Problem
 from .io import dumps, iter_documents
 from .pipeline import Failed, Pipeline
 from .plugins import get_registry
 from .validation import check_bundle, has_errors
 
-__all__ = ["demo_day_dir", "run_demo"]
+__all__ = ["MANIFEST", "demo_day_dir", "foreign_files", "run_demo"]
 
 DAY_FILE = "day.ndjson"
+#: What the demo wrote into its folder (paths relative to it): a later run may replace
+#: those, and refuses a folder holding anything else unless forced.
+MANIFEST = ".mafhir-demo.json"
+#: What a demo run writes, by name: per-type NDJSON, the quarantine and summary, the
+#: Bundles, the outbox and local store (with SQLite's companions), the dir connector's lock.
+_OUTPUTS = ("*.ndjson", "summary.json", "bundles/*.json", "mafhir.db*", "store.db*",
+            ".mafhir-dir.lock")
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", ".lock")
 
 
 def demo_day_dir() -> Path:
@@ -38,27 +49,81 @@ def demo_day_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "fixtures" / "clinic-day"
 
 
+def foreign_files(out_dir: Path, limit: int = 100) -> list[str]:
+    """Files in ``out_dir`` (relative paths) that no demo run wrote there; at most
+    ``limit`` of them (a folder like ``/`` is not walked to its end)."""
+    if not out_dir.exists():
+        return []
+    if not out_dir.is_dir():
+        raise InputError([Problem(f"--out {out_dir}", "is not a folder", "conflict")])
+    written: set[str] = set()
+    try:
+        listed = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        written = {w for w in listed if isinstance(w, str)} if isinstance(listed, list) else set()
+    except (OSError, ValueError):  # none, or not the demo's: trust nothing in the folder
+        written = set()
+    written |= {w + c for w in written for c in _SQLITE_COMPANIONS}
+    foreign: list[str] = []
+    for folder, dirs, files in os.walk(out_dir):  # symlinks are not followed
+        dirs.sort()
+        for name in sorted(files):
+            rel = (Path(folder) / name).relative_to(out_dir).as_posix()
+            if rel != MANIFEST and rel not in written:
+                foreign.append(rel)
+                if len(foreign) >= limit:
+                    return foreign
+    return foreign
+
+
+def _record_outputs(out_dir: Path) -> None:
+    """Write the manifest: every file of the folder that a demo run writes."""
+    mine = sorted({p.relative_to(out_dir).as_posix() for pattern in _OUTPUTS
+                   for p in out_dir.glob(pattern) if p.is_file()})
+    (out_dir / MANIFEST).write_text(json.dumps(mine, indent=1), encoding="utf-8")
+
+
 def run_demo(out_dir: Path, day_dir: Path | None = None, console: Console | None = None,
-             to: str | None = None, db: str | None = None) -> int:
+             to: str | None = None, db: str | None = None, force: bool = False) -> int:
     """Map, validate and write the demo day; return the exit status (0 when all is well).
 
     The day's Bundles then go through the outbox: to the local store (``store.db`` in
     ``out_dir``), or to the FHIR server ``to``; ``db`` is the outbox (default
-    ``out_dir/mafhir.db``).
+    ``out_dir/mafhir.db``). A folder holding files an earlier demo run did not write is
+    refused (:class:`InputError` naming them) unless ``force``: the demo replaces its own
+    files, and must not delete or overwrite anyone else's without being told to.
     """
+    foreign = foreign_files(out_dir)
+    if foreign and not force:
+        shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
+        raise InputError([Problem(f"--out {out_dir}", f"holds files the demo did not write "
+                                  f"({shown}); choose an empty or new folder, or --force to "
+                                  "let the demo replace its files there", "conflict")])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        code = _run(out_dir, day_dir, console, to, db)
+    except BaseException:
+        with contextlib.suppress(OSError):  # what did get written stays the demo's
+            _record_outputs(out_dir)
+        raise
+    _record_outputs(out_dir)
+    return code
+
+
+def _run(out_dir: Path, day_dir: Path | None, console: Console | None, to: str | None,
+         db: str | None) -> int:
     console = console or Console()
     day = day_dir or demo_day_dir()
     registry = get_registry()
     clinic = load_clinic(str(day / "clinic.json"))
     pipeline = Pipeline(registry, MapContext(clinic=clinic))
-    connector = registry.connectors["dir"].factory(str(out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
     quarantine_path = out_dir / "quarantine.ndjson"
     quarantine_path.unlink(missing_ok=True)
     for old in (out_dir / "bundles").glob("*.json"):
         old.unlink()
     for old in out_dir.glob("*.ndjson"):
         old.unlink()
+    connector = registry.connectors["dir"].factory(str(out_dir))  # after the clean-up: it
+    # starts from what the folder's NDJSON holds
 
     tasks: Counter[str] = Counter()
     resources: dict[str, Counter[str]] = defaultdict(Counter)

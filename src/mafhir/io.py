@@ -18,8 +18,9 @@ from typing import IO, Any
 import orjson
 
 from .errors import InputError, Problem
+from .strictjson import BOM, is_fhir, location, parse
 
-__all__ = ["dumps", "iter_documents", "json_default", "loads"]
+__all__ = ["dumps", "iter_documents", "json_default", "loads", "read_json"]
 
 
 def json_default(value: Any) -> Any:
@@ -45,31 +46,49 @@ def _not_json(constant: str) -> Any:
 def loads(data: bytes | str) -> Any:
     """Parse JSON with every decimal as a :class:`~decimal.Decimal` (``13.40`` stays 13.40,
     whatever else the document holds); NaN and Infinity, which JSON does not have, are
-    refused. Integers stay ints."""
+    refused. Integers stay ints. For what mafhir wrote itself; input goes through
+    :func:`iter_documents` or :func:`read_json`, which refuse what this would change."""
     return json.loads(data, parse_float=Decimal, parse_constant=_not_json)
 
 
-def _is_fhir(doc: Any) -> bool:
-    return isinstance(doc, dict) and "resourceType" in doc
+def _root(doc: Any, index: int) -> str:
+    """How a problem names its document: the task (``task[3]``) or the resource type."""
+    if is_fhir(doc):
+        return str(doc["resourceType"])
+    return f"task[{index}]" if isinstance(doc, dict) else f"document[{index}]"
 
 
-def _read(raw: bytes) -> Any:
-    """One document: MA tasks as orjson reads them (floats, the fast path); a FHIR
-    resource or Bundle read again with :func:`loads` so its decimals stay exact."""
-    doc = orjson.loads(raw)
-    if isinstance(doc, list) and any(_is_fhir(item) for item in doc):
-        exact = loads(raw)
-        return [e if _is_fhir(e) else d for d, e in zip(doc, exact, strict=True)]
-    return loads(raw) if _is_fhir(doc) else doc
+def _read(raw: bytes, index: int = 0) -> Any:
+    """One document (an object or a list) as :func:`strictjson.parse` reads it.
+
+    What it refuses comes back as an :class:`InputError` in the document's place, or, in a
+    JSON list, in the place of each item at fault only: one bad task never stops the others.
+    Raises ``ValueError`` for text that is not JSON.
+    """
+    doc, findings = parse(raw)
+    if not findings:
+        return doc
+    if isinstance(doc, list) and all(f.path for f in findings):
+        by_item: dict[int, list[Problem]] = {}
+        for f in findings:
+            i = int(f.path[0])
+            by_item.setdefault(i, []).append(
+                Problem(location(f.path[1:], _root(doc[i], i)), f.message, f.code))
+        return [InputError(by_item[i]) if i in by_item else item for i, item in enumerate(doc)]
+    return InputError([Problem(location(f.path, _root(doc, index)), f.message, f.code)
+                       for f in findings])
 
 
 def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[int, Any]]:
     """Yield ``(index, document)`` from a JSON object, a JSON list or NDJSON.
 
-    A line of NDJSON that is not JSON is yielded as an :class:`InputError` in place of
-    its document, so the caller can quarantine it and go on with the rest. A FHIR
-    resource or Bundle keeps its decimals exactly (what a file says, ``13.40``, is what
-    goes out); an MA task gets plain floats, the numbers its models validate.
+    A line of NDJSON that is not JSON, or a document (a list item) that must be refused —
+    a key given twice, a number a float cannot keep, nesting past
+    :data:`~mafhir.strictjson.MAX_DEPTH` — is yielded as an :class:`InputError` in place of
+    its document, so the caller can quarantine it and go on with the rest. A FHIR resource
+    or Bundle keeps its decimals exactly (what a file says, ``13.40``, is what goes out); an
+    MA task gets plain floats, the numbers its models validate. A UTF-8 BOM at the start is
+    skipped, as HL7 input's already is.
     """
     first = b""
     for line in stream:
@@ -78,13 +97,13 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
             break
     if not first:
         return
-    stripped = first.strip()
+    stripped = first.strip().removeprefix(BOM).strip()
     if stripped.startswith(b"{"):
         try:
             doc = _read(stripped)
         except ValueError:
             doc = None
-        if isinstance(doc, dict):  # NDJSON (or a one-line object)
+        if doc is not None:  # one whole object on the first line: NDJSON (or just it)
             yield 0, doc
             index = 0
             for lineno, line in enumerate(stream, start=2):
@@ -92,18 +111,33 @@ def iter_documents(stream: IO[bytes], label: str = "input") -> Iterator[tuple[in
                     continue
                 index += 1
                 try:
-                    yield index, _read(line)
+                    yield index, _read(line, index)
                 except ValueError as exc:
                     yield index, InputError([Problem(f"{label} line {lineno}",
-                                                     f"not valid JSON ({exc.args[0]})")])
+                                                     f"not valid JSON ({exc.args[0]})",
+                                                     "structure")])
             return
-    rest = first + stream.read()
+    rest = first.lstrip().removeprefix(BOM) + stream.read()
     try:
         doc = _read(rest)
     except ValueError as exc:
         why = f"not valid JSON, NDJSON or a JSON list ({exc.args[0]})"
-        raise InputError([Problem(label, why)]) from None
+        raise InputError([Problem(label, why, "structure")]) from None
     if isinstance(doc, list):
         yield from enumerate(doc)
     else:
         yield 0, doc
+
+
+def read_json(data: bytes, label: str) -> Any:
+    """One JSON document (a settings file…) read strictly, or an :class:`InputError`
+    naming ``label`` and the element at fault."""
+    try:
+        doc, findings = parse(data)
+    except ValueError as exc:
+        raise InputError([Problem(label, f"not valid JSON ({exc.args[0]})", "structure")]) \
+            from None
+    if findings:
+        raise InputError([Problem(location(f.path, label), f.message, f.code)
+                          for f in findings])
+    return doc

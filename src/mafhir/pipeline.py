@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from .bundle import Entry
 from .context import MapContext
-from .errors import InputError, MafhirError, Problem
+from .errors import CODES, InputError, MafhirError, Problem
 from .io import dumps
 from .registry import Lifecycle, Registry
 from .tasks.base import TaskModel
@@ -68,7 +68,9 @@ def problems_from_validation(exc: ValidationError, prefix: str) -> list[Problem]
         elif err.get("type") == "timezone_aware":
             msg = ("needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
                    "naive times are refused")
-        out.append(Problem(f"{prefix}.{loc}" if loc else prefix, msg))
+        # a custom error whose type is a problem code (tasks.text: "security") keeps it
+        code = err["type"] if err.get("type") in CODES else "invalid"
+        out.append(Problem(f"{prefix}.{loc}" if loc else prefix, msg, code))
     return out
 
 

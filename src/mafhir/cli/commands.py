@@ -7,15 +7,16 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import click
 
 from ..bundle import transaction
 from ..context import MapContext
-from ..errors import InputError, MafhirError
+from ..errors import InputError, MafhirError, Problem
 from ..hookspecs import hookimpl
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
@@ -55,6 +56,19 @@ class _Abort(Exception):
     pass
 
 
+def _refuse(problems: Iterable[object]) -> NoReturn:
+    """Bad input or a path that cannot be used: one line per problem, exit 2."""
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(2)
+
+
+def _unusable(what: str, exc: OSError) -> Problem:
+    """A path that cannot be read or written, named as the user gave it (no traceback)."""
+    return Problem(what, f"cannot be used ({exc.strerror or type(exc).__name__})",
+                   "not-found" if isinstance(exc, FileNotFoundError) else "invalid")
+
+
 @click.command("map")
 @click.argument("source", default="-", metavar="FILE|-")
 @click.option("--ndjson", is_flag=True, help="One transaction Bundle per task, one per line.")
@@ -71,12 +85,18 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
     try:
         ctx = MapContext(clinic=load_clinic(clinic_path))
         pipeline = Pipeline(get_registry(), ctx, validate=not no_validate)
+    except InputError as exc:
+        _refuse(exc.problems)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
     failures: list[Failed] = []
     tasks = 0
     try:
-        with _open_input(source) as stream, _atomic_output(out) as sink:
+        stream = _open_input(source)
+    except OSError as exc:
+        _refuse([_unusable(source, exc)])
+    try:
+        with stream, _atomic_output(out) as sink:
             entries = []
             for result in pipeline.run(iter_documents(stream, label=source)):
                 if isinstance(result, Failed):
@@ -102,9 +122,9 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
         click.echo(f"{len(failures)} task(s) failed; nothing written.", err=True)
         sys.exit(2)
     except InputError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+        _refuse(exc.problems)
+    except OSError as exc:  # the output (-o) cannot be written
+        _refuse([_unusable(f"-o {out}" if out else "stdout", exc)])
     click.echo(f"mapped {tasks} task(s)", err=True)
 
 
@@ -203,14 +223,24 @@ def plugins_command(as_json: bool) -> None:
                    "name); default: the local store OUT/store.db.")
 @click.option("--db", "db", default=None,
               help="The outbox (SQLite file or postgresql:// URL); default OUT/mafhir.db.")
-def demo_command(out_dir: str, to: str | None, db: str | None) -> None:
-    """Run a realistic MA day from the built-in synthetic clinic; no server needed."""
+@click.option("--force", is_flag=True,
+              help="Use OUT even when it holds files the demo did not write (the demo's "
+                   "Bundles and NDJSON there are replaced).")
+def demo_command(out_dir: str, to: str | None, db: str | None, force: bool) -> None:
+    """Run a realistic MA day from the built-in synthetic clinic; no server needed.
+
+    OUT must be new, empty, or a folder only the demo wrote to (unless --force).
+    """
     from ..demo import run_demo
 
     try:
-        code = run_demo(Path(out_dir), to=to, db=db)
+        code = run_demo(Path(out_dir), to=to, db=db, force=force)
+    except InputError as exc:
+        _refuse(exc.problems)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        _refuse([_unusable(f"--out {out_dir}", exc)])
     sys.exit(code)
 
 

@@ -53,6 +53,7 @@ from .. import systems
 from ..errors import InputError, Problem, TransitionError
 from .base import TaskId, TaskModel
 from .common import LocationRef, PatientRef, PractitionerRef
+from .text import Identifier
 
 __all__ = [
     "ACTIONS",
@@ -237,7 +238,7 @@ class AppointmentTask(TaskModel):
 
     task: Literal["appointment"]
     id: TaskId
-    appointment_id: str = Field(
+    appointment_id: Identifier = Field(
         min_length=1, max_length=128, pattern=r"^\S+$",
         description="The appointment's business id, the same on every task about it",
     )

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from .text import Identifier, Name
+
 __all__ = ["Address", "LocationRef", "Npi", "PatientRef", "PractitionerRef", "npi_is_valid"]
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -55,14 +57,14 @@ class PatientRef(BaseModel):
 
     model_config = _MODEL
 
-    mrn: str = Field(min_length=1, max_length=64, description="Medical record number")
-    system: str | None = Field(
+    mrn: Identifier = Field(min_length=1, max_length=64, description="Medical record number")
+    system: Identifier | None = Field(
         default=None,
         pattern=r"^(urn:|https?://)\S+$",
         description="MRN namespace URI; the clinic's MRN system when omitted",
     )
-    family: str | None = Field(default=None, min_length=1)
-    given: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    family: Name | None = Field(default=None, min_length=1)
+    given: list[Annotated[Name, Field(min_length=1)]] = Field(default_factory=list)
     birth_date: date | None = None
     gender: Literal["male", "female", "other", "unknown"] | None = None
     phone: str | None = None
@@ -98,10 +100,10 @@ class PractitionerRef(BaseModel):
     model_config = _MODEL
 
     npi: Npi
-    family: str = Field(min_length=1)
-    given: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    prefix: str | None = None
-    suffix: str | None = None
+    family: Name = Field(min_length=1)
+    given: list[Annotated[Name, Field(min_length=1)]] = Field(default_factory=list)
+    prefix: Name | None = None
+    suffix: Name | None = None
 
 
 class LocationRef(BaseModel):
@@ -110,5 +112,5 @@ class LocationRef(BaseModel):
     model_config = _MODEL
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     address: Address | None = None

@@ -35,6 +35,7 @@ from pydantic import (
 from ..errors import Problem
 from .base import TaskModel
 from .common import PatientRef, PractitionerRef
+from .text import Identifier, Name
 
 __all__ = [
     "ORDERS",
@@ -67,7 +68,7 @@ Money = Annotated[
 ]
 
 #: An identifier used as a value (not in a URI): no spaces, 1-80 characters.
-_Token = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^\S+$")]
+_Token = Annotated[Identifier, Field(min_length=1, max_length=80, pattern=r"^\S+$")]
 
 
 class Payer(BaseModel):
@@ -79,7 +80,7 @@ class Payer(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$",
         description="Electronic (EDI) payer id, e.g. 60054; letters, digits, . _ -",
     )
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
 
 
 class PlanClass(BaseModel):
@@ -88,7 +89,7 @@ class PlanClass(BaseModel):
     model_config = _MODEL
 
     id: _Token
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Period(BaseModel):
@@ -121,8 +122,8 @@ class Subscriber(BaseModel):
     relationship: Relationship = Field(
         description="The patient's relationship to the subscriber (subscriber-relationship)"
     )
-    given: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    family: str | None = Field(default=None, min_length=1, validate_default=True)
+    given: list[Annotated[Name, Field(min_length=1)]] = Field(default_factory=list)
+    family: Name | None = Field(default=None, min_length=1, validate_default=True)
     birth_date: date | None = None
     gender: Literal["male", "female", "other", "unknown"] | None = None
     member_id: _Token | None = Field(

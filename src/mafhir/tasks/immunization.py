@@ -28,6 +28,7 @@ from ..codes import cvx, mvx
 from ..errors import Problem
 from .base import TaskId, TaskModel
 from .common import LocationRef, PatientRef, PractitionerRef
+from .text import Identifier
 
 __all__ = [
     "ELIGIBILITY",
@@ -132,7 +133,7 @@ class VisDocument(BaseModel):
         return self
 
 
-Lot = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 
 
 class ImmunizationTask(TaskModel):

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from ..errors import Problem
+from ..strictjson import exact_float
 from .base import TaskModel
 from .common import PatientRef, PractitionerRef
 
@@ -88,13 +89,19 @@ MEASUREMENTS = ("blood_pressure", "heart_rate", "respiratory_rate", "temperature
 def _number(value: Any) -> Any:
     """A JSON number, kept as given (int stays int); booleans, strings and NaN refused.
 
-    A Decimal is what :func:`mafhir.io.loads` reads for ``104.0``-like text: a number too.
+    A Decimal is what :func:`mafhir.io.loads` reads for ``104.0``-like text: a number too,
+    unless a float cannot hold it digit for digit (refused, never rounded silently).
     """
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("must be a finite number")
-        return int(value) if value == value.to_integral_value() and "." not in str(value) \
-            else float(value)
+        if value == value.to_integral_value() and "." not in str(value):
+            return int(value)
+        number = exact_float(value)
+        if number is None:
+            raise ValueError("has more digits (or a larger exponent) than a number here can "
+                             "keep exactly; write it with at most 15 significant digits")
+        return number
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("must be a number")
     if isinstance(value, float) and not math.isfinite(value):
