@@ -140,8 +140,19 @@ class FrameReader:
     def _in_frame(self, view: memoryview, pos: int) -> tuple[int, bytes | Rejected | None]:
         room = self.max_bytes + 2 - (len(self._buf) - 1)  # payload + END may still come
         chunk = view[pos:pos + max(room, 0) + 1]
+        before = len(self._buf)
         self._buf += chunk
         end = self._buf.find(END, max(self._scanned, 1))
+        # a start block before the end block: this frame was never finished, and the
+        # sender began another. Gluing the two would file the second message's content
+        # under the first one's header, so the first is rejected and the second read.
+        vt = self._buf.find(START, max(before, 1), end if end >= 0 else len(self._buf))
+        if vt >= 0:
+            raw = bytes(self._buf[1:min(vt, 1 + self.keep)])
+            self._reset_frame()
+            return pos + (vt - before), Rejected(
+                "structure", "the frame was not finished: a start block (0x0B) came before "
+                "its end block", raw, vt - 1)
         if end >= 0:
             consumed = end + 2 - (len(self._buf) - len(chunk))
             if end - 1 > self.max_bytes:  # ended, but over the limit all the same
