@@ -117,3 +117,17 @@ def test_convert_prints_warnings_without_patient_data_and_strict_refuses(registr
                                               str(source)])
     assert strict.exit_code == 2
     assert strict.stderr.strip() == f"error: {GAP}" and "Bundle" not in strict.stdout
+
+
+def test_converted_and_convert_are_part_of_the_hl7v2_api(registry):
+    """A plugin writes ``from mafhir.hl7v2 import Converted, convert`` (the package's API)."""
+    import mafhir.hl7v2 as api
+
+    assert {"Converted", "convert"} <= set(api.__all__)
+    from mafhir.hl7v2 import Converted as Exported
+    from mafhir.hl7v2 import convert, parse
+
+    assert Exported is Converted
+    result = convert(registry, parse(adt("API-1", "ZWN|1\r")), V2Context())
+    assert isinstance(result, Exported) and result.warnings == (GAP,)
+    assert [e["resource"]["resourceType"] for e in result.bundle["entry"]] == ["Patient"]
