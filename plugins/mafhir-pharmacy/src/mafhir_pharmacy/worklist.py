@@ -309,7 +309,10 @@ class RefillHandler:
         try:
             tasks, warnings = refill_requests(msg, self.ctx)
         except InputError as exc:
-            return Outcome("error", exc.problems)  # ERR-3 from each problem's code
+            # as ConvertHandler: a business rule (an MRN authority the clinic does not
+            # map) holds it for review; ERR-3 comes from each problem's code
+            held = any(p.code == "business-rule" for p in exc.problems)
+            return Outcome("review" if held else "error", exc.problems)
         if warnings and self.strict:
             return Outcome("error", tuple(warnings))
         review = []
