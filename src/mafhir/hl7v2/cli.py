@@ -128,11 +128,15 @@ def receiver_options(fn: Any) -> Any:
               help="With --to: MSH-5/MSH-6 (the lab's application and facility).")
 @click.option("--strict", is_flag=True, help="With --from: refuse a message converted with "
               "warnings (elements a profile wants that it lacks) instead of printing it.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="With --from: a sender's local code system, "
+                   "code-system.APP^FACILITY.99XYZ=URI (as listen takes it). Repeatable.")
 @clinic_option
 def convert_command(source: str, source_format: str | None, target_format: str | None,
                     message_type: str | None, tz: str | None, sender_tz: tuple[str, ...],
                     namespaces: tuple[str, ...], mllp: str | None, receiving: str,
-                    strict: bool, clinic_path: str | None) -> None:
+                    strict: bool, settings: tuple[str, ...],
+                    clinic_path: str | None) -> None:
     """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
 
     Bad input exits 2 with one line per problem naming the segment and field; warnings
@@ -148,7 +152,7 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         registry = get_registry()
         if source_format:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-            converted = convert(registry, parse(data), ctx)
+            converted = convert(registry, parse(data), ctx, _settings(settings))
             if strict and converted.warnings:
                 _fail(converted.warnings)
             for warning in converted.warnings:  # location and reason: no patient data
