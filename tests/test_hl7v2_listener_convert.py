@@ -206,3 +206,23 @@ def test_mafhir_convert_uses_a_senders_configured_local_code_system(tmp_path):
     (obs,) = [e["resource"] for e in json.loads(result.stdout)["entry"]
               if e["resource"]["resourceType"] == "Observation"]
     assert [c["system"] for c in obs["code"]["coding"] if c["code"] == "A1C"] == [own]
+
+
+@pytest.mark.parametrize("target", ["fhir-rest:https://u:s3cr3t-pw@ehr.example/fhir",
+                                    "fhir-rest:https://ehr.example/fhir?access_token=s3cr3t-pw"])
+def test_mafhir_listen_refuses_credentials_in_to_with_one_line(tmp_path, target):
+    """As ``sync`` does: exit 2, one line naming --to and the reason, nothing stored, the
+    secret not echoed (a real process: no listener is started)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mafhir = Path(sys.executable).parent / "mafhir"
+    done = subprocess.run(
+        [str(mafhir), "listen", "--mllp", "127.0.0.1:0", "--store", str(tmp_path / "in.sqlite"),
+         "--to", target], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --to: credentials in a URL")
+    assert "s3cr3t-pw" not in done.stderr + done.stdout
+    assert not (tmp_path / "in.sqlite").exists()

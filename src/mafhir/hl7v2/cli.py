@@ -19,6 +19,7 @@ from ..errors import InputError, MafhirError, Problem
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
 from ..plugins import get_registry
+from ..redact import CREDENTIALS_IN_URL, carries_credentials
 from ..registry import Connector
 from ..resourceset import ResourceSet
 from ..validation import check_bundle
@@ -219,6 +220,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
     from .replies import ReplySender, parse_routes
     from .routing import HandlerSetup, RoutingHandler
 
+    if destination and carries_credentials(destination):  # as sync refuses it: one line
+        _fail([Problem("--to", CREDENTIALS_IN_URL, "security")])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = split_address(address)
     try:
@@ -228,7 +231,11 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
         routes = parse_routes(ack_to, split_address)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
-    connector = open_connector(destination) if destination else None
+    try:
+        connector = open_connector(destination) if destination else None
+    except InputError as exc:  # a connector's own refusal of its target: bad input
+        _fail(exc.problems)
+        return
     known = None
     if connector is not None and check_patient and hasattr(connector, "search"):
         search = connector.search
