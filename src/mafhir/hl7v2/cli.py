@@ -29,6 +29,7 @@ from .convert import convert, from_fhir
 from .listener import MLLPListener
 from .message import MAX_MESSAGE_BYTES, parse
 from .mllp import MLLPClient
+from .patients import close_lookup, default_lookup, with_patients
 from .receiver import Receiver
 from .store import MessageStore
 
@@ -167,7 +168,8 @@ def convert_command(source: str, source_format: str | None, target_format: str |
             return
         if not message_type:
             raise click.UsageError("--to hl7v2 needs --message (e.g. OML^O21)")
-        text = from_fhir(registry, message_type, _resources(source, ctx.map), ctx)
+        text = from_fhir(registry, message_type, _with_patients(_resources(source, ctx.map)),
+                         ctx)
     except InputError as exc:
         _fail(exc.problems)
         return
@@ -185,6 +187,21 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     click.echo(json.dumps({"ack": ack.code, "acknowledges": ack.acked_id,
                            "errors": list(ack.errors)}))
     sys.exit(0 if ack.accepted else 1)
+
+
+def _with_patients(resources: ResourceSet) -> ResourceSet:
+    """The resources plus each Patient they name only by MRN, read from where the clinic
+    keeps it ($MAFHIR_PATIENTS, else ./mafhir-store.db), as the v2 connectors do: PID
+    carries the patient the clinic has, not a bare MRN."""
+    try:
+        lookup = default_lookup()
+    except ValueError as exc:  # a source that cannot be searched for patients
+        raise InputError([Problem("MAFHIR_PATIENTS", str(exc), "not-supported")]) from None
+    try:
+        return with_patients(resources, [r.get("subject") or r.get("for") or r.get("patient")
+                                         for r in resources], lookup)
+    finally:
+        close_lookup(lookup)
 
 
 def _pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
