@@ -232,6 +232,23 @@ def test_control_ids_and_senders_are_compared_whole(store, first, second):
     assert all(r.conflicts_with is None for r in rows)
 
 
+@pytest.mark.parametrize(("control_id", "components"), [
+    ("A^1", ["A", "1"]),
+    ("B^2&x^\\F\\", ["B", "2&x", "|"]),  # a subcomponent, and an escaped field separator
+])
+def test_msa2_echoes_the_whole_msh10_over_a_socket(store, control_id, components):
+    raw = message(control_id)
+    with MLLPListener("127.0.0.1", 0, Receiver(store, Seen())) as listener, \
+            socket.create_connection(listener.address, timeout=10) as sock:
+        sock.sendall(frame(raw))
+        (reply,) = replies(sock, 1)
+    parsed = hl7.parse(reply.decode("utf-8"))  # read by python-hl7
+    seg = parsed.segment("MSA")
+    assert str(seg[2]) == control_id  # exactly what the sender wrote in MSH-10
+    assert [parsed.unescape(str(c)) for c in seg[2][0]] == components
+    assert read_ack(reply).acked_id == control_id.replace("\\F\\", "|")
+
+
 # ------------------------------------------------------------------ issue 10.1 content key
 def test_other_content_under_a_used_control_id_is_kept_processed_and_flagged(store):
     seen = Seen()

@@ -100,7 +100,11 @@ def test_a_routed_type_never_reaches_the_converter_and_others_still_do(fresh, tm
     example = load_example("register_handlers")
     example.QUEUE.clear()
     fresh.register(example, name="callback-example")
-    handler = RoutingHandler(HandlerSetup(fresh.get_registry(), V2Context()))
+    from mafhir.context import MapContext
+
+    # the clinic's MRN authority mapped, as a clinic configures it (else: held for review)
+    ctx = V2Context(namespaces={"CLINIC": MapContext().clinic.mrn_namespace})
+    handler = RoutingHandler(HandlerSetup(fresh.get_registry(), ctx))
     oru = handler(parse(message("R-1")))
     # the lab converter's verdict, not the queue's: with no namespace configured for the
     # sender's MRN authority, the converter holds the result for review on PID-3

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import Problem
-from .build import build_message, msh
+from .build import Field, build_message, msh
 from .charset import encode
 from .message import Message, parse
 
@@ -143,6 +143,17 @@ def _reply_msh(msg: Message | None, at: datetime, control_id: str, trigger: str)
                charset=m.get(18) or "")
 
 
+def _echo(msg: Message) -> Field:
+    """MSH-10 whole for MSA-2 (``A^1``, not ``A``): its components and subcomponents
+    unescaped here and escaped again by :func:`build_message`, so the sender reads back
+    exactly the id it sent."""
+    value = msg.msh.v(10)
+    comps = tuple(tuple(value.subs(i)) for i in range(1, len(value.components) + 1))
+    if len(comps) == 1 and len(comps[0]) == 1:
+        return comps[0][0]
+    return tuple(c[0] if len(c) == 1 else c for c in comps)
+
+
 def _err(problem: Problem, severity: str) -> list:
     code, text = err_code(problem)
     loc = error_location(problem.location)
@@ -173,7 +184,7 @@ def ack_for(msg: Message | None, code: AckCode, at: datetime,
         segs[0][15], segs[0][16] = "AL", "NE"
     found = [as_problem(p) for p in problems]
     text = {"AA": "", "CA": ""}.get(code, found[0].message if found else "")
-    segs.append(["MSA", code, msg.control_id if msg is not None else "", text[:80] or None])
+    segs.append(["MSA", code, _echo(msg) if msg is not None else "", text[:80] or None])
     for problem in found:
         segs.append(_err(problem, severity))
     for warning in warnings:
@@ -221,5 +232,5 @@ def read_ack(text: str | bytes) -> Ack:
         raise ValueError("the reply has no MSA segment")
     errors = tuple(e.get(8) or e.get(3, 2) for e in msg.all("ERR"))
     controls = tuple(o.get(1) for o in msg.all("ORC"))
-    return Ack(msa.get(1), msg.control_id, msa.get(2), errors, msg.text, msg.type or "ACK",
+    return Ack(msa.get(1), msg.control_id, msa.text(2), errors, msg.text, msg.type or "ACK",
                controls)

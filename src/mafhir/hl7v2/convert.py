@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..validation import check_bundle
 from .context import V2Context
 from .message import Message
 from .receiver import ORIGINAL, Outcome
+from .terminology import local_systems, local_systems_from_settings
 
 __all__ = ["FORMAT", "ConvertHandler", "Converted", "convert", "from_fhir", "patient_identifiers",
            "to_fhir"]
@@ -62,11 +63,17 @@ class Converted:
     warnings: tuple[Problem, ...] = ()
 
 
-def convert(registry: Registry, msg: Message, ctx: V2Context) -> Converted:
-    """The conversion of ``msg`` with its warnings (InputError naming segment and field)."""
+def convert(registry: Registry, msg: Message, ctx: V2Context,
+            settings: Mapping[str, str] | None = None) -> Converted:
+    """The conversion of ``msg`` with its warnings (InputError naming segment and field).
+
+    ``settings`` (``--set``) name the sender's local code systems
+    (``code-system.APP^FACILITY.99XYZ=URI``): applied for this message only, so a local
+    code keeps the system its sender is configured with instead of an ``urn:``."""
     conv = _converter(registry, msg.type, "to_fhir")
     assert conv.to_fhir is not None
-    result = conv.to_fhir(msg, ctx)
+    with local_systems(local_systems_from_settings(settings or {}, msg.sender)):
+        result = conv.to_fhir(msg, ctx)
     return result if isinstance(result, Converted) else Converted(result)
 
 
@@ -130,8 +137,10 @@ class ConvertHandler:
     def __init__(self, registry: Registry, ctx: V2Context,
                  deliver: Callable[[JSON], Any] | None = None,
                  patient_known: Callable[[str, str], bool] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, settings: Mapping[str, str] | None = None) -> None:
         self.registry = registry
+        #: ``--set`` settings: the senders' local code systems (``code-system.…``)
+        self.settings = dict(settings or {})
         self.ctx = ctx
         self.deliver = deliver
         self.patient_known = patient_known
@@ -152,7 +161,7 @@ class ConvertHandler:
 
     def _handle(self, msg: Message) -> Outcome:
         try:
-            converted = convert(self.registry, msg, self.ctx)
+            converted = convert(self.registry, msg, self.ctx, self.settings)
         except InputError as exc:
             return _refusal(exc.problems)
         bundle, warnings = converted.bundle, tuple(converted.warnings)

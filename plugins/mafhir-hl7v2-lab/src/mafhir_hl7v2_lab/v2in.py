@@ -42,6 +42,7 @@ from mafhir.hl7v2.datatypes import (
 from mafhir.hl7v2.escape import unescape
 from mafhir.hl7v2.message import Message, Segment, Value
 from mafhir.hl7v2.patient import patient_from_pid
+from mafhir.hl7v2.terminology import ucum_code
 from mafhir.validation.structure import CONTROL_CHARACTERS, control_characters
 
 from .codes import (
@@ -49,7 +50,6 @@ from .codes import (
     OBS_STATUS,
     PRIORITY_FROM_V2,
     SERVICEREQUEST_CATEGORY_LAB,
-    UCUM_UNITS,
     V3_INTERPRETATION,
 )
 
@@ -60,7 +60,6 @@ _NUM = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _RANGE = re.compile(r"^\s*([+-]?\d*\.?\d+)\s*(?:-|to|–)\s*([+-]?\d*\.?\d+)\s*$")
 _SN_FLAT = re.compile(r"^(<=|>=|<>|<|>|=)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))$")
 _COMPARATORS = ("<", "<=", ">=", ">")
-_UCUM_CODES = set(UCUM_UNITS.values())
 #: OBX-4 as the IG's OG[Extension-Subidentifier] map writes it.
 SUBID_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
 #: OBX-5 ED/RP → Observation: R4 has no valueAttachment, so it goes in the R5→R4
@@ -100,15 +99,11 @@ def _number(text: str) -> Decimal | None:
 
 
 def ucum(unit: Value) -> tuple[str | None, str]:
-    """(UCUM code or None, text to show) for an OBX-6 unit."""
-    code, text, system = unit.c(1), unit.c(2), unit.c(3)
+    """(UCUM code or None, text to show) for an OBX-6 unit: the sender's unit as written,
+    checked by the UCUM library even when declared UCUM (a declaration is not proof)."""
+    code, text = unit.c(1), unit.c(2)
     shown = text or code
-    if not code:
-        return None, shown
-    if system.upper() == "UCUM" or code in _UCUM_CODES:
-        return code, shown
-    mapped = UCUM_UNITS.get(code.lower())
-    return mapped, (text or code)
+    return (ucum_code(code) if code else None), shown
 
 
 def order_identifiers(orc: Segment | None, obr: Segment | None, ctx: V2Context
