@@ -88,7 +88,7 @@ class Engine:
         self.send_provenance = send_provenance
         self.batch = max(1, batch)
         self.on_result = on_result
-        self.rng = rng or random.Random()
+        self.rng = rng or self.retry.rng()  # seeded when the policy has a seed
         self.tally = Tally()
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -13,7 +13,6 @@ attempt and duration — never a body, a query string or an id (they can identif
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
 import random
 import re
@@ -32,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from mafhir.bundle import rewrite_references
 from mafhir.errors import PermanentError
 from mafhir.io import dumps
+from mafhir.retry import RetryPolicy, parse_retry_after
 
 from .errors import (
     PartialDelivery,
@@ -44,53 +44,14 @@ from .errors import (
     outcome_issues,
 )
 
-__all__ = ["Capabilities", "EntryResult", "FhirClient", "Response", "RetryPolicy", "SendResult"]
+__all__ = ["Capabilities", "EntryResult", "FhirClient", "Response", "RetryPolicy", "SendResult",
+           "parse_retry_after"]
 
 JSON = dict[str, Any]
 log = logging.getLogger("mafhir_fhir_rest.http")
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter; a server's ``Retry-After`` is a floor.
-
-    Attempt ``n`` (1-based) failed transiently → wait ``uniform(0, min(cap, base·2ⁿ⁻¹))``,
-    or ``Retry-After`` plus up to ``base`` of jitter when the server said how long. A
-    ``Retry-After`` longer than ``max_retry_after`` is not waited for: the error is raised
-    so that an outbox can reschedule the work instead of blocking a worker.
-    """
-
-    max_attempts: int = 5
-    base: float = 0.5
-    cap: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up."""
-        if attempt >= self.max_attempts:
-            return None
-        if retry_after is not None:
-            if retry_after > self.max_retry_after:
-                return None
-            return retry_after + rng.uniform(0, self.base)
-        return rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 @dataclass(frozen=True)
@@ -220,7 +181,7 @@ class FhirClient:
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
         self.sleep = sleep
-        self.rng = rng or random.Random()
+        self.rng = rng or self.retry.rng()
         self.strict_search = strict_search
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
