@@ -15,9 +15,9 @@ import hl7
 import requests
 
 from mafhir.bundle import create, transaction
+from mafhir.connectors.mllp import MLLPConnector
 from mafhir.context import Clinic, MapContext
 from mafhir.hl7v2 import Message, MessageStore, MLLPListener, Outcome, Receiver, V2Context
-from mafhir.hl7v2.connector import MLLPConnector
 from mafhir.hl7v2.patients import lookup_for
 from mafhir.outbox.local import LocalStore
 from mafhir.pipeline import Failed, Pipeline

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .tasks.base import TaskModel
     from .validation.issues import Issue
 
-__all__ = ["Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper", "MessageHandler",
-           "Profile", "Registry"]
+__all__ = ["CAPABILITIES", "Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper",
+           "MessageHandler", "Profile", "Registry", "capabilities_of"]
 
 JSON = dict[str, Any]
 
@@ -64,16 +64,35 @@ class Profile:
     title: str = ""
 
 
+#: The optional capabilities a connector may declare in its ``capabilities`` attribute,
+#: and what each promises. Core relies on a capability only when it is declared (never on
+#: an attribute it happens to find), and the conformance kit
+#: (:func:`mafhir.testing.check_contract`) checks that each declared one is really there.
+CAPABILITIES: dict[str, str] = {
+    "configure": "configure(*, timeout=None, max_attempts=None): how long one request may "
+                 "take and how many attempts send makes itself (the outbox asks for 1: it "
+                 "reschedules failures instead of sleeping in a worker)",
+    "use_clinic": "use_clinic(clinic): write for this clinic (MSH-4, order-number "
+                  "namespaces), as `mafhir sync --clinic` says",
+    "whole_bundles": "each Bundle goes out whole as one message and the answer carries no "
+                     "server ids: the outbox sends it as it is, with no per-entry ledger",
+    "search": "search(resource_type, params) -> Iterator[dict]: every matching resource of "
+              "every page, one page in memory at a time",
+}
+
+
 class Connector(Protocol):
     """A destination for transaction Bundles.
 
-    The contract the conformance kit (``mafhir.testing.connector_suite``) tests:
-    ``send`` returns only when the destination accepted every entry, in the order ``send``
-    was called; otherwise it raises a :class:`mafhir.errors.MafhirError` whose
-    ``.transient`` says whether retrying may help, with ``.status`` (the HTTP status, or
-    None) and ``.outcome`` (the server's OperationOutcome as a dict, or None). Optionally a
-    connector can read: ``search(resource_type, params) -> Iterator[dict]`` yields every
-    matching resource of every page, one page in memory at a time. See docs/connectors.md.
+    The contract the conformance kit (``mafhir.testing.connector_suite`` and
+    ``check_contract``) tests: ``send`` returns only when the destination accepted every
+    entry, in the order ``send`` was called; otherwise it raises a
+    :class:`mafhir.errors.MafhirError` whose ``.transient`` says whether retrying may help,
+    with ``.status`` (the HTTP status, or None), ``.outcome`` (the server's
+    OperationOutcome as a dict, or None) and ``.retry_after`` (seconds the destination
+    asked to wait, or None). Anything more is an optional capability, declared by name in
+    ``capabilities`` (a frozenset of :data:`CAPABILITIES` keys; none when absent) and
+    described there. See docs/connectors.md.
     """
 
     def send(self, bundle: JSON) -> JSON:
@@ -83,13 +102,27 @@ class Connector(Protocol):
         """Release connections and files."""
 
 
+def capabilities_of(connector: object) -> frozenset[str]:
+    """The optional capabilities ``connector`` declares (see :data:`CAPABILITIES`)."""
+    declared = getattr(connector, "capabilities", None)
+    return frozenset(declared) if isinstance(declared, (frozenset, set, tuple, list)) \
+        else frozenset()
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
-    """A named way to build a :class:`Connector` from a target string."""
+    """A named way to build a :class:`Connector` from a target string.
+
+    ``schemes`` are the URL schemes whose destinations this connector takes whole
+    (``http``/``https`` for a FHIR REST connector): ``--to https://…`` goes to the spec
+    that claims ``https``, whatever its name. A bare destination name (a server of
+    ``mafhir.toml``) goes to the one that claims ``https``.
+    """
 
     name: str
     factory: Callable[[str], Connector]
     description: str = ""
+    schemes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,7 +213,17 @@ class Registry:
     def add_connector(self, spec: ConnectorSpec, owner: str) -> None:
         if not isinstance(spec, ConnectorSpec):
             raise PluginError(f"plugin '{owner}' registered {spec!r}, not a ConnectorSpec")
+        for scheme in spec.schemes:
+            other = self.connector_for_scheme(scheme)
+            if other is not None:
+                raise PluginError(f"plugin '{owner}': connector '{spec.name}' claims "
+                                  f"{scheme}:// destinations, already claimed by connector "
+                                  f"'{other.name}' of '{self.owners[('connector', other.name)]}'")
         self._add(self.connectors, "connector", spec.name, spec, owner)
+
+    def connector_for_scheme(self, scheme: str) -> ConnectorSpec | None:
+        """The connector that claims URL ``scheme`` (only one may), or None."""
+        return next((c for c in self.connectors.values() if scheme in c.schemes), None)
 
     def add_converter(self, converter: Converter, owner: str) -> None:
         if not isinstance(converter, Converter):

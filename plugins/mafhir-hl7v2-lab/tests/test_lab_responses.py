@@ -31,6 +31,7 @@ from helpers_hl7v2_lab import (
 )
 from test_lab_tasks import mapped
 
+from mafhir.connectors.mllp import MLLPConnector
 from mafhir.errors import PermanentError, TransientError
 from mafhir.hl7v2 import (
     ConvertHandler,
@@ -41,7 +42,6 @@ from mafhir.hl7v2 import (
     from_fhir,
     parse,
 )
-from mafhir.hl7v2.connector import MLLPConnector
 from mafhir.resourceset import ResourceSet
 from mafhir_hl7v2_lab.responses import orl_o22, orr_o02
 

@@ -12,12 +12,14 @@ there), keeping only a bounded prefix for the operator to see.
 
 from __future__ import annotations
 
+import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import TransientError
+from ..retry import RetryPolicy
 
 __all__ = ["END", "KEEP_BYTES", "START", "FrameReader", "FramingError", "MLLPClient",
            "Rejected", "frame"]
@@ -233,8 +235,15 @@ class MLLPClient:
     """
 
     def __init__(self, host: str, port: int, timeout: float = 30.0, retries: int = 2,
-                 max_bytes: int = 16 * 1024 * 1024) -> None:
-        self.host, self.port, self.timeout, self.retries = host, port, timeout, retries
+                 max_bytes: int = 16 * 1024 * 1024, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        #: ``retries`` reconnects after the first try, backing off 50 ms doubling to 1 s
+        #: (the one policy of :mod:`mafhir.retry`); ``retry`` replaces it whole.
+        self.retry = retry or RetryPolicy(max_attempts=retries + 1, base=0.05, cap=1.0)
+        self.sleep = sleep
+        self.rng = rng or self.retry.rng()
         self.max_bytes = max_bytes
         self._sock: socket.socket | None = None
         self._reader = FrameReader(max_bytes)
@@ -250,7 +259,9 @@ class MLLPClient:
     def send(self, message: str | bytes) -> bytes:
         """Send one message; return the reply's bytes (the ACK)."""
         last: Exception | None = None
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 sock = self._connect()
                 sock.sendall(frame(message))
@@ -258,8 +269,10 @@ class MLLPClient:
             except (OSError, FramingError, ConnectionError) as exc:
                 last = exc
                 self.close()
-                if attempt < self.retries:
-                    time.sleep(min(0.05 * 2 ** attempt, 1.0))
+                delay = self.retry.delay(attempt, None, self.rng)
+                if delay is None:
+                    break
+                self.sleep(delay)
         raise TransientError(f"MLLP {self.host}:{self.port}: no reply ({type(last).__name__}: "
                              f"{last})")
 

@@ -12,7 +12,6 @@ The outbox's own implementation, called innermost, hands the Bundle to the conne
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
 from ..redact import CREDENTIALS_IN_URL, carries_credentials
-from ..registry import Connector
+from ..registry import Connector, capabilities_of
 from .local import DEFAULT_STORE, LocalStore
 
 __all__ = ["MAX_DESTINATION", "Delivery", "LocalConnector", "connect",
@@ -30,9 +29,6 @@ JSON = dict[str, Any]
 
 #: The outbox column that keeps a destination (``outbox_items.destination``).
 MAX_DESTINATION = 500
-
-FHIR_CONNECTORS = ("fhir-rest", "fhir")
-
 
 @dataclass
 class Delivery:
@@ -91,30 +87,31 @@ def resolve_destination(to: str | None) -> str:
 def connect(destination: str, timeout: float | None = None) -> Connector:
     """A connector for ``destination``, built through the plugin registry.
 
-    A FHIR client is told to try each request once (``max_attempts=1``): the outbox
-    reschedules failures itself, so a slow server never holds a worker in a sleep.
+    ``NAME:TARGET`` goes to the connector registered as NAME; a URL to the connector that
+    claims its scheme (``ConnectorSpec.schemes``); a bare name (a server of mafhir.toml)
+    to the one that claims ``https``. A connector that declares ``configure`` is told the
+    timeout and to try each request once: the outbox reschedules failures itself, so a
+    slow server never holds a worker in a sleep.
     """
     registry = get_registry()
     name, sep, target = destination.partition(":")
-    if sep and name in registry.connectors and not destination.startswith(("http:", "https:")):
-        return registry.connectors[name].factory(target)
-    spec = next((registry.connectors[n] for n in FHIR_CONNECTORS if n in registry.connectors),
-                None)
-    if spec is None:
-        raise PermanentError(f"no connector can deliver to '{destination}': install "
-                             "mafhir-fhir-rest for FHIR servers")
-    try:
-        connector = spec.factory(destination)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError([Problem("--to", f"cannot use this destination ({exc})")]) from None
-    client = getattr(connector, "client", None)
-    retry = getattr(client, "retry", None)
-    if retry is not None and dataclasses.is_dataclass(retry):
-        client.retry = dataclasses.replace(retry, max_attempts=1)
-    if timeout is not None and client is not None and hasattr(client, "timeout"):
-        client.timeout = (min(5.0, timeout), timeout)
+    scheme = name.lower() if sep and target.startswith("//") else None
+    if sep and scheme is None and name in registry.connectors:
+        connector = registry.connectors[name].factory(target)
+    else:
+        spec = registry.connector_for_scheme(scheme or "https")
+        if spec is None:
+            raise PermanentError(f"no connector can deliver to '{destination}': install "
+                                 "mafhir-fhir-rest for FHIR servers")
+        try:
+            connector = spec.factory(destination)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError([Problem("--to", f"cannot use this destination ({exc})",
+                                      "value")]) from None
+    if "configure" in capabilities_of(connector):
+        connector.configure(timeout=timeout, max_attempts=1)  # type: ignore[attr-defined]
     return connector
 
 

@@ -34,6 +34,7 @@ import orjson
 from ..errors import MafhirError, PermanentError
 from ..io import dumps, loads
 from ..redact import redact_json, redact_text
+from ..registry import capabilities_of
 from .audit import audit_event, provenance, provenance_entry
 from .delivery import Delivery, connect, deliver
 from .enqueue import RESEND
@@ -88,7 +89,7 @@ class Engine:
         self.send_provenance = send_provenance
         self.batch = max(1, batch)
         self.on_result = on_result
-        self.rng = rng or random.Random()
+        self.rng = rng or self.retry.rng()  # seeded when the policy has a seed
         self.tally = Tally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -202,7 +203,7 @@ class Engine:
     def _connector(self, destination: str, connectors: dict[str, Any]) -> Any:
         if destination not in connectors:
             connector = connect(destination, self.timeout)
-            if self.clinic is not None and hasattr(connector, "use_clinic"):
+            if self.clinic is not None and "use_clinic" in capabilities_of(connector):
                 connector.use_clinic(self.clinic)
             connectors[destination] = connector
         return connectors[destination]
@@ -216,7 +217,7 @@ class Engine:
             if isinstance(bundle, Exception):
                 raise PermanentError("the stored Bundle is not valid JSON")
             connector = self._connector(dest, connectors)
-            if getattr(connector, "whole_bundles", False):
+            if "whole_bundles" in capabilities_of(connector):
                 # a message destination (HL7 v2 over MLLP…): each Bundle is one message,
                 # sent whole; there are no server ids to learn or shared resources to settle
                 self._send(item, connector, bundle)

@@ -217,6 +217,7 @@ class FhirPharmacy:
     """A pharmacy's FHIR endpoint (a URL or a mafhir.toml destination name)."""
 
     carries_controlled = False
+    capabilities = frozenset({"use_clinic", "search"})  # mafhir.registry.CAPABILITIES
 
     def __init__(self, target: Any, clinic_system: str | None = None,
                  pickup_days: int = 14) -> None:
@@ -395,7 +396,8 @@ class V2Pharmacy:
     """A pharmacy system over MLLP at ``HOST:PORT``: RDE^O11 out, RRE^O12/ACK checked."""
 
     carries_controlled = False
-    whole_bundles = True  # the outbox sends each Bundle whole, as one message
+    #: the outbox sends each Bundle whole, as one message (mafhir.registry.CAPABILITIES)
+    capabilities = frozenset({"whole_bundles", "use_clinic"})
 
     def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0,
                  patients: PatientLookup | None = None) -> None:

@@ -22,14 +22,14 @@ from urllib.parse import unquote
 
 from ..context import MapContext
 from ..errors import PermanentError, TransientError
+from ..hl7v2.ack import Ack, read_ack
+from ..hl7v2.context import V2Context
+from ..hl7v2.convert import from_fhir
+from ..hl7v2.message import parse
+from ..hl7v2.mllp import MLLPClient
+from ..hl7v2.patients import close_lookup, default_lookup, with_patients
 from ..plugins import get_registry
 from ..resourceset import ResourceSet
-from .ack import Ack, read_ack
-from .context import V2Context
-from .convert import from_fhir
-from .message import parse
-from .mllp import MLLPClient
-from .patients import close_lookup, default_lookup, with_patients
 
 __all__ = ["MLLPConnector"]
 
@@ -43,8 +43,9 @@ class MLLPConnector:
     (MSH-4, order-number namespaces) comes from ``MAFHIR_CLINIC`` unless ``ctx`` is given.
     """
 
-    #: The outbox sends each Bundle whole, as one message (no FHIR-server bookkeeping).
-    whole_bundles = True
+    #: See :data:`mafhir.registry.CAPABILITIES`: the outbox sends each Bundle whole, as
+    #: one message (no FHIR-server bookkeeping), and tells it the clinic and the timeout.
+    capabilities = frozenset({"whole_bundles", "use_clinic", "configure"})
 
     def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0):
         address, _, message_type = str(target).partition("/")
@@ -65,6 +66,14 @@ class MLLPConnector:
     def use_clinic(self, clinic: Any) -> None:
         """Write MSH-4 and the order-number namespaces for this clinic (``sync --clinic``)."""
         self.ctx = replace(self.ctx, map=MapContext(clinic=clinic))
+
+    def configure(self, *, timeout: float | None = None,
+                  max_attempts: int | None = None) -> None:
+        """How long to wait for the ACK, and how many connections to try per send."""
+        if timeout is not None:
+            self.client.timeout = timeout
+        if max_attempts is not None:
+            self.client.retry = replace(self.client.retry, max_attempts=max(1, max_attempts))
 
     def send(self, bundle: JSON) -> JSON:
         ctx = self.ctx if self.fixed_time else replace(self.ctx, now=datetime.now(UTC))
