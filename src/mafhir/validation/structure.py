@@ -17,6 +17,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from ..io import dumps
+from .fastpath import accepts
 from .issues import Issue
 
 __all__ = ["CONTROL_CHARACTERS", "R4B_ONLY_TYPES", "check_structure", "control_characters"]
@@ -92,7 +93,8 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
     except (KeyError, ValueError, AttributeError):
         return [Issue("error", "not-supported", base, f"unknown resource type '{rtype}'")]
     try:
-        model.model_validate(resource)
+        if not accepts(resource):  # the models' verdict, cheaply, when it is a yes
+            model.model_validate(resource)
     except ValidationError as exc:
         issues = []
         for err in exc.errors(include_url=False, include_input=False):
