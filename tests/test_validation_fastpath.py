@@ -257,3 +257,15 @@ def test_a_refused_resource_keeps_the_models_messages():
     found = {(i.code, i.expression) for i in check_structure(obs)}
     assert ("structure", "Observation.bogus") in found
     assert ("structure", "Observation.valueQuantity.value") in found
+
+
+@pytest.mark.parametrize("junk", [
+    {"contained": [{"resourceType": "NotAType"}]},  # KeyError in the models' type lookup
+    {"_status": "9999"},  # a JSON text parsed where the extension object belongs
+], ids=["contained-unknown-type", "primitive-extension-as-text"])
+def test_junk_the_models_fail_on_is_a_structure_issue_not_a_crash(junk):
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, **junk}
+    assert not accepts(obs)
+    issues = check_structure(obs)
+    assert [(i.severity, i.code, i.expression) for i in issues] == [
+        ("error", "structure", "Observation")]

@@ -105,6 +105,11 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
                 msg = "unknown element"
             issues.append(Issue("error", code, _path(base, loc), msg))
         return issues
+    except (KeyError, AttributeError, TypeError) as exc:
+        # the models fail outright on some junk (a contained resource of an unknown type,
+        # a JSON text where a primitive's extension belongs): still a finding, not a crash
+        return [Issue("error", "structure", base,
+                      f"is not valid R4 (the R4B models fail on it: {type(exc).__name__})")]
     text = dumps(resource)  # one C-speed pass; the paths are looked for only if found
     if not (b"\\u00" in text or b"\\b" in text or b"\\f" in text) \
             or not _ESCAPED_CONTROL.search(text):
