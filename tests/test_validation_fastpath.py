@@ -269,3 +269,14 @@ def test_junk_the_models_fail_on_is_a_structure_issue_not_a_crash(junk):
     issues = check_structure(obs)
     assert [(i.severity, i.code, i.expression) for i in issues] == [
         ("error", "structure", "Observation")]
+
+
+def test_a_value_the_cache_cannot_hold_defers_to_the_models():
+    from decimal import Decimal
+
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+           "valueQuantity": {"value": Decimal("sNaN")}}  # unhashable: no cache key
+    assert accepts(obs) is False
+    for text in ("1.00", "1.0", "1E+2", "100"):  # equal keys, different texts: each checked
+        obs["valueQuantity"]["value"] = Decimal(text)
+        assert accepts(obs) == models_accept(obs) is True

@@ -23,6 +23,7 @@ import threading
 import types
 import typing
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -178,10 +179,21 @@ def _resource_node(resource_type: str) -> _Node | None:
             return None
 
 
-@lru_cache(maxsize=65536)
 def _primitive_ok(index: int, kind: type, value: Any) -> bool:
-    """Does the model's own primitive type accept ``value``? (``kind`` keeps True apart
-    from 1 in the cache.)"""
+    """Does the model's own primitive type accept ``value``? Remembered per value, except
+    for Decimals: 1.0 and 1.00 are equal keys but not the same text."""
+    if kind is Decimal:
+        return _validate(index, value)
+    return _remembered(index, kind, value)
+
+
+@lru_cache(maxsize=65536)
+def _remembered(index: int, kind: type, value: Any) -> bool:
+    """``kind`` keeps True apart from 1 (equal as keys)."""
+    return _validate(index, value)
+
+
+def _validate(index: int, value: Any) -> bool:
     try:
         _ADAPTERS[index].validate_python(value)
     except Exception:  # ValidationError, or a type that fails on junk (Url on an int)
@@ -244,4 +256,7 @@ def accepts(resource: dict[str, Any]) -> bool:
         return False
     body = dict(resource)
     del body["resourceType"]
-    return _fits(node, body)
+    try:
+        return _fits(node, body)
+    except (TypeError, RecursionError):  # an unhashable value, a very deep tree
+        return False
