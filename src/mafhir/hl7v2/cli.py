@@ -107,10 +107,12 @@ def receiver_options(fn: Any) -> Any:
         click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
                      help="IANA zone of one sender's times (SENDER: MSH-3^MSH-4, MSH-4 or "
                           "MSH-3). Repeatable."),
-        click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
+        click.option("--namespace", "namespaces", multiple=True,
+                     metavar="[SENDER|]AUTHORITY=SYSTEM",
                      help="Identifier system of an assigning authority (CX-4 namespace or "
                           "universal id); map the clinic's MRN authority to the clinic's "
-                          "MRN system. Repeatable."),
+                          "MRN system. SENDER| (MSH-3^MSH-4, MSH-4 or MSH-3) scopes it to "
+                          "one sender; without it, it holds for every sender. Repeatable."),
     )):
         fn = option(fn)
     return fn

@@ -72,7 +72,7 @@ def convert(registry: Registry, msg: Message, ctx: V2Context,
     code keeps the system its sender is configured with instead of an ``urn:``."""
     conv = _converter(registry, msg.type, "to_fhir")
     assert conv.to_fhir is not None
-    with local_systems(local_systems_from_settings(settings or {}, msg.sender)):
+    with local_systems(local_systems_from_settings(settings or {}, msg.sender_name)):
         result = conv.to_fhir(msg, ctx)
     return result if isinstance(result, Converted) else Converted(result)
 

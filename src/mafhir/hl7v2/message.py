@@ -207,6 +207,14 @@ class Message:
         return f"{self.msh.raw(3)}|{self.msh.raw(4)}"
 
     @property
+    def sender_name(self) -> str:
+        """Sending application and facility by their first components (``MSH-3.1|MSH-4.1``):
+        how configuration names a sender (``--sender-tz``, ``--namespace``, ``--set``) and
+        the stable, readable part of identifiers made from a message. Not a duplicate key:
+        :attr:`sender` is (the whole fields)."""
+        return f"{self.msh.get(3)}|{self.msh.get(4)}"
+
+    @property
     def control_key(self) -> str:
         """MSH-10 whole as written (``A^1`` and ``A^2`` are two ids): the duplicate key."""
         return self.msh.raw(10)

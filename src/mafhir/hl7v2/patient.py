@@ -139,11 +139,12 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
     base = ctx.map.clinic.system
     idents: list[JSON] = []
     authorities: list[str] = []
+    namespaces = ctx.namespaces_for(sender)
     for n in (3, 2, 4):
         for k, rep in enumerate(pid.reps(n), start=1):
             where = f"PID-{n}" if k == 1 else f"PID-{n}[{k}]"
             authority = rep.c(4, 1) or rep.c(4, 2)
-            ident = cx_full(rep, ctx.namespaces, sender_system(base, sender, authority),
+            ident = cx_full(rep, namespaces, sender_system(base, sender, authority),
                             times, where, warnings)
             if ident is None:
                 continue

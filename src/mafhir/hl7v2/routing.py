@@ -76,7 +76,7 @@ class RoutingHandler:
     def __call__(self, msg: Message) -> Outcome:
         spec = self._specs.get(msg.type)
         if spec is not None:  # a plugin's handler reads codes under the sender's systems too
-            with local_systems(local_systems_from_settings(self.setup.settings, msg.sender)):
+            with local_systems(local_systems_from_settings(self.setup.settings, msg.sender_name)):
                 return self._handler(spec)(msg)
         if is_acknowledgment(msg):  # ACK, ORL^O22, RRE^O12… answering what mafhir sent
             msa = msg.first("MSA")

@@ -117,7 +117,7 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
         report_ids = fillers + [i for i in idents if i not in fillers]
         if not report_ids:
             report_ids = [{"system": f"{ctx.map.clinic.system}/v2/report",
-                           "value": f"{msg.sender}|{msg.control_id}|{obr.get(1) or k}"}]
+                           "value": f"{msg.sender_name}|{msg.control_id}|{obr.get(1) or k}"}]
         status = DR_STATUS.get(obr.get(25).upper(), "unknown")
         order_ref = None
         if idents:

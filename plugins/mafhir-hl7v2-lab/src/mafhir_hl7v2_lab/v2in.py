@@ -227,7 +227,7 @@ class Reader:
             raise InputError([Problem("PID-3", "the patient identifier is missing",
                                       "required")])
         try:
-            found = patient_from_pid(pid, self.ctx, self.msg.sender, self.tz)
+            found = patient_from_pid(pid, self.ctx, self.msg.sender_name, self.tz)
         except InputError as exc:
             for problem in exc.problems:
                 if problem.code != "business-rule" or not self.no_zone_reported:
@@ -244,7 +244,7 @@ class Reader:
     def clinician(self, value: Value, where: str) -> JSON | None:
         """An XCN as a reference; an NPI failing its check digit is kept under the
         sender's system, with a warning."""
-        own = sender_system(self.ctx.map.clinic.system, self.msg.sender, "clinician")
+        own = sender_system(self.ctx.map.clinic.system, self.msg.sender_name, "clinician")
         return xcn_reference(value, own, self.warnings, where)
 
     # ---------------------------------------------------------------- ServiceRequest
@@ -519,9 +519,10 @@ class Reader:
             elif vt == "XTN":
                 found, key = xtn_contact(rep), "valueContactPoint"
             else:
-                fallback = sender_system(self.ctx.map.clinic.system, self.msg.sender,
+                fallback = sender_system(self.ctx.map.clinic.system, self.msg.sender_name,
                                          rep.c(4, 1) or rep.c(4, 2))
-                found = cx_full(rep, self.ctx.namespaces, fallback, times, where,
+                found = cx_full(rep, self.ctx.namespaces_for(self.msg.sender_name), fallback,
+                                times, where,
                                 self.warnings)
                 key = "valueIdentifier"
             if found:

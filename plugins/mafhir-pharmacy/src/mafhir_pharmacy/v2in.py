@@ -122,7 +122,7 @@ def _pid(msg: Message, ctx: V2Context) -> PidPatient:
         raise InputError([Problem("PID", "the PID segment is missing", "required")])
     if not any(r.c(1) for r in pid.reps(3)):
         raise InputError([Problem("PID-3", "the patient identifier is missing", "required")])
-    return patient_from_pid(pid, ctx, msg.sender, _tz(msg, ctx))
+    return patient_from_pid(pid, ctx, msg.sender_name, _tz(msg, ctx))
 
 
 def _patient(msg: Message, ctx: V2Context) -> tuple[JSON, PatientRef]:
@@ -237,7 +237,7 @@ def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Cont
                        "value": give.get(15)})
     if not idents:
         idents.append({"system": f"{ctx.map.clinic.system}/v2/prescription",
-                       "value": f"{msg.sender}|{msg.control_id}|{k}"})
+                       "value": f"{msg.sender_name}|{msg.control_id}|{k}"})
     mr: JSON = {"resourceType": "MedicationRequest", "meta": {"profile": [MR_PROFILE]},
                 "identifier": idents,
                 "status": "cancelled" if orc.get(1) in ("CA", "DC", "OC") else "active",
@@ -351,7 +351,7 @@ def refill_requests(msg: Message, ctx: V2Context
         raw: JSON = {
             "task": "refill_request",
             "id": "rr-" + uuid.uuid5(uuid.NAMESPACE_URL,
-                                     f"{msg.sender}|{msg.control_id}|{k}").hex[:20],
+                                     f"{msg.sender_name}|{msg.control_id}|{k}").hex[:20],
             "patient": patient.model_dump(exclude_none=True, exclude_defaults=True),
             "received": received, "prescription": rx_id,
             "pharmacy": _pharmacy(pharmacy, pharmacy_at[:3] == "PRT"),
