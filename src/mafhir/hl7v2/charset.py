@@ -29,7 +29,8 @@ import codecs
 
 from ..errors import InputError, Problem
 
-__all__ = ["CODECS", "codec_for", "declared_charset", "decode", "encode", "wide_charset"]
+__all__ = ["CODECS", "codec_for", "declared_charset", "declared_codec", "decode", "encode",
+           "wide_charset"]
 
 #: MSH-18 value (table 0211) → Python codec; None: named by the standard, no codec here.
 CODECS: dict[str, str | None] = {
@@ -89,6 +90,16 @@ def codec_for(charset: str) -> str:
         raise InputError([Problem("MSH-18", f"character set {charset!r} is not supported "
                                             "here", "not-supported")])
     return codec
+
+
+def declared_codec(data: bytes) -> str:
+    """The codec of the character set a message's bytes declare ('' when none is): what
+    its ``\\Xhh\\`` escapes are bytes of. Called after :func:`decode` accepted them."""
+    wide = wide_charset(data)
+    if wide is not None:
+        return wide
+    charset = declared_charset(data)
+    return codec_for(charset) if charset else ""
 
 
 def wide_charset(data: bytes) -> str | None:

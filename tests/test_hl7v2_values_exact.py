@@ -1,0 +1,61 @@
+"""Values read exactly or refused: ``\\Xhh\\`` escapes in the declared character set, local
+times at a daylight-saving change, a birth time with no zone (review findings)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mafhir.hl7v2 import V2Context, parse
+from mafhir.hl7v2.datatypes import DtmError, read_dtm
+from mafhir.hl7v2.patient import patient_from_pid
+
+NY = ZoneInfo("America/New_York")
+MRN = V2Context().map.clinic.mrn_namespace
+
+
+def pid_message(name: bytes, charset: str = "", birth: str = "19800101") -> bytes:
+    return (b"MSH|^~\\&|REG|CLINIC|MAFHIR|CLINIC|20261127093000-0500||ADT^A04|1|P|2.5.1"
+            + (b"||||||" + charset.encode() if charset else b"") + b"\r"
+            + b"PID|1||12345^^^CLIN^MR||Kowalska^" + name + b"||" + birth.encode() + b"|F")
+
+
+@pytest.mark.parametrize(("charset", "escaped", "expected"), [
+    ("8859/2", b"\\XA3\\ucja", "Łucja"),      # A3 is Ł in ISO 8859-2 (£ in Latin-1)
+    ("8859/15", b"\\XA4\\", "€"),             # A4 is € in ISO 8859-15 (¤ in Latin-1)
+    ("UNICODE UTF-8", b"\\XC581\\ucja", "Łucja"),
+    ("", b"\\XC581\\ucja", "Łucja"),     # none declared: UTF-8 as before
+])
+def test_hex_escapes_are_bytes_of_the_declared_character_set(charset, escaped, expected):
+    msg = parse(pid_message(escaped, charset))
+    assert msg.first("PID").get(5, 2) == expected
+
+
+def test_a_hex_escape_not_valid_in_the_declared_set_is_kept_as_written():
+    msg = parse(pid_message(b"\\XFF\\a", "UNICODE UTF-8"))
+    assert msg.first("PID").get(5, 2) == "\\XFF\\a"
+
+
+@pytest.mark.parametrize("local", ["20260308023000",   # clocks forward: never happens
+                                   "20261101013000"])  # clocks back: happens twice
+def test_a_local_time_at_a_daylight_saving_change_is_refused_not_guessed(local):
+    with pytest.raises(DtmError) as err:
+        read_dtm(local, NY)
+    assert err.value.code == "business-rule" and "UTC offset" in err.value.reason
+
+
+def test_times_around_the_change_and_with_offsets_are_read_as_before():
+    assert read_dtm("20260308013000", NY) == "2026-03-08T01:30:00-05:00"
+    assert read_dtm("20260308033000", NY) == "2026-03-08T03:30:00-04:00"
+    assert read_dtm("20261101013000-0400", NY) == "2026-11-01T01:30:00-04:00"
+
+
+def test_a_birth_time_with_no_zone_keeps_the_birth_date_and_reports_the_time():
+    ctx = V2Context(namespaces={"CLIN": MRN})
+    msg = parse(pid_message(b"Anna", birth="198001010000"))
+    found = patient_from_pid(msg.first("PID"), ctx, msg.sender_name, None)
+    assert found.resource["birthDate"] == "1980-01-01"
+    assert "_birthDate" not in found.resource
+    assert [(w.location, w.code) for w in found.warnings if w.location == "PID-7"] == \
+        [("PID-7", "incomplete")]
