@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
 from ..redact import carries_credentials, redact_text, without_password
+from ..storage import is_postgres
 from . import schema
 from .model import Item, NewItem, Outcome
 from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
@@ -378,7 +379,7 @@ def open_store(url: str | None = None) -> OutboxStore:
     import os
 
     url = url or os.environ.get("MAFHIR_OUTBOX") or "mafhir.db"
-    if url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+    if is_postgres(url):
         from .postgres import PostgresStore
 
         store: OutboxStore = PostgresStore(url)
