@@ -43,6 +43,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     inspect,
     select,
@@ -108,6 +109,32 @@ _SELECT = [messages.c[name] for name in (
     "app_ack", "problems", "attempts", "duplicates", "reply_status", "reply_attempts",
     "reply_error", "reply_next_at", "content_sha256", "conflicts_with")]
 
+# The hot path's statements, built once with bound parameters: building and hashing a
+# statement per message cost SQLAlchemy more than the database took to run it.
+_KEY = (messages.c.sender == bindparam("sender"),
+        messages.c.control_id == bindparam("control_id"))
+_FIND_LOCKED = (select(messages.c.id, messages.c.status, messages.c.ack)
+                .where(*_KEY, messages.c.content_sha256 == bindparam("digest"))
+                .with_for_update())
+_FINISH = (update(messages).where(messages.c.id == bindparam("b_id"))
+           .values(status=bindparam("status"), ack=bindparam("ack"),
+                   app_ack=bindparam("app_ack"), problems=bindparam("problems"),
+                   reply_status=bindparam("reply_status"), reply_next_at=0.0))
+
+
+def _claim_insert(dialect: str) -> Any:
+    """INSERT the arriving message unless its content key is there (then nothing), naming
+    an earlier row with this id and other content, in the same statement."""
+    m = messages.c
+    earlier = (select(m.id).where(*_KEY, m.content_sha256.is_distinct_from(
+        bindparam("digest", type_=LargeBinary))).order_by(m.id).limit(1).scalar_subquery())
+    row = {"sender": bindparam("sender"), "control_id": bindparam("control_id"),
+           "message_type": bindparam("message_type"), "received_at": bindparam("received_at"),
+           "raw": bindparam("raw", type_=LargeBinary), "status": "received",
+           "content_sha256": bindparam("digest", type_=LargeBinary), "conflicts_with": earlier}
+    return upsert(dialect, messages, row, ["sender", "control_id", "content_sha256"],
+                  None).returning(m.id, m.conflicts_with)
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -165,6 +192,7 @@ class MessageStore:
         self.path = display_url(location) if self.postgres else sqlite_path(location)
         self.engine = open_engine(location, durable=durable, pool_size=4)
         self._dialect = self.engine.dialect.name
+        self._claim_insert = _claim_insert(self._dialect)
         if not self.postgres:
             self._migrate_sqlite()
         create_tables(self.engine, metadata)
@@ -235,24 +263,16 @@ class MessageStore:
         then finds that row, locked (``FOR UPDATE``) while its counters change."""
         digest = hashlib.sha256(raw).digest()
         m = messages.c
-        earlier = (select(m.id).where(m.sender == sender, m.control_id == control_id,
-                                      m.content_sha256.is_distinct_from(digest))
-                   .order_by(m.id).limit(1).scalar_subquery())
-        row = {"sender": sender, "control_id": control_id, "message_type": message_type,
-               "received_at": at.isoformat(), "raw": raw, "status": "received",
-               "content_sha256": digest, "conflicts_with": earlier}
-        insert = upsert(self._dialect, messages, row,
-                        ["sender", "control_id", "content_sha256"], None)
+        key = {"sender": sender, "control_id": control_id, "digest": digest}
         with self._lock:
             with self._write() as conn:  # one statement: insert, or nothing when known
-                new = conn.execute(insert.returning(m.id, m.conflicts_with)).first()
+                new = conn.execute(self._claim_insert, {
+                    **key, "message_type": message_type, "received_at": at.isoformat(),
+                    "raw": raw}).first()
             if new is not None:
                 return Claim(int(new[0]), duplicate=False, conflicts_with=new[1])
             with self._write() as conn:
-                row_id, status, ack = conn.execute(
-                    select(m.id, m.status, m.ack).where(
-                        m.sender == sender, m.control_id == control_id,
-                        m.content_sha256 == digest).with_for_update()).one()
+                row_id, status, ack = conn.execute(_FIND_LOCKED, key).one()
                 if status == "retry":
                     conn.execute(update(messages).where(messages.c.id == row_id).values(
                         status="received", raw=raw, attempts=m.attempts + 1))
@@ -267,11 +287,11 @@ class MessageStore:
         """Record the outcome and the ACK of a claimed message."""
         with self._lock:
             with self._write() as conn:
-                conn.execute(update(messages).where(messages.c.id == row_id).values(
-                    status=status, ack=ack, app_ack=app_ack,
-                    problems="\n".join(problems) or None,
-                    reply_status="pending" if app_ack is not None else None,
-                    reply_next_at=0.0))
+                conn.execute(_FINISH, {"b_id": row_id, "status": status, "ack": ack,
+                                       "app_ack": app_ack,
+                                       "problems": "\n".join(problems) or None,
+                                       "reply_status": "pending" if app_ack is not None
+                                       else None})
             self._done.notify_all()
 
     def take_over(self, row_id: int, raw: bytes, stored_before: datetime) -> bool:
