@@ -193,14 +193,17 @@ class MessageStore:
         self.engine = open_engine(location, durable=durable, pool_size=4)
         self._dialect = self.engine.dialect.name
         self._claim_insert = _claim_insert(self._dialect)
-        if not self.postgres:
-            self._migrate_sqlite()
-        create_tables(self.engine, metadata)
-        _REPLIES.create(self.engine, checkfirst=True)
         # One lock per store: on SQLite the one writer; everywhere, the condition another
         # connection of this listener waits on for a message to be finished.
         self._lock = threading.RLock()
         self._done = threading.Condition(self._lock)
+        #: SQLite: one connection, used under the lock (as one writer must anyway); a
+        #: pooled checkout per statement cost more than the statement.
+        self._held: Connection | None = None
+        if not self.postgres:
+            self._migrate_sqlite()
+        create_tables(self.engine, metadata)
+        _REPLIES.create(self.engine, checkfirst=True)
 
     # ------------------------------------------------------------------ schema
     def _migrate_sqlite(self) -> None:
@@ -235,9 +238,21 @@ class MessageStore:
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """PostgreSQL: a pooled connection; SQLite: the store's one, under the lock."""
+        if self.postgres:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        with self._lock:
+            if self._held is None:
+                self._held = self.engine.connect()
+            yield self._held
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never waits to upgrade)."""
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
@@ -247,7 +262,7 @@ class MessageStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
+        with self._connection() as conn, conn.begin():
             yield conn
 
     # ------------------------------------------------------------------ arriving messages
@@ -419,5 +434,8 @@ class MessageStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._held is not None:
+                self._held.close()
+                self._held = None
             self.engine.dispose()
 
