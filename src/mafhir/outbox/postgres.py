@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from ..storage import create_tables, postgres_engine, sqlalchemy_url
@@ -28,8 +27,6 @@ __all__ = ["PostgresStore", "sqlalchemy_url"]
 
 class PostgresStore(OutboxStore):
     """The outbox in a PostgreSQL database."""
-
-    insert = staticmethod(insert)
 
     dialect = "postgresql"
 

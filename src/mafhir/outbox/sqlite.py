@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
 from ..storage import sqlite_engine, sqlite_path
@@ -28,8 +27,6 @@ __all__ = ["SqliteStore"]
 
 class SqliteStore(OutboxStore):
     """The outbox in a SQLite file."""
-
-    insert = staticmethod(insert)
 
     dialect = "sqlite"
 
