@@ -72,11 +72,11 @@ def msa1(ack: bytes) -> str:
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_warnings_are_aa_with_err_w_or_with_strict_an_error_not_delivered(registry, tmp_path,
-                                                                          strict):
+                                                                          store_at, strict):
     delivered: list[dict] = []
     handler = RoutingHandler(HandlerSetup(registry, V2Context(), delivered.append,
                                           strict=strict))
-    store = MessageStore(tmp_path / "in.sqlite")
+    store = MessageStore(store_at("in.sqlite"))
     with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener, \
             MLLPClient(*listener.address) as client:
         ack = client.send(adt("W-1", "ZWN|1\r"))
@@ -94,9 +94,9 @@ def test_warnings_are_aa_with_err_w_or_with_strict_an_error_not_delivered(regist
     store.close()
 
 
-def test_a_business_rule_problem_holds_the_message_for_review(registry, tmp_path):
+def test_a_business_rule_problem_holds_the_message_for_review(registry, tmp_path, store_at):
     delivered: list[dict] = []
-    store = MessageStore(tmp_path / "in.sqlite")
+    store = MessageStore(store_at("in.sqlite"))
     ack = Receiver(store, ConvertHandler(registry, V2Context(), delivered.append)).receive(
         adt("R-1", "ZBR|1\r"))
     assert msa1(ack) == "AE" and errs(ack) == [("PID", "207", "W")]

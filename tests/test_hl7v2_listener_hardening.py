@@ -36,8 +36,8 @@ class Seen:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = MessageStore(tmp_path / "in.sqlite")
+def store(tmp_path, store_at):
+    s = MessageStore(store_at("in.sqlite"))
     yield s
     s.close()
 

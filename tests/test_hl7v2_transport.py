@@ -76,8 +76,8 @@ class Recorder:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = MessageStore(tmp_path / "messages.sqlite")
+def store(tmp_path, store_at):
+    s = MessageStore(store_at("messages.sqlite"))
     yield s
     s.close()
 
@@ -248,8 +248,8 @@ def test_listener_survives_garbage_and_oversized_frames(store):
             assert read_ack(client.send(message("G-2"))).code == "AA"
 
 
-def test_client_reconnects_after_the_listener_restarts(tmp_path):
-    store = MessageStore(tmp_path / "m.sqlite")
+def test_client_reconnects_after_the_listener_restarts(tmp_path, store_at):
+    store = MessageStore(store_at("m.sqlite"))
     listener = MLLPListener("127.0.0.1", 0, Receiver(store, Recorder())).start()
     host, port = listener.address
     client = MLLPClient(host, port, timeout=5, retries=3)

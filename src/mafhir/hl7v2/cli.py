@@ -271,7 +271,7 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
     replies = ReplySender(store, routes).start()
     routed = ", ".join(sorted(handler.routes)) or "none"
     click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
-               f"(store {store_path}{what}; plugin handlers: {routed}; application ACKs "
+               f"(store {store.path}{what}; plugin handlers: {routed}; application ACKs "
                f"to {', '.join(f'{h}:{p}' for h, p in routes.values()) or 'none (kept)'})",
                err=True)
     try:
@@ -292,7 +292,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 @click.option("--mllp", "address", required=True, metavar="HOST:PORT",
               help="Listen for HL7 v2 over MLLP here (port 0: any free port).")
 @click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True,
-              help="SQLite file every message is stored in before it is acknowledged.")
+              help="SQLite file or PostgreSQL URL (postgresql://…) every message is "
+                   "stored in before it is acknowledged.")
 @click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
               help="Deliver converted Bundles here, e.g. dir:./results or "
                    "fhir-rest:https://ehr.example/fhir (default: store only).")

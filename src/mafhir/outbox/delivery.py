@@ -20,6 +20,7 @@ from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
 from ..redact import CREDENTIALS_IN_URL, carries_credentials
 from ..registry import Connector, capabilities_of
+from ..storage import is_postgres
 from .local import DEFAULT_STORE, LocalStore
 
 __all__ = ["MAX_DESTINATION", "Delivery", "LocalConnector", "connect",
@@ -71,7 +72,12 @@ def resolve_destination(to: str | None) -> str:
     to = (to or "local").strip()
     if to == "local" or to.startswith("local:"):
         path = to.partition(":")[2] or DEFAULT_STORE
-        resolved = f"local:{Path(path).resolve()}"  # a file name, not a URL: no userinfo
+        if not is_postgres(path):
+            resolved = f"local:{Path(path).resolve()}"  # a file name, not a URL: no userinfo
+        elif carries_credentials(path):  # the user and password come from PGUSER/PGPASSWORD
+            raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])
+        else:
+            resolved = f"local:{path}"
     else:
         if carries_credentials(to):
             raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])

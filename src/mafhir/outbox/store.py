@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
 from ..redact import carries_credentials, redact_text, without_password
+from ..storage import is_postgres, upsert
 from . import schema
 from .model import Item, NewItem, Outcome
 from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
@@ -72,17 +73,10 @@ class OutboxStore(ABC):
     def acquire_worker_lock(self) -> bool:
         """May this process run workers? (SQLite: one process at a time.)"""
 
-    #: The dialect's ``insert`` (both SQLite and PostgreSQL spell ON CONFLICT the same way).
-    insert: Any
-
     def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
                 update_cols: Sequence[str] | None) -> Any:
         """INSERT … ON CONFLICT DO NOTHING / DO UPDATE, in the backend's dialect."""
-        stmt = self.insert(table).values(rows)
-        if update_cols is None:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update_cols})
+        return upsert(self.dialect, table, rows, keys, update_cols)
 
     def create_schema(self) -> None:
         schema.metadata.create_all(self.engine)
@@ -378,7 +372,7 @@ def open_store(url: str | None = None) -> OutboxStore:
     import os
 
     url = url or os.environ.get("MAFHIR_OUTBOX") or "mafhir.db"
-    if url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+    if is_postgres(url):
         from .postgres import PostgresStore
 
         store: OutboxStore = PostgresStore(url)
