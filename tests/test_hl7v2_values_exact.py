@@ -59,3 +59,42 @@ def test_a_birth_time_with_no_zone_keeps_the_birth_date_and_reports_the_time():
     assert "_birthDate" not in found.resource
     assert [(w.location, w.code) for w in found.warnings if w.location == "PID-7"] == \
         [("PID-7", "incomplete")]
+
+
+def test_a_resend_after_retry_is_not_taken_over_by_a_second_listener(tmp_path):
+    """Two listeners on one store. A message's first try ended ``retry``; its re-send is
+    being processed by listener 1 when another copy reaches listener 2: listener 2 must
+    not take the row over as an orphan (that would deliver the result twice)."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from mafhir.hl7v2 import MessageStore, Outcome, Receiver
+
+    raw = (b"MSH|^~\\&|LAB|QUEST|MAFHIR|CLINIC|20261127093000-0500||ORU^R01^ORU_R01|M1|P|"
+           b"2.5.1\rPID|1||MS-1^^^CLINIC^MR||Doe^Jane\rOBX|1|NM|4548-4^HbA1c^LN||6.9|%|||||F")
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    now = [start]
+    inside, release = threading.Event(), threading.Event()
+    deliveries: list[str] = []
+
+    def handler(msg):
+        if not deliveries and not inside.is_set() and now[0] == start:
+            return Outcome("retry")  # the EHR was down
+        deliveries.append(threading.current_thread().name)
+        inside.set()
+        release.wait(30)
+        return Outcome("processed")
+
+    path = tmp_path / "in.sqlite"
+    one = Receiver(MessageStore(path), handler, clock=lambda: now[0], wait_for_duplicate=0.2)
+    two = Receiver(MessageStore(path), handler, clock=lambda: now[0], wait_for_duplicate=0.2)
+    assert b"MSA|AR|M1" in one.receive(raw)
+    now[0] = start + timedelta(minutes=10)  # the sender re-sends much later
+    first = threading.Thread(target=one.receive, args=(raw,), name="listener-1")
+    first.start()
+    assert inside.wait(30)
+    answer = two.receive(raw)  # a second copy, while listener 1 is still delivering
+    release.set()
+    first.join(30)
+    assert deliveries == ["listener-1"]
+    assert b"MSA|AA" not in answer

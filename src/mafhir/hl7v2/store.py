@@ -288,9 +288,11 @@ class MessageStore:
                 return Claim(int(new[0]), duplicate=False, conflicts_with=new[1])
             with self._write() as conn:
                 row_id, status, ack = conn.execute(_FIND_LOCKED, key).one()
-                if status == "retry":
+                if status == "retry":  # processed again from now: a second listener on
+                    # this store must see it as fresh work, not an orphan to take over
                     conn.execute(update(messages).where(messages.c.id == row_id).values(
-                        status="received", raw=raw, attempts=m.attempts + 1))
+                        status="received", raw=raw, attempts=m.attempts + 1,
+                        received_at=at.isoformat()))
                     return Claim(row_id, duplicate=False)
                 conn.execute(update(messages).where(m.id == row_id)
                              .values(duplicates=m.duplicates + 1))
