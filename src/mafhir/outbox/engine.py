@@ -27,11 +27,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from ..errors import MafhirError, PermanentError
+from ..errors import MafhirError, PermanentError, unexpected
 from ..io import dumps, loads
 from ..redact import redact_json, redact_text
 from .audit import audit_event, provenance, provenance_entry
@@ -51,18 +52,20 @@ JSON = dict[str, Any]
 def classify(exc: BaseException) -> tuple[bool, int | None, float | None, str | None, str]:
     """(transient?, HTTP status, Retry-After, OperationOutcome JSON, message) of a failure.
 
-    Messages of mafhir's own errors are free of patient data by contract; for anything
-    else only the exception's type is kept, since its text might quote input. Whatever a
-    server said (message and OperationOutcome) loses its credentials here, before the
-    store, the log or ``outbox dead`` sees it.
+    mafhir's own errors carry these as fields (:class:`~mafhir.errors.MafhirError`), and
+    their messages are free of patient data by contract. For anything else (a bug) the
+    message is :func:`~mafhir.errors.unexpected` — its type and where it was raised, not
+    its text, which might quote input. Whatever a server said (message and
+    OperationOutcome) loses its credentials here, before the store, the log or
+    ``outbox dead`` sees it.
     """
-    transient = getattr(exc, "transient", None)
-    if transient is None:  # not one of ours: a bug or an unexpected failure; retry, bounded
+    if isinstance(exc, MafhirError):
+        transient, status, retry_after = exc.transient, exc.status, exc.retry_after
+        outcome, message = exc.outcome, str(exc)
+    else:  # not one of ours: a bug or an unexpected failure; retry, bounded
         transient = not isinstance(exc, (ValueError, TypeError, KeyError))
-    status = getattr(exc, "status", None)
-    retry_after = getattr(exc, "retry_after", None)
-    outcome = getattr(exc, "outcome", None)
-    message = str(exc) if isinstance(exc, MafhirError) else f"{type(exc).__name__} (unexpected)"
+        status, retry_after, outcome = None, None, None
+        message = f"{unexpected(exc)} (unexpected)"
     return (bool(transient), status if isinstance(status, int) else None,
             retry_after if isinstance(retry_after, (int, float)) else None,
             orjson.dumps(redact_json(outcome)).decode() if isinstance(outcome, dict) else None,
@@ -76,8 +79,11 @@ class Engine:
                  retry: RetryPolicy | None = None, lease: float = 300.0, poll: float = 0.5,
                  timeout: float | None = None, send_provenance: bool = False,
                  on_result: Callable[[str, Item], None] | None = None,
-                 rng: random.Random | None = None, batch: int = 8) -> None:
+                 rng: random.Random | None = None, batch: int = 8,
+                 record_attempts: int = 3) -> None:
         self.store = store
+        #: Failed recordings of an item's result before it is dead-lettered (never a loop).
+        self.record_attempts = max(1, record_attempts)
         #: The clinic message destinations write into MSH (set by ``mafhir sync --clinic``).
         self.clinic: Any = None
         self.threads = max(1, threads)
@@ -185,9 +191,10 @@ class Engine:
                                           resend))
         try:
             self.store.record(outcomes)
-        except Exception:  # the store is unreachable: the lease will hand the items back
-            log.warning("could not record %d result(s)", len(outcomes), exc_info=True)
-            return
+        except Exception as exc:
+            outcomes = self._unrecorded(outcomes, exc)
+            if not outcomes:
+                return
         for o in outcomes:
             what = {"sent": "sent", "unchanged": "unchanged"}.get(
                 o.result, "retried" if o.retry_in is not None else "dead")
@@ -198,6 +205,35 @@ class Engine:
                 self.tally.writes += o.writes
             if self.on_result is not None:
                 self.on_result(what, o.item)
+
+    def _unrecorded(self, outcomes: list[Outcome], exc: Exception) -> list[Outcome]:
+        """The batch's results could not be recorded: say so loudly, and count it.
+
+        Each item gets an attempt marked ``unrecorded`` (in a small statement of its own,
+        apart from the upsert that failed) and is tried again with backoff; after
+        :attr:`record_attempts` such failures, or when the retry policy gives up, it is
+        dead-lettered with the reason — never claimed and resent forever. Returns the
+        outcomes as recorded (for the tally), or [] when even that failed (the store is
+        unreachable: the lease hands the items back).
+        """
+        reason = f"could not record the result: {unexpected(exc)}"
+        log.error("could not record %d result(s) (items %s): %s", len(outcomes),
+                  ", ".join(str(o.item.id) for o in outcomes), reason)
+        now = time.time()
+        delays = {o.item.id: self.retry.next_delay(o.item.attempts + 1, None,
+                                                   now - o.item.created_at, self.rng)
+                  for o in outcomes}
+        try:
+            dead = self.store.unrecorded(outcomes, reason, delays, self.record_attempts)
+        except Exception:  # the store is unreachable: the lease will hand the items back
+            log.warning("could not record %d result(s) as unrecorded either", len(outcomes),
+                        exc_info=True)
+            return []
+        for item_id in dead:
+            log.error("item %d dead-lettered: %s", item_id, reason)
+        return [replace(o, result="failed", error=reason,
+                        retry_in=None if o.item.id in dead else delays[o.item.id] or 0.0)
+                for o in outcomes]
 
     def _connector(self, destination: str, connectors: dict[str, Any]) -> Any:
         if destination not in connectors:
