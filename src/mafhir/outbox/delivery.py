@@ -102,13 +102,14 @@ def connect(destination: str, timeout: float | None = None) -> Connector:
                 None)
     if spec is None:
         raise PermanentError(f"no connector can deliver to '{destination}': install "
-                             "mafhir-fhir-rest for FHIR servers")
+                             "mafhir-fhir-rest for FHIR servers", code="not-supported")
     try:
         connector = spec.factory(destination)
     except InputError:
         raise
     except Exception as exc:
-        raise InputError([Problem("--to", f"cannot use this destination ({exc})")]) from None
+        raise InputError([Problem("--to", f"cannot use this destination ({exc})",
+                                  "value")]) from None
     client = getattr(connector, "client", None)
     retry = getattr(client, "retry", None)
     if retry is not None and dataclasses.is_dataclass(retry):
@@ -123,5 +124,5 @@ def deliver(delivery: Delivery) -> JSON:
     get_manager().hook.deliver_bundle(delivery=delivery)
     if delivery.response is None:
         raise PermanentError("no plugin delivered the Bundle (is mafhir.outbox.plugin "
-                             "disabled?)")
+                             "disabled?)", code="processing")
     return delivery.response

@@ -117,7 +117,7 @@ class Engine:
         if not self.store.acquire_worker_lock():
             raise PermanentError("another process is running workers on this SQLite outbox "
                                  f"({self.store.url}); run one per file, or use PostgreSQL "
-                                 "(--db postgresql://…) for several workers")
+                                 "(--db postgresql://…) for several workers", code="conflict")
         if self.store.dialect == "sqlite":
             self.store.recover_inflight()
         self._started = True
@@ -250,7 +250,7 @@ class Engine:
         dest = item.destination
         try:
             if isinstance(bundle, Exception):
-                raise PermanentError("the stored Bundle is not valid JSON")
+                raise PermanentError("the stored Bundle is not valid JSON", code="structure")
             connector = self._connector(dest, connectors)
             if getattr(connector, "whole_bundles", False):
                 # a message destination (HL7 v2 over MLLP…): each Bundle is one message,
@@ -291,7 +291,7 @@ class Engine:
                             item.attempts + 1)
         response = deliver(delivery)
         if not isinstance(response, dict):
-            raise PermanentError("the connector's answer is not a Bundle")
+            raise PermanentError("the connector's answer is not a Bundle", code="processing")
         return response
 
     def _ensure_shared(self, item: Item, bundle: JSON, connector: Any,
