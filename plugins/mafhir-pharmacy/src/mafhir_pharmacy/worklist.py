@@ -309,18 +309,16 @@ class RefillHandler:
         try:
             tasks, warnings = refill_requests(msg, self.ctx)
         except InputError as exc:
-            return Outcome("error", tuple((p, "required" if p.code == "required"
-                                           else "datatype") for p in exc.problems))
+            return Outcome("error", exc.problems)
         if warnings and self.strict:
-            return Outcome("error", tuple((p, "required") for p in warnings))
+            return Outcome("error", tuple(warnings))
         review = []
         for n, task in enumerate(tasks, start=1):
             try:
                 self.worklist.add_request(task)
             except UnknownPrescription:
-                review.append((Problem(f"ORC[{n}]-2", "matches no prescription of this "
-                                                      "clinic; held for review",
-                                       "business-rule"), "key"))
+                review.append(Problem(f"ORC[{n}]-2", "matches no prescription of this "
+                                                     "clinic; held for review", "not-found"))
         if review:
             return Outcome("review", tuple(review))
         bundle = transaction(e for t in tasks for e in refill_request_to_fhir(t, self.ctx.map))
@@ -329,7 +327,7 @@ class RefillHandler:
                 self.deliver(bundle)
             except MafhirError as exc:
                 return Outcome("retry" if exc.transient else "error",
-                               ((Problem("", f"delivery failed ({type(exc).__name__})",
-                                         "transient" if exc.transient else "processing"),
-                                 "internal"),), bundle)
+                               (Problem("", f"delivery failed ({type(exc).__name__})",
+                                        "transient" if exc.transient else "processing"),),
+                               bundle)
         return Outcome("processed", (), bundle)
