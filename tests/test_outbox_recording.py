@@ -6,6 +6,7 @@ after a bounded number of attempts instead of being claimed and resent forever."
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 
@@ -133,7 +134,8 @@ def test_an_unexpected_failure_keeps_where_it_was_raised_not_its_text():
     except KeyError as exc:
         transient, status, _, outcome, message = classify(exc)
         assert message == f"{unexpected(exc)} (unexpected)"
-    assert not transient and status is None and outcome is None
+    assert not transient and status is None
+    assert "Doe" not in outcome and json.loads(outcome)["issue"][0]["code"] == "processing"
     assert message.startswith("KeyError at tests/test_outbox_recording.py:")
     assert "in lookup ← tests/test_outbox_recording.py:" in message
     assert "Doe" not in message and "Jane" not in message
@@ -164,3 +166,26 @@ def test_the_engine_stops_a_recording_loop_even_with_many_threads(store, tmp_pat
     assert sum(calls) == 15  # three recordings per item, no more
     for item in store.items_in("dead"):
         assert [a["result"] for a in store.attempts_of(item.id)] == ["unrecorded"] * 3
+
+
+def test_dead_letters_show_their_error_code(store, tmp_path):
+    """``outbox dead`` reads the code (docs/errors.md), not the English reason: a Bundle
+    the local store refuses (resource.id differs from request.url: ``invariant``)."""
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+
+    dest = resolve_destination(f"local:{tmp_path / 'store.db'}")
+    obs = {"resourceType": "Observation", "id": "other", "status": "final",
+           "code": {"text": "note"}, "identifier": [{"system": "urn:t", "value": "1"}]}
+    wrong = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:0f0f0f0f-0000-4000-8000-000000000002", "resource": obs,
+         "request": {"method": "PUT", "url": "Observation/abc"}}]}
+    path = write_ndjson(tmp_path / "b.ndjson", [wrong])
+    Enqueuer(store, dest, get_registry(), clinic_ctx()).add_file(path)
+    assert _engine(store).run().dead == 1
+    out = CliRunner().invoke(build_cli(), ["outbox", "dead", "--json", "--db", store.url])
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.output)
+    assert row["code"] == "invariant"
+    assert "differs from the id in request.url" in row["reason"]

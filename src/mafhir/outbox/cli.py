@@ -377,6 +377,21 @@ def _issues_only(outcome: Any) -> Any:
                       "them (the viewing is audited)"}
 
 
+def _code_of(item: Item) -> str:
+    """The error code of a dead letter (docs/errors.md): its OperationOutcome's first
+    error issue (the server's, or the one the engine made of its own error)."""
+    try:
+        outcome = json.loads(item.outcome) if item.outcome else None
+    except ValueError:
+        outcome = None
+    issues = outcome.get("issue") if isinstance(outcome, dict) else None
+    for issue in issues if isinstance(issues, list) else []:
+        if isinstance(issue, dict) and issue.get("severity") in ("error", "fatal", None) \
+                and isinstance(issue.get("code"), str):
+            return str(issue["code"])
+    return "processing"
+
+
 def _viewer() -> str:
     """Who is looking (the OS account, the machine), for the audit trail."""
     try:
@@ -421,15 +436,15 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
     dead = store.items_in("dead")
     if as_json:
         click.echo(json.dumps([{"id": i.id, "destination": redact_text(i.destination),
-                                "source": i.source,
+                                "source": i.source, "code": _code_of(i),
                                 "attempts": i.attempts, "reason": i.reason} for i in dead]))
         return
     table = Table(title=f"dead letters ({len(dead)})")
-    for col in ("id", "source", "destination", "attempts", "reason"):
+    for col in ("id", "source", "destination", "code", "attempts", "reason"):
         table.add_column(col, overflow="fold")
     for i in dead:
         table.add_row(str(i.id), escape(i.source), escape(redact_text(i.destination)),
-                      str(i.attempts),
+                      _code_of(i), str(i.attempts),
                       escape((i.reason or "")[:300]))
     Console().print(table)
 

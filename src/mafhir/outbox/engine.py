@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import MafhirError, PermanentError, unexpected
+from ..errors import MafhirError, PermanentError, operation_outcome, unexpected
 from ..io import dumps, loads
 from ..redact import redact_json, redact_text
 from .audit import audit_event, provenance, provenance_entry
@@ -61,11 +61,13 @@ def classify(exc: BaseException) -> tuple[bool, int | None, float | None, str | 
     """
     if isinstance(exc, MafhirError):
         transient, status, retry_after = exc.transient, exc.status, exc.retry_after
-        outcome, message = exc.outcome, str(exc)
+        # the server's OperationOutcome, else ours: its issue codes are what the outbox
+        # views show (never the English text)
+        outcome, message = exc.outcome or operation_outcome(exc), str(exc)
     else:  # not one of ours: a bug or an unexpected failure; retry, bounded
         transient = not isinstance(exc, (ValueError, TypeError, KeyError))
-        status, retry_after, outcome = None, None, None
-        message = f"{unexpected(exc)} (unexpected)"
+        status, retry_after = None, None
+        outcome, message = operation_outcome(exc), f"{unexpected(exc)} (unexpected)"
     return (bool(transient), status if isinstance(status, int) else None,
             retry_after if isinstance(retry_after, (int, float)) else None,
             orjson.dumps(redact_json(outcome)).decode() if isinstance(outcome, dict) else None,
