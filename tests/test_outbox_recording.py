@@ -108,6 +108,12 @@ def test_a_record_step_that_always_fails_ends_in_a_dead_letter_not_a_loop(
     assert [a["result"] for a in store.attempts_of(dead.id)] == ["unrecorded"] * 3
     assert any("dead-lettered" in r.getMessage() and r.levelname == "ERROR"
                for r in caplog.records)
+    # replayed (the operator fixed the store): it gets its three recordings again
+    assert store.replay(dead.id) == 1
+    failing.calls = 0
+    assert _engine(store, record_attempts=3).run(once=True).dead == 1
+    assert failing.calls == 3
+    assert [a["result"] for a in store.attempts_of(dead.id)] == ["unrecorded"] * 6
 
 
 def test_a_record_step_that_fails_twice_then_works_delivers_the_item(store, tmp_path,

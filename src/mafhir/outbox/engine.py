@@ -145,7 +145,7 @@ class Engine:
                 try:
                     claimed = self.store.claim(worker, self.batch, self.lease)
                 except Exception as exc:  # the database went away: wait, do not die
-                    log.warning("claim failed (%s); retrying", type(exc).__name__)
+                    log.warning("claim failed (%s); retrying", unexpected(exc))
                     self._stop.wait(self.poll)
                     continue
                 if not claimed:

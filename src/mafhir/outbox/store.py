@@ -266,9 +266,7 @@ class OutboxStore(ABC):
                     item_id=o.item.id, attempt=o.item.attempts + 1, started_at=o.started,
                     finished_at=now, worker=o.worker, result="unrecorded", status=o.status,
                     error=reason, writes=o.writes))
-                failures = int(conn.execute(select(func.count()).select_from(attempts).where(
-                    attempts.c.item_id == o.item.id,
-                    attempts.c.result == "unrecorded")).scalar_one())
+                failures = _unrecorded_since_replay(conn, o.item.id, o.item.attempts + 1)
                 delay = delays.get(o.item.id)
                 values: dict[str, Any] = {"attempts": o.item.attempts + 1,
                                           "last_error": reason, "updated_at": now,
@@ -407,6 +405,21 @@ class OutboxStore(ABC):
         with self._tx() as conn:
             for table in reversed(schema.metadata.sorted_tables):
                 conn.execute(delete(table))
+
+
+def _unrecorded_since_replay(conn: Connection, item_id: int, attempt: int) -> int:
+    """How many of an item's attempts 1‥``attempt`` (since it was enqueued or last
+    replayed: a replay starts the numbers again) could not be recorded."""
+    rows = conn.execute(select(attempts.c.attempt, attempts.c.result)
+                        .where(attempts.c.item_id == item_id)
+                        .order_by(attempts.c.id.desc()).limit(attempt)).all()
+    failures = 0
+    for number, result in rows:
+        if number != attempt:  # an earlier life of the item, before a replay
+            break
+        failures += result == "unrecorded"
+        attempt -= 1
+    return failures
 
 
 def _one_per_key(rows: list[LedgerRow]) -> list[LedgerRow]:
