@@ -146,3 +146,11 @@ def test_docs_list_every_code_with_its_err_3_and_exit_status():
         from_server = exit_code(PermanentError("", code=code))
         expected = str(as_input) if as_input == from_server else f"{as_input} / {from_server}"
         assert exits == expected, code
+
+
+def test_an_mllp_destination_without_its_message_type_is_a_value_error():
+    from mafhir.hl7v2.connector import MLLPConnector
+
+    with pytest.raises(PermanentError) as err:
+        MLLPConnector("127.0.0.1:2575")
+    assert err.value.code == "value" and exit_code(err.value) == 1
