@@ -184,7 +184,7 @@ def _free_port() -> int:
 
 @pytest.mark.parametrize("outcome, expected", [
     (Outcome("processed"), "AA"),
-    (Outcome("error", ((Problem("OBX[1]-5", "not a number"), "datatype"),)), "AE"),
+    (Outcome("error", (Problem("OBX[1]-5", "not a number", "value"),)), "AE"),
 ])
 def test_the_application_ack_goes_back_to_the_sender(tmp_path, store_at, outcome, expected):
     inbox = Inbox()
@@ -259,7 +259,7 @@ def test_a_sender_that_refuses_the_ack_leaves_it_pending(tmp_path, store_at):
     receiver = Receiver(store, lambda m: Outcome("processed"))
     receiver.receive(message("R-1", mode="AL|AL"))
     with MLLPListener("127.0.0.1", 0, Receiver(refusing, lambda m: Outcome(
-            "rejected", ((Problem("MSH-9", "not now"), "type"),)))) as sender:
+            "rejected", (Problem("MSH-9", "not now", "not-supported"),)))) as sender:
         sent = ReplySender(store, {"*": sender.address}).deliver_pending()
     assert sent == 0
     row = store.find("LAB|QUEST", "R-1")
@@ -339,7 +339,7 @@ def test_a_stale_delivery_result_never_marks_a_newer_ack_sent(tmp_path, store_at
     """AR kept (delivery failed for now) → the sender re-sends → AA kept; the AR's
     delivery finishing late must not mark the AA as delivered."""
     store = MessageStore(store_at("in.sqlite"))
-    outcomes = iter([Outcome("retry", ((Problem("", "EHR down"), "internal"),)),
+    outcomes = iter([Outcome("retry", (Problem("", "EHR down", "processing"),)),
                      Outcome("processed")])
     receiver = Receiver(store, lambda m: next(outcomes))
     receiver.receive(message("RS-1", mode="AL|AL"))

@@ -130,7 +130,7 @@ def test_duplicate_gets_the_original_ack_and_is_not_processed_again(store):
 
 
 def test_ack_code_follows_the_outcome(store):
-    problem = (Problem("OBX[1]-5", "value type NM but the value is not a number"), "datatype")
+    problem = Problem("OBX[1]-5", "value type NM but the value is not a number", "value")
     receiver = Receiver(store, Recorder(outcome=Outcome("error", (problem,))))
     ack = read_ack(receiver.receive(message("E-1")))
     assert ack.code == "AE" and "OBX[1]-5" in ack.errors[0]
@@ -176,7 +176,7 @@ def test_transient_failure_is_retried_when_resent(store):
         def __call__(self, msg):
             self.calls += 1
             if self.calls == 1:
-                return Outcome("retry", ((Problem("", "delivery failed"), "internal"),))
+                return Outcome("retry", (Problem("", "delivery failed", "processing"),))
             return Outcome("processed")
 
     flaky = Flaky()

@@ -6,6 +6,8 @@ of the same name and says which plugins collided.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .validation.issues import Issue
 
 __all__ = ["CAPABILITIES", "Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper",
-           "MessageHandler", "Profile", "Registry", "capabilities_of"]
+           "MessageHandler", "Profile", "Registry", "capabilities_of", "with_status"]
 
 JSON = dict[str, Any]
 
@@ -132,10 +134,12 @@ class Converter:
     ``to_fhir(message, ctx)`` turns a parsed message into a transaction Bundle;
     ``from_fhir(resources, ctx)`` writes the message for a :class:`ResourceSet`. Either
     may be None (a one-way converter). Known by ``format:message_type`` (``hl7v2:ORU^R01``).
-    ``respond(message, ack_code[, status])``, when given, is the application response a
+    ``respond(message, ack_code, status)``, when given, is the application response a
     receiver sends instead of a bare ACK (an :class:`mafhir.hl7v2.Response`: ORL^O22 for
     OML^O21), or None for a bare ACK; ``status`` is the outcome (``processed``, ``error``,
     ``review``, ``rejected``, ``retry``) for a response that must tell "held" from "refused".
+    An older plugin's ``respond(message, ack_code)`` is adapted once, when it is
+    registered (:func:`with_status`), so callers know one signature.
     """
 
     format: str
@@ -143,11 +147,32 @@ class Converter:
     to_fhir: Callable[[Any, Any], JSON] | None = None
     from_fhir: Callable[[ResourceSet, Any], str] | None = None
     description: str = ""
-    respond: Callable[[Any, str], Any] | None = None
+    respond: Callable[[Any, str, str], Any] | None = None
 
     @property
     def key(self) -> str:
         return f"{self.format}:{self.message_type}"
+
+
+def with_status(converter: Converter) -> Converter:
+    """``converter`` with a ``respond`` that takes ``(message, ack_code, status)``: an
+    older plugin's two-argument one is wrapped (the status is not passed on), once here
+    at registration, instead of being told apart at every call."""
+    respond = converter.respond
+    if respond is None:
+        return converter
+    try:
+        params = list(inspect.signature(respond).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: take it as it is
+        return converter
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return converter
+
+    def respond_with_status(message: Any, ack_code: str, status: str) -> Any:
+        return respond(message, ack_code)  # type: ignore[call-arg]
+
+    return dataclasses.replace(converter, respond=respond_with_status)
 
 
 @dataclass(frozen=True)
@@ -230,7 +255,7 @@ class Registry:
             raise PluginError(f"plugin '{owner}' registered {converter!r}, not a Converter")
         if converter.to_fhir is None and converter.from_fhir is None:
             raise PluginError(f"plugin '{owner}': converter '{converter.key}' converts nothing")
-        self._add(self.converters, "converter", converter.key, converter, owner)
+        self._add(self.converters, "converter", converter.key, with_status(converter), owner)
 
     def add_handler(self, handler: MessageHandler, owner: str) -> None:
         if not isinstance(handler, MessageHandler):

@@ -281,6 +281,7 @@ def test_the_connector_refuses_what_the_lab_refuses(registry):
     assert f"order '{placers[1]}' (ORC-1 UA)" in text and ERR_TEXT in text
     assert f"'{placers[0]}'" not in text  # the order it took is not named
     assert "ORL^O22" in text
+    assert err.value.code == "business-rule"  # the lab's refusal of an order, by its code
 
 
 def test_the_connector_delivers_an_orl_that_takes_every_order(registry):

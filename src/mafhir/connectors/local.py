@@ -143,7 +143,8 @@ class LocalStore:
         """Apply a transaction (or batch) Bundle atomically; a transaction-response."""
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or \
                 bundle.get("type") not in ("transaction", "batch"):
-            raise InputError([Problem("Bundle.type", "must be a transaction or batch Bundle")])
+            raise InputError([Problem("Bundle.type", "must be a transaction or batch Bundle",
+                                      "not-supported")])
         with self._tx() as conn:
             answers = self._apply(conn, bundle.get("entry") or [])
         return {"resourceType": "Bundle", "type": f"{bundle['type']}-response",
@@ -156,7 +157,8 @@ class LocalStore:
             res = entry.get("resource")
             req = entry.get("request") or {}
             if not isinstance(res, dict) or not res.get("resourceType"):
-                raise InputError([Problem(f"Bundle.entry[{i}].resource", "is required")])
+                raise InputError([Problem(f"Bundle.entry[{i}].resource", "is required",
+                                          "required")])
             rtype = res["resourceType"]
             method, url = req.get("method"), str(req.get("url", ""))
             existing: str | None = None
@@ -170,10 +172,11 @@ class LocalStore:
                     existing = url.split("/", 1)[1] if "/" in url else None
                     if existing and res.get("id") not in (None, existing):
                         raise InputError([Problem(f"Bundle.entry[{i}].resource.id",
-                                                  "differs from the id in request.url")])
+                                                  "differs from the id in request.url",
+                                                  "invariant")])
             else:
                 raise InputError([Problem(f"Bundle.entry[{i}].request.method",
-                                          "must be POST or PUT")])
+                                          "must be POST or PUT", "not-supported")])
             rid = existing or str(uuid.uuid4())
             if entry.get("fullUrl"):
                 ids[entry["fullUrl"]] = f"{rtype}/{rid}"
@@ -197,7 +200,8 @@ class LocalStore:
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
         ident = params.get("identifier")
         if ident is None:
-            raise InputError([Problem("request", "only identifier= conditions are supported")])
+            raise InputError([Problem("request", "only identifier= conditions are supported",
+                                      "not-supported")])
         return conn.execute(select(identifiers.c.id).where(
             identifiers.c.rtype == rtype,
             identifiers.c.ident == f"identifier={unquote(ident)}")).scalar()

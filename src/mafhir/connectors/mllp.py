@@ -52,7 +52,8 @@ class MLLPConnector:
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit() or not message_type:
             raise PermanentError(f"mllp needs HOST:PORT/MESSAGE_TYPE (e.g. "
-                                 f"mllp:lab.example.org:2575/OML^O21), got {target!r}")
+                                 f"mllp:lab.example.org:2575/OML^O21), got {target!r}",
+                                 code="value")
         self.message_type = unquote(message_type)
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
         if ctx is None:
@@ -90,7 +91,8 @@ class MLLPConnector:
             return out
         if ack.refused_orders and ack.code not in ("AR", "CR"):
             raise PermanentError(f"the receiver refused {_refused(ack)} in its "
-                                 f"{ack.message_type} to the {self.message_type}: {reason}")
+                                 f"{ack.message_type} to the {self.message_type}: {reason}",
+                                 code="business-rule")
         if ack.code in ("AR", "CR"):
             raise TransientError(f"the receiver rejected the {self.message_type} for now "
                                  f"({ack.code}): {reason}")

@@ -55,11 +55,6 @@ ERR_CODES: dict[str, tuple[str, str]] = {
 _NOT_SUPPORTED_AT = {"MSH-9.2": ("201", "Unsupported event code"),
                      "MSH-11": ("202", "Unsupported processing id"),
                      "MSH-12": ("203", "Unsupported version id")}
-#: The table-0357 kinds of older handlers' ``(Problem, kind)`` pairs, as Problem codes.
-LEGACY_KINDS = {"segment": "structure", "required": "required", "datatype": "value",
-                "table": "code-invalid", "type": "not-supported", "event": "not-supported",
-                "version": "not-supported", "key": "not-found", "duplicate": "duplicate",
-                "internal": "processing"}
 
 
 def err_code(problem: Problem) -> tuple[str, str]:
@@ -72,15 +67,15 @@ def err_code(problem: Problem) -> tuple[str, str]:
     return ERR_CODES.get(problem.code, _ERROR)
 
 
-def as_problem(item: Problem | tuple[Problem, str]) -> Problem:
-    """A Problem from an item of ``Outcome.problems``: a Problem, or an older handler's
-    ``(Problem, kind)`` pair whose kind gives the code when the Problem has none."""
+def as_problem(item: object) -> Problem:
+    """``item`` when it is a Problem; anything else (an older handler's ``(Problem,
+    kind)`` pair) is refused by name, since its kind would have to be guessed: the
+    Problem's own code gives ERR-3."""
     if isinstance(item, Problem):
         return item
-    problem, kind = item
-    if problem.code == "invalid" and kind in LEGACY_KINDS:
-        return Problem(problem.location, problem.message, LEGACY_KINDS[kind])
-    return problem
+    raise TypeError(f"an outcome's problems are Problems with a code (mafhir.errors.CODES), "
+                    f"not {type(item).__name__}: write Problem(location, message, code) "
+                    f"instead of a (Problem, kind) pair")
 
 
 _LOC = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\.(\d+))?)?")
@@ -162,7 +157,7 @@ def _err(problem: Problem, severity: str) -> list:
 
 
 def ack_for(msg: Message | None, code: AckCode, at: datetime,
-            problems: Sequence[Problem | tuple[Problem, str]] = (),
+            problems: Sequence[Problem] = (),
             control_id: str | None = None, severity: str = "E",
             response: Response | None = None, commit_wanted: bool = False,
             warnings: Sequence[Problem] = ()) -> str:

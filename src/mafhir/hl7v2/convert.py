@@ -18,7 +18,6 @@ never its English text:
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -123,14 +122,6 @@ def patient_identifiers(bundle: JSON) -> Iterator[tuple[str, str]]:
                 yield parsed[1], parsed[2]
 
 
-def _takes_status(respond: Callable[..., Any]) -> bool:
-    """Does a converter's ``respond`` take the outcome status as a third argument?"""
-    try:
-        return len(inspect.signature(respond).parameters) >= 3
-    except (TypeError, ValueError):
-        return False
-
-
 class ConvertHandler:
     """Convert, validate, check the patient, deliver: one message's :class:`Outcome`."""
 
@@ -152,8 +143,7 @@ class ConvertHandler:
         if conv is not None and conv.respond is not None:
             try:
                 code = ORIGINAL[outcome.status]
-                response = conv.respond(msg, code, outcome.status) \
-                    if _takes_status(conv.respond) else conv.respond(msg, code)
+                response = conv.respond(msg, code, outcome.status)  # one signature
                 outcome = replace(outcome, response=response)
             except Exception as exc:  # a bare ACK still answers the message
                 log.warning("no %s response: %s", msg.type, type(exc).__name__)

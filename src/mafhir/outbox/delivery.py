@@ -108,7 +108,7 @@ def connect(destination: str, timeout: float | None = None) -> Connector:
         spec = registry.connector_for_scheme(scheme or "https")
         if spec is None:
             raise PermanentError(f"no connector can deliver to '{destination}': install "
-                                 "mafhir-fhir-rest for FHIR servers")
+                                 "mafhir-fhir-rest for FHIR servers", code="not-supported")
         try:
             connector = spec.factory(destination)
         except InputError:
@@ -126,5 +126,5 @@ def deliver(delivery: Delivery) -> JSON:
     get_manager().hook.deliver_bundle(delivery=delivery)
     if delivery.response is None:
         raise PermanentError("no plugin delivered the Bundle (is mafhir.outbox.plugin "
-                             "disabled?)")
+                             "disabled?)", code="processing")
     return delivery.response

@@ -52,7 +52,7 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
             leading_dg1.append(seg)
     groups = list(msg.groups(("ORC", "OBR"), within=("OBR",)))
     if not groups:
-        raise InputError([Problem("ORC", "the message has no order (ORC/OBR)")])
+        raise InputError([Problem("ORC", "the message has no order (ORC/OBR)", "structure")])
     entries, insurance = coverages(reader, msg, patient)
     if reader.patient_entry:
         entries.insert(0, reader.patient_entry)

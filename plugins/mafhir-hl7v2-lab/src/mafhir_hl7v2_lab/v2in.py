@@ -445,7 +445,7 @@ class Reader:
             numbers = [_number(r.text()) for r in reps]
             if any(n is None for n in numbers):
                 self.problems.append(Problem(obx.where(5), "value type NM but the value is not "
-                                                           "a number"))
+                                                           "a number", "value"))
                 return None
             if len(numbers) == 1:
                 assert numbers[0] is not None
@@ -467,7 +467,7 @@ class Reader:
             data = [r.c(i) for r in reps[:1] for i in range(1, len(r.components) + 1)]
             if any(_number(d) is None for d in data if d):
                 self.problems.append(Problem(obx.where(5), "value type NA but a component is "
-                                                           "not a number"))
+                                                           "not a number", "value"))
                 return None
             return "valueSampledData", {"origin": {"value": 0}, "period": 0, "dimensions": 1,
                                         "data": " ".join(d if d else "E" for d in data)}
@@ -480,7 +480,7 @@ class Reader:
             m = re.match(r"^(\d{2})(\d{2})?(\d{2})?", reps[0].c(1))
             if not m:
                 self.problems.append(Problem(obx.where(5), "value type TM but the value is not "
-                                                           "a time"))
+                                                           "a time", "value"))
                 return None
             return "valueTime", f"{m.group(1)}:{m.group(2) or '00'}:{m.group(3) or '00'}"
         if vt == "NR":
@@ -562,7 +562,7 @@ class Reader:
                 number = _number(text)
                 if number is None:
                     self.problems.append(Problem(obx.where(4, comp), f"the sub-id {name} "
-                                                                     "is not a number"))
+                                                                     "is not a number", "value"))
                     continue
                 parts.append({"url": name, "valueDecimal": number})
         if og.c(4):
@@ -582,21 +582,23 @@ class Reader:
             try:
                 base64.b64decode(compact, validate=True)
             except (binascii.Error, ValueError):
-                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid Base64"))
+                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid Base64",
+                                             "value"))
                 return None
             encoded = compact
         elif enc == "HEX":
             try:
                 raw = bytes.fromhex(data)
             except ValueError:
-                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid hex"))
+                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid hex", "value"))
                 return None
             encoded = base64.b64encode(raw).decode("ascii")
         elif enc == "A":
             encoded = base64.b64encode(data.encode("utf-8")).decode("ascii")
         else:
             self.problems.append(Problem(obx.where(5, 4), "ED encoding must be A, Hex or "
-                                                          "Base64 (HL7 table 0299)"))
+                                                          "Base64 (HL7 table 0299)",
+                                                          "code-invalid"))
             return None
         if "/" in subtype:
             content_type = subtype.strip().lower()

@@ -72,7 +72,8 @@ def controlled_entries(bundle: JSON) -> list[Problem]:
         if schedule:
             problems.append(Problem(f"entry[{i}]", f"a schedule {schedule[1:]} controlled "
                                                    "substance cannot go by this channel; send "
-                                                   "it by EPCS (NCPDP SCRIPT) or on paper"))
+                                                   "it by EPCS (NCPDP SCRIPT) or on paper",
+                                                   "business-rule"))
     return problems
 
 
@@ -248,7 +249,7 @@ class FhirPharmacy:
         found = list(self.client.search("MedicationRequest", {"identifier": query}))
         if not found:
             raise InputError([Problem("prescription", f"no MedicationRequest for prescription "
-                                                      f"'{rx_id}' at the pharmacy")])
+                                                      f"'{rx_id}' at the pharmacy", "not-found")])
         ref = f"MedicationRequest/{found[0]['id']}"
         dispenses = list(self.client.search("MedicationDispense", {"prescription": ref}))
         if not dispenses:
