@@ -149,7 +149,7 @@ def test_docs_list_every_code_with_its_err_3_and_exit_status():
 
 
 def test_an_mllp_destination_without_its_message_type_is_a_value_error():
-    from mafhir.hl7v2.connector import MLLPConnector
+    from mafhir.connectors.mllp import MLLPConnector
 
     with pytest.raises(PermanentError) as err:
         MLLPConnector("127.0.0.1:2575")
