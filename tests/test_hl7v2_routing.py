@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -336,19 +337,21 @@ def test_a_store_that_fails_answers_ce_in_enhanced_mode_and_the_listener_goes_on
 
 # ------------------------------------------------------------------ review fixes
 def test_a_stale_delivery_result_never_marks_a_newer_ack_sent(tmp_path, store_at):
-    """AR kept (delivery failed for now) → the sender re-sends → AA kept; the AR's
-    delivery finishing late must not mark the AA as delivered."""
+    """A transient failure is answered CE (send it again) and owes no application ACK, so
+    no AR can be delivered late over the AA the re-send earns; a delivery result for an
+    ACK that is no longer the one owed never marks the owed one sent."""
     store = MessageStore(store_at("in.sqlite"))
     outcomes = iter([Outcome("retry", (Problem("", "EHR down", "processing"),)),
-                     Outcome("processed")])
+                     Outcome("processed"), Outcome("processed")])
     receiver = Receiver(store, lambda m: next(outcomes))
-    receiver.receive(message("RS-1", mode="AL|AL"))
-    (first,) = store.pending_replies()
-    assert read_ack(first.app_ack).code == "AR"
+    assert read_ack(receiver.receive(message("RS-1", mode="AL|AL"))).code == "CE"
+    assert store.pending_replies() == []
     receiver.receive(message("RS-1", mode="AL|AL"))  # the re-send is processed again
-    assert store.reply_result(first, True) is False
-    (now,) = store.pending_replies()
-    assert read_ack(now.app_ack).code == "AA" and now.id == first.id
+    (owed,) = store.pending_replies()
+    assert read_ack(owed.app_ack).code == "AA"
+    stale = replace(owed, app_ack=owed.app_ack.replace(b"MSA|AA", b"MSA|AR"))
+    assert store.reply_result(stale, True) is False
+    assert [r.id for r in store.pending_replies()] == [owed.id]
     store.close()
 
 

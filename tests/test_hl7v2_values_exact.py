@@ -98,3 +98,19 @@ def test_a_resend_after_retry_is_not_taken_over_by_a_second_listener(tmp_path):
     first.join(30)
     assert deliveries == ["listener-1"]
     assert b"MSA|AA" not in answer
+
+
+def test_enhanced_mode_answers_a_transient_failure_ce_and_processes_the_resend(tmp_path):
+    """CA would tell the sender the message is safe here while nothing processes it
+    again; CE makes it re-send, and the re-send is processed (review finding)."""
+    from mafhir.hl7v2 import MessageStore, Outcome, Receiver, read_ack
+
+    raw = (b"MSH|^~\\&|LAB|QUEST|MAFHIR|CLINIC|20261127093000-0500||ORU^R01^ORU_R01|E1|P|"
+           b"2.5.1|||AL|AL\rPID|1||MS-1^^^CLINIC^MR||Doe^Jane\rOBX|1|NM|4548-4^HbA1c^LN||6.9|%")
+    outcomes = iter([Outcome("retry"), Outcome("processed")])
+    store = MessageStore(tmp_path / "in.sqlite")
+    receiver = Receiver(store, lambda m: next(outcomes))
+    first = read_ack(receiver.receive(raw))
+    assert first.code == "CE" and store.pending_reply_count() == 0
+    second = read_ack(receiver.receive(raw))
+    assert second.code == "CA" and store.pending_reply_count() == 1  # the AA, owed back

@@ -168,10 +168,13 @@ class Receiver:
         # ReplySender has delivered it back to the sender on a connection of its own.
         commit = "CR" if outcome.status == "rejected" and any(
             p.code == "not-supported" or p.location.startswith(_HEADER) for p in problems) \
-            else "CA"
+            else "CE" if outcome.status == "retry" else "CA"
+        # retry (a transient failure): CE tells the sender to send it again, and the re-send
+        # is processed; CA would tell it the message is safe here while nothing ever
+        # processes the row again
         reply = None
         if _wanted(msg.accept_ack_type, commit == "CA"):
-            reply = ack_bytes(ack_for(msg, commit, now, problems if commit == "CR" else (),
+            reply = ack_bytes(ack_for(msg, commit, now, problems if commit != "CA" else (),
                                       severity=severity), msg)
         app_ack = None
         if commit == "CA" and _wanted(msg.app_ack_type, app == "AA") \
