@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from .tasks.base import TaskModel
     from .validation.issues import Issue
 
-__all__ = ["Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper", "MessageHandler",
-           "Profile", "Registry"]
+__all__ = ["Connector", "ConnectorSpec", "Converter", "Delivery", "Lifecycle", "Mapper",
+           "MessageHandler", "Profile", "Registry"]
 
 JSON = dict[str, Any]
 
@@ -81,6 +81,27 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+@dataclass
+class Delivery:
+    """One send of one Bundle, as the ``deliver_bundle`` hook sees it.
+
+    Defined here, beside :class:`Connector`, so that the hook specifications name it
+    without importing the outbox (``mafhir.outbox.delivery`` re-exports it).
+    ``bundle`` may be changed by wrappers before the send; ``response`` is set by the
+    innermost implementation (the connector's answer). ``item_id``, ``source`` and
+    ``attempt`` say which outbox item this is; ``notes`` is free for plugins.
+    """
+
+    destination: str
+    bundle: JSON
+    connector: Connector
+    item_id: int = 0
+    source: str = ""
+    attempt: int = 1
+    response: JSON | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

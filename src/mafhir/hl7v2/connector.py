@@ -55,7 +55,7 @@ class MLLPConnector:
         self.message_type = unquote(message_type)
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
         if ctx is None:
-            from ..cli.options import load_clinic
+            from ..clinic import load_clinic
 
             ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
         self.ctx = ctx

@@ -13,14 +13,13 @@ The outbox's own implementation, called innermost, hands the Bundle to the conne
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
 from ..redact import CREDENTIALS_IN_URL, carries_credentials
-from ..registry import Connector
+from ..registry import Connector, Delivery  # Delivery: re-exported, defined beside Connector
 from .local import DEFAULT_STORE, LocalStore
 
 __all__ = ["MAX_DESTINATION", "Delivery", "LocalConnector", "connect",
@@ -32,25 +31,6 @@ JSON = dict[str, Any]
 MAX_DESTINATION = 500
 
 FHIR_CONNECTORS = ("fhir-rest", "fhir")
-
-
-@dataclass
-class Delivery:
-    """One send of one Bundle, as the ``deliver_bundle`` hook sees it.
-
-    ``bundle`` may be changed by wrappers before the send; ``response`` is set by the
-    innermost implementation (the connector's answer). ``item_id``, ``source`` and
-    ``attempt`` say which outbox item this is; ``notes`` is free for plugins.
-    """
-
-    destination: str
-    bundle: JSON
-    connector: Connector
-    item_id: int = 0
-    source: str = ""
-    attempt: int = 1
-    response: JSON | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalConnector:

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 import click
 
-from mafhir.cli.options import clinic_option, load_clinic
+from mafhir.cli.options import clinic_option
+from mafhir.clinic import load_clinic
 from mafhir.context import MapContext
 from mafhir.errors import InputError, MafhirError
 from mafhir.io import iter_documents
