@@ -34,7 +34,7 @@ TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals
 
 
 def _load_clinic(path: str | None) -> Any:
-    from mafhir.cli.options import load_clinic
+    from mafhir.clinic import load_clinic
 
     return load_clinic(path)
 
@@ -165,7 +165,8 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
     try:
         if as_tasks and what not in TASK_KIND:
             raise InputError(f"--tasks works with {', '.join(TASK_KIND)}, not {what}")
-        client = client_for(target, config_path, insecure=insecure, page_size=count)
+        client = reads.keeping_decimals(
+            client_for(target, config_path, insecure=insecure, page_size=count))
         with client:
             if what == "schedule":
                 start = _parse_day(day) if day else date.today()
