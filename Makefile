@@ -12,7 +12,7 @@ PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml)
 $(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGIN_PROJECTS),-e $(dir $(p)))
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres]' $(foreach p,$(PLUGIN_PROJECTS),-e $(dir $(p)))
 	@touch $(STAMP)
 
 install: $(STAMP)

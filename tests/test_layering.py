@@ -45,3 +45,12 @@ def test_clinic_settings_are_read_below_the_cli_layer():
             "mafhir.clinic.load_clinic"}, path.name
     assert not {m for m in imported_modules(SRC / "demo.py")
                 if m == "mafhir.cli" or m.startswith("mafhir.cli.")}
+
+
+def test_readme_names_every_hook():
+    hooks = [n.name for n in ast.parse((SRC / "hookspecs.py").read_text()).body
+             if isinstance(n, ast.FunctionDef)
+             and any(getattr(d, "id", None) == "hookspec" for d in n.decorator_list)]
+    section = (ROOT / "README.md").read_text().split("## Plugins", 1)[1].split("\n## ", 1)[0]
+    assert len(hooks) == 7
+    assert [h for h in hooks if f"`{h}`" not in section] == []

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from ..errors import InputError, Problem
 from . import schema
 from .store import OutboxStore
 
@@ -47,6 +48,11 @@ class PostgresStore(OutboxStore):
     dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
+        try:  # an optional extra: say how to get it rather than SQLAlchemy's bare import error
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise InputError([Problem("--db", "a PostgreSQL outbox needs the driver: pip "
+                                      "install 'mafhir[postgres]'", "not-supported")]) from None
         engine = create_engine(sqlalchemy_url(url), pool_size=8, max_overflow=8,
                                pool_pre_ping=True)
         super().__init__(engine, url)
