@@ -7,6 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml)
 
+# `make test` runs the suite on every core (pytest-xdist, one SEKMET and fresh databases per
+# worker) and prints the 30 slowest tests; `make test FAST=1` skips the tests marked slow
+# (the SIGKILL proof and the other long runs) for a quick local check. CI runs them all.
+XDIST  ?= -n auto
+ifdef FAST
+MARKS  := -m "not slow"
+endif
+
 .PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
@@ -22,9 +30,10 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests plugins benchmarks
+	$(BIN)/mypy  # src/ and the plugins' src/, per [tool.mypy] in pyproject.toml
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=30 $(MARKS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_map.py

@@ -15,6 +15,7 @@ from .errors import PluginError
 if TYPE_CHECKING:
     from .bundle import Entry
     from .context import MapContext
+    from .hl7v2.convert import Converted
     from .resourceset import ResourceSet
     from .tasks.base import TaskModel
     from .validation.issues import Issue
@@ -48,8 +49,9 @@ class Mapper:
 
     kind: str
     model: type[TaskModel]
-    to_fhir: Callable[[TaskModel, MapContext], Sequence[Entry]]
-    from_fhir: Callable[[ResourceSet], list[TaskModel]]
+    # Any: each mapper takes its own task class (a Callable over TaskModel would refuse it)
+    to_fhir: Callable[[Any, MapContext], Sequence[Entry]]
+    from_fhir: Callable[[ResourceSet], Sequence[TaskModel]]
     description: str = ""
     lifecycle: Lifecycle | None = None
 
@@ -128,7 +130,7 @@ class Converter:
 
     format: str
     message_type: str
-    to_fhir: Callable[[Any, Any], JSON] | None = None
+    to_fhir: Callable[[Any, Any], JSON | Converted] | None = None
     from_fhir: Callable[[ResourceSet, Any], str] | None = None
     description: str = ""
     respond: Callable[[Any, str], Any] | None = None

@@ -98,7 +98,7 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
         _refuse([_unusable(source, exc)])
     try:
         with stream, _atomic_output(out) as sink:
-            entries = []
+            entries: list[Any] = []
             for result in pipeline.run(iter_documents(stream, label=source)):
                 if isinstance(result, Failed):
                     failures.append(result)

@@ -75,7 +75,8 @@ class MLLPConnector:
         ack = read_ack(self.client.send(text))  # network trouble: TransientError
         reason = "; ".join(ack.errors) or ack.text or "no reason given"
         if ack.accepted:
-            out = {"message": self.message_type, "ack": ack.code, "acknowledges": ack.acked_id}
+            out: dict[str, Any] = {"message": self.message_type, "ack": ack.code,
+                                   "acknowledges": ack.acked_id}
             if ack.order_controls:
                 out.update(reply=ack.message_type, orders=list(ack.order_controls))
             return out

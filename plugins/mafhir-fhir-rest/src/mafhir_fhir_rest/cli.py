@@ -48,7 +48,7 @@ def _bundles(source: str, clinic_path: str | None, skip_invalid: bool = False) -
             docs[0][1].get("resourceType") == "Bundle":
         return [docs[0][1]]
     pipeline = Pipeline(get_registry(), MapContext(clinic=_load_clinic(clinic_path)))
-    entries = []
+    entries: list[Any] = []
     failures: list[Failed] = []
     for result in pipeline.run(docs):
         if isinstance(result, Failed):
@@ -199,8 +199,9 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                             cache.put(resource)
                     return
                 resources = list(stream)
-                for resource in resources if cache is not None else ():
-                    cache.put(resource)
+                if cache is not None:
+                    for resource in resources:
+                        cache.put(resource)
             finally:
                 if cache is not None:
                     cache.close()
