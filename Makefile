@@ -43,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pharmacy.py
 
 clean:
-	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache .mypy_cache
