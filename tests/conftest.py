@@ -44,6 +44,15 @@ def ctx() -> MapContext:
     return CTX
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_at(request, tmp_path):
+    """``store_at(name)``: a store's location, once as a SQLite file and once as a fresh
+    PostgreSQL database (tests/store_helpers.py)."""
+    from store_helpers import store_at_fixture
+
+    yield from store_at_fixture(request, tmp_path)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """The public corpus at ../shared/corpus (or $MAFHIR_CORPUS); skip when it is absent."""

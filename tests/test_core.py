@@ -220,7 +220,7 @@ def test_identifier_query_keeps_url_specials_out_of_the_query():
 
 
 def test_dir_connector_keeps_what_a_conditional_create_finds(tmp_path):
-    from mafhir.connectors.directory import DirectoryConnector
+    from mafhir.connectors.dir import DirectoryConnector
 
     first = obs("o1", {"reference": "Patient/1"}) | {"status": "final"}
     later = obs("o1", {"reference": "Patient/1"}) | {"status": "preliminary"}

@@ -36,8 +36,8 @@ class Seen:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = MessageStore(tmp_path / "in.sqlite")
+def store(tmp_path, store_at):
+    s = MessageStore(store_at("in.sqlite"))
     yield s
     s.close()
 
@@ -166,7 +166,6 @@ def latin(control_id: str, charset: str, name: str, codec: str) -> bytes:
     ("8859/1", "iso8859-1", "LEÃ©"),
     ("8859/5", "iso8859-5", "Иванова"),
     ("UNICODE UTF-8", "utf-8", "Łódź€"),
-    ("UNICODE UTF-16", "utf-16", "Łódź€"),
 ])
 def test_text_is_read_in_the_character_set_msh18_declares(store, charset, codec, name):
     seen = Seen()
@@ -231,6 +230,23 @@ def test_control_ids_and_senders_are_compared_whole(store, first, second):
     rows = list(store.messages("processed"))
     assert [r.raw for r in rows] == [first, second]
     assert all(r.conflicts_with is None for r in rows)
+
+
+@pytest.mark.parametrize(("control_id", "components"), [
+    ("A^1", ["A", "1"]),
+    ("B^2&x^\\F\\", ["B", "2&x", "|"]),  # a subcomponent, and an escaped field separator
+])
+def test_msa2_echoes_the_whole_msh10_over_a_socket(store, control_id, components):
+    raw = message(control_id)
+    with MLLPListener("127.0.0.1", 0, Receiver(store, Seen())) as listener, \
+            socket.create_connection(listener.address, timeout=10) as sock:
+        sock.sendall(frame(raw))
+        (reply,) = replies(sock, 1)
+    parsed = hl7.parse(reply.decode("utf-8"))  # read by python-hl7
+    seg = parsed.segment("MSA")
+    assert str(seg[2]) == control_id  # exactly what the sender wrote in MSH-10
+    assert [parsed.unescape(str(c)) for c in seg[2][0]] == components
+    assert read_ack(reply).acked_id == control_id.replace("\\F\\", "|")
 
 
 # ------------------------------------------------------------------ issue 10.1 content key
@@ -423,3 +439,69 @@ def test_mafhir_listen_takes_the_limits_from_its_options(tmp_path):
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=30)[1]
     assert proc.returncode == 0, rest
+
+
+# ------------------------------------------------- review findings: framing that glues or cuts
+def test_a_start_block_inside_an_unfinished_frame_rejects_it_and_reads_the_next(store):
+    """A frame that never got its end block, then a whole frame: gluing them would file the
+    second message's results under the first message's patient (and answer AA)."""
+    seen = Seen()
+    first = message("V-1").replace(b"Doe^Jane", b"Roe^Richard")
+    with MLLPListener("127.0.0.1", 0, Receiver(store, seen)) as listener, \
+            socket.create_connection(listener.address, timeout=10) as sock:
+        sock.sendall(b"\x0b" + first + frame(message("V-2")))
+        rejected, accepted = replies(sock, 2)
+    assert msa(rejected) == ("AR", "V-1") and "not finished" in read_ack(rejected).text
+    assert msa(accepted) == ("AA", "V-2")
+    assert seen.names == ["Doe^Jane"]  # V-2's own patient, nothing of V-1's
+    assert store.find("LAB|QUEST", "V-2").raw == message("V-2")
+    (row,) = list(store.messages("rejected"))
+    assert row.raw == first
+
+
+def test_utf16_is_read_from_a_file_but_refused_on_mllp():
+    """parse() (mafhir convert, a file) reads UTF-16 as declared; MLLP cannot carry it."""
+    from mafhir.hl7v2 import parse
+    raw = latin("CS-16", "UNICODE UTF-16", "Łódź€", "utf-16")
+    assert parse(raw).first("PID").text(5) == "Łódź€^Jane"
+
+
+def test_utf16_is_refused_on_mllp_because_its_bytes_can_hold_the_end_block(store):
+    """U+0D1C is the bytes 1C 0D in UTF-16LE: the frame ends inside the text. No part of
+    such a message may be acknowledged positively."""
+    text = ("MSH|^~\\&|LAB|QUEST|MAFHIR|CLINIC|20261127093000-0500||ORU^R01^ORU_R01|U16|P|"
+            "2.5.1||||||UNICODE UTF-16\rPID|1||MS-1^^^CLINIC^MR||Doe^Jane\r"
+            "OBX|1|TX|8251-1^Note^LN||\u0d1c\u0d3e CRITICAL: repeat HbA1c||||||F\r")
+    data = "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")
+    assert b"\x1c\r" in data  # the hazard itself
+    seen = Seen()
+    with MLLPListener("127.0.0.1", 0, Receiver(store, seen)) as listener, \
+            socket.create_connection(listener.address, timeout=10) as sock:
+        sock.sendall(frame(data))
+        sock.shutdown(socket.SHUT_WR)
+        got, reader = [], FrameReader(10_000_000)
+        while chunk := sock.recv(65536):
+            got += list(reader.feed(chunk))
+    assert got and all(msa(r)[0] == "AR" for r in got)
+    assert "UTF-16/UTF-32 cannot be carried over MLLP" in read_ack(got[0]).text
+    assert not seen.ids and not list(store.messages("processed"))
+
+
+def test_a_frame_that_began_with_the_previous_one_gets_its_own_deadline(store):
+    """Frame 1 and the start of frame 2 in one read; frame 1 takes longer to process than
+    the frame deadline. Frame 2's deadline runs from when it could be read, not from
+    frame 1's start (the handler's pause is the thing under test, not a wait)."""
+    class Slow(Seen):
+        def __call__(self, msg):
+            if msg.msh.raw(10) == "D-1":
+                time.sleep(1.5)
+            return super().__call__(msg)
+
+    two = frame(message("D-2"))
+    with MLLPListener("127.0.0.1", 0, Receiver(store, Slow()), frame_timeout=1.0) as listener, \
+            socket.create_connection(listener.address, timeout=10) as sock:
+        sock.sendall(frame(message("D-1")) + two[:30])
+        (first,) = replies(sock, 1)
+        sock.sendall(two[30:])
+        (second,) = replies(sock, 1)
+    assert msa(first) == ("AA", "D-1") and msa(second) == ("AA", "D-2")

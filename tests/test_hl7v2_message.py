@@ -271,8 +271,8 @@ def test_ack_codes_and_err_locations():
     msg = parse(SIMPLE)
     from mafhir.errors import Problem
 
-    ack = ack_for(msg, "AE", AT, [(Problem("OBX[3]-5", "value type NM but not a number"),
-                                   "datatype")])
+    ack = ack_for(msg, "AE", AT, [Problem("OBX[3]-5", "value type NM but not a number",
+                                          "value")])
     back = read_ack(ack)
     assert back.code == "AE" and back.acked_id == "C-1" and not back.accepted
     err = parse(ack).first("ERR")

@@ -15,9 +15,9 @@ import hl7
 import requests
 
 from mafhir.bundle import create, transaction
+from mafhir.connectors.mllp import MLLPConnector
 from mafhir.context import Clinic, MapContext
 from mafhir.hl7v2 import Message, MessageStore, MLLPListener, Outcome, Receiver, V2Context
-from mafhir.hl7v2.connector import MLLPConnector
 from mafhir.hl7v2.patients import lookup_for
 from mafhir.outbox.local import LocalStore
 from mafhir.pipeline import Failed, Pipeline
@@ -141,3 +141,34 @@ def test_oml_o21_pid_carries_the_patient_read_from_the_fhir_server(tmp_path, fhi
         connector.close()
     (text,) = side.texts
     _assert_demographics(_pid(text), "MS-20002")
+
+
+def test_mafhir_convert_to_hl7v2_fills_pid_from_the_clinics_patients(tmp_path, monkeypatch):
+    """``mafhir convert --to hl7v2`` reads the Patient a task names only by MRN from where
+    the clinic keeps it ($MAFHIR_PATIENTS), as the connectors do."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+
+    c = _clinic()
+    store_path = tmp_path / "store.db"
+    store = LocalStore(store_path)
+    store.send(transaction([create(_patient(c, "MS-20002"))]))
+    store.close()
+    task = {"task": "prescription", "id": "rx-2", "patient": {"mrn": "MS-20002"},
+            "written": "2026-11-27T10:12:00-05:00",
+            "prescriber": {"npi": NPI, "family": "Reyes", "given": ["Lena"]},
+            "medication": {"rxnorm": "314076"},
+            "sig": {"text": "Take 1 tablet by mouth once daily"},
+            "quantity": {"value": 30, "unit": "{tbl}"}, "days_supply": 30, "refills": 0,
+            "pharmacy": {"ncpdp_id": "1234567", "name": "Main Street Pharmacy"}}
+    (tmp_path / "rx.json").write_text(json.dumps(task))
+    (tmp_path / "clinic.json").write_text(c.model_dump_json())
+    monkeypatch.setenv("MAFHIR_PATIENTS", f"local:{store_path}")
+    result = CliRunner().invoke(build_cli(), [
+        "convert", "--to", "hl7v2", "--message", "RDE^O11", "--clinic",
+        str(tmp_path / "clinic.json"), str(tmp_path / "rx.json")])
+    assert result.exit_code == 0, result.output
+    _assert_demographics(_pid(result.stdout), "MS-20002")

@@ -76,8 +76,8 @@ class Recorder:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = MessageStore(tmp_path / "messages.sqlite")
+def store(tmp_path, store_at):
+    s = MessageStore(store_at("messages.sqlite"))
     yield s
     s.close()
 
@@ -130,7 +130,7 @@ def test_duplicate_gets_the_original_ack_and_is_not_processed_again(store):
 
 
 def test_ack_code_follows_the_outcome(store):
-    problem = (Problem("OBX[1]-5", "value type NM but the value is not a number"), "datatype")
+    problem = Problem("OBX[1]-5", "value type NM but the value is not a number", "value")
     receiver = Receiver(store, Recorder(outcome=Outcome("error", (problem,))))
     ack = read_ack(receiver.receive(message("E-1")))
     assert ack.code == "AE" and "OBX[1]-5" in ack.errors[0]
@@ -176,7 +176,7 @@ def test_transient_failure_is_retried_when_resent(store):
         def __call__(self, msg):
             self.calls += 1
             if self.calls == 1:
-                return Outcome("retry", ((Problem("", "delivery failed"), "internal"),))
+                return Outcome("retry", (Problem("", "delivery failed", "processing"),))
             return Outcome("processed")
 
     flaky = Flaky()
@@ -248,8 +248,8 @@ def test_listener_survives_garbage_and_oversized_frames(store):
             assert read_ack(client.send(message("G-2"))).code == "AA"
 
 
-def test_client_reconnects_after_the_listener_restarts(tmp_path):
-    store = MessageStore(tmp_path / "m.sqlite")
+def test_client_reconnects_after_the_listener_restarts(tmp_path, store_at):
+    store = MessageStore(store_at("m.sqlite"))
     listener = MLLPListener("127.0.0.1", 0, Receiver(store, Recorder())).start()
     host, port = listener.address
     client = MLLPClient(host, port, timeout=5, retries=3)

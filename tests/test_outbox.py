@@ -444,9 +444,14 @@ def test_sqlite_allows_one_worker_process_per_file(tmp_path):
 class RacyServer:
     """A test double whose conditional create is not atomic: look, wait, then write."""
 
-    def __init__(self):
+    def __init__(self, window=None):
+        import time
+
         self.rows: list[dict] = []
         self.lock = threading.Lock()
+        # what happens between looking and writing: a pause, or (to prove the race without
+        # relying on the scheduler) a barrier every sender reaches before any writes
+        self.window = window or (lambda: time.sleep(0.003))
 
     def _find(self, rtype, ident):
         with self.lock:
@@ -455,7 +460,6 @@ class RacyServer:
                                        for i in r.get("identifier", [])}), None)
 
     def send(self, bundle):
-        import time
         import uuid
 
         answers = []
@@ -464,7 +468,7 @@ class RacyServer:
             cond = req.get("ifNoneExist") or (req["url"].split("?", 1)[1]
                                              if "?" in req["url"] else None)
             found = self._find(res["resourceType"], cond.split("=", 1)[1]) if cond else None
-            time.sleep(0.003)  # the window a racy server leaves open
+            self.window()  # the window a racy server leaves open
             if found is None:
                 found = {**res, "id": str(uuid.uuid4())}
                 with self.lock:
@@ -488,10 +492,11 @@ def test_exactly_once_even_against_a_racy_conditional_create(store, tmp_path):
     bundles = [transaction(m.entries) for m in Pipeline(get_registry(), ctx).run(
         enumerate(docs))]
 
-    # the double really is racy: the same Bundles posted in parallel make duplicates
-    direct = RacyServer()
-    threads = [threading.Thread(target=lambda part=part: [direct.send(b) for b in part])
-               for part in (bundles[k::8] for k in range(8))]
+    # the double really is racy: two senders of the same Bundle that both look before
+    # either writes (a barrier, not the scheduler's luck) make duplicates
+    both_looked = threading.Barrier(2, timeout=30)
+    direct = RacyServer(window=both_looked.wait)
+    threads = [threading.Thread(target=direct.send, args=(bundles[0],)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

@@ -78,7 +78,13 @@ def test_issued_tokens_are_bounded_and_configured_secrets_are_kept():
 @pytest.mark.parametrize("to", ["http://clinic:hunter2-pw@127.0.0.1:9/fhir",
                                 "https://clinic@127.0.0.1:9/fhir",
                                 "mllp:clinic:hunter2-pw@127.0.0.1:2575/OML^O21",
-                                "http://127.0.0.1:9/fhir?access_token=hunter2-pw"])
+                                "http://127.0.0.1:9/fhir?access_token=hunter2-pw",
+                                # spellings and places a token takes in real URLs
+                                "http://127.0.0.1:9/fhir?access-token=hunter2-pw",
+                                "http://127.0.0.1:9/fhir?accessToken=hunter2-pw",
+                                "http://127.0.0.1:9/fhir#access_token=hunter2-pw",
+                                "http://127.0.0.1:9/fhir?subscription-key=hunter2-pw",
+                                "http://127.0.0.1:9/fhir?sv=2022&sig=hunter2-pw"])
 def test_credentials_in_the_to_url_are_refused_and_never_stored(tmp_path: Path, to: str):
     task = {"task": "vitals", "id": "v-1", "patient": {"mrn": MRN},
             "effective": "2026-11-27T10:35:00-05:00", "heart_rate": {"value": 70}}
@@ -234,3 +240,11 @@ def test_rows_from_before_the_refusal_never_show_their_credentials(backend: str,
             assert result.exit_code == 0, result.output
             assert "old-pw-55" not in result.output, args
             assert "ehr.example" in result.output or "--json" in args, args
+
+
+@pytest.mark.parametrize("to", ["http://127.0.0.1:9/fhir?_count=10&identifier=x|1",
+                                "https://ehr.example/fhir/R4#section",
+                                "mllp:127.0.0.1:2575/OML^O21"])
+def test_urls_without_credentials_are_not_mistaken_for_them(to: str):
+    from mafhir.redact import carries_credentials
+    assert not carries_credentials(to)

@@ -217,9 +217,9 @@ def test_allow_list_loads_only_the_named_plugins(site):
 
 
 def test_block_list_skips_plugins_and_builtins(site):
-    found = listed(site, MAFHIR_DISABLE_PLUGINS="broken,mafhir.connectors.directory")
+    found = listed(site, MAFHIR_DISABLE_PLUGINS="broken,mafhir.connectors.dir")
     assert "broken" not in found and "good" in found
-    assert "mafhir.connectors.directory" not in found
+    assert "mafhir.connectors.dir" not in found
     assert "mafhir.mappers.vitals" in found
 
 

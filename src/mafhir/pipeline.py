@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from .bundle import Entry
 from .context import MapContext
-from .errors import CODES, InputError, MafhirError, Problem
+from .errors import CODES, InputError, MafhirError, Problem, as_code
 from .io import dumps
 from .registry import Lifecycle, Registry
 from .tasks.base import TaskModel
@@ -91,11 +91,11 @@ class Pipeline:
     def parse(self, index: int, raw: Any) -> TaskModel:
         where = f"task[{index}]"
         if not isinstance(raw, dict):
-            raise InputError([Problem(where, "a task must be a JSON object")])
+            raise InputError([Problem(where, "a task must be a JSON object", "structure")])
         kind = raw.get("task")
         if not isinstance(kind, str) or kind not in self.registry.mappers:
             known = ", ".join(sorted(self.registry.mappers))
-            raise InputError([Problem(f"{where}.task", f"must be one of: {known}")])
+            raise InputError([Problem(f"{where}.task", f"must be one of: {known}", "code-invalid")])
         model = self.registry.mappers[kind].model
         try:
             return model.model_validate(raw)
@@ -113,7 +113,7 @@ class Pipeline:
                 new_state = mapper.lifecycle.step(task, self._states.get(key))
             except InputError as exc:
                 raise InputError([Problem(f"{where}.{p.location}" if p.location else where,
-                                          p.message) for p in exc.problems]) from None
+                                          p.message, p.code) for p in exc.problems]) from None
         entries = tuple(mapper.to_fhir(task, self.ctx))
         if self.validate:
             issues: list[Issue] = []
@@ -131,18 +131,21 @@ class Pipeline:
                         self._valid.clear()
                     self._valid.add(blob)
             if issues:
-                raise InputError([Problem(f"{where} → {i.expression}", i.diagnostics)
+                raise InputError([Problem(f"{where} → {i.expression}", i.diagnostics,
+                                          as_code(i.code))
                                   for i in issues])
         if mapper.lifecycle is not None:
             self._states[key] = new_state
-        warnings = tuple(Problem(f"{where}.{w.location}", w.message) for w in task.warnings())
+        warnings = tuple(Problem(f"{where}.{w.location}", w.message,
+                                 w.code) for w in task.warnings())
         return Mapped(index, task, entries, warnings)
 
     def run(self, docs: Iterable[tuple[int, Any]]) -> Iterator[Mapped | Failed]:
         """Map every document; failures are yielded, never raised."""
         for index, raw in docs:
             if isinstance(raw, MafhirError):
-                problems = raw.problems if isinstance(raw, InputError) else (Problem("", str(raw)),)
+                problems = raw.problems if isinstance(raw, InputError) else (Problem("", str(raw),
+                                                                                     raw.code),)
                 yield Failed(index, tuple(problems))
                 continue
             try:
@@ -151,11 +154,11 @@ class Pipeline:
             except InputError as exc:
                 yield Failed(index, exc.problems, raw)
             except MafhirError as exc:
-                yield Failed(index, (Problem(f"task[{index}]", str(exc)),), raw)
+                yield Failed(index, (Problem(f"task[{index}]", str(exc), exc.code),), raw)
             except Exception as exc:  # a mapper bug must not stop the other tasks
                 kind = raw.get("task") if isinstance(raw, dict) else None
                 # the traceback may quote input values: only at debug level, never by default
                 log.debug("mapper for %r failed on task[%d]", kind, index, exc_info=True)
                 yield Failed(index, (Problem(f"task[{index}]",
                                              f"internal error mapping '{kind}': "
-                                             f"{type(exc).__name__}"),), raw)
+                                             f"{type(exc).__name__}", "processing"),), raw)

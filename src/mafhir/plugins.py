@@ -45,7 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.appointment",
     "mafhir.mappers.coverage",
     "mafhir.validation.profiles",
-    "mafhir.connectors.directory",
+    "mafhir.connectors.dir",
     "mafhir.cli.commands",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",

@@ -133,9 +133,26 @@ def carries_credentials(target: str) -> bool:
     """``user:password@``, or a query parameter named like a credential (``?access_token=``)."""
     if has_userinfo(target):
         return True
-    query = target.partition("?")[2].partition("#")[0]
-    names = (pair.partition("=")[0] for pair in re.split(r"[&;]", query) if pair)
-    return any(SECRET_KEY.match(unquote(n)) for n in names)
+    rest = target.partition("?")[2] if "?" in target else ""
+    query, _, fragment = rest.partition("#")
+    fragment = fragment or target.partition("#")[2]  # the implicit flow puts tokens there
+    pairs = [p for part in (query, fragment) for p in re.split(r"[&;]", part) if p]
+    return any(_credential_name(pair.partition("=")[0]) for pair in pairs)
+
+
+#: URL parameters that carry a credential besides :data:`SECRET_KEY`'s names (cloud keys
+#: and signed-URL signatures), after normalising (lower case, ``-`` as ``_``).
+_URL_SECRETS = frozenset({"key", "sig", "signature", "subscription_key", "code_verifier",
+                          "x_amz_signature", "x_amz_credential", "x_amz_security_token",
+                          "x_goog_signature", "x_goog_credential", "sas", "auth"})
+
+
+def _credential_name(name: str) -> bool:
+    """Is a URL parameter named like a credential? ``access-token``, ``accessToken`` and
+    ``access_token`` are one name here."""
+    name = unquote(name).strip()
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("-", "_")
+    return bool(SECRET_KEY.match(snake) or SECRET_KEY.match(name)) or snake in _URL_SECRETS
 
 
 def without_password(url: str) -> str:

@@ -6,6 +6,8 @@ of the same name and says which plugins collided.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,8 +22,8 @@ if TYPE_CHECKING:
     from .tasks.base import TaskModel
     from .validation.issues import Issue
 
-__all__ = ["Connector", "ConnectorSpec", "Converter", "Delivery", "Lifecycle", "Mapper",
-           "MessageHandler", "Profile", "Registry"]
+__all__ = ["CAPABILITIES", "Connector", "ConnectorSpec", "Converter", "Delivery", "Lifecycle",
+           "Mapper", "MessageHandler", "Profile", "Registry", "capabilities_of", "with_status"]
 
 JSON = dict[str, Any]
 
@@ -66,16 +68,35 @@ class Profile:
     title: str = ""
 
 
+#: The optional capabilities a connector may declare in its ``capabilities`` attribute,
+#: and what each promises. Core relies on a capability only when it is declared (never on
+#: an attribute it happens to find), and the conformance kit
+#: (:func:`mafhir.testing.check_contract`) checks that each declared one is really there.
+CAPABILITIES: dict[str, str] = {
+    "configure": "configure(*, timeout=None, max_attempts=None): how long one request may "
+                 "take and how many attempts send makes itself (the outbox asks for 1: it "
+                 "reschedules failures instead of sleeping in a worker)",
+    "use_clinic": "use_clinic(clinic): write for this clinic (MSH-4, order-number "
+                  "namespaces), as `mafhir sync --clinic` says",
+    "whole_bundles": "each Bundle goes out whole as one message and the answer carries no "
+                     "server ids: the outbox sends it as it is, with no per-entry ledger",
+    "search": "search(resource_type, params) -> Iterator[dict]: every matching resource of "
+              "every page, one page in memory at a time",
+}
+
+
 class Connector(Protocol):
     """A destination for transaction Bundles.
 
-    The contract the conformance kit (``mafhir.testing.connector_suite``) tests:
-    ``send`` returns only when the destination accepted every entry, in the order ``send``
-    was called; otherwise it raises a :class:`mafhir.errors.MafhirError` whose
-    ``.transient`` says whether retrying may help, with ``.status`` (the HTTP status, or
-    None) and ``.outcome`` (the server's OperationOutcome as a dict, or None). Optionally a
-    connector can read: ``search(resource_type, params) -> Iterator[dict]`` yields every
-    matching resource of every page, one page in memory at a time. See docs/connectors.md.
+    The contract the conformance kit (``mafhir.testing.connector_suite`` and
+    ``check_contract``) tests: ``send`` returns only when the destination accepted every
+    entry, in the order ``send`` was called; otherwise it raises a
+    :class:`mafhir.errors.MafhirError` whose ``.transient`` says whether retrying may help,
+    with ``.status`` (the HTTP status, or None), ``.outcome`` (the server's
+    OperationOutcome as a dict, or None) and ``.retry_after`` (seconds the destination
+    asked to wait, or None). Anything more is an optional capability, declared by name in
+    ``capabilities`` (a frozenset of :data:`CAPABILITIES` keys; none when absent) and
+    described there. See docs/connectors.md.
     """
 
     def send(self, bundle: JSON) -> JSON:
@@ -106,13 +127,27 @@ class Delivery:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def capabilities_of(connector: object) -> frozenset[str]:
+    """The optional capabilities ``connector`` declares (see :data:`CAPABILITIES`)."""
+    declared = getattr(connector, "capabilities", None)
+    return frozenset(declared) if isinstance(declared, (frozenset, set, tuple, list)) \
+        else frozenset()
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
-    """A named way to build a :class:`Connector` from a target string."""
+    """A named way to build a :class:`Connector` from a target string.
+
+    ``schemes`` are the URL schemes whose destinations this connector takes whole
+    (``http``/``https`` for a FHIR REST connector): ``--to https://…`` goes to the spec
+    that claims ``https``, whatever its name. A bare destination name (a server of
+    ``mafhir.toml``) goes to the one that claims ``https``.
+    """
 
     name: str
     factory: Callable[[str], Connector]
     description: str = ""
+    schemes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,10 +157,12 @@ class Converter:
     ``to_fhir(message, ctx)`` turns a parsed message into a transaction Bundle;
     ``from_fhir(resources, ctx)`` writes the message for a :class:`ResourceSet`. Either
     may be None (a one-way converter). Known by ``format:message_type`` (``hl7v2:ORU^R01``).
-    ``respond(message, ack_code[, status])``, when given, is the application response a
+    ``respond(message, ack_code, status)``, when given, is the application response a
     receiver sends instead of a bare ACK (an :class:`mafhir.hl7v2.Response`: ORL^O22 for
     OML^O21), or None for a bare ACK; ``status`` is the outcome (``processed``, ``error``,
     ``review``, ``rejected``, ``retry``) for a response that must tell "held" from "refused".
+    An older plugin's ``respond(message, ack_code)`` is adapted once, when it is
+    registered (:func:`with_status`), so callers know one signature.
     """
 
     format: str
@@ -133,11 +170,32 @@ class Converter:
     to_fhir: Callable[[Any, Any], JSON | Converted] | None = None
     from_fhir: Callable[[ResourceSet, Any], str] | None = None
     description: str = ""
-    respond: Callable[[Any, str], Any] | None = None
+    respond: Callable[[Any, str, str], Any] | None = None
 
     @property
     def key(self) -> str:
         return f"{self.format}:{self.message_type}"
+
+
+def with_status(converter: Converter) -> Converter:
+    """``converter`` with a ``respond`` that takes ``(message, ack_code, status)``: an
+    older plugin's two-argument one is wrapped (the status is not passed on), once here
+    at registration, instead of being told apart at every call."""
+    respond = converter.respond
+    if respond is None:
+        return converter
+    try:
+        params = list(inspect.signature(respond).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: take it as it is
+        return converter
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return converter
+
+    def respond_with_status(message: Any, ack_code: str, status: str) -> Any:
+        return respond(message, ack_code)  # type: ignore[call-arg]
+
+    return dataclasses.replace(converter, respond=respond_with_status)
 
 
 @dataclass(frozen=True)
@@ -203,14 +261,24 @@ class Registry:
     def add_connector(self, spec: ConnectorSpec, owner: str) -> None:
         if not isinstance(spec, ConnectorSpec):
             raise PluginError(f"plugin '{owner}' registered {spec!r}, not a ConnectorSpec")
+        for scheme in spec.schemes:
+            other = self.connector_for_scheme(scheme)
+            if other is not None:
+                raise PluginError(f"plugin '{owner}': connector '{spec.name}' claims "
+                                  f"{scheme}:// destinations, already claimed by connector "
+                                  f"'{other.name}' of '{self.owners[('connector', other.name)]}'")
         self._add(self.connectors, "connector", spec.name, spec, owner)
+
+    def connector_for_scheme(self, scheme: str) -> ConnectorSpec | None:
+        """The connector that claims URL ``scheme`` (only one may), or None."""
+        return next((c for c in self.connectors.values() if scheme in c.schemes), None)
 
     def add_converter(self, converter: Converter, owner: str) -> None:
         if not isinstance(converter, Converter):
             raise PluginError(f"plugin '{owner}' registered {converter!r}, not a Converter")
         if converter.to_fhir is None and converter.from_fhir is None:
             raise PluginError(f"plugin '{owner}': converter '{converter.key}' converts nothing")
-        self._add(self.converters, "converter", converter.key, converter, owner)
+        self._add(self.converters, "converter", converter.key, with_status(converter), owner)
 
     def add_handler(self, handler: MessageHandler, owner: str) -> None:
         if not isinstance(handler, MessageHandler):

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mafhir.cli.main import build_cli
+from mafhir.context import Clinic
 from mafhir.testing import FaultProxy, TokenServer
 
 MAFHIR = str(Path(sys.executable).parent / "mafhir")
@@ -238,7 +239,7 @@ def test_secrets_reach_neither_store_nor_logs_nor_screen(fhir_base_url: str, tmp
 
 
 ORU = ("MSH|^~\\&|LABSYS|QUESTLAB|MAFHIR|CLINIC|20261128061500-0500||ORU^R01^ORU_R01|"
-       "S-{n}|P|2.5.1\rPID|1||MS-31^^^^MR||Rivera^Ana||19610402|F\r"
+       "S-{n}|P|2.5.1\rPID|1||MS-31^^^MAPLE^MR||Rivera^Ana||19610402|F\r"
        "ORC|RE|ord-1^MAFHIR|ACC-1^QUESTLAB\r"
        "OBR|1|ord-1^MAFHIR|ACC-1^QUESTLAB|4548-4^Hemoglobin A1c^LN|||20261127092000-0500"
        "|||||||||||||||20261128061000-0500|||F\r"
@@ -255,13 +256,16 @@ def test_listen_with_credentials_keeps_none(tmp_path: Path, tokens: TokenServer,
 
     user, password, token = "clinic-l", f"pw-{uuid.uuid4().hex}", f"tok-{uuid.uuid4().hex}"
     _, clinic, _ = _tasks(tmp_path)
+    mrn_system = Clinic.model_validate_json(clinic.read_text()).mrn_namespace
     with EchoServer() as echo:
         cfg = _config(tmp_path, echo.base, echo.base + "/401/fhir", tokens, user)
         env = {**os.environ, "MAFHIR_CONFIG": str(cfg), "T_EHR_PASSWORD": password,
                "T_EHR_TOKEN": token, "MAFHIR_LOG_LEVEL": "DEBUG", "MAFHIR_TZ": "America/Chicago"}
         proc = subprocess.Popen(
             [MAFHIR, "listen", "--mllp", "127.0.0.1:0", "--store", str(tmp_path / "s.sqlite"),
-             "--to", f"fhir-rest:{kind}-401", "--clinic", str(clinic)],
+             "--to", f"fhir-rest:{kind}-401", "--clinic", str(clinic),
+             # the sender's MRN authority is the clinic's (else the result waits for review)
+             "--namespace", f"MAPLE={mrn_system}"],
             stderr=subprocess.PIPE, env=env)
         try:
             assert proc.stderr is not None

@@ -18,7 +18,7 @@ from helpers_hl7v2_lab import (
 )
 
 from mafhir.cli.main import build_cli
-from mafhir.connectors.directory import DirectoryConnector
+from mafhir.connectors.dir import DirectoryConnector
 from mafhir.hl7v2 import (
     ConvertHandler,
     MessageStore,

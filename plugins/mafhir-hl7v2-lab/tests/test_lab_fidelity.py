@@ -224,8 +224,16 @@ def test_corpus_conversion_fidelity(path, corpus_dir, registry):
     theirs = Theirs(data)
     ctx = context(theirs, data)
     refusal = expected_refusal(theirs, data)
+    message = data
+    if b"|ASCII" in data.split(b"\r", 1)[0] and max(data) > 0x7F:
+        # the IG's ORM/OML declare ASCII but carry UTF-8: their bytes are refused naming
+        # MSH-18 (never guessed); the conversion is checked on the text they meant
+        with pytest.raises(InputError) as wrong_set:
+            parse(data)
+        assert [p.location for p in wrong_set.value.problems] == ["MSH-18"]
+        message = data.decode("utf-8")  # type: ignore[assignment]
     try:
-        out = convert(registry, parse(data), ctx)
+        out = convert(registry, parse(message), ctx)
     except InputError as exc:
         assert refusal, [str(p) for p in exc.problems]
         assert {(p.location, p.code) for p in exc.problems} == refusal

@@ -297,3 +297,25 @@ def test_an_obx_identifier_under_the_npi_authority_is_checked_too(registry):
     assert ext["valueIdentifier"]["system"] != "http://hl7.org/fhir/sid/us-npi"
     assert [(w.location, w.code) for w in out.warnings if "NPI" in w.message] == \
         [("OBX[1]-5", "value")]
+
+
+@pytest.mark.parametrize(("obx6", "code", "unit"), [
+    ("mcg/mL^^UCUM", "ug/mL", "mcg/mL"),  # declared UCUM, but "mcg" is no UCUM atom
+    ("furlong^^UCUM", None, "furlong"),  # declared UCUM, not a unit UCUM knows
+    ("MG/DL^milligram per deciliter^L", "mg/dL", "milligram per deciliter"),
+])
+def test_every_obx6_unit_is_checked_by_the_ucum_library(registry, obx6, code, unit):
+    """OBX-6 is read from the sender's text and checked by UCUM even when CWE-3 says
+    UCUM; the sender's words stay as ``unit``, a code only when UCUM accepts it."""
+    from ucumvert import InvalidUcumError, parse_ucum
+
+    with pytest.raises(InvalidUcumError):  # independent: the sender's code is not UCUM
+        parse_ucum(obx6.split("^")[0])
+    out = run(registry, MSH + PID + OBR + OBX.replace("%^percent^UCUM", obx6))
+    ((_, obs),) = of(out.bundle, "Observation")
+    quantity = obs["valueQuantity"]
+    assert str(quantity["value"]) == "6.9" and quantity["unit"] == unit
+    assert quantity.get("code") == code
+    assert quantity.get("system") == ("http://unitsofmeasure.org" if code else None)
+    if code:
+        parse_ucum(code)  # what is sent as UCUM is UCUM

@@ -85,7 +85,7 @@ def test_an_application_error_is_dead_lettered_with_the_labs_reason(tmp_path):
     write_inputs(tmp_path)
 
     def lab(msg):
-        return Outcome("error", ((Problem("OBR-4", "test not offered here"), "207"),))
+        return Outcome("error", (Problem("OBR-4", "test not offered here", "not-supported"),))
 
     with MLLPListener("127.0.0.1", 0, Receiver(MessageStore(tmp_path / "lab.db"), lab)) as side:
         proc = sync(tmp_path, side.address[1])

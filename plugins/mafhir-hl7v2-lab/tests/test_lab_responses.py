@@ -31,6 +31,7 @@ from helpers_hl7v2_lab import (
 )
 from test_lab_tasks import mapped
 
+from mafhir.connectors.mllp import MLLPConnector
 from mafhir.errors import PermanentError, TransientError
 from mafhir.hl7v2 import (
     ConvertHandler,
@@ -41,7 +42,6 @@ from mafhir.hl7v2 import (
     from_fhir,
     parse,
 )
-from mafhir.hl7v2.connector import MLLPConnector
 from mafhir.resourceset import ResourceSet
 from mafhir_hl7v2_lab.responses import orl_o22, orr_o02
 
@@ -281,6 +281,7 @@ def test_the_connector_refuses_what_the_lab_refuses(registry):
     assert f"order '{placers[1]}' (ORC-1 UA)" in text and ERR_TEXT in text
     assert f"'{placers[0]}'" not in text  # the order it took is not named
     assert "ORL^O22" in text
+    assert err.value.code == "business-rule"  # the lab's refusal of an order, by its code
 
 
 def test_the_connector_delivers_an_orl_that_takes_every_order(registry):

@@ -101,6 +101,12 @@ class PharmacyStandIn:
         return f"{host}:{port}"
 
 
+def namespaces(c: Clinic) -> dict[str, str]:
+    """The namespace table a clinic writes for its pharmacy: the authority under which the
+    pharmacy echoes the clinic's MRN (``CLINIC``) is the clinic's MRN system."""
+    return {"CLINIC": c.mrn_namespace}
+
+
 def corpus_dir():
     """``../shared/corpus`` (or ``MAFHIR_CORPUS``); the test skips when it is absent."""
     import os
@@ -115,7 +121,7 @@ def corpus_dir():
 
 
 def rde_o25(placer: str, control_id: str, npi: str = NPI, ncpdp: str = "1234567",
-            mrn_field: str = "MS-10022^^^^MR") -> bytes:
+            mrn_field: str = "MS-10022^^^CLINIC^MR") -> bytes:
     """An RDE^O25 as a pharmacy system sends it: the clinic's placer number echoed."""
     return (
         f"MSH|^~\\&|RXSYS|MAINST|MAFHIR|CLINIC|20261220080500-0500||RDE^O25^RDE_O25|"

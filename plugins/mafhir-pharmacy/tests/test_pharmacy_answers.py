@@ -14,7 +14,14 @@ from datetime import datetime
 
 import hl7
 from click.testing import CliRunner
-from helpers_pharmacy import PharmacyStandIn, clinic, prescription, rde_o25, refill_request
+from helpers_pharmacy import (
+    PharmacyStandIn,
+    clinic,
+    namespaces,
+    prescription,
+    rde_o25,
+    refill_request,
+)
 
 from mafhir.cli.main import build_cli
 from mafhir.context import MapContext
@@ -40,7 +47,7 @@ def on_worklist(tmp_path, control_id: str):
     worklist.add_prescription(PrescriptionTask.model_validate(prescription()))
     (request,) = refill_request_tasks(
         parse(rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", control_id)),
-        V2Context(map=MapContext(clinic=c)))
+        V2Context(map=MapContext(clinic=c), namespaces=namespaces(c)))
     worklist.add_request(request)
     worklist.close()
     return clinic_file, wl, request

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from helpers_pharmacy import PharmacyStandIn, clinic, prescription, rde_o25
+from helpers_pharmacy import PharmacyStandIn, clinic, namespaces, prescription, rde_o25
 
 from mafhir.cli.main import build_cli
 from mafhir.context import MapContext
@@ -39,7 +39,7 @@ def test_prescription_out_refill_in_answer_out(tmp_path):
     (tmp_path / "refill.hl7").write_bytes(
         rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-1"))
     converted = invoke("convert", "--from", "hl7v2", "--clinic", str(clinic_file),
-                       str(tmp_path / "refill.hl7"))
+                       "--namespace", f"CLINIC={c.mrn_namespace}", str(tmp_path / "refill.hl7"))
     assert converted.exit_code == 0, converted.output
     types = [e["resource"]["resourceType"] for e in json.loads(converted.stdout)["entry"]]
     assert types.count("Task") == 1 and types.count("Communication") == 1
@@ -47,7 +47,8 @@ def test_prescription_out_refill_in_answer_out(tmp_path):
     # … and received on the clinic's listener onto the worklist
     worklist = LocalWorklist(wl)
     store = MessageStore(tmp_path / "clinic.sqlite")
-    handler = RefillHandler(get_registry(), V2Context(map=MapContext(clinic=c)), worklist)
+    ctx = V2Context(map=MapContext(clinic=c), namespaces=namespaces(c))
+    handler = RefillHandler(get_registry(), ctx, worklist)
     with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener, \
             MLLPClient(*listener.address, timeout=10) as client:
         assert read_ack(client.send((tmp_path / "refill.hl7").read_bytes())).code == "AA"
@@ -96,6 +97,6 @@ def test_convert_prints_each_validation_error_with_one_prefix(tmp_path, monkeypa
         Issue("error", "invariant", "Bundle.entry[0].resource.owner", "is required")])
     (tmp_path / "clinic.json").write_text(c.model_dump_json())
     result = invoke("convert", "--from", "hl7v2", str(tmp_path / "refill.hl7"), "--clinic",
-                    str(tmp_path / "clinic.json"))
+                    str(tmp_path / "clinic.json"), "--namespace", f"CLINIC={c.mrn_namespace}")
     assert result.exit_code == 2
     assert result.stderr == "error: Bundle.entry[0].resource.owner: is required\n"

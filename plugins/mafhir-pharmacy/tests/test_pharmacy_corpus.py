@@ -50,7 +50,10 @@ def _messages() -> list[Path]:
 
 
 def _ctx() -> V2Context:
-    return V2Context(map=MapContext(clinic=clinic()))
+    """As a clinic configures this sender: its MRN comes under assigning authority
+    ``test1`` (PID-3.4 of the corpus messages)."""
+    c = clinic()
+    return V2Context(map=MapContext(clinic=c), namespaces={"test1": c.mrn_namespace})
 
 
 @pytest.mark.corpus

@@ -4,6 +4,8 @@ through python-hl7's parse of the same text, not mafhir's reader."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import hl7
 import pytest
 from helpers_pharmacy import (
@@ -11,6 +13,7 @@ from helpers_pharmacy import (
     clinic,
     corpus_dir,
     mapped,
+    namespaces,
     prescription,
     rde_o25,
 )
@@ -52,7 +55,7 @@ def v2ctx(c) -> V2Context:
     from datetime import UTC, datetime
 
     return V2Context(map=MapContext(clinic=c), now=datetime(2026, 11, 27, 15, 20, tzinfo=UTC),
-                     receiving=("RXSYS", "MAINST"))
+                     receiving=("RXSYS", "MAINST"), namespaces=namespaces(c))
 
 
 def rde_for(tasks, c) -> str:
@@ -119,7 +122,8 @@ def test_rde_o11_reads_back_as_the_same_order():
 def test_corpus_rde_o11_is_read_and_what_it_lacks_is_named():
     data = (corpus_dir() / "hl7v2/rde-rds/microsoft-fhir-converter/RDE-O11-02.hl7").read_bytes()
     c = clinic()
-    converted = convert(get_registry(), parse(data), v2ctx(c))
+    ctx = replace(v2ctx(c), namespaces={"test1": c.mrn_namespace})  # the sender's MRN authority
+    converted = convert(get_registry(), parse(data), ctx)
     bundle = converted.bundle
     mrs = [e["resource"] for e in bundle["entry"]
            if e["resource"]["resourceType"] == "MedicationRequest"]
@@ -141,6 +145,40 @@ def test_corpus_rde_o11_is_read_and_what_it_lacks_is_named():
         ("ORC[1]-12", "incomplete"), ("ORC[2]-12", "incomplete")]
     assert not [i for i in check_bundle(bundle, get_registry().profiles)
                 if i.severity == "error"]
+
+
+@pytest.mark.parametrize("name", ["RDE-O11-02.hl7", "RDE-O25-01.hl7"])
+def test_pharmacy_pid_follows_the_shared_identity_rules(name):
+    """Issue 10.3 for the pharmacy: PID-3 is the clinic MRN only under an authority the
+    clinic maps to its MRN system; otherwise held for review (business-rule on PID-3),
+    and the SSN (PID-3 type SS) is never the key."""
+    data = (corpus_dir() / "hl7v2/rde-rds/microsoft-fhir-converter" / name).read_bytes()
+    pid = theirs(data.decode()).segment("PID")  # read independently with python-hl7
+    mrn, ssn = str(pid[3][0][0]), str(pid[3][1][0])
+    assert (str(pid[3][0][3][0]), str(pid[3][1][3])) == ("test1", "USSSA")
+    c = clinic()
+    unmapped = replace(v2ctx(c), namespaces={})
+    with pytest.raises(InputError) as err:
+        convert(get_registry(), parse(data), unmapped)
+    assert [(p.location, p.code) for p in err.value.problems] == [("PID-3", "business-rule")]
+    assert mrn not in str(err.value) and ssn not in str(err.value)  # no patient data
+    # the SSN's authority mapped to the clinic's MRN system is still no key
+    ssn_only = replace(v2ctx(c), namespaces={"USSSA": c.mrn_namespace})
+    with pytest.raises(InputError) as err:
+        convert(get_registry(), parse(data), ssn_only)
+    assert [(p.location, p.code) for p in err.value.problems] == [("PID-3", "business-rule")]
+    mapped_ctx = replace(v2ctx(c), namespaces={"test1": c.mrn_namespace})
+    if name.startswith("RDE-O25"):  # a refill request: the worklist Task's patient
+        (task,) = refill_request_tasks(parse(data), mapped_ctx)
+        assert (task.patient.system, task.patient.mrn) == (c.mrn_namespace, mrn)
+        return
+    bundle = convert(get_registry(), parse(data), mapped_ctx).bundle
+    (entry,) = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    key = entry["resource"]["identifier"][0]
+    assert (key["system"], key["value"]) == (c.mrn_namespace, mrn)
+    assert entry["request"]["ifNoneExist"].endswith("|" + mrn)
+    assert not any(i["system"] == c.mrn_namespace and i["value"] == ssn
+                   for i in entry["resource"]["identifier"])
 
 
 def test_rde_o25_problems_name_segment_and_field():
@@ -387,3 +425,27 @@ def test_rde_o11_reads_the_prescriber_and_enterer_from_prt_when_orc12_is_empty()
                                             "us-npi|1245319599", "display": "Grace Okafor"}
     assert mr["recorder"] == {"identifier": {"value": "MA-77"}, "display": "Rita Lopez"}
     assert converted.warnings == ()
+
+
+def test_a_refill_for_an_unmapped_mrn_authority_is_held_for_review_over_mllp(tmp_path):
+    """A refill request whose PID-3 authority the clinic does not map to its MRN system is
+    kept and held for review (AE, ERR 207 on PID-3), never put on the worklist."""
+    c = clinic()
+    placer = f"rx-5001^MAFHIR^{c.system}/prescription^URI"
+    data = rde_o25(placer, "RF-U", mrn_field="MS-10022^^^OTHERLAB^MR")
+    worklist = LocalWorklist(tmp_path / "worklist.sqlite")
+    worklist.add_prescription(PrescriptionTask.model_validate(prescription()))
+    store = MessageStore(tmp_path / "clinic.sqlite")
+    handler = RefillHandler(get_registry(), v2ctx(c), worklist)
+    with MLLPListener("127.0.0.1", 0, Receiver(store, handler)) as listener, \
+            MLLPClient(*listener.address, timeout=10) as pharmacy_side:
+        reply = pharmacy_side.send(data)
+    ack = read_ack(reply)
+    err = parse(ack.text).first("ERR")
+    assert ack.code == "AE" and (err.get(2, 1), err.get(2, 3), err.get(3, 1)) == \
+        ("PID", "3", "207")
+    assert "MS-10022" not in ack.text  # the ACK names the field, not the identifier
+    assert [r.status for r in store.messages()] == ["review"]
+    assert worklist.items("requested") == []
+    worklist.close()
+    store.close()

@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import MafhirError
+from ..errors import MafhirError, exit_code
 from ..plugins import get_manager
 from .logs import configure_logging
 
@@ -34,5 +34,5 @@ def main(argv: list[str] | None = None) -> None:
         cli = build_cli()
     except MafhirError as exc:
         click.echo(f"mafhir: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exit_code(exc))  # a broken plugin: PluginError, 2
     cli.main(args=argv, prog_name="mafhir")

@@ -11,7 +11,7 @@ Nothing here knows a message type: plugins add those with ``register_converters`
 from .ack import Ack, Response, ack_for, read_ack
 from .build import Reps, build_message, msh
 from .context import V2Context
-from .convert import ConvertHandler, from_fhir, to_fhir
+from .convert import Converted, ConvertHandler, convert, from_fhir, to_fhir
 from .escape import Separators, escape, unescape
 from .listener import MLLPListener
 from .message import Message, Segment, Value, check_header, parse
@@ -24,6 +24,7 @@ from .store import MessageStore
 __all__ = [
     "Ack",
     "ConvertHandler",
+    "Converted",
     "FrameReader",
     "HandlerSetup",
     "MLLPClient",
@@ -43,6 +44,7 @@ __all__ = [
     "ack_for",
     "build_message",
     "check_header",
+    "convert",
     "escape",
     "frame",
     "from_fhir",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import Problem
-from .build import build_message, msh
+from .build import Field, build_message, msh
 from .charset import encode
 from .message import Message, parse
 
@@ -55,11 +55,6 @@ ERR_CODES: dict[str, tuple[str, str]] = {
 _NOT_SUPPORTED_AT = {"MSH-9.2": ("201", "Unsupported event code"),
                      "MSH-11": ("202", "Unsupported processing id"),
                      "MSH-12": ("203", "Unsupported version id")}
-#: The table-0357 kinds of older handlers' ``(Problem, kind)`` pairs, as Problem codes.
-LEGACY_KINDS = {"segment": "structure", "required": "required", "datatype": "value",
-                "table": "code-invalid", "type": "not-supported", "event": "not-supported",
-                "version": "not-supported", "key": "not-found", "duplicate": "duplicate",
-                "internal": "processing"}
 
 
 def err_code(problem: Problem) -> tuple[str, str]:
@@ -72,15 +67,15 @@ def err_code(problem: Problem) -> tuple[str, str]:
     return ERR_CODES.get(problem.code, _ERROR)
 
 
-def as_problem(item: Problem | tuple[Problem, str]) -> Problem:
-    """A Problem from an item of ``Outcome.problems``: a Problem, or an older handler's
-    ``(Problem, kind)`` pair whose kind gives the code when the Problem has none."""
+def as_problem(item: object) -> Problem:
+    """``item`` when it is a Problem; anything else (an older handler's ``(Problem,
+    kind)`` pair) is refused by name, since its kind would have to be guessed: the
+    Problem's own code gives ERR-3."""
     if isinstance(item, Problem):
         return item
-    problem, kind = item
-    if problem.code == "invalid" and kind in LEGACY_KINDS:
-        return Problem(problem.location, problem.message, LEGACY_KINDS[kind])
-    return problem
+    raise TypeError(f"an outcome's problems are Problems with a code (mafhir.errors.CODES), "
+                    f"not {type(item).__name__}: write Problem(location, message, code) "
+                    f"instead of a (Problem, kind) pair")
 
 
 _LOC = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\.(\d+))?)?")
@@ -143,6 +138,17 @@ def _reply_msh(msg: Message | None, at: datetime, control_id: str, trigger: str)
                charset=m.get(18) or "")
 
 
+def _echo(msg: Message) -> Field:
+    """MSH-10 whole for MSA-2 (``A^1``, not ``A``): its components and subcomponents
+    unescaped here and escaped again by :func:`build_message`, so the sender reads back
+    exactly the id it sent."""
+    value = msg.msh.v(10)
+    comps = tuple(tuple(value.subs(i)) for i in range(1, len(value.components) + 1))
+    if len(comps) == 1 and len(comps[0]) == 1:
+        return comps[0][0]
+    return tuple(c[0] if len(c) == 1 else c for c in comps)
+
+
 def _err(problem: Problem, severity: str) -> list:
     code, text = err_code(problem)
     loc = error_location(problem.location)
@@ -151,7 +157,7 @@ def _err(problem: Problem, severity: str) -> list:
 
 
 def ack_for(msg: Message | None, code: AckCode, at: datetime,
-            problems: Sequence[Problem | tuple[Problem, str]] = (),
+            problems: Sequence[Problem] = (),
             control_id: str | None = None, severity: str = "E",
             response: Response | None = None, commit_wanted: bool = False,
             warnings: Sequence[Problem] = ()) -> str:
@@ -173,7 +179,7 @@ def ack_for(msg: Message | None, code: AckCode, at: datetime,
         segs[0][15], segs[0][16] = "AL", "NE"
     found = [as_problem(p) for p in problems]
     text = {"AA": "", "CA": ""}.get(code, found[0].message if found else "")
-    segs.append(["MSA", code, msg.control_id if msg is not None else "", text[:80] or None])
+    segs.append(["MSA", code, _echo(msg) if msg is not None else "", text[:80] or None])
     for problem in found:
         segs.append(_err(problem, severity))
     for warning in warnings:
@@ -221,5 +227,5 @@ def read_ack(text: str | bytes) -> Ack:
         raise ValueError("the reply has no MSA segment")
     errors = tuple(e.get(8) or e.get(3, 2) for e in msg.all("ERR"))
     controls = tuple(o.get(1) for o in msg.all("ORC"))
-    return Ack(msa.get(1), msg.control_id, msa.get(2), errors, msg.text, msg.type or "ACK",
+    return Ack(msa.get(1), msg.control_id, msa.text(2), errors, msg.text, msg.type or "ACK",
                controls)

@@ -7,6 +7,10 @@ MSH-18, never a guess, because reading 8859/2 as Latin-1 turns "Łódź" into "�
 without anyone noticing. A value the table does not name, or one no codec here reads
 (the ISO 2022 Japanese sets, CNS 11643), is refused the same way.
 
+UTF-16 and UTF-32 are read from a file (``mafhir convert``) but refused by the MLLP
+listener: their bytes can contain the end block (U+0D1C is ``1C 0D`` in UTF-16LE), so the
+frame they arrive in cannot be trusted to be the whole message.
+
 A message without MSH-18 is read as UTF-8 (ASCII, the standard's default, is a subset).
 Bytes that are not UTF-8 fall back to ISO 8859-1, which many senders use without
 declaring it, but only when no byte is in 0x80–0x9F: there Latin-1 has control
@@ -25,7 +29,8 @@ import codecs
 
 from ..errors import InputError, Problem
 
-__all__ = ["CODECS", "codec_for", "declared_charset", "decode", "encode"]
+__all__ = ["CODECS", "codec_for", "declared_charset", "declared_codec", "decode", "encode",
+           "wide_charset"]
 
 #: MSH-18 value (table 0211) → Python codec; None: named by the standard, no codec here.
 CODECS: dict[str, str | None] = {
@@ -87,7 +92,18 @@ def codec_for(charset: str) -> str:
     return codec
 
 
-def _wide(data: bytes) -> str | None:
+def declared_codec(data: bytes) -> str:
+    """The codec of the character set a message's bytes declare ('' when none is): what
+    its ``\\Xhh\\`` escapes are bytes of. Called after :func:`decode` accepted them."""
+    wide = wide_charset(data)
+    if wide is not None:
+        return wide
+    charset = declared_charset(data)
+    return codec_for(charset) if charset else ""
+
+
+def wide_charset(data: bytes) -> str | None:
+    """The UTF-16/32 codec a message is in (by its byte order mark or its "MSH"), else None."""
     for mark, codec in _WIDE:
         if data.startswith(mark):
             return codec
@@ -96,7 +112,7 @@ def _wide(data: bytes) -> str | None:
 
 def decode(data: bytes) -> str:
     """A message's text, decoded as its MSH-18 declares (see the module's doc)."""
-    wide = _wide(data)
+    wide = wide_charset(data)
     if wide is not None:  # UTF-16/32: the header itself is not ASCII bytes
         try:
             text = data.decode(wide)

@@ -20,6 +20,7 @@ from ..errors import InputError, MafhirError, Problem
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
 from ..plugins import get_registry
+from ..redact import CREDENTIALS_IN_URL, carries_credentials
 from ..registry import Connector
 from ..resourceset import ResourceSet
 from ..validation import check_bundle
@@ -29,6 +30,7 @@ from .convert import convert, from_fhir
 from .listener import MLLPListener
 from .message import MAX_MESSAGE_BYTES, parse
 from .mllp import MLLPClient
+from .patients import close_lookup, default_lookup, with_patients
 from .receiver import Receiver
 from .store import MessageStore
 
@@ -106,10 +108,12 @@ def receiver_options(fn: Any) -> Any:
         click.option("--sender-tz", "sender_tz", multiple=True, metavar="SENDER=ZONE",
                      help="IANA zone of one sender's times (SENDER: MSH-3^MSH-4, MSH-4 or "
                           "MSH-3). Repeatable."),
-        click.option("--namespace", "namespaces", multiple=True, metavar="AUTHORITY=SYSTEM",
+        click.option("--namespace", "namespaces", multiple=True,
+                     metavar="[SENDER|]AUTHORITY=SYSTEM",
                      help="Identifier system of an assigning authority (CX-4 namespace or "
                           "universal id); map the clinic's MRN authority to the clinic's "
-                          "MRN system. Repeatable."),
+                          "MRN system. SENDER| (MSH-3^MSH-4, MSH-4 or MSH-3) scopes it to "
+                          "one sender; without it, it holds for every sender. Repeatable."),
     )):
         fn = option(fn)
     return fn
@@ -129,11 +133,15 @@ def receiver_options(fn: Any) -> Any:
               help="With --to: MSH-5/MSH-6 (the lab's application and facility).")
 @click.option("--strict", is_flag=True, help="With --from: refuse a message converted with "
               "warnings (elements a profile wants that it lacks) instead of printing it.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="With --from: a sender's local code system, "
+                   "code-system.APP^FACILITY.99XYZ=URI (as listen takes it). Repeatable.")
 @clinic_option
 def convert_command(source: str, source_format: str | None, target_format: str | None,
                     message_type: str | None, tz: str | None, sender_tz: tuple[str, ...],
                     namespaces: tuple[str, ...], mllp: str | None, receiving: str,
-                    strict: bool, clinic_path: str | None) -> None:
+                    strict: bool, settings: tuple[str, ...],
+                    clinic_path: str | None) -> None:
     """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
 
     Bad input exits 2 with one line per problem naming the segment and field; warnings
@@ -149,7 +157,7 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         registry = get_registry()
         if source_format:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-            converted = convert(registry, parse(data), ctx)
+            converted = convert(registry, parse(data), ctx, _settings(settings))
             if strict and converted.warnings:
                 _fail(converted.warnings)
             for warning in converted.warnings:  # location and reason: no patient data
@@ -163,7 +171,8 @@ def convert_command(source: str, source_format: str | None, target_format: str |
             return
         if not message_type:
             raise click.UsageError("--to hl7v2 needs --message (e.g. OML^O21)")
-        text = from_fhir(registry, message_type, _resources(source, ctx.map), ctx)
+        text = from_fhir(registry, message_type, _with_patients(_resources(source, ctx.map)),
+                         ctx)
     except InputError as exc:
         _fail(exc.problems)
         return
@@ -181,6 +190,21 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     click.echo(json.dumps({"ack": ack.code, "acknowledges": ack.acked_id,
                            "errors": list(ack.errors)}))
     sys.exit(0 if ack.accepted else 1)
+
+
+def _with_patients(resources: ResourceSet) -> ResourceSet:
+    """The resources plus each Patient they name only by MRN, read from where the clinic
+    keeps it ($MAFHIR_PATIENTS, else ./mafhir-store.db), as the v2 connectors do: PID
+    carries the patient the clinic has, not a bare MRN."""
+    try:
+        lookup = default_lookup()
+    except ValueError as exc:  # a source that cannot be searched for patients
+        raise InputError([Problem("MAFHIR_PATIENTS", str(exc), "not-supported")]) from None
+    try:
+        return with_patients(resources, [r.get("subject") or r.get("for") or r.get("patient")
+                                         for r in resources], lookup)
+    finally:
+        close_lookup(lookup)
 
 
 def _pairs(pairs: tuple[str, ...], hint: str) -> dict[str, str]:
@@ -216,6 +240,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
     from .replies import ReplySender, parse_routes
     from .routing import HandlerSetup, RoutingHandler
 
+    if destination and carries_credentials(destination):  # as sync refuses it: one line
+        _fail([Problem("--to", CREDENTIALS_IN_URL, "security")])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = split_address(address)
     try:
@@ -225,7 +251,11 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
         routes = parse_routes(ack_to, split_address)
     except MafhirError as exc:
         raise click.ClickException(str(exc)) from exc
-    connector = open_connector(destination) if destination else None
+    try:
+        connector = open_connector(destination) if destination else None
+    except InputError as exc:  # a connector's own refusal of its target: bad input
+        _fail(exc.problems)
+        return
     known = None
     if connector is not None and check_patient and hasattr(connector, "search"):
         search = connector.search
@@ -242,7 +272,7 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
     replies = ReplySender(store, routes).start()
     routed = ", ".join(sorted(handler.routes)) or "none"
     click.echo(f"listening for MLLP on {listener.address[0]}:{listener.address[1]} "
-               f"(store {store_path}{what}; plugin handlers: {routed}; application ACKs "
+               f"(store {store.path}{what}; plugin handlers: {routed}; application ACKs "
                f"to {', '.join(f'{h}:{p}' for h, p in routes.values()) or 'none (kept)'})",
                err=True)
     try:
@@ -263,7 +293,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 @click.option("--mllp", "address", required=True, metavar="HOST:PORT",
               help="Listen for HL7 v2 over MLLP here (port 0: any free port).")
 @click.option("--store", "store_path", default="mafhir-hl7v2.sqlite", show_default=True,
-              help="SQLite file every message is stored in before it is acknowledged.")
+              help="SQLite file or PostgreSQL URL (postgresql://…) every message is "
+                   "stored in before it is acknowledged.")
 @click.option("--to", "destination", default=None, metavar="CONNECTOR:TARGET",
               help="Deliver converted Bundles here, e.g. dir:./results or "
                    "fhir-rest:https://ehr.example/fhir (default: store only).")

@@ -89,6 +89,23 @@ class V2Context:
                         "the clinic's time zone")
         return None
 
+    def namespaces_for(self, sender: str) -> Mapping[str, str]:
+        """The assigning-authority table for one sender (``APP|FACILITY``, first components):
+        entries scoped to it (``APP^FACILITY|AUTH``, ``FACILITY|AUTH`` or ``APP|AUTH``; the
+        v2 field separator cannot be part of an authority) over unscoped ones (``AUTH``,
+        which the operator has said hold for every sender). Entries scoped to another
+        sender never apply: its ``MRN`` is not this one's."""
+        app, _, facility = sender.partition("|")
+        scopes = [f"{app}^{facility}", facility, app]
+        table = {k: v for k, v in self.namespaces.items() if "|" not in k}
+        for scope in reversed(scopes):  # the most specific wins
+            if not scope or scope == "^":
+                continue
+            prefix = f"{scope}|"
+            table.update({k[len(prefix):]: v for k, v in self.namespaces.items()
+                          if k.startswith(prefix)})
+        return table
+
     def authority_system(self, *names: str) -> str | None:
         """The identifier system configured for an assigning authority (first name found)."""
         for name in names:

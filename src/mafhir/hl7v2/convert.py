@@ -18,9 +18,8 @@ never its English text:
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..validation import check_bundle
 from .context import V2Context
 from .message import Message
 from .receiver import ORIGINAL, Outcome
+from .terminology import local_systems, local_systems_from_settings
 
 __all__ = ["FORMAT", "ConvertHandler", "Converted", "convert", "from_fhir", "patient_identifiers",
            "to_fhir"]
@@ -62,11 +62,17 @@ class Converted:
     warnings: tuple[Problem, ...] = ()
 
 
-def convert(registry: Registry, msg: Message, ctx: V2Context) -> Converted:
-    """The conversion of ``msg`` with its warnings (InputError naming segment and field)."""
+def convert(registry: Registry, msg: Message, ctx: V2Context,
+            settings: Mapping[str, str] | None = None) -> Converted:
+    """The conversion of ``msg`` with its warnings (InputError naming segment and field).
+
+    ``settings`` (``--set``) name the sender's local code systems
+    (``code-system.APP^FACILITY.99XYZ=URI``): applied for this message only, so a local
+    code keeps the system its sender is configured with instead of an ``urn:``."""
     conv = _converter(registry, msg.type, "to_fhir")
     assert conv.to_fhir is not None
-    result = conv.to_fhir(msg, ctx)
+    with local_systems(local_systems_from_settings(settings or {}, msg.sender_name)):
+        result = conv.to_fhir(msg, ctx)
     return result if isinstance(result, Converted) else Converted(result)
 
 
@@ -116,22 +122,16 @@ def patient_identifiers(bundle: JSON) -> Iterator[tuple[str, str]]:
                 yield parsed[1], parsed[2]
 
 
-def _takes_status(respond: Callable[..., Any]) -> bool:
-    """Does a converter's ``respond`` take the outcome status as a third argument?"""
-    try:
-        return len(inspect.signature(respond).parameters) >= 3
-    except (TypeError, ValueError):
-        return False
-
-
 class ConvertHandler:
     """Convert, validate, check the patient, deliver: one message's :class:`Outcome`."""
 
     def __init__(self, registry: Registry, ctx: V2Context,
                  deliver: Callable[[JSON], Any] | None = None,
                  patient_known: Callable[[str, str], bool] | None = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False, settings: Mapping[str, str] | None = None) -> None:
         self.registry = registry
+        #: ``--set`` settings: the senders' local code systems (``code-system.…``)
+        self.settings = dict(settings or {})
         self.ctx = ctx
         self.deliver = deliver
         self.patient_known = patient_known
@@ -143,8 +143,7 @@ class ConvertHandler:
         if conv is not None and conv.respond is not None:
             try:
                 code = ORIGINAL[outcome.status]
-                response = conv.respond(msg, code, outcome.status) \
-                    if _takes_status(conv.respond) else conv.respond(msg, code)
+                response = conv.respond(msg, code, outcome.status)  # one signature
                 outcome = replace(outcome, response=response)
             except Exception as exc:  # a bare ACK still answers the message
                 log.warning("no %s response: %s", msg.type, type(exc).__name__)
@@ -152,7 +151,7 @@ class ConvertHandler:
 
     def _handle(self, msg: Message) -> Outcome:
         try:
-            converted = convert(self.registry, msg, self.ctx)
+            converted = convert(self.registry, msg, self.ctx, self.settings)
         except InputError as exc:
             return _refusal(exc.problems)
         bundle, warnings = converted.bundle, tuple(converted.warnings)

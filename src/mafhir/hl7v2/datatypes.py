@@ -148,6 +148,12 @@ def read_dtm(text: str, default_tz: tzinfo | None) -> str:
     dt = datetime(int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0))
     offset = tz.utcoffset(dt)
     assert offset is not None
+    if not off and offset != tz.utcoffset(dt.replace(fold=1)):
+        # a local time that happens twice (clocks back) or never (clocks forward) at a
+        # daylight-saving change: any offset chosen here would be a guess
+        raise DtmError("is a local time that occurs twice or never in the sender's zone "
+                       "(a daylight-saving change); send it with its UTC offset",
+                       "business-rule")
     total = int(offset.total_seconds() // 60)
     sign = "-" if total < 0 else "+"
     zone = f"{sign}{abs(total) // 60:02d}:{abs(total) % 60:02d}"

@@ -4,7 +4,9 @@ Kept here rather than taken from python-hl7: its ``escape`` writes a code point 
 0xFF as one over-long ``\\X..\\`` that its own ``unescape`` cannot read back, and its
 ``unescape`` logs the field text (patient data) at warning level. Here non-ASCII text
 stays as UTF-8 (MSH-18 ``UNICODE UTF-8``), only delimiters and control characters are
-escaped, and ``\\Xhh..\\`` is read as UTF-8 bytes (latin-1 when not valid UTF-8).
+escaped, and ``\\Xhh..\\`` is read as bytes of the message's declared character set
+(MSH-18; with none declared, UTF-8, else Latin-1). Bytes not valid in the declared set
+are kept as written, never guessed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Separators:
     escape: str = "\\"
     subcomponent: str = "&"
     truncation: str = ""  # v2.7+: the fifth MSH-2 character (``#``), kept when present
+    #: The codec of the message's declared character set (MSH-18), for ``\Xhh\`` bytes;
+    #: '' when none is declared (UTF-8, else Latin-1).
+    codec: str = ""
 
     @property
     def encoding_characters(self) -> str:
@@ -61,14 +66,20 @@ def escape(text: str, seps: Separators = DEFAULT) -> str:
     return "".join(out)
 
 
-def _hex(value: str) -> str | None:
-    """``\\Xhh..\\`` as text; None when it is not an even run of hex digits."""
+def _hex(value: str, codec: str = "") -> str | None:
+    """``\\Xhh..\\`` as text in ``codec``; None when it is not an even run of hex digits,
+    or not valid in the declared set (the sequence is then kept as written)."""
     try:
         raw = bytes.fromhex(value)
     except ValueError:
         return None
     if not raw:
         return None
+    if codec:
+        try:
+            return raw.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -111,7 +122,7 @@ def unescape(text: str, seps: Separators = DEFAULT) -> str:
         if seq in simple:
             out.append(simple[seq])
         elif seq[:1] == "X":
-            decoded = _hex(seq[1:])
+            decoded = _hex(seq[1:], seps.codec)
             out.append(text[i:end + 1] if decoded is None else decoded)
         elif seq[:3] in (".sp", ".in", ".ti", ".sk"):
             out.append("\n" if seq[:3] == ".sp" else " ")

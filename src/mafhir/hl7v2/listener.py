@@ -30,8 +30,9 @@ from datetime import UTC, datetime
 
 from ..errors import Problem
 from .ack import ack_for_unreadable
+from .charset import wide_charset
 from .message import parse
-from .mllp import FrameReader, Rejected, frame
+from .mllp import KEEP_BYTES, FrameReader, Rejected, frame
 from .receiver import Receiver
 
 __all__ = ["MLLPListener"]
@@ -136,11 +137,15 @@ class _Connection(socketserver.BaseRequestHandler):
             if not data:
                 self._finish(sock, reader)
                 return
+            ended = False
             for event in reader.events(data):
+                ended = True
                 reply = self._reject(event) if isinstance(event, Rejected) \
                     else self._receive(event)
                 if reply is not None and not self._send(sock, reply):
                     return
+            if ended:  # a frame that began in this read has its own deadline, from now
+                started = time.monotonic() if reader.in_frame else None
 
     def _finish(self, sock: socket.socket, reader: FrameReader) -> None:
         """The connection ends (or its deadline passed) with input unfinished: keep it."""
@@ -150,6 +155,13 @@ class _Connection(socketserver.BaseRequestHandler):
 
     def _receive(self, payload: bytes) -> bytes | None:
         receiver = self.server.receiver
+        if wide_charset(payload) is not None:
+            # UTF-16/32 text can hold the end block's bytes (U+0D1C is 1C 0D in UTF-16LE):
+            # the frame it came in cannot be trusted to be the whole message
+            return self._reject(Rejected(
+                "not-supported", "MSH-18: UTF-16/UTF-32 cannot be carried over MLLP (its "
+                "bytes can contain the end block); send UTF-8", payload[:KEEP_BYTES],
+                len(payload)))
         try:
             return receiver.receive(payload)
         except Exception as exc:  # the store itself failed: say so, keep serving

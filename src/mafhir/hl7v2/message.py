@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import InputError, Problem
-from .charset import decode
+from .charset import declared_codec, decode
 from .escape import Separators, unescape
 
 __all__ = [
@@ -207,6 +207,14 @@ class Message:
         return f"{self.msh.raw(3)}|{self.msh.raw(4)}"
 
     @property
+    def sender_name(self) -> str:
+        """Sending application and facility by their first components (``MSH-3.1|MSH-4.1``):
+        how configuration names a sender (``--sender-tz``, ``--namespace``, ``--set``) and
+        the stable, readable part of identifiers made from a message. Not a duplicate key:
+        :attr:`sender` is (the whole fields)."""
+        return f"{self.msh.get(3)}|{self.msh.get(4)}"
+
+    @property
     def control_key(self) -> str:
         """MSH-10 whole as written (``A^1`` and ``A^2`` are two ids): the duplicate key."""
         return self.msh.raw(10)
@@ -281,7 +289,8 @@ def parse(data: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         raise InputError([Problem("MSH-2", "the encoding characters are missing or invalid "
                                            "(expected four distinct delimiters such as ^~\\&)",
                                    "value")])
-    seps = Separators(fsep, enc[0], enc[1], enc[2], enc[3], enc[4] if len(enc) > 4 else "")
+    seps = Separators(fsep, enc[0], enc[1], enc[2], enc[3], enc[4] if len(enc) > 4 else "",
+                      declared_codec(data) if isinstance(data, bytes) else "")
     lf_only = "\r" not in text
     lines = text.replace("\r\n", "\r").replace("\n", "\r").split("\r")
     raw_segments: list[str] = []

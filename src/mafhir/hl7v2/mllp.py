@@ -12,12 +12,14 @@ there), keeping only a bounded prefix for the operator to see.
 
 from __future__ import annotations
 
+import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import TransientError
+from ..retry import RetryPolicy
 
 __all__ = ["END", "KEEP_BYTES", "START", "FrameReader", "FramingError", "MLLPClient",
            "Rejected", "frame"]
@@ -140,8 +142,19 @@ class FrameReader:
     def _in_frame(self, view: memoryview, pos: int) -> tuple[int, bytes | Rejected | None]:
         room = self.max_bytes + 2 - (len(self._buf) - 1)  # payload + END may still come
         chunk = view[pos:pos + max(room, 0) + 1]
+        before = len(self._buf)
         self._buf += chunk
         end = self._buf.find(END, max(self._scanned, 1))
+        # a start block before the end block: this frame was never finished, and the
+        # sender began another. Gluing the two would file the second message's content
+        # under the first one's header, so the first is rejected and the second read.
+        vt = self._buf.find(START, max(before, 1), end if end >= 0 else len(self._buf))
+        if vt >= 0:
+            raw = bytes(self._buf[1:min(vt, 1 + self.keep)])
+            self._reset_frame()
+            return pos + (vt - before), Rejected(
+                "structure", "the frame was not finished: a start block (0x0B) came before "
+                "its end block", raw, vt - 1)
         if end >= 0:
             consumed = end + 2 - (len(self._buf) - len(chunk))
             if end - 1 > self.max_bytes:  # ended, but over the limit all the same
@@ -222,8 +235,15 @@ class MLLPClient:
     """
 
     def __init__(self, host: str, port: int, timeout: float = 30.0, retries: int = 2,
-                 max_bytes: int = 16 * 1024 * 1024) -> None:
-        self.host, self.port, self.timeout, self.retries = host, port, timeout, retries
+                 max_bytes: int = 16 * 1024 * 1024, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        #: ``retries`` reconnects after the first try, backing off 50 ms doubling to 1 s
+        #: (the one policy of :mod:`mafhir.retry`); ``retry`` replaces it whole.
+        self.retry = retry or RetryPolicy(max_attempts=retries + 1, base=0.05, cap=1.0)
+        self.sleep = sleep
+        self.rng = rng or self.retry.rng()
         self.max_bytes = max_bytes
         self._sock: socket.socket | None = None
         self._reader = FrameReader(max_bytes)
@@ -239,7 +259,9 @@ class MLLPClient:
     def send(self, message: str | bytes) -> bytes:
         """Send one message; return the reply's bytes (the ACK)."""
         last: Exception | None = None
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 sock = self._connect()
                 sock.sendall(frame(message))
@@ -247,8 +269,10 @@ class MLLPClient:
             except (OSError, FramingError, ConnectionError) as exc:
                 last = exc
                 self.close()
-                if attempt < self.retries:
-                    time.sleep(min(0.05 * 2 ** attempt, 1.0))
+                delay = self.retry.delay(attempt, None, self.rng)
+                if delay is None:
+                    break
+                self.sleep(delay)
         raise TransientError(f"MLLP {self.host}:{self.port}: no reply ({type(last).__name__}: "
                              f"{last})")
 

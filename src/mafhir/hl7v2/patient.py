@@ -139,11 +139,12 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
     base = ctx.map.clinic.system
     idents: list[JSON] = []
     authorities: list[str] = []
+    namespaces = ctx.namespaces_for(sender)
     for n in (3, 2, 4):
         for k, rep in enumerate(pid.reps(n), start=1):
             where = f"PID-{n}" if k == 1 else f"PID-{n}[{k}]"
             authority = rep.c(4, 1) or rep.c(4, 2)
-            ident = cx_full(rep, ctx.namespaces, sender_system(base, sender, authority),
+            ident = cx_full(rep, namespaces, sender_system(base, sender, authority),
                             times, where, warnings)
             if ident is None:
                 continue
@@ -236,7 +237,14 @@ def patient_from_pid(pid: Segment, ctx: V2Context, sender: str = "",
         try:
             when = read_dtm(born, tz)
         except DtmError as exc:
-            problems.append(Problem("PID-7", exc.reason, exc.code))
+            if exc.code != "business-rule":
+                problems.append(Problem("PID-7", exc.reason, exc.code))
+            else:  # a birth time with no zone to read it in: birthDate is a date and
+                # needs none, so the date is kept and only the time left out, reported
+                when = read_dtm(born.strip()[:8], None)
+                patient["birthDate"] = when
+                warnings.append(Problem("PID-7", f"the birth time was not kept: {exc.reason}",
+                                        "incomplete"))
         else:
             patient["birthDate"] = when.split("T")[0]
             if "T" in when:

@@ -23,7 +23,7 @@ def register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
-    from .connector import MLLPConnector
+    from ..connectors.mllp import MLLPConnector
 
     register(ConnectorSpec("mllp", MLLPConnector,
                            "FHIR Bundles as HL7 v2 messages over MLLP: mllp:HOST:PORT/OML^O21"))

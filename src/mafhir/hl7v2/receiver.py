@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from ..errors import InputError, Problem
+from ..errors import InputError, Problem, unexpected
 from .ack import Response, ack_bytes, ack_for, ack_for_unreadable, as_problem
 from .message import MAX_MESSAGE_BYTES, Message, check_header, parse
 from .mllp import Rejected
@@ -41,7 +41,8 @@ ORIGINAL = {"processed": "AA", "error": "AE", "review": "AE", "rejected": "AR", 
 class Outcome:
     """What processing made of a message: ``problems`` (why it is not processed; each
     Problem's code gives its ERR-3) and ``warnings`` (gaps it was processed despite, ERR
-    severity W). An older handler's ``(Problem, kind)`` pairs are taken as Problems."""
+    severity W). Both hold plain Problems; anything else is refused when the Outcome is
+    made (a TypeError naming the fix), not when its ACK is written."""
 
     status: Status
     problems: tuple[Problem, ...] = ()
@@ -52,6 +53,7 @@ class Outcome:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "problems", tuple(as_problem(p) for p in self.problems))
+        object.__setattr__(self, "warnings", tuple(as_problem(p) for p in self.warnings))
 
 
 Handler = Callable[[Message], Outcome]
@@ -138,8 +140,10 @@ class Receiver:
             try:
                 outcome = self.handler(msg)
             except Exception as exc:  # a handler bug must never stop the listener
+                # the log gets its type and where it was raised, never its text (it may
+                # quote the PID); the sender's ACK only the type (no internals)
                 log.error("handler failed on %s (row %d): %s", msg.type, row_id,
-                          type(exc).__name__)
+                          unexpected(exc))
                 outcome = Outcome("error", (Problem("", f"internal error: "
                                                         f"{type(exc).__name__}",
                                                     "processing"),))
@@ -164,10 +168,13 @@ class Receiver:
         # ReplySender has delivered it back to the sender on a connection of its own.
         commit = "CR" if outcome.status == "rejected" and any(
             p.code == "not-supported" or p.location.startswith(_HEADER) for p in problems) \
-            else "CA"
+            else "CE" if outcome.status == "retry" else "CA"
+        # retry (a transient failure): CE tells the sender to send it again, and the re-send
+        # is processed; CA would tell it the message is safe here while nothing ever
+        # processes the row again
         reply = None
         if _wanted(msg.accept_ack_type, commit == "CA"):
-            reply = ack_bytes(ack_for(msg, commit, now, problems if commit == "CR" else (),
+            reply = ack_bytes(ack_for(msg, commit, now, problems if commit != "CA" else (),
                                       severity=severity), msg)
         app_ack = None
         if commit == "CA" and _wanted(msg.app_ack_type, app == "AA") \

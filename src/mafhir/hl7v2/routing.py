@@ -24,6 +24,7 @@ from .context import V2Context
 from .convert import FORMAT, ConvertHandler
 from .message import Message
 from .receiver import Handler, Outcome, is_acknowledgment
+from .terminology import local_systems, local_systems_from_settings
 
 __all__ = ["HandlerSetup", "RoutingHandler"]
 
@@ -52,7 +53,8 @@ class RoutingHandler:
     def __init__(self, setup: HandlerSetup) -> None:
         self.setup = setup
         self.default = ConvertHandler(setup.registry, setup.ctx, setup.deliver,
-                                      setup.patient_known, strict=setup.strict)
+                                      setup.patient_known, strict=setup.strict,
+                                      settings=setup.settings)
         self._specs: dict[str, MessageHandler] = {
             key.partition(":")[2]: spec for key, spec in setup.registry.handlers.items()
             if key.partition(":")[0] == FORMAT}
@@ -73,8 +75,9 @@ class RoutingHandler:
 
     def __call__(self, msg: Message) -> Outcome:
         spec = self._specs.get(msg.type)
-        if spec is not None:
-            return self._handler(spec)(msg)
+        if spec is not None:  # a plugin's handler reads codes under the sender's systems too
+            with local_systems(local_systems_from_settings(self.setup.settings, msg.sender_name)):
+                return self._handler(spec)(msg)
         if is_acknowledgment(msg):  # ACK, ORL^O22, RRE^O12… answering what mafhir sent
             msa = msg.first("MSA")
             log.info("%s %s received (kept in the store)", msg.type,

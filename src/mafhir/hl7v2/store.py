@@ -1,14 +1,18 @@
 """The message store: every inbound message is written here before it is acknowledged.
 
-One SQLite file (WAL, ``synchronous=FULL``: a committed row survives a crash or power
-loss). A message is known by its sender (MSH-3 and MSH-4, whole), its control id (MSH-10,
+A SQLite file (WAL, ``synchronous=FULL``: a committed row survives a crash or power
+loss) or a PostgreSQL database (``postgresql://…``), opened through
+:mod:`mafhir.storage`; several listeners may share one PostgreSQL database.
+
+A message is known by its sender (MSH-3 and MSH-4, whole), its control id (MSH-10,
 whole) **and its content** (the SHA-256 of its bytes): an identical re-send finds its row
 and gets the original ACK back instead of being processed again. Different bytes under
 a control id already used are a message of their own: stored, processed and
 acknowledged as such, with ``conflicts_with`` naming the earlier row (the sender reused
 an id; an operator can see it, and nothing was dropped under a positive ACK).
 Unreadable input is kept too (status ``rejected``, no control id): quarantined, never
-dropped. Thread-safe; one store serves every connection of a listener.
+dropped. Thread-safe; one store serves every connection of a listener. A SQLite file
+written by an earlier release is brought up to this schema when it is opened.
 
 In enhanced mode the application ACK is a message of its own, sent back to the sender
 on a connection mafhir opens (:class:`mafhir.hl7v2.replies.ReplySender`). It is kept
@@ -19,53 +23,117 @@ crash or an unreachable sender delays the answer but never loses it.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-__all__ = ["FINAL", "Claim", "MessageStore", "PendingReply", "StoredMessage"]
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from ..storage import create_tables, display_url, is_postgres, open_engine, sqlite_path, upsert
+
+__all__ = ["FINAL", "Claim", "MessageStore", "PendingReply", "StoredMessage", "messages"]
 
 #: Statuses whose ACK is replayed to a duplicate. ``retry`` (a transient failure
 #: downstream) is not final: a re-sent message is processed again.
 FINAL = ("processed", "error", "rejected", "review")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    id           INTEGER PRIMARY KEY,
-    sender       TEXT,
-    control_id   TEXT,
-    message_type TEXT,
-    received_at  TEXT NOT NULL,
-    raw          BLOB NOT NULL,
-    status       TEXT NOT NULL,
-    ack          BLOB,
-    app_ack      BLOB,
-    problems     TEXT,
-    attempts     INTEGER NOT NULL DEFAULT 1,
-    duplicates   INTEGER NOT NULL DEFAULT 0,
-    reply_status TEXT,
-    reply_attempts INTEGER NOT NULL DEFAULT 0,
-    reply_error  TEXT,
-    reply_next_at REAL NOT NULL DEFAULT 0,
-    content_sha256 BLOB,
-    conflicts_with INTEGER,
-    UNIQUE (sender, control_id, content_sha256)
-);
-CREATE INDEX IF NOT EXISTS messages_status ON messages (status);
-"""
-#: Columns added after the first release: an older store file gets them on open.
+#: How often a wait for another connection's result looks at the database again: a
+#: listener in another process (same PostgreSQL database or SQLite file) finishes
+#: without notifying this one.
+_POLL = 0.1
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: the rowid
+
+metadata = MetaData()
+
+messages = Table(
+    "messages", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("sender", Text),
+    Column("control_id", Text),
+    Column("message_type", Text),
+    Column("received_at", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("ack", LargeBinary),
+    Column("app_ack", LargeBinary),
+    Column("problems", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("1")),
+    Column("duplicates", Integer, nullable=False, server_default=text("0")),
+    Column("reply_status", Text),
+    Column("reply_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("reply_error", Text),
+    Column("reply_next_at", Float, nullable=False, server_default=text("0")),
+    Column("content_sha256", LargeBinary),
+    Column("conflicts_with", BigInteger),
+    UniqueConstraint("sender", "control_id", "content_sha256", name="messages_content_key"),
+)
+Index("messages_status", messages.c.status)
+_REPLIES = Index("messages_reply", messages.c.reply_status,
+                 sqlite_where=messages.c.reply_status == "pending",
+                 postgresql_where=messages.c.reply_status == "pending")
+
+#: Columns added after the first release: an older SQLite file gets them on open.
 _ADDED = {"reply_status": "TEXT", "reply_attempts": "INTEGER NOT NULL DEFAULT 0",
           "reply_error": "TEXT", "reply_next_at": "REAL NOT NULL DEFAULT 0"}
-_COLUMNS = ("id, sender, control_id, message_type, received_at, raw, status, ack, app_ack, "
-            "problems, attempts, duplicates, reply_status, reply_attempts, reply_error, "
-            "reply_next_at")
+#: The columns every release had (after _ADDED), copied when the table is rebuilt.
+_KEPT = ("id, sender, control_id, message_type, received_at, raw, status, ack, app_ack, "
+         "problems, attempts, duplicates, reply_status, reply_attempts, reply_error, "
+         "reply_next_at")
 #: The columns in StoredMessage's order (an upgraded file has them in another order).
-_SELECT = f"{_COLUMNS}, content_sha256, conflicts_with"
-_REPLIES_INDEX = ("CREATE INDEX IF NOT EXISTS messages_reply ON messages (reply_status) "
-                  "WHERE reply_status = 'pending'")
+_SELECT = [messages.c[name] for name in (
+    "id", "sender", "control_id", "message_type", "received_at", "raw", "status", "ack",
+    "app_ack", "problems", "attempts", "duplicates", "reply_status", "reply_attempts",
+    "reply_error", "reply_next_at", "content_sha256", "conflicts_with")]
+
+# The hot path's statements, built once with bound parameters: building and hashing a
+# statement per message cost SQLAlchemy more than the database took to run it.
+_KEY = (messages.c.sender == bindparam("sender"),
+        messages.c.control_id == bindparam("control_id"))
+_FIND_LOCKED = (select(messages.c.id, messages.c.status, messages.c.ack)
+                .where(*_KEY, messages.c.content_sha256 == bindparam("digest"))
+                .with_for_update())
+_FINISH = (update(messages).where(messages.c.id == bindparam("b_id"))
+           .values(status=bindparam("status"), ack=bindparam("ack"),
+                   app_ack=bindparam("app_ack"), problems=bindparam("problems"),
+                   reply_status=bindparam("reply_status"), reply_next_at=0.0))
+
+
+def _claim_insert(dialect: str) -> Any:
+    """INSERT the arriving message unless its content key is there (then nothing), naming
+    an earlier row with this id and other content, in the same statement."""
+    m = messages.c
+    earlier = (select(m.id).where(*_KEY, m.content_sha256.is_distinct_from(
+        bindparam("digest", type_=LargeBinary))).order_by(m.id).limit(1).scalar_subquery())
+    row = {"sender": bindparam("sender"), "control_id": bindparam("control_id"),
+           "message_type": bindparam("message_type"), "received_at": bindparam("received_at"),
+           "raw": bindparam("raw", type_=LargeBinary), "status": "received",
+           "content_sha256": bindparam("digest", type_=LargeBinary), "conflicts_with": earlier}
+    return upsert(dialect, messages, row, ["sender", "control_id", "content_sha256"],
+                  None).returning(m.id, m.conflicts_with)
 
 
 @dataclass(frozen=True)
@@ -114,73 +182,120 @@ class PendingReply:
 
 
 class MessageStore:
-    """SQLite-backed store of inbound messages, their status and their ACKs."""
+    """Store of inbound messages, their status and their ACKs: a SQLite file or, given a
+    ``postgresql://`` URL, a PostgreSQL database that several listeners can share."""
 
     def __init__(self, path: str | Path = "mafhir-hl7v2.sqlite", durable: bool = True) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.executescript(_SCHEMA)
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
-        for column, kind in _ADDED.items():
-            if column not in have:
-                self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
-        if "content_sha256" not in have:
-            self._migrate_content_key()
-            self._db.executescript(_SCHEMA)  # the indexes went with the old table
-        self._db.execute(_REPLIES_INDEX)
-        self._lock = threading.Lock()
+        location = str(path)
+        self.postgres = is_postgres(location)
+        #: Where the store is, as it may be shown (never a password).
+        self.path = display_url(location) if self.postgres else sqlite_path(location)
+        self.engine = open_engine(location, durable=durable, pool_size=4)
+        self._dialect = self.engine.dialect.name
+        self._claim_insert = _claim_insert(self._dialect)
+        # One lock per store: on SQLite the one writer; everywhere, the condition another
+        # connection of this listener waits on for a message to be finished.
+        self._lock = threading.RLock()
         self._done = threading.Condition(self._lock)
+        #: SQLite: one connection, used under the lock (as one writer must anyway); a
+        #: pooled checkout per statement cost more than the statement.
+        self._held: Connection | None = None
+        if not self.postgres:
+            self._migrate_sqlite()
+        create_tables(self.engine, metadata)
+        _REPLIES.create(self.engine, checkfirst=True)
 
-    def _migrate_content_key(self) -> None:
+    # ------------------------------------------------------------------ schema
+    def _migrate_sqlite(self) -> None:
+        """Bring a file written by an earlier release up to this schema, in place."""
+        with self._write() as conn:
+            if not inspect(conn).has_table("messages"):
+                return
+            have = {c["name"] for c in inspect(conn).get_columns("messages")}
+            for column, kind in _ADDED.items():
+                if column not in have:
+                    conn.exec_driver_sql(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
+            if "content_sha256" not in have:
+                self._migrate_content_key(conn)
+
+    @staticmethod
+    def _migrate_content_key(conn: Connection) -> None:
         """A store from before the content key: rebuild the table under the new UNIQUE
         (SQLite cannot change a constraint in place), hashing the kept bytes."""
-        self._db.create_function("sha256", 1, lambda raw: hashlib.sha256(raw or b"").digest(),
-                                 deterministic=True)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute("ALTER TABLE messages RENAME TO messages_before_content_key")
-            self._db.execute(_SCHEMA.split(";")[0])  # the table (executescript would commit)
-            self._db.execute(
-                f"INSERT INTO messages ({_COLUMNS}, content_sha256) SELECT {_COLUMNS}, "
-                "CASE WHEN control_id IS NULL THEN NULL ELSE sha256(raw) END "
-                "FROM messages_before_content_key")
-            self._db.execute("DROP TABLE messages_before_content_key")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.create_function("sha256", 1, lambda raw: hashlib.sha256(raw or b"").digest(),
+                              deterministic=True)
+        conn.exec_driver_sql("ALTER TABLE messages RENAME TO messages_before_content_key")
+        conn.exec_driver_sql("DROP INDEX IF EXISTS messages_status")
+        conn.exec_driver_sql("DROP INDEX IF EXISTS messages_reply")
+        metadata.create_all(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO messages ({_KEPT}, content_sha256) SELECT {_KEPT}, "
+            "CASE WHEN control_id IS NULL THEN NULL ELSE sha256(raw) END "
+            "FROM messages_before_content_key")
+        conn.exec_driver_sql("DROP TABLE messages_before_content_key")
 
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """PostgreSQL: a pooled connection; SQLite: the store's one, under the lock."""
+        if self.postgres:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        with self._lock:
+            if self._held is None:
+                self._held = self.engine.connect()
+            yield self._held
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never waits to upgrade)."""
+        with self._connection() as conn:
+            conn.info["write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("write", None)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._connection() as conn, conn.begin():
+            yield conn
+
+    # ------------------------------------------------------------------ arriving messages
     def claim(self, sender: str, control_id: str, message_type: str, raw: bytes,
               at: datetime) -> Claim:
         """Store an arriving message, or find the earlier one with the same id and the
         same bytes. Other bytes under a used id are stored as a message of their own
-        (``Claim.conflicts_with`` names the earlier row)."""
+        (``Claim.conflicts_with`` names the earlier row).
+
+        Safe against a second listener on the same database: the content key is a UNIQUE
+        index, so of two identical messages inserted at once one row is written and the
+        other insert does nothing (PostgreSQL makes it wait for the first to commit); it
+        then finds that row, locked (``FOR UPDATE``) while its counters change."""
         digest = hashlib.sha256(raw).digest()
+        m = messages.c
+        key = {"sender": sender, "control_id": control_id, "digest": digest}
         with self._lock:
-            try:  # one statement: the insert finds an earlier row with other content
-                row_id, earlier = self._db.execute(
-                    "INSERT INTO messages (sender, control_id, message_type, received_at, raw,"
-                    " status, content_sha256, conflicts_with) VALUES (?, ?, ?, ?, ?, "
-                    "'received', ?, (SELECT id FROM messages WHERE sender=? AND control_id=? "
-                    "AND content_sha256 IS NOT ? ORDER BY id LIMIT 1)) "
-                    "RETURNING id, conflicts_with",
-                    (sender, control_id, message_type, at.isoformat(), raw, digest, sender,
-                     control_id, digest)).fetchone()
-                return Claim(int(row_id), duplicate=False, conflicts_with=earlier)
-            except sqlite3.IntegrityError:
-                row = self._db.execute(
-                    "SELECT id, status, ack FROM messages WHERE sender=? AND control_id=? "
-                    "AND content_sha256=?", (sender, control_id, digest)).fetchone()
-            row_id, status, ack = row
-            if status == "retry":
-                self._db.execute("UPDATE messages SET status='received', raw=?, "
-                                 "attempts=attempts+1 WHERE id=?", (raw, row_id))
-                return Claim(row_id, duplicate=False)
-            self._db.execute("UPDATE messages SET duplicates=duplicates+1 WHERE id=?", (row_id,))
+            with self._write() as conn:  # one statement: insert, or nothing when known
+                new = conn.execute(self._claim_insert, {
+                    **key, "message_type": message_type, "received_at": at.isoformat(),
+                    "raw": raw}).first()
+            if new is not None:
+                return Claim(int(new[0]), duplicate=False, conflicts_with=new[1])
+            with self._write() as conn:
+                row_id, status, ack = conn.execute(_FIND_LOCKED, key).one()
+                if status == "retry":  # processed again from now: a second listener on
+                    # this store must see it as fresh work, not an orphan to take over
+                    conn.execute(update(messages).where(messages.c.id == row_id).values(
+                        status="received", raw=raw, attempts=m.attempts + 1,
+                        received_at=at.isoformat()))
+                    return Claim(row_id, duplicate=False)
+                conn.execute(update(messages).where(m.id == row_id)
+                             .values(duplicates=m.duplicates + 1))
             final = status in FINAL
             return Claim(row_id, duplicate=True, ack=ack if final else None, finished=final)
 
@@ -188,108 +303,117 @@ class MessageStore:
                problems: Sequence[str] = (), app_ack: bytes | None = None) -> None:
         """Record the outcome and the ACK of a claimed message."""
         with self._lock:
-            self._db.execute(
-                "UPDATE messages SET status=?, ack=?, app_ack=?, problems=?, reply_status=?, "
-                "reply_next_at=0 WHERE id=?", (status, ack, app_ack, "\n".join(problems) or None,
-                                               "pending" if app_ack is not None else None,
-                                               row_id))
+            with self._write() as conn:
+                conn.execute(_FINISH, {"b_id": row_id, "status": status, "ack": ack,
+                                       "app_ack": app_ack,
+                                       "problems": "\n".join(problems) or None,
+                                       "reply_status": "pending" if app_ack is not None
+                                       else None})
             self._done.notify_all()
 
     def take_over(self, row_id: int, raw: bytes, stored_before: datetime) -> bool:
         """Claim a row left ``received`` (stored, never finished: its process stopped) for
         processing again. Only a row stored before ``stored_before`` qualifies, so one that
-        another listener on this file is still working on is not taken from it."""
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE messages SET raw=?, attempts=attempts+1, received_at=? WHERE id=? "
-                "AND status='received' AND received_at < ?",
-                (raw, datetime.now(stored_before.tzinfo).isoformat(), row_id,
-                 stored_before.isoformat()))
+        another listener on this store is still working on is not taken from it."""
+        m = messages.c
+        with self._lock, self._write() as conn:
+            cur = conn.execute(update(messages).where(
+                m.id == row_id, m.status == "received",
+                m.received_at < stored_before.isoformat()).values(
+                raw=raw, attempts=m.attempts + 1,
+                received_at=datetime.now(stored_before.tzinfo).isoformat()))
             return cur.rowcount == 1
 
+    # ------------------------------------------------------------------ application ACKs
     def pending_replies(self, limit: int = 100, senders: Sequence[str] | None = None,
                         due_at: float | None = None) -> list[PendingReply]:
         """Application ACKs not yet committed by their senders, oldest first: only those
         of ``senders`` (None: all) that are due by ``due_at`` (epoch seconds; None: all),
         so ACKs no route can deliver, or waiting out a backoff, never crowd out the rest."""
-        sql = "SELECT id, sender, app_ack, reply_attempts FROM messages WHERE " \
-              "reply_status='pending'"
-        args: list[object] = []
+        m = messages.c
+        query = select(m.id, m.sender, m.app_ack, m.reply_attempts).where(
+            m.reply_status == "pending")
         if senders is not None:
-            sql += f" AND sender IN ({', '.join('?' * len(senders)) or 'NULL'})"
-            args += list(senders)
+            query = query.where(m.sender.in_(list(senders)))
         if due_at is not None:
-            sql += " AND reply_next_at <= ?"
-            args.append(due_at)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+            query = query.where(m.reply_next_at <= due_at)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(m.id).limit(limit)).all()
         return [PendingReply(i, s or "", a, n) for i, s, a, n in rows]
 
     def pending_reply_count(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM messages WHERE "
-                                   "reply_status='pending'").fetchone()
-        return int(row[0])
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(messages).where(
+                messages.c.reply_status == "pending")).scalar_one())
 
     def pending_senders(self) -> list[str]:
         """The senders that have application ACKs waiting."""
-        with self._lock:
-            rows = self._db.execute("SELECT DISTINCT sender FROM messages WHERE "
-                                    "reply_status='pending'").fetchall()
-        return [r[0] or "" for r in rows]
+        with self._read() as conn:
+            rows = conn.execute(select(messages.c.sender).distinct().where(
+                messages.c.reply_status == "pending")).scalars().all()
+        return [r or "" for r in rows]
 
     def reply_result(self, reply: PendingReply, sent: bool, error: str | None = None,
                      next_at: float = 0.0) -> bool:
         """Record one attempt to deliver ``reply``. Only the very ACK that was sent is
         marked: if the message was processed again meanwhile (a re-send after ``retry``),
         its new ACK stays pending. Returns whether the row was updated."""
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE messages SET reply_status=?, reply_attempts=reply_attempts+1, "
-                "reply_error=?, reply_next_at=? WHERE id=? AND reply_status='pending' "
-                "AND app_ack=?", ("sent" if sent else "pending", error, next_at, reply.id,
-                                  reply.app_ack))
+        m = messages.c
+        with self._lock, self._write() as conn:
+            cur = conn.execute(update(messages).where(
+                m.id == reply.id, m.reply_status == "pending", m.app_ack == reply.app_ack
+            ).values(reply_status="sent" if sent else "pending",
+                     reply_attempts=m.reply_attempts + 1, reply_error=error,
+                     reply_next_at=next_at))
             return cur.rowcount == 1
 
+    # ------------------------------------------------------------------ waiting
     def wait_ack(self, row_id: int, timeout: float = 30.0) -> bytes | None:
         """The ACK of a message another connection is still processing (None on timeout)."""
-        with self._done:
-            ok = self._done.wait_for(lambda: self._status(row_id) != "received", timeout)
-            if not ok:
-                return None
-            row = self._db.execute("SELECT ack FROM messages WHERE id=?", (row_id,)).fetchone()
-            return row[0] if row else None
+        return self.wait_finished(row_id, timeout)[1]
 
     def wait_finished(self, row_id: int, timeout: float = 30.0) -> tuple[bool, bytes | None]:
         """Wait for another connection to finish a message: (finished, its ACK). A
         finished message may have no ACK (its MSH-15 wanted none); that is not "still
-        being processed"."""
+        being processed". Woken by :meth:`finish` in this process; another process's
+        finish is seen when the row is looked at again (every ``_POLL`` seconds)."""
+        deadline = time.monotonic() + timeout
         with self._done:
-            ok = self._done.wait_for(lambda: self._status(row_id) != "received", timeout)
-            if not ok:
-                return False, None
-            row = self._db.execute("SELECT ack FROM messages WHERE id=?", (row_id,)).fetchone()
-            return True, (row[0] if row else None)
+            while True:
+                row = self._status_ack(row_id)
+                if row is not None and row[0] != "received":
+                    return True, row[1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False, None
+                self._done.wait(min(left, _POLL))
 
-    def _status(self, row_id: int) -> str | None:
-        row = self._db.execute("SELECT status FROM messages WHERE id=?", (row_id,)).fetchone()
-        return row[0] if row else None
+    def _status_ack(self, row_id: int) -> tuple[str, bytes | None] | None:
+        with self._read() as conn:
+            row = conn.execute(select(messages.c.status, messages.c.ack)
+                               .where(messages.c.id == row_id)).first()
+        return (row[0], row[1]) if row else None
 
+    # ------------------------------------------------------------------ unreadable input
     def quarantine(self, raw: bytes, problems: Sequence[str], ack: bytes | None,
                    at: datetime, message_type: str | None = None) -> int:
         """Keep input that cannot be read as a message (no id to deduplicate on)."""
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO messages (message_type, received_at, raw, status, ack, problems)"
-                " VALUES (?, ?, ?, 'rejected', ?, ?)",
-                (message_type, at.isoformat(), raw, ack, "\n".join(problems) or None))
-            return int(cur.lastrowid or 0)
+        with self._lock, self._write() as conn:
+            row_id = conn.execute(messages.insert().values(
+                message_type=message_type, received_at=at.isoformat(), raw=raw,
+                status="rejected", ack=ack, problems="\n".join(problems) or None)
+                .returning(messages.c.id)).scalar_one()
+            return int(row_id)
+
+    # ------------------------------------------------------------------ reading
+    def _select(self, *where: Any) -> list[StoredMessage]:
+        with self._read() as conn:
+            rows = conn.execute(select(*_SELECT).where(*where).order_by(messages.c.id)).all()
+        return [StoredMessage(*row) for row in rows]
 
     def get(self, row_id: int) -> StoredMessage | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_SELECT} FROM messages WHERE id=?",
-                                   (row_id,)).fetchone()
-        return StoredMessage(*row) if row else None
+        found = self._select(messages.c.id == row_id)
+        return found[0] if found else None
 
     def find(self, sender: str, control_id: str) -> StoredMessage | None:
         """The first message stored under this sender and control id."""
@@ -299,27 +423,21 @@ class MessageStore:
     def find_all(self, sender: str, control_id: str) -> list[StoredMessage]:
         """Every message stored under this sender and control id (more than one when the
         sender reused the id for other content), oldest first."""
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_SELECT} FROM messages WHERE sender=? AND "
-                                    "control_id=? ORDER BY id", (sender, control_id)).fetchall()
-        return [StoredMessage(*row) for row in rows]
+        return self._select(messages.c.sender == sender, messages.c.control_id == control_id)
 
     def messages(self, status: str | None = None) -> Iterator[StoredMessage]:
-        with self._lock:
-            if status:
-                rows = self._db.execute(f"SELECT {_SELECT} FROM messages WHERE status=? "
-                                        "ORDER BY id", (status,)).fetchall()
-            else:
-                rows = self._db.execute(f"SELECT {_SELECT} FROM messages ORDER BY id"
-                                        ).fetchall()
-        for row in rows:
-            yield StoredMessage(*row)
+        yield from self._select(*([messages.c.status == status] if status else []))
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
-            return {status: n for status, n in rows}
+        with self._read() as conn:
+            rows = conn.execute(select(messages.c.status, func.count())
+                                .group_by(messages.c.status)).all()
+        return {status: int(n) for status, n in rows}
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._held is not None:
+                self._held.close()
+                self._held = None
+            self.engine.dispose()
+

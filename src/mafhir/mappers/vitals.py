@@ -450,7 +450,7 @@ def from_fhir(resources: ResourceSet) -> list[VitalsTask]:
         except ValidationError as exc:
             raise InputError(problems_from_validation(exc, f"vitals '{task_id}'")) from None
         except (ValueError, KeyError) as exc:
-            raise InputError([Problem(f"vitals '{task_id}'", str(exc))]) from None
+            raise InputError([Problem(f"vitals '{task_id}'", str(exc), "value")]) from None
     return tasks
 
 

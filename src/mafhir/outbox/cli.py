@@ -29,7 +29,7 @@ from rich.table import Table
 
 from ..cli.options import clinic_option, load_clinic
 from ..context import MapContext
-from ..errors import InputError, MafhirError
+from ..errors import EXIT_FAILED, EXIT_INPUT, EXIT_OK, InputError, MafhirError, exit_code
 from ..io import dumps, loads
 from ..plugins import get_registry
 from ..redact import redact_text, without_password
@@ -51,16 +51,18 @@ MAX_ID = 2**63 - 1
 def _usage_error(message: str) -> NoReturn:
     """One line on stderr and exit 2: the command line is wrong, nothing was done."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(EXIT_INPUT)
 
 
 def _fail(exc: MafhirError) -> NoReturn:
-    """Bad input or configuration: each problem on its own line, exit 2; else exit 1."""
+    """One line per problem (or the error's message); the exit code from the one table
+    (:func:`mafhir.errors.exit_code`: bad input 2, may work later 75, else 1)."""
     if isinstance(exc, InputError):
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
-    raise click.ClickException(str(exc)) from exc
+    else:
+        click.echo(f"Error: {exc}", err=True)
+    sys.exit(exit_code(exc))
 
 
 def _db_without_password(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -291,7 +293,7 @@ def sync_command(inputs: tuple[str, ...], to: str | None, db: str, clinic_path: 
     except MafhirError as exc:
         _fail(exc)
     _report(tally, as_json, console, store)
-    sys.exit(1 if tally.dead or tally.quarantined else 0)
+    sys.exit(EXIT_FAILED if tally.dead or tally.quarantined else EXIT_OK)
 
 
 def _report(tally: Tally, as_json: bool, console: Console, store: OutboxStore) -> None:
@@ -375,6 +377,21 @@ def _issues_only(outcome: Any) -> Any:
                       "them (the viewing is audited)"}
 
 
+def _code_of(item: Item) -> str:
+    """The error code of a dead letter (docs/errors.md): its OperationOutcome's first
+    error issue (the server's, or the one the engine made of its own error)."""
+    try:
+        outcome = json.loads(item.outcome) if item.outcome else None
+    except ValueError:
+        outcome = None
+    issues = outcome.get("issue") if isinstance(outcome, dict) else None
+    for issue in issues if isinstance(issues, list) else []:
+        if isinstance(issue, dict) and issue.get("severity") in ("error", "fatal", None) \
+                and isinstance(issue.get("code"), str):
+            return str(issue["code"])
+    return "processing"
+
+
 def _viewer() -> str:
     """Who is looking (the OS account, the machine), for the audit trail."""
     try:
@@ -419,15 +436,15 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
     dead = store.items_in("dead")
     if as_json:
         click.echo(json.dumps([{"id": i.id, "destination": redact_text(i.destination),
-                                "source": i.source,
+                                "source": i.source, "code": _code_of(i),
                                 "attempts": i.attempts, "reason": i.reason} for i in dead]))
         return
     table = Table(title=f"dead letters ({len(dead)})")
-    for col in ("id", "source", "destination", "attempts", "reason"):
+    for col in ("id", "source", "destination", "code", "attempts", "reason"):
         table.add_column(col, overflow="fold")
     for i in dead:
         table.add_row(str(i.id), escape(i.source), escape(redact_text(i.destination)),
-                      str(i.attempts),
+                      _code_of(i), str(i.attempts),
                       escape((i.reason or "")[:300]))
     Console().print(table)
 

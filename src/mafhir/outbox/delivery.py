@@ -12,14 +12,14 @@ The outbox's own implementation, called innermost, hands the Bundle to the conne
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
 from ..redact import CREDENTIALS_IN_URL, carries_credentials
-from ..registry import Connector, Delivery  # Delivery: re-exported, defined beside Connector
+from ..registry import Connector, Delivery, capabilities_of  # Delivery: re-exported
+from ..storage import is_postgres
 from .local import DEFAULT_STORE, LocalStore
 
 __all__ = ["MAX_DESTINATION", "Delivery", "LocalConnector", "connect",
@@ -30,7 +30,6 @@ JSON = dict[str, Any]
 #: The outbox column that keeps a destination (``outbox_items.destination``).
 MAX_DESTINATION = 500
 
-FHIR_CONNECTORS = ("fhir-rest", "fhir")
 
 
 class LocalConnector:
@@ -55,7 +54,12 @@ def resolve_destination(to: str | None) -> str:
     to = (to or "local").strip()
     if to == "local" or to.startswith("local:"):
         path = to.partition(":")[2] or DEFAULT_STORE
-        resolved = f"local:{Path(path).resolve()}"  # a file name, not a URL: no userinfo
+        if not is_postgres(path):
+            resolved = f"local:{Path(path).resolve()}"  # a file name, not a URL: no userinfo
+        elif carries_credentials(path):  # the user and password come from PGUSER/PGPASSWORD
+            raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])
+        else:
+            resolved = f"local:{path}"
     else:
         if carries_credentials(to):
             raise InputError([Problem("--to", CREDENTIALS_IN_URL, "security")])
@@ -71,30 +75,31 @@ def resolve_destination(to: str | None) -> str:
 def connect(destination: str, timeout: float | None = None) -> Connector:
     """A connector for ``destination``, built through the plugin registry.
 
-    A FHIR client is told to try each request once (``max_attempts=1``): the outbox
-    reschedules failures itself, so a slow server never holds a worker in a sleep.
+    ``NAME:TARGET`` goes to the connector registered as NAME; a URL to the connector that
+    claims its scheme (``ConnectorSpec.schemes``); a bare name (a server of mafhir.toml)
+    to the one that claims ``https``. A connector that declares ``configure`` is told the
+    timeout and to try each request once: the outbox reschedules failures itself, so a
+    slow server never holds a worker in a sleep.
     """
     registry = get_registry()
     name, sep, target = destination.partition(":")
-    if sep and name in registry.connectors and not destination.startswith(("http:", "https:")):
-        return registry.connectors[name].factory(target)
-    spec = next((registry.connectors[n] for n in FHIR_CONNECTORS if n in registry.connectors),
-                None)
-    if spec is None:
-        raise PermanentError(f"no connector can deliver to '{destination}': install "
-                             "mafhir-fhir-rest for FHIR servers")
-    try:
-        connector = spec.factory(destination)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError([Problem("--to", f"cannot use this destination ({exc})")]) from None
-    client = getattr(connector, "client", None)
-    retry = getattr(client, "retry", None)
-    if retry is not None and dataclasses.is_dataclass(retry):
-        client.retry = dataclasses.replace(retry, max_attempts=1)
-    if timeout is not None and client is not None and hasattr(client, "timeout"):
-        client.timeout = (min(5.0, timeout), timeout)
+    scheme = name.lower() if sep and target.startswith("//") else None
+    if sep and scheme is None and name in registry.connectors:
+        connector = registry.connectors[name].factory(target)
+    else:
+        spec = registry.connector_for_scheme(scheme or "https")
+        if spec is None:
+            raise PermanentError(f"no connector can deliver to '{destination}': install "
+                                 "mafhir-fhir-rest for FHIR servers", code="not-supported")
+        try:
+            connector = spec.factory(destination)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError([Problem("--to", f"cannot use this destination ({exc})",
+                                      "value")]) from None
+    if "configure" in capabilities_of(connector):
+        connector.configure(timeout=timeout, max_attempts=1)  # type: ignore[attr-defined]
     return connector
 
 
@@ -103,5 +108,5 @@ def deliver(delivery: Delivery) -> JSON:
     get_manager().hook.deliver_bundle(delivery=delivery)
     if delivery.response is None:
         raise PermanentError("no plugin delivered the Bundle (is mafhir.outbox.plugin "
-                             "disabled?)")
+                             "disabled?)", code="processing")
     return delivery.response

@@ -27,13 +27,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from ..errors import MafhirError, PermanentError
+from ..errors import MafhirError, PermanentError, operation_outcome, unexpected
 from ..io import dumps, loads
 from ..redact import redact_json, redact_text
+from ..registry import capabilities_of
 from .audit import audit_event, provenance, provenance_entry
 from .delivery import Delivery, connect, deliver
 from .enqueue import RESEND
@@ -51,18 +53,22 @@ JSON = dict[str, Any]
 def classify(exc: BaseException) -> tuple[bool, int | None, float | None, str | None, str]:
     """(transient?, HTTP status, Retry-After, OperationOutcome JSON, message) of a failure.
 
-    Messages of mafhir's own errors are free of patient data by contract; for anything
-    else only the exception's type is kept, since its text might quote input. Whatever a
-    server said (message and OperationOutcome) loses its credentials here, before the
-    store, the log or ``outbox dead`` sees it.
+    mafhir's own errors carry these as fields (:class:`~mafhir.errors.MafhirError`), and
+    their messages are free of patient data by contract. For anything else (a bug) the
+    message is :func:`~mafhir.errors.unexpected` — its type and where it was raised, not
+    its text, which might quote input. Whatever a server said (message and
+    OperationOutcome) loses its credentials here, before the store, the log or
+    ``outbox dead`` sees it.
     """
-    transient = getattr(exc, "transient", None)
-    if transient is None:  # not one of ours: a bug or an unexpected failure; retry, bounded
+    if isinstance(exc, MafhirError):
+        transient, status, retry_after = exc.transient, exc.status, exc.retry_after
+        # the server's OperationOutcome, else ours: its issue codes are what the outbox
+        # views show (never the English text)
+        outcome, message = exc.outcome or operation_outcome(exc), str(exc)
+    else:  # not one of ours: a bug or an unexpected failure; retry, bounded
         transient = not isinstance(exc, (ValueError, TypeError, KeyError))
-    status = getattr(exc, "status", None)
-    retry_after = getattr(exc, "retry_after", None)
-    outcome = getattr(exc, "outcome", None)
-    message = str(exc) if isinstance(exc, MafhirError) else f"{type(exc).__name__} (unexpected)"
+        status, retry_after = None, None
+        outcome, message = operation_outcome(exc), f"{unexpected(exc)} (unexpected)"
     return (bool(transient), status if isinstance(status, int) else None,
             retry_after if isinstance(retry_after, (int, float)) else None,
             orjson.dumps(redact_json(outcome)).decode() if isinstance(outcome, dict) else None,
@@ -76,8 +82,11 @@ class Engine:
                  retry: RetryPolicy | None = None, lease: float = 300.0, poll: float = 0.5,
                  timeout: float | None = None, send_provenance: bool = False,
                  on_result: Callable[[str, Item], None] | None = None,
-                 rng: random.Random | None = None, batch: int = 8) -> None:
+                 rng: random.Random | None = None, batch: int = 8,
+                 record_attempts: int = 3) -> None:
         self.store = store
+        #: Failed recordings of an item's result before it is dead-lettered (never a loop).
+        self.record_attempts = max(1, record_attempts)
         #: The clinic message destinations write into MSH (set by ``mafhir sync --clinic``).
         self.clinic: Any = None
         self.threads = max(1, threads)
@@ -88,7 +97,7 @@ class Engine:
         self.send_provenance = send_provenance
         self.batch = max(1, batch)
         self.on_result = on_result
-        self.rng = rng or random.Random()
+        self.rng = rng or self.retry.rng()  # seeded when the policy has a seed
         self.tally = Tally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -111,7 +120,7 @@ class Engine:
         if not self.store.acquire_worker_lock():
             raise PermanentError("another process is running workers on this SQLite outbox "
                                  f"({self.store.url}); run one per file, or use PostgreSQL "
-                                 "(--db postgresql://…) for several workers")
+                                 "(--db postgresql://…) for several workers", code="conflict")
         if self.store.dialect == "sqlite":
             self.store.recover_inflight()
         self._started = True
@@ -137,7 +146,7 @@ class Engine:
                 try:
                     claimed = self.store.claim(worker, self.batch, self.lease)
                 except Exception as exc:  # the database went away: wait, do not die
-                    log.warning("claim failed (%s); retrying", type(exc).__name__)
+                    log.warning("claim failed (%s); retrying", unexpected(exc))
                     self._stop.wait(self.poll)
                     continue
                 if not claimed:
@@ -185,9 +194,10 @@ class Engine:
                                           resend))
         try:
             self.store.record(outcomes)
-        except Exception:  # the store is unreachable: the lease will hand the items back
-            log.warning("could not record %d result(s)", len(outcomes), exc_info=True)
-            return
+        except Exception as exc:
+            outcomes = self._unrecorded(outcomes, exc)
+            if not outcomes:
+                return
         for o in outcomes:
             what = {"sent": "sent", "unchanged": "unchanged"}.get(
                 o.result, "retried" if o.retry_in is not None else "dead")
@@ -199,10 +209,39 @@ class Engine:
             if self.on_result is not None:
                 self.on_result(what, o.item)
 
+    def _unrecorded(self, outcomes: list[Outcome], exc: Exception) -> list[Outcome]:
+        """The batch's results could not be recorded: say so loudly, and count it.
+
+        Each item gets an attempt marked ``unrecorded`` (in a small statement of its own,
+        apart from the upsert that failed) and is tried again with backoff; after
+        :attr:`record_attempts` such failures, or when the retry policy gives up, it is
+        dead-lettered with the reason — never claimed and resent forever. Returns the
+        outcomes as recorded (for the tally), or [] when even that failed (the store is
+        unreachable: the lease hands the items back).
+        """
+        reason = f"could not record the result: {unexpected(exc)}"
+        log.error("could not record %d result(s) (items %s): %s", len(outcomes),
+                  ", ".join(str(o.item.id) for o in outcomes), reason)
+        now = time.time()
+        delays = {o.item.id: self.retry.next_delay(o.item.attempts + 1, None,
+                                                   now - o.item.created_at, self.rng)
+                  for o in outcomes}
+        try:
+            dead = self.store.unrecorded(outcomes, reason, delays, self.record_attempts)
+        except Exception:  # the store is unreachable: the lease will hand the items back
+            log.warning("could not record %d result(s) as unrecorded either", len(outcomes),
+                        exc_info=True)
+            return []
+        for item_id in dead:
+            log.error("item %d dead-lettered: %s", item_id, reason)
+        return [replace(o, result="failed", error=reason,
+                        retry_in=None if o.item.id in dead else delays[o.item.id] or 0.0)
+                for o in outcomes]
+
     def _connector(self, destination: str, connectors: dict[str, Any]) -> Any:
         if destination not in connectors:
             connector = connect(destination, self.timeout)
-            if self.clinic is not None and hasattr(connector, "use_clinic"):
+            if self.clinic is not None and "use_clinic" in capabilities_of(connector):
                 connector.use_clinic(self.clinic)
             connectors[destination] = connector
         return connectors[destination]
@@ -214,9 +253,9 @@ class Engine:
         dest = item.destination
         try:
             if isinstance(bundle, Exception):
-                raise PermanentError("the stored Bundle is not valid JSON")
+                raise PermanentError("the stored Bundle is not valid JSON", code="structure")
             connector = self._connector(dest, connectors)
-            if getattr(connector, "whole_bundles", False):
+            if "whole_bundles" in capabilities_of(connector):
                 # a message destination (HL7 v2 over MLLP…): each Bundle is one message,
                 # sent whole; there are no server ids to learn or shared resources to settle
                 self._send(item, connector, bundle)
@@ -255,7 +294,7 @@ class Engine:
                             item.attempts + 1)
         response = deliver(delivery)
         if not isinstance(response, dict):
-            raise PermanentError("the connector's answer is not a Bundle")
+            raise PermanentError("the connector's answer is not a Bundle", code="processing")
         return response
 
     def _ensure_shared(self, item: Item, bundle: JSON, connector: Any,

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..bundle import transaction
 from ..context import MapContext
-from ..errors import InputError, Problem
+from ..errors import InputError, Problem, as_code
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
 from ..registry import Registry
@@ -144,14 +144,15 @@ class Enqueuer:
         where = f"{label}[{index}]"
         if raw.get("type") not in ("transaction", "batch"):
             self._quarantine(out, label, index,
-                             [Problem(f"{where}.type", "must be a transaction or batch Bundle")],
+                             [Problem(f"{where}.type", "must be a transaction or batch Bundle",
+                                      "not-supported")],
                              raw)
             return None
         issues = [i for i in check_bundle(raw, self.registry.profiles)
                   if i.severity in ("error", "fatal")]
         if issues:
             self._quarantine(out, label, index,
-                             [Problem(f"{where} → {i.expression}", i.diagnostics)
+                             [Problem(f"{where} → {i.expression}", i.diagnostics, as_code(i.code))
                               for i in issues], raw)
             return None
         okey = ordering_key(raw) or digest("item", key)

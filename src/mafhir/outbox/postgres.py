@@ -10,40 +10,24 @@ a server's conditional create.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
+from ..storage import create_tables, postgres_engine, sqlalchemy_url
+from ..storage import lock_key as _lock_key
 from . import schema
 from .store import OutboxStore
 
 __all__ = ["PostgresStore", "sqlalchemy_url"]
 
-_SCHEMA_LOCK = 0x6D61_6668_6972  # "mafhir": serializes CREATE TABLE across processes
-
-
-def sqlalchemy_url(url: str) -> str:
-    """``postgresql://…`` as SQLAlchemy's psycopg 3 URL."""
-    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def _lock_key(key: str) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-
 
 class PostgresStore(OutboxStore):
     """The outbox in a PostgreSQL database."""
-
-    insert = staticmethod(insert)
 
     dialect = "postgresql"
 
@@ -53,20 +37,10 @@ class PostgresStore(OutboxStore):
         except ImportError:
             raise InputError([Problem("--db", "a PostgreSQL outbox needs the driver: pip "
                                       "install 'mafhir[postgres]'", "not-supported")]) from None
-        engine = create_engine(sqlalchemy_url(url), pool_size=8, max_overflow=8,
-                               pool_pre_ping=True)
-        super().__init__(engine, url)
+        super().__init__(postgres_engine(url), url)
 
     def create_schema(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(select(func.pg_advisory_lock(_SCHEMA_LOCK)))
-            try:
-                conn.commit()
-                schema.metadata.create_all(conn)
-                conn.commit()
-            finally:
-                conn.execute(select(func.pg_advisory_unlock(_SCHEMA_LOCK)))
-                conn.commit()
+        create_tables(self.engine, schema.metadata)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

@@ -17,10 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.engine import Connection
 
+from ..storage import sqlite_engine, sqlite_path
 from .store import OutboxStore
 
 __all__ = ["SqliteStore"]
@@ -29,30 +28,11 @@ __all__ = ["SqliteStore"]
 class SqliteStore(OutboxStore):
     """The outbox in a SQLite file."""
 
-    insert = staticmethod(insert)
-
     dialect = "sqlite"
 
     def __init__(self, path: str) -> None:
-        path = path.removeprefix("sqlite:///")
-        self.path = Path(path).resolve()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(f"sqlite:///{self.path}", pool_size=8, max_overflow=8,
-                               connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
-
+        self.path = Path(sqlite_path(path))
+        engine = sqlite_engine(self.path)
         super().__init__(engine, str(self.path))
         self._write = threading.RLock()
         self._ident_locks: dict[str, threading.Lock] = {}

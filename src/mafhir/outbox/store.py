@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
 from ..redact import carries_credentials, redact_text, without_password
+from ..storage import is_postgres, upsert
 from . import schema
 from .model import Item, NewItem, Outcome
 from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
@@ -72,17 +73,10 @@ class OutboxStore(ABC):
     def acquire_worker_lock(self) -> bool:
         """May this process run workers? (SQLite: one process at a time.)"""
 
-    #: The dialect's ``insert`` (both SQLite and PostgreSQL spell ON CONFLICT the same way).
-    insert: Any
-
     def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
                 update_cols: Sequence[str] | None) -> Any:
         """INSERT … ON CONFLICT DO NOTHING / DO UPDATE, in the backend's dialect."""
-        stmt = self.insert(table).values(rows)
-        if update_cols is None:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: stmt.excluded[c] for c in update_cols})
+        return upsert(self.dialect, table, rows, keys, update_cols)
 
     def create_schema(self) -> None:
         schema.metadata.create_all(self.engine)
@@ -205,8 +199,8 @@ class OutboxStore(ABC):
         if not outcomes:
             return
         now = time.time()
-        ledger_rows = [{**r, "item_id": o.item.id, "updated_at": now}
-                       for o in outcomes for r in o.ledger_rows]
+        ledger_rows = _one_per_key([{**r, "item_id": o.item.id, "updated_at": now}
+                                    for o in outcomes for r in o.ledger_rows])
         audit_rows = [{"item_id": o.item.id, "resource_type": rtype, "resource": body,
                        "recorded_at": now} for o in outcomes for rtype, body in o.audit_rows]
         attempt_rows = []
@@ -248,6 +242,40 @@ class OutboxStore(ABC):
                     reason=bindparam("b_reason"), next_at=bindparam("b_next"),
                     updated_at=now, owner=None, lease_until=None), failed)
 
+    def unrecorded(self, outcomes: Sequence[Outcome], reason: str,
+                   delays: dict[int, float | None], limit: int) -> set[int]:
+        """Count a failed :meth:`record` against each item, in statements of their own.
+
+        Each item gets an attempt row ``unrecorded`` with ``reason``; one that has now
+        failed to be recorded ``limit`` times, or whose delay is None (the retry policy
+        gave up), is dead-lettered with the reason; the others wait ``delays[id]``
+        seconds. Returns the ids dead-lettered.
+        """
+        now = time.time()
+        reason = redact_text(reason)
+        dead: set[int] = set()
+        with self._tx() as conn:
+            for o in outcomes:
+                conn.execute(attempts.insert().values(
+                    item_id=o.item.id, attempt=o.item.attempts + 1, started_at=o.started,
+                    finished_at=now, worker=o.worker, result="unrecorded", status=o.status,
+                    error=reason, writes=o.writes))
+                failures = _unrecorded_since_replay(conn, o.item.id, o.item.attempts + 1)
+                delay = delays.get(o.item.id)
+                values: dict[str, Any] = {"attempts": o.item.attempts + 1,
+                                          "last_error": reason, "updated_at": now,
+                                          "owner": None, "lease_until": None}
+                if failures >= limit or delay is None:
+                    dead.add(o.item.id)
+                    values.update(state="dead", reason=f"its result could not be recorded "
+                                                       f"{failures} time(s): {reason}")
+                else:
+                    values.update(state="retry", next_at=now + delay)
+                conn.execute(update(items).where(items.c.id == o.item.id,
+                                                 items.c.owner == o.worker,
+                                                 items.c.state == "inflight").values(**values))
+        return dead
+
     def delivered(self, item: Item, worker: str, started: float, result: str, writes: int,
                   ledger_rows: Sequence[LedgerRow] = (),
                   audit_rows: Sequence[tuple[str, str]] = ()) -> None:
@@ -288,7 +316,7 @@ class OutboxStore(ABC):
         if not rows:
             return
         now = time.time()
-        data = [{**r, "item_id": item_id, "updated_at": now} for r in rows]
+        data = _one_per_key([{**r, "item_id": item_id, "updated_at": now} for r in rows])
         conn.execute(self._upsert(ledger, data, LEDGER_KEY, LEDGER_UPDATE))
 
     # ------------------------------------------------------------------ inspection
@@ -373,12 +401,43 @@ class OutboxStore(ABC):
                 conn.execute(delete(table))
 
 
+def _unrecorded_since_replay(conn: Connection, item_id: int, attempt: int) -> int:
+    """How many of an item's attempts 1‥``attempt`` (since it was enqueued or last
+    replayed: a replay starts the numbers again) could not be recorded."""
+    rows = conn.execute(select(attempts.c.attempt, attempts.c.result)
+                        .where(attempts.c.item_id == item_id)
+                        .order_by(attempts.c.id.desc()).limit(attempt)).all()
+    failures = 0
+    for number, result in rows:
+        if number != attempt:  # an earlier life of the item, before a replay
+            break
+        failures += result == "unrecorded"
+        attempt -= 1
+    return failures
+
+
+def _one_per_key(rows: list[LedgerRow]) -> list[LedgerRow]:
+    """One ledger row per (destination, type, identity), the last one given winning.
+
+    PostgreSQL refuses an ``INSERT … ON CONFLICT DO UPDATE`` that would touch one row
+    twice ("cannot affect row a second time"), so a batch where two items (or one
+    Bundle) wrote the same resource would fail to record, forever. The later write is
+    the server's latest state of that resource.
+    """
+    latest: dict[tuple[Any, ...], LedgerRow] = {}
+    for row in rows:
+        key = tuple(row[k] for k in LEDGER_KEY)
+        latest.pop(key, None)  # keep the order of the last occurrence
+        latest[key] = row
+    return list(latest.values())
+
+
 def open_store(url: str | None = None) -> OutboxStore:
     """The store at ``url``: a SQLite file path (default ``mafhir.db``) or a PostgreSQL URL."""
     import os
 
     url = url or os.environ.get("MAFHIR_OUTBOX") or "mafhir.db"
-    if url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+    if is_postgres(url):
         from .postgres import PostgresStore
 
         store: OutboxStore = PostgresStore(url)

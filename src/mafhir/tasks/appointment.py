@@ -355,27 +355,28 @@ class AppointmentTask(TaskModel):
         out: list[Problem] = []
         end = self.end_time
         if self.start is not None and end is not None and end - self.start > LONG_APPOINTMENT:
-            out.append(Problem("end", "the appointment lasts more than 4 hours"))
+            out.append(Problem("end", "the appointment lasts more than 4 hours", "value"))
         checked_in = self.at if self.action == "check_in" else self.checked_in_at
         if checked_in is not None and self.start is not None and \
                 abs(checked_in - self.start) > CHECK_IN_GAP:
             where = "at" if self.action == "check_in" else "checked_in_at"
             out.append(Problem(where, "check-in is more than 12 hours from the appointment "
-                                      "start"))
+                                      "start", "value"))
         if self.action == "complete" and self.at is not None and self.checked_in_at is not None \
                 and self.at - self.checked_in_at > LONG_VISIT:
-            out.append(Problem("at", "the visit lasted more than 24 hours"))
+            out.append(Problem("at", "the visit lasted more than 24 hours", "value"))
         if self.action == "cancel" and self.cancel_reason is None:
-            out.append(Problem("cancel_reason", "a cancelled appointment should say why"))
+            out.append(Problem("cancel_reason", "a cancelled appointment should say why",
+                               "incomplete"))
         for name in ("service_type", "reason"):
             concept = getattr(self, name)
             if concept is not None and concept.code and not concept.system:
                 out.append(Problem(f"{name}.system",
-                                   "a code without a system cannot be interpreted"))
+                                   "a code without a system cannot be interpreted", "required"))
         et = self.encounter_type
         if et is not None and et.system and et.system not in (systems.SNOMED, CPT):
             out.append(Problem("encounter_type.system", "US Core Encounter.type expects SNOMED "
-                                                       "(is-a 308335008) or CPT"))
+                                                       "(is-a 308335008) or CPT", "code-invalid"))
         return out
 
 
@@ -391,7 +392,8 @@ def step(task: TaskModel, known: str | None) -> str:
     stated = task.current_status
     if known is not None and stated is not None and appointment_status(known) != stated:
         raise InputError([Problem("current_status", f"says '{stated}' but an earlier task of "
-                                  f"this run left the appointment '{appointment_status(known)}'")])
+                                  f"this run left the appointment '{appointment_status(known)}'",
+                                  "conflict")])
     current = known if known is not None else stated
     allowed, target = TRANSITIONS[task.action]
     if current is None:
@@ -399,7 +401,7 @@ def step(task: TaskModel, known: str | None) -> str:
             return target
         raise InputError([Problem("current_status", f"is required for '{task.action}': no "
                                   "earlier task of this run set this appointment's status "
-                                  "(only 'book' may start without one)")])
+                                  "(only 'book' may start without one)", "required")])
     if current not in allowed:
         raise TransitionError("action", current, target)
     return target

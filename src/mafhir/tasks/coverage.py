@@ -303,13 +303,14 @@ class CoverageTask(TaskModel):
             out.append(Problem(
                 "eligibility.coinsurance_percent",
                 "1 % coinsurance is unusual; if the payer sent the fraction 1.0 it means 100",
+                "value",
             ))
         if elig is not None and elig.active and self.status in ("cancelled", "entered-in-error"):
             out.append(Problem("status", f"the card is '{self.status}' but the payer reports "
-                                         "the coverage active"))
+                                         "the coverage active", "conflict"))
         if (elig is not None and elig.service_date and self.period is not None
                 and ((self.period.start and elig.service_date < self.period.start)
                      or (self.period.end and elig.service_date > self.period.end))):
             out.append(Problem("eligibility.service_date",
-                               "is outside the card's coverage period"))
+                               "is outside the card's coverage period", "invariant"))
         return out

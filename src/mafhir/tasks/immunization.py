@@ -226,13 +226,16 @@ class ImmunizationTask(TaskModel):
         if self.status == "given":
             if self.lot_number is None:
                 out.append(Problem("lot_number", "no lot number for a dose given here "
-                                                 "(needed for recalls and VFC accounting)"))
+                                                 "(needed for recalls and VFC accounting)",
+                                                 "incomplete"))
             maker = mvx(self.manufacturer) if self.manufacturer else None
             if maker is not None and not maker.active:
                 out.append(Problem("manufacturer", f"MVX {maker.code} is Inactive in the CDC "
-                                                   "table; check the product's manufacturer"))
+                                                   "table; check the product's manufacturer",
+                                                   "code-invalid"))
         if self.dose_ml is not None and self.dose_ml > 1.0:
-            out.append(Problem("dose_ml", "above 1 mL; most vaccine doses are 0.1-1.0 mL"))
+            out.append(Problem("dose_ml", "above 1 mL; most vaccine doses are 0.1-1.0 mL", "value"))
         if self.status == "historical" and self.report_origin is None:
-            out.append(Problem("report_origin", "who reported this historical dose is unknown"))
+            out.append(Problem("report_origin", "who reported this historical dose is unknown",
+                               "incomplete"))
         return out

@@ -556,7 +556,7 @@ class VitalsTask(TaskModel):
 
         def soft(location: str, key: str, value: float | None) -> None:
             if value is not None and (message := LIMITS[key].soft_warning(value)):
-                out.append(Problem(location, message))
+                out.append(Problem(location, message, "value"))
 
         if self.blood_pressure is not None:
             soft("blood_pressure.systolic", "systolic", self.blood_pressure.systolic)
@@ -575,7 +575,7 @@ class VitalsTask(TaskModel):
         if (self.head_circumference is not None and self.head_circumference.obtained
                 and born is not None and _years(born, self.effective.date()) >= 3):
             out.append(Problem("head_circumference",
-                               "is usually measured only before age 3; please confirm"))
+                               "is usually measured only before age 3; please confirm", "value"))
         return out
 
 

@@ -8,12 +8,14 @@ FHIR R4 server (SEKMET, started on a free loopback port, or ``MAFHIR_TEST_FHIR_U
     TestConformance = connector_suite("my-connector")
 
 See ``docs/connectors.md``. The pieces are usable on their own: :func:`fhir_server`,
+:func:`check_contract` (the declared capabilities, no server needed),
 :class:`FaultProxy` (429/503/dropped/slow/HTML answers on demand) and :class:`TokenServer`
 (a SMART Backend Services token endpoint that verifies client assertions).
 """
 
 from __future__ import annotations
 
+from .contract import check_contract
 from .proxy import Fault, FaultProxy, Seen, strip_next_link
 from .server import FhirServer, ServerUnavailable, fhir_server, free_port, start_fhir_server
 from .suite import AuthSpec, connector_suite
@@ -27,6 +29,7 @@ __all__ = [
     "Seen",
     "ServerUnavailable",
     "TokenServer",
+    "check_contract",
     "connector_suite",
     "fhir_server",
     "free_port",

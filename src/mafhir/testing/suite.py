@@ -2,6 +2,9 @@
 
 What the suite expects of a connector (``factory(base_url) -> connector``):
 
+* it keeps its declared contract (:func:`mafhir.testing.check_contract`): every capability
+  in its ``capabilities`` is there and callable as core calls it, none goes undeclared;
+
 * ``send(bundle)`` delivers a transaction Bundle, raising a :class:`mafhir.errors.MafhirError`
   when the server did not accept it: ``.transient`` says whether retrying can help,
   ``.outcome`` holds the server's OperationOutcome (a dict) and ``.status`` the HTTP status;
@@ -32,6 +35,7 @@ from typing import Any
 import pytest
 
 from ..errors import MafhirError
+from .contract import check_contract
 from .plugin import require_fhir_server
 from .proxy import Fault, FaultProxy
 
@@ -169,6 +173,13 @@ def connector_suite(connector: str | Factory, *,
             c = make(base_url)
             yield c
             _close(c)
+
+        # ---------------------------------------------------------------- declared contract
+        def test_declared_contract(self, conn: Any) -> None:
+            """Every capability the connector declares is there, callable as core calls
+            it, and nothing it offers goes undeclared (mafhir.registry.CAPABILITIES)."""
+            problems = check_contract(conn)
+            assert not problems, "; ".join(problems)
 
         # ---------------------------------------------------------------- idempotent create
         def test_idempotent_create(self, conn: Any, base_url: str, system: str) -> None:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mafhir.errors import PermanentError, TransientError
+from mafhir.errors import CODES, PermanentError, TransientError
 from mafhir.redact import redact_json, redact_text
 
 __all__ = [
@@ -84,6 +84,13 @@ def outcome_issues(outcome: JSON | None) -> list[Issue]:
     return out
 
 
+#: The error code of a refusal by its HTTP status, when the OperationOutcome names none.
+STATUS_CODES = {400: "invalid", 401: "security", 403: "security", 404: "not-found",
+                405: "not-supported", 409: "conflict", 410: "not-found", 412: "conflict",
+                413: "too-long", 415: "not-supported", 422: "business-rule",
+                501: "not-supported"}
+
+
 class FhirHttpError(Exception):
     """Mixin: what the server answered (status, OperationOutcome) to which request."""
 
@@ -98,6 +105,10 @@ class FhirHttpError(Exception):
         self.outcome = outcome
         self.issues = outcome_issues(outcome)
         self.request = request
+        if not getattr(self, "transient", False):  # a refusal: the code the server gave
+            self._code = next((i.code for i in self.issues if i.severity in ("fatal", "error")
+                               and i.code in CODES), None) \
+                or STATUS_CODES.get(status or 0, "processing")
         detail = "; ".join(str(i) for i in self.issues if i.severity in ("fatal", "error"))
         detail = detail or "; ".join(str(i) for i in self.issues)
         head = f"{request}: " if request else ""

@@ -23,7 +23,8 @@ def _factory(target: str):
 @hookimpl
 def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
     register(ConnectorSpec("fhir-rest", _factory,
-                           "FHIR R4 REST server: transaction Bundles, retries, SMART auth"))
+                           "FHIR R4 REST server: transaction Bundles, retries, SMART auth",
+                           schemes=("http", "https")))
 
 
 @hookimpl

@@ -109,7 +109,7 @@ def schedule_tasks(resources: list[JSON]) -> list[Any]:
     out = []
     for item in to_tasks("appointment", resources):
         if isinstance(item, Unmapped):
-            raise InputError([Problem(item.reference, item.reason)])
+            raise InputError([Problem(item.reference, item.reason, "not-supported")])
         out.append(item)
     return out
 
@@ -124,7 +124,8 @@ def find_patient(client: FhirClient, *, mrn: str | None = None, mrn_system: str 
                        else f"{mrn_system}|{mrn}"))
     else:
         if not (family and birthdate):
-            raise InputError([Problem("patient", "give an MRN, or family name and birth date")])
+            raise InputError([Problem("patient", "give an MRN, or family name and birth date",
+                                      "required")])
         params += [("family", family), ("birthdate", birthdate.isoformat())]
         if given:
             params.append(("given", given))
@@ -139,7 +140,8 @@ def patient_reference(client: FhirClient, patient: str, mrn_system: str | None =
         return patient
     found = find_patient(client, mrn=patient, mrn_system=mrn_system)
     if len(found) != 1:
-        raise InputError([Problem("patient", f"the MRN matches {len(found)} patients, not one")])
+        raise InputError([Problem("patient", f"the MRN matches {len(found)} patients, not one",
+                                  "conflict")])
     return f"Patient/{found[0]['id']}"
 
 

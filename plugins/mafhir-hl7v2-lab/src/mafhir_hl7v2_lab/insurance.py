@@ -137,7 +137,7 @@ def coverages(reader: Reader, msg: Message, patient: JSON) -> tuple[list[Entry],
         payer, cov = coverage(reader, in1, patient)
         if payer is None:  # R4 Coverage.payor is 1..*: an IN1 naming no insurer
             reader.problems.append(Problem(in1.where(3), "the insurance company (IN1-3 or "
-                                                         "IN1-4) is missing"))
+                                                         "IN1-4) is missing", "required"))
             continue
         if payer is not None:
             entries.append(create(payer))

@@ -52,7 +52,7 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
             leading_dg1.append(seg)
     groups = list(msg.groups(("ORC", "OBR"), within=("OBR",)))
     if not groups:
-        raise InputError([Problem("ORC", "the message has no order (ORC/OBR)")])
+        raise InputError([Problem("ORC", "the message has no order (ORC/OBR)", "structure")])
     entries, insurance = coverages(reader, msg, patient)
     if reader.patient_entry:
         entries.insert(0, reader.patient_entry)
@@ -61,7 +61,7 @@ def orders_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
         orc, obr = parts["orc"], parts["obr"]
         idents = reader.unique(order_identifiers(orc, obr, ctx) or [
             {"system": f"{ctx.map.clinic.system}/v2/order",
-             "value": f"{msg.sender}|{msg.control_id}|{k}"}], k)
+             "value": f"{msg.sender_name}|{msg.control_id}|{k}"}], k)
         status = order_status(orc.get(1) if orc else "", orc.get(5) if orc else "")
         sr = reader.service_request(orc, obr, idents, patient, status, leading_dg1,
                                     parts["dg1"], parts["notes"])

@@ -93,7 +93,7 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
         from mafhir.errors import InputError, Problem
 
         raise InputError([Problem("OBR", "the message has no OBR (a result needs an order "
-                                         "group)")])
+                                         "group)", "structure")])
     # OBX sent before any order (after PID): kept, as results of the first order
     leading: list[Any] = []
     for seg in msg.segments[1:]:
@@ -110,14 +110,15 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
         if obr is None:
             from mafhir.errors import Problem
 
-            reader.problems.append(Problem(orc.where(), "an order group without an OBR"))
+            reader.problems.append(Problem(orc.where(), "an order group without an OBR",
+                                           "structure"))
             continue
         idents = reader.unique(order_identifiers(orc, obr, ctx), k)
         fillers = [i for i in idents if i["type"]["coding"][0]["code"] == "FILL"]
         report_ids = fillers + [i for i in idents if i not in fillers]
         if not report_ids:
             report_ids = [{"system": f"{ctx.map.clinic.system}/v2/report",
-                           "value": f"{msg.sender}|{msg.control_id}|{obr.get(1) or k}"}]
+                           "value": f"{msg.sender_name}|{msg.control_id}|{obr.get(1) or k}"}]
         status = DR_STATUS.get(obr.get(25).upper(), "unknown")
         order_ref = None
         if idents:
@@ -270,6 +271,6 @@ def reader_code(reader: Reader, obr: Segment) -> JSON:
     code = codeable(obr.v(4))
     if code is None:
         reader.problems.append(Problem(obr.where(4), "the universal service identifier (the "
-                                                     "test) is missing"))
+                                                     "test) is missing", "required"))
         return data_absent("unknown")
     return code

@@ -42,6 +42,7 @@ from mafhir.hl7v2.datatypes import (
 from mafhir.hl7v2.escape import unescape
 from mafhir.hl7v2.message import Message, Segment, Value
 from mafhir.hl7v2.patient import patient_from_pid
+from mafhir.hl7v2.terminology import ucum_code
 from mafhir.validation.structure import CONTROL_CHARACTERS, control_characters
 
 from .codes import (
@@ -49,7 +50,6 @@ from .codes import (
     OBS_STATUS,
     PRIORITY_FROM_V2,
     SERVICEREQUEST_CATEGORY_LAB,
-    UCUM_UNITS,
     V3_INTERPRETATION,
 )
 
@@ -60,7 +60,6 @@ _NUM = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _RANGE = re.compile(r"^\s*([+-]?\d*\.?\d+)\s*(?:-|to|–)\s*([+-]?\d*\.?\d+)\s*$")
 _SN_FLAT = re.compile(r"^(<=|>=|<>|<|>|=)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))$")
 _COMPARATORS = ("<", "<=", ">=", ">")
-_UCUM_CODES = set(UCUM_UNITS.values())
 #: OBX-4 as the IG's OG[Extension-Subidentifier] map writes it.
 SUBID_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
 #: OBX-5 ED/RP → Observation: R4 has no valueAttachment, so it goes in the R5→R4
@@ -100,15 +99,11 @@ def _number(text: str) -> Decimal | None:
 
 
 def ucum(unit: Value) -> tuple[str | None, str]:
-    """(UCUM code or None, text to show) for an OBX-6 unit."""
-    code, text, system = unit.c(1), unit.c(2), unit.c(3)
+    """(UCUM code or None, text to show) for an OBX-6 unit: the sender's unit as written,
+    checked by the UCUM library even when declared UCUM (a declaration is not proof)."""
+    code, text = unit.c(1), unit.c(2)
     shown = text or code
-    if not code:
-        return None, shown
-    if system.upper() == "UCUM" or code in _UCUM_CODES:
-        return code, shown
-    mapped = UCUM_UNITS.get(code.lower())
-    return mapped, (text or code)
+    return (ucum_code(code) if code else None), shown
 
 
 def order_identifiers(orc: Segment | None, obr: Segment | None, ctx: V2Context
@@ -232,7 +227,7 @@ class Reader:
             raise InputError([Problem("PID-3", "the patient identifier is missing",
                                       "required")])
         try:
-            found = patient_from_pid(pid, self.ctx, self.msg.sender, self.tz)
+            found = patient_from_pid(pid, self.ctx, self.msg.sender_name, self.tz)
         except InputError as exc:
             for problem in exc.problems:
                 if problem.code != "business-rule" or not self.no_zone_reported:
@@ -249,7 +244,7 @@ class Reader:
     def clinician(self, value: Value, where: str) -> JSON | None:
         """An XCN as a reference; an NPI failing its check digit is kept under the
         sender's system, with a warning."""
-        own = sender_system(self.ctx.map.clinic.system, self.msg.sender, "clinician")
+        own = sender_system(self.ctx.map.clinic.system, self.msg.sender_name, "clinician")
         return xcn_reference(value, own, self.warnings, where)
 
     # ---------------------------------------------------------------- ServiceRequest
@@ -450,7 +445,7 @@ class Reader:
             numbers = [_number(r.text()) for r in reps]
             if any(n is None for n in numbers):
                 self.problems.append(Problem(obx.where(5), "value type NM but the value is not "
-                                                           "a number"))
+                                                           "a number", "value"))
                 return None
             if len(numbers) == 1:
                 assert numbers[0] is not None
@@ -472,7 +467,7 @@ class Reader:
             data = [r.c(i) for r in reps[:1] for i in range(1, len(r.components) + 1)]
             if any(_number(d) is None for d in data if d):
                 self.problems.append(Problem(obx.where(5), "value type NA but a component is "
-                                                           "not a number"))
+                                                           "not a number", "value"))
                 return None
             return "valueSampledData", {"origin": {"value": 0}, "period": 0, "dimensions": 1,
                                         "data": " ".join(d if d else "E" for d in data)}
@@ -485,7 +480,7 @@ class Reader:
             m = re.match(r"^(\d{2})(\d{2})?(\d{2})?", reps[0].c(1))
             if not m:
                 self.problems.append(Problem(obx.where(5), "value type TM but the value is not "
-                                                           "a time"))
+                                                           "a time", "value"))
                 return None
             return "valueTime", f"{m.group(1)}:{m.group(2) or '00'}:{m.group(3) or '00'}"
         if vt == "NR":
@@ -524,9 +519,10 @@ class Reader:
             elif vt == "XTN":
                 found, key = xtn_contact(rep), "valueContactPoint"
             else:
-                fallback = sender_system(self.ctx.map.clinic.system, self.msg.sender,
+                fallback = sender_system(self.ctx.map.clinic.system, self.msg.sender_name,
                                          rep.c(4, 1) or rep.c(4, 2))
-                found = cx_full(rep, self.ctx.namespaces, fallback, times, where,
+                found = cx_full(rep, self.ctx.namespaces_for(self.msg.sender_name), fallback,
+                                times, where,
                                 self.warnings)
                 key = "valueIdentifier"
             if found:
@@ -566,7 +562,7 @@ class Reader:
                 number = _number(text)
                 if number is None:
                     self.problems.append(Problem(obx.where(4, comp), f"the sub-id {name} "
-                                                                     "is not a number"))
+                                                                     "is not a number", "value"))
                     continue
                 parts.append({"url": name, "valueDecimal": number})
         if og.c(4):
@@ -586,21 +582,23 @@ class Reader:
             try:
                 base64.b64decode(compact, validate=True)
             except (binascii.Error, ValueError):
-                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid Base64"))
+                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid Base64",
+                                             "value"))
                 return None
             encoded = compact
         elif enc == "HEX":
             try:
                 raw = bytes.fromhex(data)
             except ValueError:
-                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid hex"))
+                self.problems.append(Problem(obx.where(5, 5), "ED data is not valid hex", "value"))
                 return None
             encoded = base64.b64encode(raw).decode("ascii")
         elif enc == "A":
             encoded = base64.b64encode(data.encode("utf-8")).decode("ascii")
         else:
             self.problems.append(Problem(obx.where(5, 4), "ED encoding must be A, Hex or "
-                                                          "Base64 (HL7 table 0299)"))
+                                                          "Base64 (HL7 table 0299)",
+                                                          "code-invalid"))
             return None
         if "/" in subtype:
             content_type = subtype.strip().lower()

@@ -72,7 +72,8 @@ def controlled_entries(bundle: JSON) -> list[Problem]:
         if schedule:
             problems.append(Problem(f"entry[{i}]", f"a schedule {schedule[1:]} controlled "
                                                    "substance cannot go by this channel; send "
-                                                   "it by EPCS (NCPDP SCRIPT) or on paper"))
+                                                   "it by EPCS (NCPDP SCRIPT) or on paper",
+                                                   "business-rule"))
     return problems
 
 
@@ -217,6 +218,7 @@ class FhirPharmacy:
     """A pharmacy's FHIR endpoint (a URL or a mafhir.toml destination name)."""
 
     carries_controlled = False
+    capabilities = frozenset({"use_clinic", "search"})  # mafhir.registry.CAPABILITIES
 
     def __init__(self, target: Any, clinic_system: str | None = None,
                  pickup_days: int = 14) -> None:
@@ -247,7 +249,7 @@ class FhirPharmacy:
         found = list(self.client.search("MedicationRequest", {"identifier": query}))
         if not found:
             raise InputError([Problem("prescription", f"no MedicationRequest for prescription "
-                                                      f"'{rx_id}' at the pharmacy")])
+                                                      f"'{rx_id}' at the pharmacy", "not-found")])
         ref = f"MedicationRequest/{found[0]['id']}"
         dispenses = list(self.client.search("MedicationDispense", {"prescription": ref}))
         if not dispenses:
@@ -395,7 +397,8 @@ class V2Pharmacy:
     """A pharmacy system over MLLP at ``HOST:PORT``: RDE^O11 out, RRE^O12/ACK checked."""
 
     carries_controlled = False
-    whole_bundles = True  # the outbox sends each Bundle whole, as one message
+    #: the outbox sends each Bundle whole, as one message (mafhir.registry.CAPABILITIES)
+    capabilities = frozenset({"whole_bundles", "use_clinic"})
 
     def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0,
                  patients: PatientLookup | None = None) -> None:

@@ -27,7 +27,9 @@ from mafhir.plugins import get_registry
 __all__ = ["pharmacy_group"]
 
 worklist_option = click.option("--worklist", "worklist_path", default="mafhir-pharmacy.sqlite",
-                               show_default=True, help="The worklist (SQLite file).")
+                               show_default=True,
+                               help="The worklist: a SQLite file or a PostgreSQL URL "
+                                    "(postgresql://…).")
 
 
 def _fail(problems) -> None:

@@ -264,7 +264,8 @@ def poll_refill_requests(client: Any, worklist: Any, clinic_system: str, source:
             if isinstance(exc, MafhirError) and exc.transient:
                 raise  # the server, not the Task: the poll stops and the cursor stays
             reason = _reason(exc)
-            result.problems.append(Problem(f"Task/{task['id']}", reason))
+            code = exc.code if isinstance(exc, MafhirError) else "processing"
+            result.problems.append(Problem(f"Task/{task['id']}", reason, code))
             result.unreadable.append(rid)
             worklist.add_unreadable(rid, f"pharmacy-fhir:{source}", f"Task/{task['id']}",
                                     reason, updated)

@@ -75,7 +75,7 @@ class AlreadyAnswered(TransitionError):
     def __init__(self, request: str, current: str, requested: str) -> None:
         InputError.__init__(self, [Problem("request", f"refill request '{request}' was already "
                                                       f"answered ('{current}'); a request is "
-                                                      "answered once")])
+                                                      "answered once", "duplicate")])
         self.current, self.requested = current, requested
 
 
@@ -175,7 +175,8 @@ def prescription_from_fhir(resources: ResourceSet) -> list[TaskModel]:
         pharmacy = resources.resolve(dispense.get("performer"))
         if requester is None or pharmacy is None:
             raise InputError([Problem(where, "needs its requester Practitioner and its "
-                                             "dispenseRequest.performer pharmacy in the set")])
+                                             "dispenseRequest.performer pharmacy in the set",
+                                             "required")])
         schedule = next((t.get("code") for t in (mr.get("meta") or {}).get("tag", [])
                          if t.get("system") == CONTROLLED_TAG), None)
         out.append(PrescriptionTask(
@@ -420,7 +421,7 @@ def refill_step(task: TaskModel, known: str | None) -> str:
         raise InputError([Problem("request", f"no refill request '{task.request}' is known: it "
                                              "was not received in this run and request_status "
                                              "does not say it is open (decide through the "
-                                             "worklist: mafhir pharmacy decide)")])
+                                             "worklist: mafhir pharmacy decide)", "not-found")])
     if current != "requested":
         raise AlreadyAnswered(task.request, current, task.decision)
     return task.decision

@@ -98,7 +98,7 @@ class _WorklistHandler:
         from .v2in import refill_request_tasks
 
         outcome = self.handle(msg)
-        target = answer_target(self.settings, msg.sender)
+        target = answer_target(self.settings, msg.sender_name)
         if target and outcome.status in ("processed", "review"):
             for task in refill_request_tasks(msg, self.ctx):
                 self.worklist.add_source(task.id, target, "", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import tzinfo
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +24,8 @@ from mafhir.fhirtypes import codeable, coding
 from mafhir.hl7v2 import Message, Segment, V2Context
 from mafhir.hl7v2.convert import Converted
 from mafhir.hl7v2.datatypes import codeable as v2_codeable
-from mafhir.hl7v2.datatypes import cx_identifier, dtm_to_fhir, ei_identifier, xcn_reference
+from mafhir.hl7v2.datatypes import dtm_to_fhir, ei_identifier, xcn_reference
+from mafhir.hl7v2.patient import PidPatient, patient_from_pid
 from mafhir.hl7v2.terminology import system_for, ucum_code
 from mafhir.identity import identifier_query
 from mafhir.tasks import PatientRef
@@ -31,7 +33,6 @@ from mafhir.tasks import PatientRef
 from .codes import FREQUENCIES, ROUTES, V2_0162
 from .fhir import MR_PROFILE, PLACER_TYPE, absent, ucum
 from .mappers import refill_request_to_fhir
-from .pid import patient_from_pid
 from .tasks import RefillRequestTask
 
 __all__ = ["order_groups", "rde_o11_to_fhir", "refill_request_tasks", "refill_requests",
@@ -64,13 +65,19 @@ def order_groups(msg: Message) -> list[dict[str, Any]]:
     return groups
 
 
-def _tz(msg: Message, ctx: V2Context):
+def _tz(msg: Message, ctx: V2Context) -> tzinfo | None:
+    """The zone of the sender's times without an offset, as the lab reads it: the zone
+    configured for this sender, else the offset MSH-7 states, else the receiver's or
+    the clinic's zone (None: such times are refused, never pinned to UTC)."""
+    configured = ctx.zone(msg.msh.get(3), msg.msh.get(4))
+    if configured is not None and configured.per_sender:
+        return configured.tz
     m = re.search(r"([+-]\d{4})$", msg.msh.get(7))
     if m:
         from mafhir.hl7v2.datatypes import _offset
 
         return _offset(m.group(1))
-    return ctx.tz
+    return configured.tz if configured is not None else None
 
 
 def _number(text: str) -> int | float | None:
@@ -105,28 +112,30 @@ def _quantity(seg: Segment, amount: int, unit: int) -> JSON | None:
     return {"value": value, "unit": text} if text else {"value": value}
 
 
-def _patient(msg: Message, ctx: V2Context) -> tuple[JSON, PatientRef]:
+def _pid(msg: Message, ctx: V2Context) -> PidPatient:
+    """The PID read by the shared rules every v2 plugin follows (mafhir.hl7v2.patient):
+    only an identifier whose authority the clinic maps to its MRN system is a match key
+    (else held for review, ``business-rule``), SSNs never, NPIs check-digit verified,
+    times in the sender's zone."""
     pid = msg.first("PID")
     if pid is None:
         raise InputError([Problem("PID", "the PID segment is missing", "required")])
-    reps = pid.reps(3)
-    chosen = next((r for r in reps if r.c(5) == "MR"), reps[0] if reps else None)
-    if chosen is None or not chosen.c(1):
+    if not any(r.c(1) for r in pid.reps(3)):
         raise InputError([Problem("PID-3", "the patient identifier is missing", "required")])
-    ident = cx_identifier(chosen, ctx.map.clinic.mrn_namespace)
-    assert ident is not None
-    ref = {"reference": f"Patient?{identifier_query(ident['system'], ident['value'])}"}
-    return ref, PatientRef(mrn=ident["value"], system=ident["system"])
+    return patient_from_pid(pid, ctx, msg.sender_name, _tz(msg, ctx))
+
+
+def _patient(msg: Message, ctx: V2Context) -> tuple[JSON, PatientRef]:
+    found = _pid(msg, ctx)
+    key = found.resource["identifier"][0]  # the clinic MRN the shared reader matched on
+    return found.reference, PatientRef(mrn=key["value"], system=key["system"])
 
 
 def _patient_entry(msg: Message, ctx: V2Context) -> tuple[JSON, Entry, list[Problem]]:
     """The reference by MRN, and the PID's US Core Patient as a conditional create (what the
     clinic holds is not overwritten), with the gaps it was kept despite."""
-    ref, patient = _patient(msg, ctx)
-    pid = msg.first("PID")
-    assert pid is not None and patient.system is not None
-    resource, warnings = patient_from_pid(pid, patient.system, patient.mrn)
-    return ref, create(resource), warnings
+    found = _pid(msg, ctx)
+    return found.reference, found.entry, list(found.warnings)
 
 
 def _participant(group: dict[str, Any], codes: tuple[str, ...]) -> Segment | None:
@@ -228,7 +237,7 @@ def _medication_request(group: dict[str, Any], k: int, msg: Message, ctx: V2Cont
                        "value": give.get(15)})
     if not idents:
         idents.append({"system": f"{ctx.map.clinic.system}/v2/prescription",
-                       "value": f"{msg.sender}|{msg.control_id}|{k}"})
+                       "value": f"{msg.sender_name}|{msg.control_id}|{k}"})
     mr: JSON = {"resourceType": "MedicationRequest", "meta": {"profile": [MR_PROFILE]},
                 "identifier": idents,
                 "status": "cancelled" if orc.get(1) in ("CA", "DC", "OC") else "active",
@@ -344,7 +353,7 @@ def refill_requests(msg: Message, ctx: V2Context
         raw: JSON = {
             "task": "refill_request",
             "id": "rr-" + uuid.uuid5(uuid.NAMESPACE_URL,
-                                     f"{msg.sender}|{msg.control_id}|{k}").hex[:20],
+                                     f"{msg.sender_name}|{msg.control_id}|{k}").hex[:20],
             "patient": patient.model_dump(exclude_none=True, exclude_defaults=True),
             "received": received, "prescription": rx_id,
             "pharmacy": _pharmacy(pharmacy, pharmacy_at[:3] == "PRT"),

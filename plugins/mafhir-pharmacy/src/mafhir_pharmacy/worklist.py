@@ -1,6 +1,8 @@
 """The MA's refill worklist: prescriptions sent, refill requests waiting, decisions made.
 
-A small SQLite file. It is what makes the refill workflow a state machine across runs
+A small SQLite file, or a PostgreSQL database (``postgresql://…``), through
+:mod:`mafhir.storage` like every mafhir store (the tables of earlier releases, unchanged,
+so their files open as they are). It is what makes the refill workflow a state machine across runs
 and processes (a listener receives, the MA decides later): a request whose prescription
 the clinic never sent is kept for review, not dropped; deciding a request the worklist
 does not hold, or one already answered, is an error naming it. The decision is recorded
@@ -14,17 +16,21 @@ worklist and answers AA, or AE with ERR 204 on ORC-2 when no prescription matche
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Column, Index, Integer, MetaData, Table, Text, delete, select, update
+from sqlalchemy.engine import Connection
 
 from mafhir.bundle import transaction
 from mafhir.errors import InputError, MafhirError, Problem
 from mafhir.hl7v2 import ConvertHandler, Message, Outcome, V2Context
 from mafhir.registry import Registry
+from mafhir.storage import create_tables, display_url, is_postgres, open_engine, upsert
 
 from .mappers import AlreadyAnswered, refill_request_to_fhir
 from .tasks import PrescriptionTask, RefillDecisionTask, RefillRequestTask
@@ -34,32 +40,34 @@ __all__ = ["LocalWorklist", "RefillHandler", "UnknownPrescription"]
 JSON = dict[str, Any]
 REFILL_TYPES = ("RDE^O25", "OMP^O09")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS prescriptions (id TEXT PRIMARY KEY, task TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (
-    id TEXT PRIMARY KEY, prescription TEXT NOT NULL, status TEXT NOT NULL,
-    task TEXT NOT NULL, decision TEXT
-);
-CREATE INDEX IF NOT EXISTS requests_status ON requests (status);
--- where a request came from when it is to be answered there (a polled FHIR Task)
-CREATE TABLE IF NOT EXISTS sources (
-    id TEXT PRIMARY KEY, target TEXT NOT NULL, task_ref TEXT NOT NULL, prior_ref TEXT
-);
--- answers owed to pharmacies: written with the decision, so none is lost when the
--- pharmacy is down; 'pending' until it took it, then 'sent' (or 'refused', with why)
-CREATE TABLE IF NOT EXISTS answers (
-    id TEXT PRIMARY KEY, target TEXT NOT NULL, status TEXT NOT NULL, payload TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, error TEXT
-);
-CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
--- a pharmacy's Tasks that could not be read as refill requests: kept with why (never
--- their values) for the MA, so they are not lost and do not hold the poll cursor back;
--- 'updated' is the Task's meta.lastUpdated, so a corrected version is read again
-CREATE TABLE IF NOT EXISTS unreadable (
-    id TEXT PRIMARY KEY, source TEXT NOT NULL, task_ref TEXT NOT NULL, reason TEXT NOT NULL,
-    updated TEXT
-);
-"""
+metadata = MetaData()
+prescriptions = Table("prescriptions", metadata, Column("id", Text, primary_key=True),
+                      Column("task", Text, nullable=False))
+requests = Table("requests", metadata, Column("id", Text, primary_key=True),
+                 Column("prescription", Text, nullable=False),
+                 Column("status", Text, nullable=False), Column("task", Text, nullable=False),
+                 Column("decision", Text))
+Index("requests_status", requests.c.status)
+#: Where a request came from when it is to be answered there (a polled FHIR Task).
+sources = Table("sources", metadata, Column("id", Text, primary_key=True),
+                Column("target", Text, nullable=False), Column("task_ref", Text, nullable=False),
+                Column("prior_ref", Text))
+#: Answers owed to pharmacies: written with the decision, so none is lost when the
+#: pharmacy is down; 'pending' until it took it, then 'sent' (or 'refused', with why).
+answers = Table("answers", metadata, Column("id", Text, primary_key=True),
+                Column("target", Text, nullable=False), Column("status", Text, nullable=False),
+                Column("payload", Text),
+                Column("attempts", Integer, nullable=False, server_default="0"),
+                Column("error", Text))
+cursors = Table("cursors", metadata, Column("source", Text, primary_key=True),
+                Column("value", Text, nullable=False))
+#: A pharmacy's Tasks that could not be read as refill requests: kept with why (never
+#: their values) for the MA, so they are not lost and do not hold the poll cursor back;
+#: 'updated' is the Task's meta.lastUpdated, so a corrected version is read again.
+unreadable = Table("unreadable", metadata, Column("id", Text, primary_key=True),
+                   Column("source", Text, nullable=False),
+                   Column("task_ref", Text, nullable=False),
+                   Column("reason", Text, nullable=False), Column("updated", Text))
 
 
 class UnknownPrescription(InputError):
@@ -67,39 +75,63 @@ class UnknownPrescription(InputError):
 
 
 class LocalWorklist:
-    """SQLite-backed worklist (``:memory:`` for one process)."""
+    """The worklist in SQLite (a path; ``:memory:`` for one process) or PostgreSQL."""
 
     def __init__(self, path: str | Path = "mafhir-pharmacy.sqlite") -> None:
-        self.path = str(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        location = str(path)
+        #: Where the worklist is, as it may be shown (never a password).
+        self.path = display_url(location) if is_postgres(location) else location
+        self.engine = open_engine(location, pool_size=2)
+        self._dialect = self.engine.dialect.name
+        create_tables(self.engine, metadata)
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+        with self._lock, self.engine.connect() as conn:
+            conn.info["write"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop("write", None)
+
+    def _one(self, query: Any) -> Any:
+        """The first row of ``query`` (None when there is none)."""
+        with self.engine.connect() as conn:
+            return conn.execute(query).first()
+
+    def _all(self, query: Any) -> list[tuple[Any, ...]]:
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def _put(self, table: Table, row: dict[str, Any], keys: tuple[str, ...],
+             replace: bool = True) -> None:
+        """INSERT OR REPLACE (``replace``) / OR IGNORE, in the backend's dialect."""
+        cols = [c for c in row if c not in keys] if replace else None
+        with self._tx() as conn:
+            conn.execute(upsert(self._dialect, table, row, keys, cols))
+
     def add_prescription(self, task: PrescriptionTask) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO prescriptions VALUES (?, ?)",
-                             (task.id, task.model_dump_json()))
+        self._put(prescriptions, {"id": task.id, "task": task.model_dump_json()}, ("id",))
 
     def prescription(self, rx_id: str) -> PrescriptionTask | None:
-        with self._lock:
-            row = self._db.execute("SELECT task FROM prescriptions WHERE id=?",
-                                   (rx_id,)).fetchone()
+        row = self._one(select(prescriptions.c.task).where(prescriptions.c.id == rx_id))
         return PrescriptionTask.model_validate_json(row[0]) if row else None
 
     def add_request(self, task: RefillRequestTask) -> str:
         """Put a request on the worklist; its state: ``requested``, or ``review`` when no
-        prescription matches (then :class:`UnknownPrescription` is raised after storing)."""
+        prescription matches (then :class:`UnknownPrescription` is raised after storing).
+        A request already there keeps its state."""
         known = self.prescription(task.prescription) is not None
-        status = "requested" if known else "review"
-        with self._lock:
-            row = self._db.execute("SELECT status FROM requests WHERE id=?",
-                                   (task.id,)).fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO requests VALUES (?, ?, ?, ?, NULL)",
-                                 (task.id, task.prescription, status, task.model_dump_json()))
-            else:
-                status = row[0]
+        with self._tx() as conn:
+            conn.execute(upsert(self._dialect, requests, {
+                "id": task.id, "prescription": task.prescription,
+                "status": "requested" if known else "review",
+                "task": task.model_dump_json()}, ("id",), None))
+            status = conn.execute(select(requests.c.status)
+                                  .where(requests.c.id == task.id)).scalar_one()
         if status == "review":
             raise UnknownPrescription([Problem("prescription", f"refill request '{task.id}' "
                                                                "matches no prescription of "
@@ -110,98 +142,79 @@ class LocalWorklist:
     def add_source(self, request_id: str, target: str, task_ref: str,
                    prior_ref: str | None) -> None:
         """Remember that ``request_id`` is answered at ``target`` (its Task there)."""
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?)",
-                             (request_id, target, task_ref, prior_ref))
+        self._put(sources, {"id": request_id, "target": target, "task_ref": task_ref,
+                            "prior_ref": prior_ref}, ("id",), replace=False)
 
     def source(self, request_id: str) -> tuple[str, str, str | None] | None:
-        with self._lock:
-            row = self._db.execute("SELECT target, task_ref, prior_ref FROM sources WHERE id=?",
-                                   (request_id,)).fetchone()
+        row = self._one(select(sources.c.target, sources.c.task_ref, sources.c.prior_ref)
+                        .where(sources.c.id == request_id))
         return (row[0], row[1], row[2]) if row else None
 
     def cursor(self, source: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM cursors WHERE source=?",
-                                   (source,)).fetchone()
+        row = self._one(select(cursors.c.value).where(cursors.c.source == source))
         return row[0] if row else None
 
     def set_cursor(self, source: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (source, value))
+        self._put(cursors, {"source": source, "value": value}, ("source",))
 
     def add_unreadable(self, request_id: str, source: str, task_ref: str, reason: str,
                        updated: str | None) -> None:
         """Record a pharmacy Task that could not be read (its latest version and why)."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO unreadable VALUES (?, ?, ?, ?, ?)",
-                             (request_id, source, task_ref, reason, updated))
+        self._put(unreadable, {"id": request_id, "source": source, "task_ref": task_ref,
+                               "reason": reason, "updated": updated}, ("id",))
 
     def unreadable_version(self, request_id: str) -> str | None:
         """The ``meta.lastUpdated`` of the unreadable Task as recorded, if it is."""
-        with self._lock:
-            row = self._db.execute("SELECT updated FROM unreadable WHERE id=?",
-                                   (request_id,)).fetchone()
+        row = self._one(select(unreadable.c.updated).where(unreadable.c.id == request_id))
         return row[0] if row else None
 
     def clear_unreadable(self, request_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM unreadable WHERE id=?", (request_id,))
+        with self._tx() as conn:
+            conn.execute(delete(unreadable).where(unreadable.c.id == request_id))
 
     def unreadable(self) -> list[tuple[str, str, str, str]]:
         """(request, source, Task reference, why) of the Tasks that could not be read."""
-        with self._lock:
-            return list(self._db.execute("SELECT id, source, task_ref, reason FROM unreadable "
-                                         "ORDER BY id"))
+        u = unreadable.c
+        return self._all(select(u.id, u.source, u.task_ref, u.reason).order_by(u.id))
 
     def decision(self, request_id: str) -> RefillDecisionTask | None:
-        with self._lock:
-            row = self._db.execute("SELECT decision FROM requests WHERE id=?",
-                                   (request_id,)).fetchone()
+        row = self._one(select(requests.c.decision).where(requests.c.id == request_id))
         return RefillDecisionTask.model_validate_json(row[0]) if row and row[0] else None
 
     def answers(self, status: str | None = "pending") -> list[tuple[str, str, str, int,
                                                                      str | None]]:
         """(request, target, status, attempts, error) of the answers owed/made."""
-        with self._lock:
-            sql = "SELECT id, target, status, attempts, error FROM answers"
-            return list(self._db.execute(sql + (" WHERE status=?" if status else "") +
-                                         " ORDER BY id", (status,) if status else ()))
+        a = answers.c
+        query = select(a.id, a.target, a.status, a.attempts, a.error).order_by(a.id)
+        return self._all(query.where(a.status == status) if status else query)
 
     def answer_payload(self, request_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT payload FROM answers WHERE id=?",
-                                   (request_id,)).fetchone()
+        row = self._one(select(answers.c.payload).where(answers.c.id == request_id))
         return row[0] if row else None
 
     def keep_payload(self, request_id: str, payload: str) -> None:
         """The built answer, kept so a re-send is the same message (same MSH-10)."""
-        with self._lock:
-            self._db.execute("UPDATE answers SET payload=? WHERE id=? AND payload IS NULL",
-                             (payload, request_id))
+        with self._tx() as conn:
+            conn.execute(update(answers).where(answers.c.id == request_id,
+                                               answers.c.payload.is_(None))
+                         .values(payload=payload))
 
     def mark_answer(self, request_id: str, status: str, error: str | None = None) -> None:
-        with self._lock:
-            self._db.execute("UPDATE answers SET status=?, error=?, attempts=attempts+1 "
-                             "WHERE id=?", (status, error, request_id))
+        with self._tx() as conn:
+            conn.execute(update(answers).where(answers.c.id == request_id).values(
+                status=status, error=error, attempts=answers.c.attempts + 1))
 
     def state(self, request_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT status FROM requests WHERE id=?",
-                                   (request_id,)).fetchone()
+        row = self._one(select(requests.c.status).where(requests.c.id == request_id))
         return row[0] if row else None
 
     def request(self, request_id: str) -> RefillRequestTask | None:
-        with self._lock:
-            row = self._db.execute("SELECT task FROM requests WHERE id=?",
-                                   (request_id,)).fetchone()
+        row = self._one(select(requests.c.task).where(requests.c.id == request_id))
         return RefillRequestTask.model_validate_json(row[0]) if row else None
 
     def items(self, status: str | None = None) -> list[tuple[str, RefillRequestTask]]:
-        with self._lock:
-            sql = "SELECT status, task FROM requests"
-            rows = self._db.execute(sql + (" WHERE status=?" if status else "") + " ORDER BY id",
-                                    (status,) if status else ()).fetchall()
+        query = select(requests.c.status, requests.c.task).order_by(requests.c.id)
+        rows = self._all(query.where(requests.c.status == status) if status else query)
         return [(s, RefillRequestTask.model_validate_json(t)) for s, t in rows]
 
     def decide(self, request_id: str, decision: str, at: datetime, decision_id: str, *,
@@ -258,23 +271,17 @@ class LocalWorklist:
                                                   if v is not None})
         source = self.source(request_id)
         target = answer_to or (source[0] if source else None)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute("UPDATE requests SET status=?, decision=? WHERE id=? "
-                                       "AND status='requested'",
-                                       (decision, task.model_dump_json(), request_id))
-                if cur.rowcount != 1:
-                    now = self._db.execute("SELECT status FROM requests WHERE id=?",
-                                           (request_id,)).fetchone()
-                    raise AlreadyAnswered(request_id, now[0] if now else "unknown", decision)
-                if target:
-                    self._db.execute("INSERT INTO answers (id, target, status) VALUES "
-                                     "(?, ?, 'pending')", (request_id, target))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._tx() as conn:  # the conditional UPDATE: one answer wins
+            done = conn.execute(update(requests).where(
+                requests.c.id == request_id, requests.c.status == "requested").values(
+                status=decision, decision=task.model_dump_json())).rowcount
+            if done != 1:
+                now = conn.execute(select(requests.c.status)
+                                   .where(requests.c.id == request_id)).scalar()
+                raise AlreadyAnswered(request_id, now or "unknown", decision)
+            if target:
+                conn.execute(answers.insert().values(id=request_id, target=target,
+                                                     status="pending"))
         if decision == "approved" and task.renewal is not None:
             self.add_prescription(PrescriptionTask.model_validate({
                 "task": "prescription", "id": decision_id,
@@ -285,7 +292,7 @@ class LocalWorklist:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self.engine.dispose()
 
 
 class RefillHandler:
@@ -309,18 +316,20 @@ class RefillHandler:
         try:
             tasks, warnings = refill_requests(msg, self.ctx)
         except InputError as exc:
-            return Outcome("error", tuple((p, "required" if p.code == "required"
-                                           else "datatype") for p in exc.problems))
+            # as ConvertHandler: a business rule (an MRN authority the clinic does not
+            # map) holds it for review; ERR-3 comes from each problem's code
+            held = any(p.code == "business-rule" for p in exc.problems)
+            return Outcome("review" if held else "error", exc.problems)
         if warnings and self.strict:
-            return Outcome("error", tuple((p, "required") for p in warnings))
+            return Outcome("error", tuple(warnings))
         review = []
         for n, task in enumerate(tasks, start=1):
             try:
                 self.worklist.add_request(task)
             except UnknownPrescription:
-                review.append((Problem(f"ORC[{n}]-2", "matches no prescription of this "
-                                                      "clinic; held for review",
-                                       "business-rule"), "key"))
+                # not-found: ERR 204 (unknown key) on ORC-2; the outcome holds it for review
+                review.append(Problem(f"ORC[{n}]-2", "matches no prescription of this "
+                                                     "clinic; held for review", "not-found"))
         if review:
             return Outcome("review", tuple(review))
         bundle = transaction(e for t in tasks for e in refill_request_to_fhir(t, self.ctx.map))
@@ -329,7 +338,7 @@ class RefillHandler:
                 self.deliver(bundle)
             except MafhirError as exc:
                 return Outcome("retry" if exc.transient else "error",
-                               ((Problem("", f"delivery failed ({type(exc).__name__})",
-                                         "transient" if exc.transient else "processing"),
-                                 "internal"),), bundle)
+                               (Problem("", f"delivery failed ({type(exc).__name__})",
+                                        "transient" if exc.transient else "processing"),),
+                               bundle)
         return Outcome("processed", (), bundle)

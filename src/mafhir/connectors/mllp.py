@@ -22,14 +22,14 @@ from urllib.parse import unquote
 
 from ..context import MapContext
 from ..errors import PermanentError, TransientError
+from ..hl7v2.ack import Ack, read_ack
+from ..hl7v2.context import V2Context
+from ..hl7v2.convert import from_fhir
+from ..hl7v2.message import parse
+from ..hl7v2.mllp import MLLPClient
+from ..hl7v2.patients import close_lookup, default_lookup, with_patients
 from ..plugins import get_registry
 from ..resourceset import ResourceSet
-from .ack import Ack, read_ack
-from .context import V2Context
-from .convert import from_fhir
-from .message import parse
-from .mllp import MLLPClient
-from .patients import close_lookup, default_lookup, with_patients
 
 __all__ = ["MLLPConnector"]
 
@@ -43,15 +43,17 @@ class MLLPConnector:
     (MSH-4, order-number namespaces) comes from ``MAFHIR_CLINIC`` unless ``ctx`` is given.
     """
 
-    #: The outbox sends each Bundle whole, as one message (no FHIR-server bookkeeping).
-    whole_bundles = True
+    #: See :data:`mafhir.registry.CAPABILITIES`: the outbox sends each Bundle whole, as
+    #: one message (no FHIR-server bookkeeping), and tells it the clinic and the timeout.
+    capabilities = frozenset({"whole_bundles", "use_clinic", "configure"})
 
     def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0):
         address, _, message_type = str(target).partition("/")
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit() or not message_type:
             raise PermanentError(f"mllp needs HOST:PORT/MESSAGE_TYPE (e.g. "
-                                 f"mllp:lab.example.org:2575/OML^O21), got {target!r}")
+                                 f"mllp:lab.example.org:2575/OML^O21), got {target!r}",
+                                 code="value")
         self.message_type = unquote(message_type)
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
         if ctx is None:
@@ -65,6 +67,14 @@ class MLLPConnector:
     def use_clinic(self, clinic: Any) -> None:
         """Write MSH-4 and the order-number namespaces for this clinic (``sync --clinic``)."""
         self.ctx = replace(self.ctx, map=MapContext(clinic=clinic))
+
+    def configure(self, *, timeout: float | None = None,
+                  max_attempts: int | None = None) -> None:
+        """How long to wait for the ACK, and how many connections to try per send."""
+        if timeout is not None:
+            self.client.timeout = timeout
+        if max_attempts is not None:
+            self.client.retry = replace(self.client.retry, max_attempts=max(1, max_attempts))
 
     def send(self, bundle: JSON) -> JSON:
         ctx = self.ctx if self.fixed_time else replace(self.ctx, now=datetime.now(UTC))
@@ -82,7 +92,8 @@ class MLLPConnector:
             return out
         if ack.refused_orders and ack.code not in ("AR", "CR"):
             raise PermanentError(f"the receiver refused {_refused(ack)} in its "
-                                 f"{ack.message_type} to the {self.message_type}: {reason}")
+                                 f"{ack.message_type} to the {self.message_type}: {reason}",
+                                 code="business-rule")
         if ack.code in ("AR", "CR"):
             raise TransientError(f"the receiver rejected the {self.message_type} for now "
                                  f"({ack.code}): {reason}")

@@ -1,0 +1,262 @@
+"""A compiled acceptance check with the R4B models' verdict, without building the models.
+
+Building a ``fhir.resources`` model costs a Python ``__init__``, a null scan, a choice
+scan and a required-element scan per nested element — most of what validating a Bundle
+costs. This module reads the same models once (their fields, aliases, cardinality,
+required elements, choice groups and primitive types) into plain tables and walks a
+resource's JSON against them.
+
+It only ever says **yes** (the models would accept this resource) or **not sure**
+(``False``): anything it does not model exactly — a ``_field`` extension sibling, a
+``null``, an abstract ``Resource`` (contained, Bundle.entry.resource), a nested
+``resourceType``, a value of an unexpected JSON kind, a model with validators of its own —
+is not sure, and the caller then builds the model, which gives the verdict and the
+messages. Primitive values are checked by the very pydantic types the models declare
+(one ``TypeAdapter`` per type), so a primitive accepted here is one the model accepts.
+``tests/test_validation_fastpath.py`` compares both verdicts on the corpus and on broken
+variants of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import typing
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import TypeAdapter
+
+__all__ = ["accepts"]
+
+#: The model configuration the tables assume; a model configured otherwise is not compiled.
+_CONFIG = {"extra": "forbid", "validate_assignment": True, "populate_by_name": True}
+#: The validators every FHIR model has, which the tables reproduce.
+_VALIDATORS = {"reject_null_complex_elements", "validate_after_model_construction"}
+
+
+class _Unsupported(Exception):
+    """A model (or a field type) the tables do not reproduce exactly."""
+
+
+@dataclass(slots=True)
+class _Field:
+    many: bool
+    node: _Node | None = None  # a complex type
+    primitive: int = -1  # index into _ADAPTERS
+    resource: bool = False  # any resource, by its resourceType (contained)
+
+
+@dataclass(slots=True)
+class _Node:
+    fields: dict[str, _Field] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    choices: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (aliases, one required)
+    any_of: tuple[str, ...] = ()  # at least one of these present (a primitive's extension)
+
+
+_ADAPTERS: list[TypeAdapter[Any]] = []
+_ADAPTER_INDEX: dict[Any, int] = {}
+_NODES: dict[type, _Node] = {}
+_BAD: set[type] = set()
+_LOCK = threading.Lock()  # a node is visible in _NODES before it is filled in
+
+
+def _adapter(annotation: Any) -> int:
+    key = repr(annotation)
+    if key not in _ADAPTER_INDEX:
+        _ADAPTER_INDEX[key] = len(_ADAPTERS)
+        _ADAPTERS.append(TypeAdapter(annotation))
+    return _ADAPTER_INDEX[key]
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(the element type, is it a list) of a field annotation, Optional removed."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise _Unsupported(repr(annotation))
+        return _unwrap(args[0])
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        inner, many = _unwrap(item)
+        if many:
+            raise _Unsupported(repr(annotation))
+        return inner, True
+    return annotation, False
+
+
+def _field(annotation: Any) -> _Field:
+    inner, many = _unwrap(annotation)
+    klass = getattr(inner, "get_model_klass", None)
+    if klass is None:
+        return _Field(many, primitive=_adapter(inner))
+    target = klass()
+    if getattr(target, "__resource_type__", "") == "Resource":
+        return _Field(many, resource=True)
+    if getattr(target, "__resource_type__", "") == "DomainResource":
+        raise _Unsupported("an abstract domain resource")
+    return _Field(many, node=_compile(target))
+
+
+def _primitive_extension() -> _Node:
+    """``_field``, a primitive's extension sibling (FHIRPrimitiveExtension): ``id`` and
+    ``extension``, one of them present (its own validator; ``fhir_comments`` not modelled)."""
+    model = get_fhir_model_class("FHIRPrimitiveExtension")
+    if model in _NODES:
+        return _NODES[model]
+    fields = model.model_fields  # type: ignore[attr-defined]
+    if set(fields) != {"fhir_comments", "id", "extension"} or set(
+            model.__pydantic_decorators__.model_validators) != _VALIDATORS | {  # type: ignore[attr-defined]
+            "validate_extension_or_fhir_comment_required"}:
+        raise _Unsupported("FHIRPrimitiveExtension")
+    node = _Node({"id": _field(fields["id"].annotation),
+                  "extension": _field(fields["extension"].annotation)},
+                 any_of=("id", "extension"))
+    _NODES[model] = node
+    return node
+
+
+def _compile(model: type) -> _Node:
+    if model in _NODES:
+        return _NODES[model]
+    if model in _BAD:
+        raise _Unsupported(model.__name__)
+    config = dict(model.model_config)  # type: ignore[attr-defined]
+    decorators = model.__pydantic_decorators__  # type: ignore[attr-defined]
+    if config != _CONFIG or set(decorators.model_validators) != _VALIDATORS \
+            or decorators.field_validators or decorators.validators \
+            or decorators.root_validators:
+        raise _Unsupported(model.__name__)
+    node = _NODES[model] = _Node()
+    try:
+        sample = model.model_construct()  # type: ignore[attr-defined]
+        required = [name for name, info in model.model_fields.items()  # type: ignore[attr-defined]
+                    if info.is_required()]
+        required += [name for name, _ext in sample.get_required_fields()]
+        alias = {name: info.alias or name
+                 for name, info in model.model_fields.items()}  # type: ignore[attr-defined]
+        for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+            extra = info.json_schema_extra or {}
+            base = model.model_fields.get(name[:-5])  # type: ignore[attr-defined]
+            if name.endswith("__ext") and base is not None:
+                if not _unwrap(base.annotation)[1]:  # a list's siblings hold nulls: not sure
+                    node.fields[alias[name]] = _Field(False, node=_primitive_extension())
+                continue
+            if not extra.get("element_property"):
+                continue  # fhir_comments: present means not sure
+            try:
+                node.fields[alias[name]] = _field(info.annotation)
+            except _Unsupported:
+                continue  # left out of the table: not sure when present
+        node.required = tuple(alias[name] for name in required)
+        node.choices = tuple(
+            (tuple(alias[f] for f in names),
+             model.model_fields[names[0]].json_schema_extra["one_of_many_required"]  # type: ignore[attr-defined,index]
+             is True)
+            for names in sample.get_one_of_many_fields().values())
+    except Exception:
+        # nodes compiled meanwhile may hold this unfinished one: start again without it
+        _BAD.add(model)
+        _NODES.clear()
+        raise
+    return node
+
+
+@lru_cache(maxsize=512)
+def _resource_node(resource_type: str) -> _Node | None:
+    with _LOCK:
+        try:
+            model = get_fhir_model_class(resource_type)
+            if not model.has_resource_base():  # a data type named as a resource
+                return None
+            return _compile(model)
+        except Exception:  # whatever the reason, the models decide
+            return None
+
+
+def _primitive_ok(index: int, kind: type, value: Any) -> bool:
+    """Does the model's own primitive type accept ``value``? Remembered per value, except
+    for Decimals: 1.0 and 1.00 are equal keys but not the same text."""
+    if kind is Decimal:
+        return _validate(index, value)
+    return _remembered(index, kind, value)
+
+
+@lru_cache(maxsize=65536)
+def _remembered(index: int, kind: type, value: Any) -> bool:
+    """``kind`` keeps True apart from 1 (equal as keys)."""
+    return _validate(index, value)
+
+
+def _validate(index: int, value: Any) -> bool:
+    try:
+        _ADAPTERS[index].validate_python(value)
+    except Exception:  # ValidationError, or a type that fails on junk (Url on an int)
+        return False
+    return True
+
+
+def _fits(node: _Node, data: dict[str, Any]) -> bool:
+    fields = node.fields
+    for key, value in data.items():
+        spec = fields.get(key)
+        if spec is None or value is None:
+            return False
+        if spec.many:
+            if type(value) is not list:
+                return False
+            items = value
+        else:
+            if type(value) is list:
+                return False
+            items = (value,)
+        sub = spec.node
+        if spec.resource:
+            for item in items:
+                if type(item) is not dict or not accepts(item):
+                    return False
+        elif sub is not None:
+            for item in items:
+                if type(item) is not dict or not _fits(sub, item):
+                    return False
+        else:
+            index = spec.primitive
+            for item in items:
+                kind = type(item)
+                if kind is dict or kind is list or item is None \
+                        or not _primitive_ok(index, kind, item):
+                    return False
+    for name in node.required:
+        if name not in data:
+            return False
+    if node.any_of and not any(name in data for name in node.any_of):
+        return False
+    for names, needed in node.choices:
+        present = sum(1 for n in names if n in data)
+        if present > 1 or (needed and present == 0):
+            return False
+    return True
+
+
+def accepts(resource: dict[str, Any]) -> bool:
+    """True only when the R4B model of ``resource["resourceType"]`` accepts ``resource``;
+    False when it may not (then build the model for the verdict)."""
+    rtype = resource.get("resourceType")
+    if type(rtype) is not str:
+        return False
+    node = _resource_node(rtype)
+    if node is None:
+        return False
+    if "resourceType" in node.fields:
+        return False
+    body = dict(resource)
+    del body["resourceType"]
+    try:
+        return _fits(node, body)
+    except (TypeError, RecursionError):  # an unhashable value, a very deep tree
+        return False
