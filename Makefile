@@ -7,12 +7,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml)
 
+# `make test` runs the suite on every core (pytest-xdist, one SEKMET and fresh databases per
+# worker) and prints the 30 slowest tests; `make test FAST=1` skips the tests marked slow
+# (the SIGKILL proof and the other long runs) for a quick local check. CI runs them all.
+XDIST  ?= -n auto
+ifdef FAST
+MARKS  := -m "not slow"
+endif
+
 .PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGIN_PROJECTS),-e $(dir $(p)))
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres]' $(foreach p,$(PLUGIN_PROJECTS),-e $(dir $(p)))
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -22,9 +30,10 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests plugins benchmarks
+	$(BIN)/mypy  # src/ and the plugins' src/, per [tool.mypy] in pyproject.toml
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=30 $(MARKS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_map.py
@@ -34,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pharmacy.py
 
 clean:
-	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache .mypy_cache

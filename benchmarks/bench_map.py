@@ -35,7 +35,7 @@ from pathlib import Path
 from fhir.resources.R4B import get_fhir_model_class
 
 from mafhir.bundle import transaction
-from mafhir.cli.options import load_clinic
+from mafhir.clinic import load_clinic
 from mafhir.context import MapContext
 from mafhir.demo import demo_day_dir
 from mafhir.io import dumps

@@ -26,6 +26,13 @@ CLINIC = Clinic(
 CTX = MapContext(clinic=CLINIC)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: pytest-xdist hands out the first tests round robin, so each long
+    run (the two SIGKILL proofs) starts at once on its own worker instead of ending the
+    suite alone. Stable: the rest keep their order."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def registry():
     reset()

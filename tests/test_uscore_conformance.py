@@ -57,7 +57,7 @@ def test_shared_resources_meet_us_core(corpus, version):
 def demo_resources(registry) -> list[dict]:
     """Every resource the demo day makes, all four task kinds, claiming US Core."""
     from mafhir.bundle import transaction
-    from mafhir.cli.options import load_clinic
+    from mafhir.clinic import load_clinic
     from mafhir.context import MapContext
     from mafhir.demo import demo_day_dir
     from mafhir.io import iter_documents

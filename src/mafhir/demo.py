@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .bundle import transaction
-from .cli.options import load_clinic
+from .clinic import load_clinic
 from .context import MapContext
 from .errors import InputError, Problem
 from .io import dumps, iter_documents

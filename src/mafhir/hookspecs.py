@@ -15,8 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .outbox.delivery import Delivery
-    from .registry import ConnectorSpec, Converter, Mapper, MessageHandler, Profile
+    from .registry import ConnectorSpec, Converter, Delivery, Mapper, MessageHandler, Profile
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -62,7 +61,7 @@ def deliver_bundle(delivery: Delivery) -> None:
     wrapper changes ``delivery.bundle`` before its ``yield`` and sees the response (or
     the error, raised at the ``yield``) after it.
 
-    :param delivery: a :class:`mafhir.outbox.delivery.Delivery`.
+    :param delivery: a :class:`mafhir.registry.Delivery`.
     """
 
 

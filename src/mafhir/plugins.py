@@ -17,6 +17,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Any
 
 import pluggy
 
@@ -158,7 +159,7 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
             owner = impl.plugin_name
             if owner in failed:
                 continue
-            items: list[object] = []
+            items: list[Any] = []
             try:
                 impl.function(items.append)
             except Exception as exc:
@@ -171,9 +172,10 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
     for info in _infos:
         if info.name in failed:
             info.error = failed[info.name]
-    tables = {"task kind": registry.mappers, "profile": registry.profiles,
-              "connector": registry.connectors, "converter": registry.converters,
-              "message handler": registry.handlers}
+    tables: dict[str, dict[str, Any]] = {
+        "task kind": registry.mappers, "profile": registry.profiles,
+        "connector": registry.connectors, "converter": registry.converters,
+        "message handler": registry.handlers}
     for (what, name), owner in list(registry.owners.items()):
         if owner in failed:  # what a failed plugin registered through its other hooks
             del tables[what][name]

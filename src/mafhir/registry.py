@@ -17,12 +17,13 @@ from .errors import PluginError
 if TYPE_CHECKING:
     from .bundle import Entry
     from .context import MapContext
+    from .hl7v2.convert import Converted
     from .resourceset import ResourceSet
     from .tasks.base import TaskModel
     from .validation.issues import Issue
 
-__all__ = ["CAPABILITIES", "Connector", "ConnectorSpec", "Converter", "Lifecycle", "Mapper",
-           "MessageHandler", "Profile", "Registry", "capabilities_of", "with_status"]
+__all__ = ["CAPABILITIES", "Connector", "ConnectorSpec", "Converter", "Delivery", "Lifecycle",
+           "Mapper", "MessageHandler", "Profile", "Registry", "capabilities_of", "with_status"]
 
 JSON = dict[str, Any]
 
@@ -50,8 +51,9 @@ class Mapper:
 
     kind: str
     model: type[TaskModel]
-    to_fhir: Callable[[TaskModel, MapContext], Sequence[Entry]]
-    from_fhir: Callable[[ResourceSet], list[TaskModel]]
+    # Any: each mapper takes its own task class (a Callable over TaskModel would refuse it)
+    to_fhir: Callable[[Any, MapContext], Sequence[Entry]]
+    from_fhir: Callable[[ResourceSet], Sequence[TaskModel]]
     description: str = ""
     lifecycle: Lifecycle | None = None
 
@@ -104,6 +106,27 @@ class Connector(Protocol):
         """Release connections and files."""
 
 
+@dataclass
+class Delivery:
+    """One send of one Bundle, as the ``deliver_bundle`` hook sees it.
+
+    Defined here, beside :class:`Connector`, so that the hook specifications name it
+    without importing the outbox (``mafhir.outbox.delivery`` re-exports it).
+    ``bundle`` may be changed by wrappers before the send; ``response`` is set by the
+    innermost implementation (the connector's answer). ``item_id``, ``source`` and
+    ``attempt`` say which outbox item this is; ``notes`` is free for plugins.
+    """
+
+    destination: str
+    bundle: JSON
+    connector: Connector
+    item_id: int = 0
+    source: str = ""
+    attempt: int = 1
+    response: JSON | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
 def capabilities_of(connector: object) -> frozenset[str]:
     """The optional capabilities ``connector`` declares (see :data:`CAPABILITIES`)."""
     declared = getattr(connector, "capabilities", None)
@@ -144,7 +167,7 @@ class Converter:
 
     format: str
     message_type: str
-    to_fhir: Callable[[Any, Any], JSON] | None = None
+    to_fhir: Callable[[Any, Any], JSON | Converted] | None = None
     from_fhir: Callable[[ResourceSet, Any], str] | None = None
     description: str = ""
     respond: Callable[[Any, str, str], Any] | None = None

@@ -52,7 +52,7 @@ class Finding:
     code: str
 
 
-class _Duplicated(dict):  # type: ignore[type-arg]
+class _Duplicated(dict):
     """An object whose text repeats keys (``repeated`` names them)."""
 
     repeated: list[str]

@@ -15,6 +15,7 @@ from typing import IO, Any, NoReturn
 import click
 
 from ..bundle import transaction
+from ..clinic import load_clinic
 from ..context import MapContext
 from ..errors import InputError, MafhirError, Problem
 from ..hookspecs import hookimpl
@@ -22,7 +23,7 @@ from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
 from ..plugins import get_registry, plugin_infos
 from ..validation import check_document, has_errors, operation_outcome
-from .options import clinic_option, load_clinic
+from .options import clinic_option
 
 __all__ = ["register_commands"]
 
@@ -97,7 +98,7 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
         _refuse([_unusable(source, exc)])
     try:
         with stream, _atomic_output(out) as sink:
-            entries = []
+            entries: list[Any] = []
             for result in pipeline.run(iter_documents(stream, label=source)):
                 if isinstance(result, Failed):
                     failures.append(result)

@@ -2,55 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tomllib
-from pathlib import Path
-
 import click
-from pydantic import ValidationError
 
-from ..context import DEFAULT_CLINIC, Clinic
-from ..errors import InputError, Problem
-from ..io import read_json
-from ..pipeline import problems_from_validation
-from ..strictjson import BOM
+from ..clinic import load_clinic  # re-exported: older imports keep working
 
 __all__ = ["clinic_option", "load_clinic"]
-
-
-def load_clinic(path: str | None) -> Clinic:
-    """The clinic from a JSON or TOML file (``[clinic]`` table), or the default."""
-    path = path or os.environ.get("MAFHIR_CLINIC")
-    if not path:
-        return DEFAULT_CLINIC
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InputError([Problem(str(file), f"cannot be read ({exc.strerror})",
-                                  "not-found")]) from None
-    data = _read_toml(raw, file.name) if file.suffix == ".toml" else read_json(raw, file.name)
-    if not isinstance(data, dict):
-        raise InputError([Problem(file.name, "must hold a JSON object (the clinic's "
-                                  "settings)", "structure")])
-    if "clinic" in data and isinstance(data["clinic"], dict):
-        data = data["clinic"]
-    try:
-        return Clinic.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(problems_from_validation(exc, f"{file.name}: clinic")) from None
-
-
-def _read_toml(raw: bytes, label: str) -> dict:
-    """A TOML file as a dict, or an InputError naming it (tomllib recurses: bound it)."""
-    try:
-        return tomllib.loads(raw.removeprefix(BOM).decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError([Problem(label, "is not UTF-8 text", "structure")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([Problem(label, f"not valid TOML ({exc})", "structure")]) from None
-    except RecursionError:
-        raise InputError([Problem(label, "is nested too deep to read", "too-long")]) from None
 
 
 clinic_option = click.option(

@@ -57,7 +57,7 @@ class MLLPConnector:
         self.message_type = unquote(message_type)
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
         if ctx is None:
-            from ..cli.options import load_clinic
+            from ..clinic import load_clinic
 
             ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
         self.ctx = ctx
@@ -85,7 +85,8 @@ class MLLPConnector:
         ack = read_ack(self.client.send(text))  # network trouble: TransientError
         reason = "; ".join(ack.errors) or ack.text or "no reason given"
         if ack.accepted:
-            out = {"message": self.message_type, "ack": ack.code, "acknowledges": ack.acked_id}
+            out: dict[str, Any] = {"message": self.message_type, "ack": ack.code,
+                                   "acknowledges": ack.acked_id}
             if ack.order_controls:
                 out.update(reply=ack.message_type, orders=list(ack.order_controls))
             return out

@@ -23,7 +23,7 @@ __all__ = ["Reps", "build_message", "msh"]
 Field = Any  # str | tuple[...] | Reps | None
 
 
-class Reps(list):  # type: ignore[type-arg]
+class Reps(list):
     """The repetitions of one field."""
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ..cli.options import clinic_option, load_clinic
+from ..cli.options import clinic_option
+from ..clinic import load_clinic
 from ..context import MapContext
 from ..errors import InputError, MafhirError, Problem
 from ..io import dumps, iter_documents

@@ -5,8 +5,8 @@ MLLP frame bytes left on, a line break inside a field of an LF-delimited file. A
 that is normalised here; what cannot be read raises :class:`~mafhir.errors.InputError`
 whose problems name the segment and field (``MSH-2``, ``OBX[3]-5``), never the values.
 
-Splitting the text ourselves runs two orders of magnitude faster than python-hl7's
-parser (see ``benchmarks/bench_hl7v2.py``); the tests check it against python-hl7's
+Splitting the text ourselves runs 13–84× faster than python-hl7's parser, depending on
+the message (measured by ``benchmarks/bench_hl7v2.py``); the tests check it against python-hl7's
 parse of the same messages, field by field.
 """
 

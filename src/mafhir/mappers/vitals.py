@@ -456,5 +456,5 @@ def from_fhir(resources: ResourceSet) -> list[VitalsTask]:
 
 @hookimpl
 def register_mappers(register: Callable[[Mapper], None]) -> None:
-    register(Mapper("vitals", VitalsTask, to_fhir, from_fhir,  # type: ignore[arg-type]
+    register(Mapper("vitals", VitalsTask, to_fhir, from_fhir,
                     "Vital signs taken while rooming: one US Core Observation each"))

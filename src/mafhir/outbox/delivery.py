@@ -12,14 +12,13 @@ The outbox's own implementation, called innermost, hands the Bundle to the conne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, PermanentError, Problem
 from ..plugins import get_manager, get_registry
 from ..redact import CREDENTIALS_IN_URL, carries_credentials
-from ..registry import Connector, capabilities_of
+from ..registry import Connector, Delivery, capabilities_of  # Delivery: re-exported
 from ..storage import is_postgres
 from .local import DEFAULT_STORE, LocalStore
 
@@ -31,23 +30,6 @@ JSON = dict[str, Any]
 #: The outbox column that keeps a destination (``outbox_items.destination``).
 MAX_DESTINATION = 500
 
-@dataclass
-class Delivery:
-    """One send of one Bundle, as the ``deliver_bundle`` hook sees it.
-
-    ``bundle`` may be changed by wrappers before the send; ``response`` is set by the
-    innermost implementation (the connector's answer). ``item_id``, ``source`` and
-    ``attempt`` say which outbox item this is; ``notes`` is free for plugins.
-    """
-
-    destination: str
-    bundle: JSON
-    connector: Connector
-    item_id: int = 0
-    source: str = ""
-    attempt: int = 1
-    response: JSON | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalConnector:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
+from ..errors import InputError, Problem
 from ..storage import create_tables, postgres_engine, sqlalchemy_url
 from ..storage import lock_key as _lock_key
 from . import schema
@@ -31,6 +32,11 @@ class PostgresStore(OutboxStore):
     dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
+        try:  # an optional extra: say how to get it rather than SQLAlchemy's bare import error
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise InputError([Problem("--db", "a PostgreSQL outbox needs the driver: pip "
+                                      "install 'mafhir[postgres]'", "not-supported")]) from None
         super().__init__(postgres_engine(url), url)
 
     def create_schema(self) -> None:

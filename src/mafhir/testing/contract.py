@@ -59,7 +59,7 @@ def check_contract(connector: object) -> list[str]:
     missing, declared but not callable as core calls it, or present but not declared.
     """
     problems: list[str] = []
-    raw = getattr(connector, "capabilities", frozenset())
+    raw: object = getattr(connector, "capabilities", frozenset())
     if not isinstance(raw, (frozenset, set, tuple, list)):
         return [f"capabilities: is a {type(raw).__name__}, not a set of capability names"]
     declared = set(raw)

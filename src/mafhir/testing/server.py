@@ -112,21 +112,31 @@ def start_fhir_server(server_dir: Path | None = None) -> FhirServer:
     if server_dir is None:
         raise ServerUnavailable("the FHIR test server scripts were not found "
                                 "(../shared/fhir-test-server; set MAFHIR_FHIR_SERVER_DIR)")
-    port = free_port()
-    run_dir = Path(tempfile.mkdtemp(prefix=f"mafhir-sekmet-{port}-"))
-    env = {**os.environ, "FHIR_PORT": str(port), "FHIR_RUN_DIR": str(run_dir)}
-    env.pop("FHIR_KEEP_DATA", None)
-    try:
-        done = subprocess.run([str(server_dir / "start")], env=env, capture_output=True,
-                              text=True, timeout=600)
-    except subprocess.TimeoutExpired:
+    for _ in range(3):  # a free port can be taken before the server binds it (xdist workers)
+        port = free_port()
+        run_dir = Path(tempfile.mkdtemp(prefix=f"mafhir-sekmet-{port}-"))
+        done = _start(server_dir, port, run_dir)
+        if done.returncode == 0 and done.stdout.strip().startswith("http"):
+            break
         shutil.rmtree(run_dir, ignore_errors=True)
-        raise ServerUnavailable("the FHIR test server did not start within 10 minutes") from None
+        if "already in use" not in done.stderr:
+            break
     if done.returncode != 0 or not done.stdout.strip().startswith("http"):
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        shutil.rmtree(run_dir, ignore_errors=True)
         raise ServerUnavailable(f"the FHIR test server failed to start (exit {done.returncode}):"
                                 f" {tail}")
     server = FhirServer(done.stdout.strip().splitlines()[-1], port, server_dir, run_dir)
     atexit.register(server.stop)
     return server
+
+
+def _start(server_dir: Path, port: int, run_dir: Path) -> subprocess.CompletedProcess[str]:
+    """One run of the ``start`` script for ``port``; ServerUnavailable when it hangs."""
+    env = {**os.environ, "FHIR_PORT": str(port), "FHIR_RUN_DIR": str(run_dir)}
+    env.pop("FHIR_KEEP_DATA", None)
+    try:
+        return subprocess.run([str(server_dir / "start")], env=env, capture_output=True,
+                              text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise ServerUnavailable("the FHIR test server did not start within 10 minutes") from None

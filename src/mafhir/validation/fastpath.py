@@ -109,9 +109,9 @@ def _primitive_extension() -> _Node:
     model = get_fhir_model_class("FHIRPrimitiveExtension")
     if model in _NODES:
         return _NODES[model]
-    fields = model.model_fields  # type: ignore[attr-defined]
+    fields = model.model_fields
     if set(fields) != {"fhir_comments", "id", "extension"} or set(
-            model.__pydantic_decorators__.model_validators) != _VALIDATORS | {  # type: ignore[attr-defined]
+            model.__pydantic_decorators__.model_validators) != _VALIDATORS | {
             "validate_extension_or_fhir_comment_required"}:
         raise _Unsupported("FHIRPrimitiveExtension")
     node = _Node({"id": _field(fields["id"].annotation),
@@ -156,7 +156,7 @@ def _compile(model: type) -> _Node:
         node.required = tuple(alias[name] for name in required)
         node.choices = tuple(
             (tuple(alias[f] for f in names),
-             model.model_fields[names[0]].json_schema_extra["one_of_many_required"]  # type: ignore[attr-defined,index]
+             model.model_fields[names[0]].json_schema_extra["one_of_many_required"]  # type: ignore[attr-defined]
              is True)
             for names in sample.get_one_of_many_fields().values())
     except Exception:
@@ -214,7 +214,7 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
         else:
             if type(value) is list:
                 return False
-            items = (value,)
+            items = [value]
         sub = spec.node
         if spec.resource:
             for item in items:

@@ -22,7 +22,8 @@ class Capabilities:
 
     @classmethod
     def parse(cls, cs: JSON) -> Capabilities:
-        rest = next((r for r in cs.get("rest", []) if r.get("mode", "server") == "server"), {})
+        rest: JSON = next((r for r in cs.get("rest", []) if r.get("mode", "server") == "server"),
+                          {})
         resources = {
             r["type"]: frozenset(i.get("code") for i in r.get("interaction", []))
             for r in rest.get("resource", []) if isinstance(r, dict) and r.get("type")

@@ -34,7 +34,7 @@ TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals
 
 
 def _load_clinic(path: str | None) -> Any:
-    from mafhir.cli.options import load_clinic
+    from mafhir.clinic import load_clinic
 
     return load_clinic(path)
 
@@ -48,7 +48,7 @@ def _bundles(source: str, clinic_path: str | None, skip_invalid: bool = False) -
             docs[0][1].get("resourceType") == "Bundle":
         return [docs[0][1]]
     pipeline = Pipeline(get_registry(), MapContext(clinic=_load_clinic(clinic_path)))
-    entries = []
+    entries: list[Any] = []
     failures: list[Failed] = []
     for result in pipeline.run(docs):
         if isinstance(result, Failed):
@@ -165,7 +165,8 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
     try:
         if as_tasks and what not in TASK_KIND:
             raise InputError(f"--tasks works with {', '.join(TASK_KIND)}, not {what}")
-        client = client_for(target, config_path, insecure=insecure, page_size=count)
+        client = reads.keeping_decimals(
+            client_for(target, config_path, insecure=insecure, page_size=count))
         with client:
             if what == "schedule":
                 start = _parse_day(day) if day else date.today()
@@ -198,8 +199,9 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                             cache.put(resource)
                     return
                 resources = list(stream)
-                for resource in resources if cache is not None else ():
-                    cache.put(resource)
+                if cache is not None:
+                    for resource in resources:
+                        cache.put(resource)
             finally:
                 if cache is not None:
                     cache.close()

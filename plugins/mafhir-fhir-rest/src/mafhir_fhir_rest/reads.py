@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import requests
+
 from mafhir.errors import InputError, Problem
 from mafhir.identity import identifier_query
+from mafhir.io import loads
 
-from .client import FhirClient
+from .client import JSON_TYPES, FhirClient
 
 __all__ = [
     "allergies",
@@ -24,6 +27,7 @@ __all__ = [
     "find_patient",
     "immunization_set",
     "immunizations",
+    "keeping_decimals",
     "patient_reference",
     "schedule",
     "schedule_tasks",
@@ -33,6 +37,26 @@ __all__ = [
 
 JSON = dict[str, Any]
 NPI = "http://hl7.org/fhir/sid/us-npi"
+
+
+def keeping_decimals(client: FhirClient) -> FhirClient:
+    """``client``, reading the server's JSON with :func:`mafhir.io.loads`, so that what pull
+    writes keeps each decimal as the server sent it (13.40 stays 13.40; a float makes it
+    13.4). A body that reader refuses goes to the client's own checks (media type, invalid
+    JSON, NaN), which raise as before. Sending keeps the faster float reader: its answers
+    are read for ids and outcomes, not written out."""
+    checked = client._parse
+
+    def parse(r: requests.Response, method: str, label: str) -> Any:
+        if r.content and client._media(r) in JSON_TYPES:
+            try:
+                return loads(r.content)
+            except ValueError:  # not JSON, or NaN/Infinity: the client says which
+                pass
+        return checked(r, method, label)
+
+    client._parse = parse  # type: ignore[method-assign]  # one instance: pull's
+    return client
 
 
 def _when(value: date | datetime) -> str:

@@ -134,19 +134,19 @@ class Transport:
                 self._wait_or_raise(err, attempt, None)
                 continue
             self._log(method, label, r.status_code, attempt, started)
-            if r.status_code == 401 and not auth_retried and callable(
-                    getattr(self.auth, "invalidate", None)) and self.auth.invalidate():
+            invalidate = getattr(self.auth, "invalidate", None)
+            if r.status_code == 401 and not auth_retried and callable(invalidate) \
+                    and invalidate():
                 auth_retried = True  # a fresh token once; a second 401 is the answer
                 attempt -= 1
                 continue
             if r.status_code < 400:
                 return Response(r.status_code, r.headers, self._parse(r, method, label))
-            err = self._error(r, method, label)
-            retryable = isinstance(err, TransientHttpError) and (
-                idempotent or r.status_code in (429, 503))  # the server did not process it
-            if not retryable:
-                raise err
-            self._wait_or_raise(err, attempt, err.retry_after)
+            failure = self._error(r, method, label)
+            if not (isinstance(failure, TransientHttpError) and (
+                    idempotent or r.status_code in (429, 503))):  # the server did not process it
+                raise failure
+            self._wait_or_raise(failure, attempt, failure.retry_after)
 
     def _wait_or_raise(self, err: TransientHttpError, attempt: int,
                        retry_after: float | None) -> None:

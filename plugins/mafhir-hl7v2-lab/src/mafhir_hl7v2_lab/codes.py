@@ -130,7 +130,7 @@ class _UcumUnits(Mapping[str, str]):
     def __len__(self) -> int:
         return len(UNIT_SPELLINGS)
 
-    def values(self) -> ValuesView[str]:  # type: ignore[override]
+    def values(self) -> ValuesView[str]:
         """The UCUM codes of the known spellings, without loading the UCUM parser (read at
         import time; the table's codes are checked by the tests)."""
         return UNIT_SPELLINGS.values()

@@ -95,7 +95,7 @@ def oru_to_fhir(msg: Message, ctx: V2Context) -> JSON | Converted:
         raise InputError([Problem("OBR", "the message has no OBR (a result needs an order "
                                          "group)", "structure")])
     # OBX sent before any order (after PID): kept, as results of the first order
-    leading = []
+    leading: list[Any] = []
     for seg in msg.segments[1:]:
         if seg.name in ("ORC", "OBR"):
             break

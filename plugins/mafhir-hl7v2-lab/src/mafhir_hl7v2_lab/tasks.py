@@ -15,10 +15,10 @@ __all__ = ["LabOrder", "LabTest", "SpecimenCollection"]
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 _Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")]
-TestName = Literal[tuple(ORDER_TESTS)]  # type: ignore[valid-type]
-SpecimenType = Literal[tuple(SPECIMEN_TYPES)]  # type: ignore[valid-type]
-Method = Literal[tuple(COLLECTION_METHODS)]  # type: ignore[valid-type]
-BodySite = Literal[tuple(BODY_SITES)]  # type: ignore[valid-type]
+TestName = Literal[tuple(ORDER_TESTS)]
+SpecimenType = Literal[tuple(SPECIMEN_TYPES)]
+Method = Literal[tuple(COLLECTION_METHODS)]
+BodySite = Literal[tuple(BODY_SITES)]
 
 
 class LabTest(BaseModel):

@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from mafhir.cli.options import load_clinic
+from mafhir.clinic import load_clinic
 from mafhir.context import MapContext
 from mafhir.errors import InputError, MafhirError, PermanentError, Problem
 from mafhir.hl7v2 import Ack, MLLPClient, V2Context, parse, read_ack

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
-from mafhir.cli.options import clinic_option, load_clinic
+from mafhir.cli.options import clinic_option
+from mafhir.clinic import load_clinic
 from mafhir.context import MapContext
 from mafhir.errors import InputError, MafhirError
 from mafhir.io import iter_documents
@@ -56,7 +58,9 @@ def send_command(source, via: str, worklist_path: str, clinic_path: str | None) 
 
     clinic = load_clinic(clinic_path)
     registry = get_registry()
-    entries, tasks, problems = [], [], []
+    entries: list[Any] = []
+    tasks: list[Any] = []
+    problems: list[Any] = []
     for result in Pipeline(registry, MapContext(clinic=clinic)).run(
             iter_documents(source, label=source.name)):
         if isinstance(result, Failed):

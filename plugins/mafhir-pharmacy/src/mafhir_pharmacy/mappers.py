@@ -80,7 +80,7 @@ class AlreadyAnswered(TransitionError):
 
 
 # ---------------------------------------------------------------- prescription
-def prescription_to_fhir(task: PrescriptionTask, ctx: MapContext) -> list[Entry]:  # type: ignore[override]
+def prescription_to_fhir(task: PrescriptionTask, ctx: MapContext) -> list[Entry]:
     patient = patient_refs(task.patient, ctx)
     prescriber = practitioner_entry(task.prescriber)
     pharmacy = pharmacy_entry(task.pharmacy)
@@ -228,7 +228,7 @@ def _task(task_id: str, ctx: MapContext, *, status: str, patient: JSON, focus: J
     }
 
 
-def refill_request_to_fhir(task: RefillRequestTask, ctx: MapContext) -> list[Entry]:  # type: ignore[override]
+def refill_request_to_fhir(task: RefillRequestTask, ctx: MapContext) -> list[Entry]:
     patient = patient_refs(task.patient, ctx)
     # a request naming no prescriber is kept: no owner yet, said so by data-absent-reason
     prescriber = practitioner_entry(task.prescriber) if task.prescriber else Refs(absent())
@@ -326,7 +326,7 @@ def refill_request_from_fhir(resources: ResourceSet) -> list[TaskModel]:
 
 
 # ---------------------------------------------------------------- refill decision
-def refill_decision_to_fhir(task: RefillDecisionTask, ctx: MapContext) -> list[Entry]:  # type: ignore[override]
+def refill_decision_to_fhir(task: RefillDecisionTask, ctx: MapContext) -> list[Entry]:
     patient = patient_refs(task.patient, ctx)
     prescriber = practitioner_entry(task.prescriber)
     pharmacy = pharmacy_entry(task.pharmacy)

@@ -43,8 +43,8 @@ Schedule = Literal["CII", "CIII", "CIV", "CV"]
 #: paper with a wet signature) may carry a controlled substance; FHIR and HL7 v2 here cannot.
 Channel = Literal["fhir", "hl7v2", "ncpdp-script", "print"]
 CONTROLLED_CHANNELS = frozenset({"ncpdp-script", "print"})
-Route = Literal[tuple(ROUTES)]  # type: ignore[valid-type]
-Frequency = Literal[tuple(FREQUENCIES)]  # type: ignore[valid-type]
+Route = Literal[tuple(ROUTES)]
+Frequency = Literal[tuple(FREQUENCIES)]
 UNITS = sorted(set(DOSE_UNITS.values()) | {"{tbl}", "{cap}", "mL", "g", "{inhaler}",
                                            "{bottle}", "{tube}", "{pen}", "{vial}"})
 
@@ -275,7 +275,7 @@ class RefillDecisionTask(TaskModel):
     received: AwareDatetime | None = Field(default=None, description="When the request came")
     decided: AwareDatetime
     decision: Literal["approved", "denied"]
-    reason: Literal[tuple(DENIAL_REASONS)] | None = None  # type: ignore[valid-type]
+    reason: Literal[tuple(DENIAL_REASONS)] | None = None
     reason_text: str | None = None
     patient: PatientRef
     prescription: TaskId = Field(description="The prescription being renewed")

@@ -331,7 +331,9 @@ def refill_requests(msg: Message, ctx: V2Context
     if not groups:
         raise InputError([Problem("ORC", "the message has no refill request (ORC)",
                                   "required")])
-    out, problems, warnings = [], [], []
+    out: list[Any] = []
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
     for k, group in enumerate(groups, start=1):
         orc: Segment = group["orc"]
         give: Segment | None = group["rxe"] or group["rxo"]
