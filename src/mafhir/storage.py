@@ -19,7 +19,8 @@ database here, so the choices that matter for durability are made once:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,21 @@ from sqlalchemy.pool import StaticPool
 
 from .redact import without_password
 
-__all__ = ["POSTGRES_PREFIXES", "create_tables", "dialect_insert", "display_url",
-           "is_postgres", "lock_key", "open_engine", "postgres_engine", "sqlalchemy_url",
-           "sqlite_engine", "sqlite_path", "upsert"]
+__all__ = [
+    "POSTGRES_PREFIXES",
+    "create_tables",
+    "dialect_insert",
+    "display_url",
+    "is_postgres",
+    "lock_key",
+    "open_engine",
+    "postgres_engine",
+    "sqlalchemy_url",
+    "sqlite_engine",
+    "sqlite_path",
+    "upsert",
+    "write_transaction",
+]
 
 #: What a PostgreSQL location starts with (everything else is a SQLite file).
 POSTGRES_PREFIXES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -91,6 +104,18 @@ def sqlite_engine(location: str | Path, *, durable: bool = True, pool_size: int 
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
     return engine
+
+
+@contextmanager
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """A write transaction on ``conn``: marked so that SQLite begins it ``IMMEDIATE`` (a
+    writer never upgrades a read lock and deadlocks); plain ``BEGIN`` on PostgreSQL."""
+    conn.info["write"] = True
+    try:
+        with conn.begin():
+            yield conn
+    finally:
+        conn.info.pop("write", None)
 
 
 def postgres_engine(url: str, *, pool_size: int = 8) -> Engine:

@@ -48,6 +48,7 @@ from ..storage import (
     open_engine,
     sqlite_path,
     upsert,
+    write_transaction,
 )
 
 __all__ = ["DEFAULT_STORE", "LocalStore", "metadata"]
@@ -123,15 +124,10 @@ class LocalStore:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """One write transaction at a time (see the module docstring)."""
-        with self._write_lock, self.engine.connect() as conn:
-            conn.info["write"] = True
-            try:
-                with conn.begin():
-                    if self._postgres:
-                        conn.execute(select(func.pg_advisory_xact_lock(_WRITERS)))
-                    yield conn
-            finally:
-                conn.info.pop("write", None)
+        with self._write_lock, self.engine.connect() as conn, write_transaction(conn):
+            if self._postgres:
+                conn.execute(select(func.pg_advisory_xact_lock(_WRITERS)))
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

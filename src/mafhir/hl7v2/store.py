@@ -52,7 +52,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from ..storage import create_tables, display_url, is_postgres, open_engine, sqlite_path, upsert
+from ..storage import (
+    create_tables,
+    display_url,
+    is_postgres,
+    open_engine,
+    sqlite_path,
+    upsert,
+    write_transaction,
+)
 
 __all__ = ["FINAL", "Claim", "MessageStore", "PendingReply", "StoredMessage", "messages"]
 
@@ -252,13 +260,8 @@ class MessageStore:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never waits to upgrade)."""
-        with self._connection() as conn:
-            conn.info["write"] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop("write", None)
+        with self._connection() as conn, write_transaction(conn):
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from sqlalchemy.engine import Connection
 
-from ..storage import sqlite_engine, sqlite_path
+from ..storage import sqlite_engine, sqlite_path, write_transaction
 from .store import OutboxStore
 
 __all__ = ["SqliteStore"]
@@ -41,13 +41,8 @@ class SqliteStore(OutboxStore):
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self._write, self.engine.connect() as conn:
-            conn.info["write"] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop("write", None)
+        with self._write, self.engine.connect() as conn, write_transaction(conn):
+            yield conn
 
     def _claim_ids(self, conn: Connection, query: Any) -> list[int]:
         return list(conn.execute(query).scalars())  # the write lock makes this exclusive
