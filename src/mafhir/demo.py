@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .bundle import transaction
 from .clinic import load_clinic
+from .connectors.dir import DirectoryConnector
 from .context import MapContext
 from .errors import InputError, Problem
 from .io import dumps, iter_documents
@@ -124,6 +125,9 @@ def _run(out_dir: Path, day_dir: Path | None, console: Console | None, to: str |
         old.unlink()
     connector = registry.connectors["dir"].factory(str(out_dir))  # after the clean-up: it
     # starts from what the folder's NDJSON holds
+    if not isinstance(connector, DirectoryConnector):  # send(name=) and stored() are its own
+        raise TypeError(f"the demo needs the built-in dir connector, not "
+                        f"{type(connector).__name__}")
 
     tasks: Counter[str] = Counter()
     resources: dict[str, Counter[str]] = defaultdict(Counter)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from .validation.issues import Issue
 
 __all__ = ["CAPABILITIES", "Connector", "ConnectorSpec", "Converter", "Delivery", "Lifecycle",
-           "Mapper", "MessageHandler", "Profile", "Registry", "capabilities_of", "with_status"]
+           "Mapper", "MessageHandler", "Profile", "Registry", "UsesClinic", "capabilities_of",
+           "with_status"]
 
 JSON = dict[str, Any]
 
@@ -104,6 +105,13 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+class UsesClinic(Protocol):
+    """The ``use_clinic`` capability (see :data:`CAPABILITIES`): call only when declared."""
+
+    def use_clinic(self, clinic: Any) -> None:
+        """Write for ``clinic`` (MSH-4, order-number namespaces)."""
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ..resourceset import ResourceSet
 from ..validation import check_bundle
 from .context import V2Context
 from .message import Message
-from .receiver import ORIGINAL, Outcome
+from .receiver import ORIGINAL, Outcome, Status
 from .terminology import local_systems, local_systems_from_settings
 
 __all__ = ["FORMAT", "ConvertHandler", "Converted", "convert", "from_fhir", "patient_identifiers",
@@ -173,7 +173,7 @@ class ConvertHandler:
             try:
                 self.deliver(bundle)
             except MafhirError as exc:
-                status = "retry" if exc.transient else "error"
+                status: Status = "retry" if exc.transient else "error"
                 log.warning("delivery of %s failed (%s)", msg.type, type(exc).__name__)
                 return Outcome(status, (Problem("", f"delivery failed ({type(exc).__name__})",
                                                 "transient" if exc.transient

@@ -28,14 +28,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from ..errors import MafhirError, PermanentError, operation_outcome, unexpected
 from ..io import dumps, loads
 from ..redact import redact_json, redact_text
-from ..registry import capabilities_of
+from ..registry import UsesClinic, capabilities_of
 from .audit import audit_event, provenance, provenance_entry
 from .delivery import Delivery, connect, deliver
 from .enqueue import RESEND
@@ -242,7 +242,7 @@ class Engine:
         if destination not in connectors:
             connector = connect(destination, self.timeout)
             if self.clinic is not None and "use_clinic" in capabilities_of(connector):
-                connector.use_clinic(self.clinic)
+                cast(UsesClinic, connector).use_clinic(self.clinic)
             connectors[destination] = connector
         return connectors[destination]
 
@@ -320,13 +320,16 @@ class Engine:
             else:
                 pending.append(p)
         for p in _dependency_order(pending):
+            key = p.key
+            if key is None:  # shared_entries keeps only entries with an identity
+                raise AssertionError(f"shared entry {p.index} ({p.rtype}) has no identity")
             lock_key = f"{item.destination}|{p.rtype}|{p.ident}"
             with self.store.identity_lock(lock_key):
-                row = self.store.ledger_get(item.destination, [p.key]).get(p.key)  # type: ignore[arg-type]
+                row = self.store.ledger_get(item.destination, [key]).get(key)
                 if resend and row is not None and row["updated_at"] < item.created_at:
                     row = None  # from before the resend: send it again
                 one = {"resourceType": "Bundle", "type": "transaction", "entry": [p.entry]}
-                todo = plan(one, {p.key: row} if row else {}, refs)  # type: ignore[dict-item]
+                todo = plan(one, {key: row} if row else {}, refs)
                 if todo.bundle is not None:
                     response = self._send(item, connector, todo.bundle)
                     rows = ledger_rows(item.destination, todo.send, response)

@@ -101,10 +101,10 @@ def _fhir(worklist: LocalWorklist, request: str, base: str, clinic: Clinic) -> D
     source = worklist.source(request)
     decision = worklist.decision(request)
     assert decision is not None
-    if source is None or source[2] is None:
+    _, task_ref, prior_ref = source if source is not None else ("", "", None)
+    if prior_ref is None:
         return Delivery(request, target, "refused", "the request did not come from a FHIR "
                                                     "Task there; nothing to answer")
-    _, task_ref, prior_ref = source
     pharmacy = FhirPharmacy(base, clinic_system=clinic.system)
     try:
         task, _ = pharmacy.client.read(*task_ref.split("/"))

@@ -152,6 +152,8 @@ class NotificationReceiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
+        if isinstance(host, bytes):  # typeshed allows bytes (AF_UNIX); an AF_INET bind gives str
+            host = host.decode()
         self.url = f"http://{host}:{port}{self.path}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="mafhir-rest-hook")

@@ -42,11 +42,15 @@ from mafhir.tasks.base import TaskModel
 from .codes import CONTROLLED_TAG, DENIAL_REASONS, FREQUENCIES, NCPDP, ROUTES, RXNORM, TASK_CODE
 from .fhir import absent, is_absent, medication_request, pharmacy_entry, prescription_ref
 from .tasks import (
+    Medication,
     Pharmacy,
     PrescriptionTask,
+    Quantity,
     RefillDecisionTask,
     RefillRequestTask,
+    Renewal,
     ReportedPharmacy,
+    Sig,
 )
 
 __all__ = [
@@ -183,9 +187,9 @@ def prescription_from_fhir(resources: ResourceSet) -> list[TaskModel]:
             task="prescription", id=rx_id,
             patient=patient_from_fhir(resources.resolve(mr["subject"]), mr["subject"]),
             written=mr["authoredOn"], prescriber=practitioner_from_fhir(requester),
-            medication=_medication(mr["medicationCodeableConcept"]),
-            sig=_sig((mr.get("dosageInstruction") or [{}])[0]),
-            quantity=_quantity(dispense["quantity"]),
+            medication=Medication.model_validate(_medication(mr["medicationCodeableConcept"])),
+            sig=Sig.model_validate(_sig((mr.get("dosageInstruction") or [{}])[0])),
+            quantity=Quantity.model_validate(_quantity(dispense["quantity"])),
             days_supply=(dispense.get("expectedSupplyDuration") or {}).get("value", 1),
             refills=dispense.get("numberOfRepeatsAllowed", 0),
             substitution_allowed=(mr.get("substitution") or {}).get("allowedBoolean", True),
@@ -258,7 +262,7 @@ def refill_request_to_fhir(task: RefillRequestTask, ctx: MapContext) -> list[Ent
     resource["basedOn"] = [reference(comm_entry.full_url)]
     resource["authoredOn"] = received
     resource["lastModified"] = received
-    inputs = []
+    inputs: list[JSON] = []
     if task.requested_quantity:
         q = task.requested_quantity
         inputs.append({"type": codeable(text="requested quantity"),
@@ -317,8 +321,10 @@ def refill_request_from_fhir(resources: ResourceSet) -> list[TaskModel]:
             prescriber=None if is_absent(t.get("owner")) else
             practitioner_from_fhir(resources.resolve(t["owner"]) or {}),
             pharmacy=reported_pharmacy_from_fhir(resources.resolve(t["requester"]) or {}),
-            medication=_medication(med["valueCodeableConcept"]) if med else None,
-            requested_quantity=_quantity(qty["valueQuantity"]) if qty else None,
+            medication=(Medication.model_validate(_medication(med["valueCodeableConcept"]))
+                        if med else None),
+            requested_quantity=(Quantity.model_validate(_quantity(qty["valueQuantity"]))
+                                if qty else None),
             requested_refills=refills["valueUnsignedInt"] if refills else None,
             message_id=_ident(t, "/v2/refill-message"),
         ))
@@ -364,7 +370,7 @@ def refill_decision_to_fhir(task: RefillDecisionTask, ctx: MapContext) -> list[E
 def refill_decision_from_fhir(resources: ResourceSet) -> list[TaskModel]:
     out: list[TaskModel] = []
     for request_id, t in _refill_tasks(resources, ("completed", "rejected")):
-        renewal = None
+        renewal: Renewal | None = None
         decision_id = f"{request_id}-decision"
         output = next((o for o in t.get("output", []) or [] if "valueReference" in o), None)
         if output is not None:
@@ -373,7 +379,7 @@ def refill_decision_from_fhir(resources: ResourceSet) -> list[TaskModel]:
                 raise ValueError("the renewal MedicationRequest is not in the set")
             decision_id = _ident(mr, "/prescription") or decision_id
             dispense = mr.get("dispenseRequest") or {}
-            renewal = {
+            renewal = Renewal.model_validate({
                 "medication": _medication(mr["medicationCodeableConcept"]),
                 "sig": _sig((mr.get("dosageInstruction") or [{}])[0]),
                 "quantity": _quantity(dispense["quantity"]),
@@ -383,13 +389,16 @@ def refill_decision_from_fhir(resources: ResourceSet) -> list[TaskModel]:
                                                                           True),
                 "pharmacy": pharmacy_from_fhir(resources.resolve(dispense.get("performer"))
                                                or {}),
-            }
+            })
         reason = next((c.get("code") for c in (t.get("statusReason") or {}).get("coding", [])
                        if c.get("code") in DENIAL_REASONS), None)
+        # a FHIR dateTime string, or None when the Task has neither: the model parses it
+        # (a missing one fails its validation, as before)
+        decided: Any = t.get("lastModified") or (t.get("executionPeriod") or {}).get("end")
         out.append(RefillDecisionTask(
             task="refill_decision", id=decision_id, request=request_id,
             request_status="requested", received=t.get("authoredOn"),
-            decided=t.get("lastModified") or (t.get("executionPeriod") or {}).get("end"),
+            decided=decided,
             decision="approved" if t["status"] == "completed" else "denied",
             reason=reason, reason_text=(t.get("statusReason") or {}).get("text"),
             patient=patient_from_fhir(resources.resolve(t["for"]), t["for"]),

@@ -16,6 +16,7 @@ from datetime import tzinfo
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from mafhir import systems
 from mafhir.bundle import Entry, create, transaction
@@ -210,8 +211,8 @@ def _dosage(give: Segment, tq1s: list[Segment], rxrs: list[Segment]) -> JSON:
                 codings.append(coding(systems.SNOMED, known[0], known[1]))
             codings.append(coding(V2_0162, code, route.c(2) or (known[3] if known else None)))
             out["route"] = codeable(*codings)
-    amount, unit = (3, 5) if is_rxe else (2, 4)
-    dose = _quantity(give, amount, unit)
+    amount_at, unit_at = (3, 5) if is_rxe else (2, 4)
+    dose = _quantity(give, amount_at, unit_at)
     if dose is not None:
         out["doseAndRate"] = [{"doseQuantity": dose}]
     return out
@@ -406,7 +407,7 @@ def _pharmacy(value: Any, xon: bool = False) -> JSON:
     return out
 
 
-def _locate(err: dict, prescriber_at: str, pharmacy_at: str, orc: Segment) -> Problem:
+def _locate(err: ErrorDetails, prescriber_at: str, pharmacy_at: str, orc: Segment) -> Problem:
     """A model error as the segment and field it came from."""
     loc = [str(p) for p in err.get("loc", ())]
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
