@@ -37,7 +37,7 @@ def test_hookspecs_do_not_import_the_outbox():
 
 
 def test_clinic_settings_are_read_below_the_cli_layer():
-    users = [SRC / "demo.py", SRC / "hl7v2" / "connector.py", SRC / "hl7v2" / "cli.py",
+    users = [SRC / "demo.py", SRC / "connectors" / "mllp.py", SRC / "hl7v2" / "cli.py",
              *(ROOT / "plugins" / "mafhir-pharmacy" / "src" / "mafhir_pharmacy").glob("*.py")]
     for path in users:
         imported = imported_modules(path)
