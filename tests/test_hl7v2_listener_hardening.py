@@ -487,21 +487,33 @@ def test_utf16_is_refused_on_mllp_because_its_bytes_can_hold_the_end_block(store
     assert not seen.ids and not list(store.messages("processed"))
 
 
-def test_a_frame_that_began_with_the_previous_one_gets_its_own_deadline(store):
-    """Frame 1 and the start of frame 2 in one read; frame 1 takes longer to process than
-    the frame deadline. Frame 2's deadline runs from when it could be read, not from
-    frame 1's start (the handler's pause is the thing under test, not a wait)."""
+def test_a_frame_that_began_with_the_previous_one_gets_its_own_deadline(store, monkeypatch):
+    """Frame 1 and the start of frame 2 in one read; processing frame 1 takes longer than
+    the frame deadline. Frame 2's deadline runs from when it could be read, not from frame
+    1's start. The listener's clock is moved on by the handler (no waiting on real time)."""
+    import types
+
+    from mafhir.hl7v2 import listener as listener_module
+
+    skew = [0.0]
+    clock = types.SimpleNamespace(monotonic=lambda: time.monotonic() + skew[0])
+    monkeypatch.setattr(listener_module, "time", clock)
+
     class Slow(Seen):
         def __call__(self, msg):
             if msg.msh.raw(10) == "D-1":
-                time.sleep(1.5)
+                skew[0] += 60.0  # frame 1 "took" a minute, far past the 1 s deadline
             return super().__call__(msg)
 
-    two = frame(message("D-2"))
+    one, two = frame(message("D-1")), frame(message("D-2"))
     with MLLPListener("127.0.0.1", 0, Receiver(store, Slow()), frame_timeout=1.0) as listener, \
             socket.create_connection(listener.address, timeout=10) as sock:
-        sock.sendall(frame(message("D-1")) + two[:30])
+        # frame 1 begins in a read of its own: its ACK-before says that read was taken
+        sock.sendall(frame(message("D-0")) + one[:30])
+        (zero,) = replies(sock, 1)
+        sock.sendall(one[30:] + two[:30])  # frame 1 ends, frame 2 begins, in one read
         (first,) = replies(sock, 1)
         sock.sendall(two[30:])
         (second,) = replies(sock, 1)
-    assert msa(first) == ("AA", "D-1") and msa(second) == ("AA", "D-2")
+    assert [msa(r) for r in (zero, first, second)] == [("AA", "D-0"), ("AA", "D-1"),
+                                                        ("AA", "D-2")]
