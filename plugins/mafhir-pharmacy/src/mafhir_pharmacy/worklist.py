@@ -30,7 +30,14 @@ from mafhir.bundle import transaction
 from mafhir.errors import InputError, MafhirError, Problem
 from mafhir.hl7v2 import ConvertHandler, Message, Outcome, V2Context
 from mafhir.registry import Registry
-from mafhir.storage import create_tables, display_url, is_postgres, open_engine, upsert
+from mafhir.storage import (
+    create_tables,
+    display_url,
+    is_postgres,
+    open_engine,
+    upsert,
+    write_transaction,
+)
 
 from .mappers import AlreadyAnswered, refill_request_to_fhir
 from .tasks import PrescriptionTask, RefillDecisionTask, RefillRequestTask
@@ -89,13 +96,8 @@ class LocalWorklist:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
-        with self._lock, self.engine.connect() as conn:
-            conn.info["write"] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop("write", None)
+        with self._lock, self.engine.connect() as conn, write_transaction(conn):
+            yield conn
 
     def _one(self, query: Any) -> Any:
         """The first row of ``query`` (None when there is none)."""
