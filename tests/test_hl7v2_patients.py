@@ -92,21 +92,32 @@ def _assert_demographics(pid: Any, mrn: str) -> None:
     assert (str(pid[22][0][0]), str(pid[22][0][2])) == ("2186-5", "CDCREC")
 
 
-def test_rde_o11_pid_carries_the_patient_read_from_the_local_store(tmp_path):
-    from mafhir_pharmacy.channels import V2Pharmacy
-
-    c = _clinic()
-    store_path = tmp_path / "store.db"
-    store = LocalStore(store_path)
-    store.send(transaction([create(_patient(c, "MS-20001"))]))
-    store.close()
-    task = {"task": "prescription", "id": "rx-1", "patient": {"mrn": "MS-20001"},
+def _prescription(rx_id: str, mrn: str) -> dict:
+    """A prescription task for the patient with ``mrn`` (the clinic's words)."""
+    return {"task": "prescription", "id": rx_id, "patient": {"mrn": mrn},
             "written": "2026-11-27T10:12:00-05:00",
             "prescriber": {"npi": NPI, "family": "Reyes", "given": ["Lena"]},
             "medication": {"rxnorm": "314076"},
             "sig": {"text": "Take 1 tablet by mouth once daily"},
             "quantity": {"value": 30, "unit": "{tbl}"}, "days_supply": 30, "refills": 0,
             "pharmacy": {"ncpdp_id": "1234567", "name": "Main Street Pharmacy"}}
+
+
+def _store_with_patient(tmp_path, clinic, mrn: str):
+    """A local store holding the clinic's Patient ``mrn``; its path."""
+    path = tmp_path / "store.db"
+    store = LocalStore(path)
+    store.send(transaction([create(_patient(clinic, mrn))]))
+    store.close()
+    return path
+
+
+def test_rde_o11_pid_carries_the_patient_read_from_the_local_store(tmp_path):
+    from mafhir_pharmacy.channels import V2Pharmacy
+
+    c = _clinic()
+    store_path = _store_with_patient(tmp_path, c, "MS-20001")
+    task = _prescription("rx-1", "MS-20001")
     bundle = _bundle(task, c)
     side = Side(tmp_path / "pharmacy.db")
     ctx = V2Context(map=MapContext(clinic=c))
@@ -153,17 +164,8 @@ def test_mafhir_convert_to_hl7v2_fills_pid_from_the_clinics_patients(tmp_path, m
     from mafhir.cli.main import build_cli
 
     c = _clinic()
-    store_path = tmp_path / "store.db"
-    store = LocalStore(store_path)
-    store.send(transaction([create(_patient(c, "MS-20002"))]))
-    store.close()
-    task = {"task": "prescription", "id": "rx-2", "patient": {"mrn": "MS-20002"},
-            "written": "2026-11-27T10:12:00-05:00",
-            "prescriber": {"npi": NPI, "family": "Reyes", "given": ["Lena"]},
-            "medication": {"rxnorm": "314076"},
-            "sig": {"text": "Take 1 tablet by mouth once daily"},
-            "quantity": {"value": 30, "unit": "{tbl}"}, "days_supply": 30, "refills": 0,
-            "pharmacy": {"ncpdp_id": "1234567", "name": "Main Street Pharmacy"}}
+    store_path = _store_with_patient(tmp_path, c, "MS-20002")
+    task = _prescription("rx-2", "MS-20002")
     (tmp_path / "rx.json").write_text(json.dumps(task))
     (tmp_path / "clinic.json").write_text(c.model_dump_json())
     monkeypatch.setenv("MAFHIR_PATIENTS", f"local:{store_path}")
