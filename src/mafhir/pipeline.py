@@ -140,6 +140,40 @@ class Pipeline:
                                  w.code) for w in task.warnings())
         return Mapped(index, task, entries, warnings)
 
+    def lifecycle_state(self, task: TaskModel) -> tuple[tuple[Lifecycle, str], str] | None:
+        """Where ``task``'s lifecycle stands now (its key and state), if its kind has one."""
+        mapper = self.registry.mapper(task.task)
+        if mapper.lifecycle is None:
+            return None
+        key = (mapper.lifecycle, mapper.lifecycle.key(task))
+        state = self._states.get(key)
+        return None if state is None else (key, state)
+
+    def restore(self, key: tuple[Lifecycle, str], state: str) -> None:
+        """Put a lifecycle back where a task read before left it (``lifecycle_state``)."""
+        self._states[key] = state
+
+    def replay(self, index: int, raw: Any) -> tuple[tuple[Lifecycle, str], str] | None:
+        """Step the lifecycle past a task that was accepted before, without mapping it or
+        judging it again: a known task only moves the state the later tasks start from.
+
+        None when the task does not parse or the step is refused — a task accepted before
+        is never re-judged, so neither is an error here."""
+        try:
+            task = self.parse(index, raw)
+        except InputError:
+            return None
+        mapper = self.registry.mapper(task.task)
+        if mapper.lifecycle is None:
+            return None
+        key = (mapper.lifecycle, mapper.lifecycle.key(task))
+        try:
+            state = mapper.lifecycle.step(task, self._states.get(key))
+        except InputError:
+            return None
+        self._states[key] = state
+        return key, state
+
     def run(self, docs: Iterable[tuple[int, Any]]) -> Iterator[Mapped | Failed]:
         """Map every document; failures are yielded, never raised."""
         for index, raw in docs:

@@ -2,9 +2,9 @@
 
 Each document gets an idempotency key from its content (and the clinic, for tasks), so
 the same input read again — a re-run, a restart after a crash, ``--watch`` re-reading a
-file — adds nothing. A known task is not even mapped again (unless its kind has a
-lifecycle, whose state the later tasks need). Input that cannot become work is
-quarantined with its reasons, and the rest of the batch goes on.
+file — adds nothing. A known task is never mapped or judged again; a lifecycle task
+only moves its state on, which the later tasks start from. Input that cannot become work
+is quarantined with its reasons, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ class Enqueuer:
         self.registry = registry
         self.ctx = ctx or MapContext()
         self.pipeline = Pipeline(registry, self.ctx, validate=validate)
+        # Where each lifecycle task queued (or met again) by this reader left its
+        # lifecycle, by idempotency key: reading a file again (``--watch``) puts the state
+        # back task by task instead of stepping an already judged task a second time.
+        self._after: dict[str, Any] = {}
 
     def add_file(self, path: str | Path) -> Enqueued:
         label = Path(path).name
@@ -110,7 +114,11 @@ class Enqueuer:
         known = self.store.known_keys(self.destination, [k for _, _, k in keyed])
         new: list[NewItem] = []
         for index, raw, key in keyed:
-            if key in known and not self._has_lifecycle(raw):
+            if key in known:
+                # accepted before: never mapped or judged again; a lifecycle task only
+                # moves the state on, so that new tasks after it start from the right one
+                if self._has_lifecycle(raw):
+                    self._replay(index, raw, key)
                 out.skipped += 1
                 continue
             item = self._item(index, raw, key, label, out)
@@ -119,6 +127,15 @@ class Enqueuer:
         added = self.store.enqueue(new)
         out.added += added
         out.skipped += len(new) - added
+
+    def _replay(self, index: int, raw: Any, key: str) -> None:
+        after = self._after.get(key)
+        if after is not None:
+            self.pipeline.restore(*after)
+            return
+        stepped = self.pipeline.replay(index, raw)
+        if stepped is not None:
+            self._after[key] = stepped
 
     def _has_lifecycle(self, raw: Any) -> bool:
         kind = raw.get("task") if isinstance(raw, dict) else None
@@ -133,6 +150,9 @@ class Enqueuer:
         if isinstance(result, Failed):
             self._quarantine(out, label, index, list(result.problems), raw)
             return None
+        after = self.pipeline.lifecycle_state(result.task)
+        if after is not None:
+            self._after[key] = after
         bundle = transaction(result.entries)
         okey = ordering_key(bundle) or digest("item", key)
         task_id = getattr(result.task, "id", "")
