@@ -200,7 +200,7 @@ def test_a_wrong_log_level_is_a_clear_error():
                        capture_output=True, timeout=60, check=False)
     assert r.returncode == 2
     assert r.stderr.decode().strip() == \
-        "mafhir: MAFHIR_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"
+        "error: MAFHIR_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"
 
 
 def test_secret_and_key_problems_carry_their_codes(tmp_path: Path,

@@ -70,63 +70,104 @@ def _unusable(what: str, exc: OSError) -> Problem:
                    "not-found" if isinstance(exc, FileNotFoundError) else "invalid")
 
 
+#: How many failed tasks ``map`` prints in full before it only counts them.
+SHOWN_FAILURES = 20
+
+
 @click.command("map")
 @click.argument("source", default="-", metavar="FILE|-")
 @click.option("--ndjson", is_flag=True, help="One transaction Bundle per task, one per line.")
 @click.option("-o", "--out", default=None, help="Write here instead of stdout (atomically).")
 @click.option("--no-validate", is_flag=True, help="Skip validating the FHIR made (faster).")
+@click.option("--skip-invalid", is_flag=True,
+              help="Write what maps and set bad tasks aside (exit 1) instead of writing "
+                   "nothing (exit 2).")
+@click.option("--quarantine", "quarantine_path", default=None, metavar="FILE",
+              help="With --skip-invalid: write each bad task and its reasons here as NDJSON "
+                   "(default: OUT.quarantine.ndjson, or mafhir-quarantine.ndjson).")
 @clinic_option
 def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
+                skip_invalid: bool, quarantine_path: str | None,
                 clinic_path: str | None) -> None:
     """Map tasks (JSON object, JSON list or NDJSON) to a FHIR transaction Bundle.
 
-    Bad input exits 2 with one line per problem naming the task and field; nothing is
-    written then.
+    Bad input exits 2 with the problems naming the task and field, and nothing is written.
+    With --skip-invalid the good tasks are written, the bad ones are kept in a quarantine
+    file with their reasons, and the exit status is 1. An input with no task exits 2.
     """
+    if quarantine_path and not skip_invalid:
+        raise click.UsageError("--quarantine goes with --skip-invalid")
     try:
         ctx = MapContext(clinic=load_clinic(clinic_path))
         pipeline = Pipeline(get_registry(), ctx, validate=not no_validate)
     except InputError as exc:
         _refuse(exc.problems)
-    except MafhirError as exc:
-        raise click.ClickException(str(exc)) from exc
     failures: list[Failed] = []
     tasks = 0
     try:
         stream = _open_input(source)
     except OSError as exc:
         _refuse([_unusable(source, exc)])
+    if skip_invalid:
+        quarantine_path = quarantine_path or (f"{out}.quarantine.ndjson" if out and out != "-"
+                                              else "mafhir-quarantine.ndjson")
     try:
         with stream, _atomic_output(out) as sink:
             entries: list[Any] = []
             for result in pipeline.run(iter_documents(stream, label=source)):
                 if isinstance(result, Failed):
                     failures.append(result)
+                    _show_failure(result, len(failures))
                     continue
                 tasks += 1
                 for w in result.warnings:
                     click.echo(f"warning: {w}", err=True)
-                if failures:
+                if failures and not skip_invalid:
                     continue  # keep checking, stop building
                 if ndjson:
                     sink.write(dumps(transaction(result.entries)) + b"\n")
                 else:
                     entries.extend(result.entries)
-            if failures:
+            if not tasks and not failures:
+                raise InputError([Problem(source, "holds no task", "required")])
+            if failures and not skip_invalid:
                 raise _Abort
             if not ndjson:
                 sink.write(dumps(transaction(entries), pretty=True) + b"\n")
+            if failures and quarantine_path:
+                _write_quarantine(quarantine_path, source, failures)
     except _Abort:
-        for failure in failures:
-            for problem in failure.problems:
-                click.echo(f"error: {problem}", err=True)
-        click.echo(f"{len(failures)} task(s) failed; nothing written.", err=True)
+        click.echo(f"{len(failures)} of {len(failures) + tasks} task(s) failed; nothing "
+                   f"written (--skip-invalid writes the others).", err=True)
         sys.exit(2)
     except InputError as exc:
         _refuse(exc.problems)
-    except OSError as exc:  # the output (-o) cannot be written
+    except OSError as exc:  # the output (-o) or the quarantine cannot be written
         _refuse([_unusable(f"-o {out}" if out else "stdout", exc)])
+    if failures:
+        click.echo(f"mapped {tasks} task(s); {len(failures)} set aside in {quarantine_path} "
+                   f"with their reasons", err=True)
+        sys.exit(1)
     click.echo(f"mapped {tasks} task(s)", err=True)
+
+
+def _show_failure(failure: Failed, n: int) -> None:
+    """Each failed task's problems once, for the first few; after that only the count."""
+    if n <= SHOWN_FAILURES:
+        for problem in failure.problems:
+            click.echo(f"error: {problem}", err=True)
+    elif n == SHOWN_FAILURES + 1:
+        click.echo(f"… more tasks failed; only the first {SHOWN_FAILURES} are shown "
+                   f"(--skip-invalid keeps every reason in a quarantine file)", err=True)
+
+
+def _write_quarantine(path: str, source: str, failures: list[Failed]) -> None:
+    """One NDJSON line per bad task: where it was, why, and the task as it was given."""
+    with open(path, "wb") as out:
+        for f in failures:
+            out.write(dumps({"source": source, "index": f.index,
+                             "problems": [str(p) for p in f.problems],
+                             "task": f.raw}) + b"\n")
 
 
 @click.command("validate")

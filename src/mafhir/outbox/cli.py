@@ -253,7 +253,8 @@ def _engine(store: OutboxStore, threads: int, max_attempts: int, max_age: float,
 
 
 @click.command("sync")
-@click.argument("inputs", nargs=-1, metavar="[INPUT...]")
+@click.argument("inputs", nargs=-1, metavar="[INPUT...]",  # checked before the outbox is made
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--to", "to", default=None, envvar="MAFHIR_TO",
               help="Destination: 'local' (default, ./mafhir-store.db), local:PATH, a FHIR "
                    "server URL, a [destinations.NAME] of mafhir.toml, or CONNECTOR:TARGET.")

@@ -14,7 +14,7 @@ import click
 
 from mafhir.bundle import transaction
 from mafhir.context import MapContext
-from mafhir.errors import InputError, MafhirError
+from mafhir.errors import InputError, MafhirError, Problem
 from mafhir.io import dumps, iter_documents
 from mafhir.outbox.local import LocalStore
 from mafhir.pipeline import Failed, Pipeline
@@ -86,6 +86,8 @@ def send_command(target: str, source: str, config_path: str | None, clinic_path:
     """
     try:
         bundles = _bundles(source, clinic_path, skip_invalid)
+        if not bundles:
+            raise InputError([Problem(source, "holds nothing to send", "required")])
         if insecure:
             click.echo("warning: TLS verification is off", err=True)
         client = client_for(target, config_path, insecure=insecure)
