@@ -5,26 +5,45 @@ through ``pipeline.py``, whose validation-problem reader it uses)."""
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from .configfile import find_config
 from .context import DEFAULT_CLINIC, Clinic
 from .errors import InputError, Problem
 from .io import read_json
 from .pipeline import problems_from_validation
 from .strictjson import BOM
 
-__all__ = ["load_clinic"]
+__all__ = ["NO_CLINIC", "load_clinic"]
+
+
+#: Said once per process when no clinic is configured (see :func:`load_clinic`).
+NO_CLINIC = ("warning: no clinic is configured, so identifiers are written under "
+             f"{DEFAULT_CLINIC.system} — a namespace nobody chose, which a later run with "
+             "the real clinic will not find. Set --clinic FILE, MAFHIR_CLINIC, or a [clinic] "
+             "table in mafhir.toml (`mafhir doctor` shows which is used).")
+_warned = False
 
 
 def load_clinic(path: str | None) -> Clinic:
-    """The clinic from a JSON or TOML file (``[clinic]`` table), or the default."""
+    """The clinic from ``path`` or ``$MAFHIR_CLINIC`` (JSON, or TOML with a ``[clinic]``
+    table), else the ``[clinic]`` table of the settings file (``mafhir.toml``), else the
+    default — said loudly, once, because identifiers written under a namespace nobody
+    chose are not found again by a later run with the real clinic."""
     path = path or os.environ.get("MAFHIR_CLINIC")
     if not path:
-        return DEFAULT_CLINIC
+        config = find_config()
+        if config is not None and config.suffix == ".toml" and config.is_file() and \
+                isinstance(_read_toml(config.read_bytes(), config.name).get("clinic"), dict):
+            path = str(config)
+        else:
+            _warn_default()
+            return DEFAULT_CLINIC
     file = Path(path)
     try:
         raw = file.read_bytes()
@@ -41,6 +60,13 @@ def load_clinic(path: str | None) -> Clinic:
         return Clinic.model_validate(data)
     except ValidationError as exc:
         raise InputError(problems_from_validation(exc, f"{file.name}: clinic")) from None
+
+
+def _warn_default() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        sys.stderr.write(NO_CLINIC + "\n")
 
 
 def _read_toml(raw: bytes, label: str) -> dict[str, Any]:

@@ -26,7 +26,6 @@ error, not a traceback); ``url`` and ``token_url`` must be http(s) without crede
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mafhir.configfile import find_config
 from mafhir.errors import InputError, Problem
 from mafhir.redact import CREDENTIALS_IN_URL, carries_credentials
 
@@ -95,15 +95,6 @@ class Destination(BaseModel):
     @classmethod
     def _token_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
-
-
-def find_config(path: str | None = None) -> Path | None:
-    """``path``, else ``$MAFHIR_CONFIG``, else ``./mafhir.toml`` when it exists."""
-    chosen = path or os.environ.get("MAFHIR_CONFIG")
-    if chosen:
-        return Path(chosen)
-    here = Path("mafhir.toml")
-    return here if here.exists() else None
 
 
 def _looks_secret(key: str) -> bool:
