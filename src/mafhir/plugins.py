@@ -31,9 +31,11 @@ __all__ = [
     "PluginInfo",
     "get_manager",
     "get_registry",
+    "plugin_contents",
     "plugin_infos",
     "register",
     "reset",
+    "unknown_plugin_names",
 ]
 
 ENTRY_POINT_GROUP = "mafhir"
@@ -191,6 +193,58 @@ def get_registry() -> Registry:
         if _registry is None:
             _registry = _collect(pm)
         return _registry
+
+
+def plugin_contents() -> dict[str, dict[str, list[str]]]:
+    """What each loaded plugin adds, by plugin: task kinds, profiles, connectors,
+    converters, message handlers (from the registry) and commands (its
+    ``register_commands`` run against a scratch group)."""
+    import click
+
+    registry = get_registry()
+    out: dict[str, dict[str, list[str]]] = {}
+    for (what, name), owner in sorted(registry.owners.items()):
+        out.setdefault(owner, {}).setdefault(what, []).append(name)
+    pm = get_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        scratch = click.Group("scratch")
+        try:
+            impl.function(scratch)
+        except Exception:  # shown as the plugin's load error elsewhere; not fatal here
+            continue
+        names = _command_names(scratch)
+        if names:
+            out.setdefault(impl.plugin_name, {})["command"] = names
+    return out
+
+
+def _command_names(group: Any, prefix: str = "") -> list[str]:
+    import click
+
+    names: list[str] = []
+    for name, cmd in sorted(group.commands.items()):
+        names.append(f"{prefix}{name}")
+        if isinstance(cmd, click.Group):
+            names += _command_names(cmd, f"{prefix}{name} ")
+    return names
+
+
+def unknown_plugin_names() -> list[str]:
+    """Names in ``MAFHIR_LOAD_PLUGINS`` / ``MAFHIR_DISABLE_PLUGINS`` that match no built-in
+    or installed plugin — a misspelling silently loads (or keeps) what was meant to be
+    left out — each with a did-you-mean."""
+    import difflib
+
+    known = set(BUILTIN_PLUGINS) | {ep.name for ep in
+                                    metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    out = []
+    for var in ("MAFHIR_LOAD_PLUGINS", "MAFHIR_DISABLE_PLUGINS"):
+        for name in sorted(_names(var) or ()):
+            if name not in known:
+                near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                out.append(f"{var}: '{name}' is no plugin{hint}")
+    return out
 
 
 def register(plugin: object, name: str) -> None:

@@ -237,10 +237,16 @@ def schema_command(task: str | None) -> None:
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True)
 def plugins_command(as_json: bool) -> None:
-    """List loaded plugins, their versions and the hooks each implements."""
+    """List loaded plugins, their versions, what each adds (task kinds, profiles,
+    connectors, converters, handlers, commands) and the ones that failed, with why."""
+    from ..plugins import plugin_contents, unknown_plugin_names
+    from .doctor import adds_summary
+
     infos = plugin_infos()
+    adds = plugin_contents()
     if as_json:
-        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        click.echo(json.dumps([{**info.__dict__, "adds": adds.get(info.name, {})}
+                               for info in infos], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -249,12 +255,15 @@ def plugins_command(as_json: bool) -> None:
     table.add_column("name", no_wrap=True)
     table.add_column("version", no_wrap=True)
     table.add_column("kind", no_wrap=True)
-    table.add_column("hooks", overflow="fold")
+    table.add_column("adds", overflow="fold")
     for info in infos:
-        hooks = f"[red]failed to load: {info.error}[/red]" if info.error else ", ".join(info.hooks)
+        what = f"[red]failed to load: {info.error}[/red]" if info.error else \
+            adds_summary(adds.get(info.name, {})) or ", ".join(info.hooks)
         table.add_row(info.name, info.version or "?", "built-in" if info.builtin else "installed",
-                      hooks)
+                      what)
     Console().print(table)
+    for line in unknown_plugin_names():
+        click.echo(f"warning: {line}", err=True)
 
 
 @click.command("demo")
@@ -288,8 +297,10 @@ def demo_command(out_dir: str, to: str | None, db: str | None, force: bool) -> N
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
+    from .doctor import doctor_command
+
     for command in (map_command, validate_command, schema_command, plugins_command,
-                    demo_command):
+                    demo_command, doctor_command):
         cli.add_command(command)
 
 
