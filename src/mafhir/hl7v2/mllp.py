@@ -247,6 +247,7 @@ class MLLPClient:
         self.max_bytes = max_bytes
         self._sock: socket.socket | None = None
         self._reader = FrameReader(max_bytes)
+        self._pending: list[bytes] = []  # frames that came in the same read as a reply
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
@@ -254,6 +255,7 @@ class MLLPClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
             self._reader = FrameReader(self.max_bytes)
+            self._pending = []
         return self._sock
 
     def send(self, message: str | bytes) -> bytes:
@@ -276,15 +278,25 @@ class MLLPClient:
         raise TransientError(f"MLLP {self.host}:{self.port}: no reply ({type(last).__name__}: "
                              f"{last})")
 
-    def _read_reply(self, sock: socket.socket) -> bytes:
-        deadline = time.monotonic() + self.timeout
+    def _read_reply(self, sock: socket.socket, timeout: float | None = None) -> bytes:
+        if self._pending:
+            return self._pending.pop(0)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             data = sock.recv(65536)
             if not data:
                 raise ConnectionError("the peer closed the connection before replying")
-            for payload in self._reader.feed(data):
-                return payload
+            self._pending.extend(self._reader.feed(data))
+            if self._pending:
+                return self._pending.pop(0)
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """The next message the peer sends on this connection (after a reply: e.g. the
+        application ACK that follows a commit ACK). ``TimeoutError`` when none comes."""
+        if self._sock is None:
+            raise ConnectionError("not connected: send a message first")
+        return self._read_reply(self._sock, timeout)
 
     def close(self) -> None:
         if self._sock is not None:
