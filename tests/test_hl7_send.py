@@ -61,13 +61,14 @@ def listener(tmp_path):
     while line.startswith("warning:"):
         line = proc.stderr.readline()
     port = int(re.search(r"on 127\.0\.0\.1:(\d+)", line).group(1))
-    yield f"127.0.0.1:{port}", store
-    proc.terminate()
-    proc.communicate(timeout=30)
+    yield f"127.0.0.1:{port}", store, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 def test_a_file_of_three_messages_is_sent_and_each_ack_printed(tmp_path, listener):
-    to, store = listener
+    to, store, server = listener
     src = tmp_path / "three.hl7"
     src.write_bytes(_oru("A-1") + _oru("B-2").replace(b"\r", b"\n") + _oru("C-3"))
     proc = subprocess.run([str(MAFHIR), "hl7", "send", "--to", to, "--json", str(src)],
@@ -81,6 +82,13 @@ def test_a_file_of_three_messages_is_sent_and_each_ack_printed(tmp_path, listene
     with sqlite3.connect(store) as conn:  # the listener stored all three
         (n,) = conn.execute("SELECT count(*) FROM messages").fetchone()
     assert n == 3
+    server.terminate()
+    _, log = server.communicate(timeout=30)
+    said = [line for line in log.splitlines() if "ORU^R01" in line and "→" in line]
+    assert len(said) == 3, log  # the listener's line per message: type, id, sender, ACK
+    assert all(re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line) for line in said)
+    assert "ORU^R01 B-2 from LAB|QUEST → processed, ACK AA" in said[1], said
+    assert "Quixote" not in log and "MRN-7731" not in log
 
 
 def test_no_receiver_is_exit_75_with_one_line(tmp_path):
@@ -97,7 +105,7 @@ def test_no_receiver_is_exit_75_with_one_line(tmp_path):
 
 
 def test_a_refused_message_is_exit_1(tmp_path, listener):
-    to, _ = listener
+    to, _, _ = listener
     src = tmp_path / "bad.hl7"
     bad = _oru("Z-9").replace(b"|2.5.1\r", b"|9.9\r")  # a version nobody speaks
     src.write_bytes(_oru("A-1") + bad)

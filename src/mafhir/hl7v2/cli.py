@@ -242,7 +242,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 
     if destination and carries_credentials(destination):  # as sync refuses it: one line
         _fail([Problem("--to", CREDENTIALS_IN_URL, "security")])
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_address(address)
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),

@@ -162,6 +162,7 @@ class Receiver:
             ack = ack_bytes(ack_for(msg, app, now, problems, severity=severity,
                                     response=outcome.response, warnings=warnings), msg)
             self.store.finish(row_id, outcome.status, ack, lines)
+            _said(msg, row_id, outcome.status, app, len(warnings))
             return ack
         # enhanced mode: the commit ACK says "safely stored" (CR: header not acceptable);
         # the application ACK is kept with the message (reply_status pending) until the
@@ -183,6 +184,8 @@ class Receiver:
                                         response=outcome.response, commit_wanted=True,
                                         warnings=warnings), msg)
         self.store.finish(row_id, outcome.status, reply or app_ack, lines, app_ack)
+        _said(msg, row_id, outcome.status, commit + (f", application ACK {app} pending"
+                                                     if app_ack else ""), len(warnings))
         return reply
 
     def reject(self, rejected: Rejected) -> bytes:
@@ -214,3 +217,11 @@ class Receiver:
         log.warning("quarantined unreadable input as row %d: %s", row,
                     "; ".join(p.location for p in problems))
         return ack
+
+
+def _said(msg: Message, row_id: int, status: str, ack: str, warnings: int) -> None:
+    """One line per message handled: type, control id, sender, what became of it and the
+    ACK — names of systems and codes only, never a field of the patient's."""
+    log.info("%s %s from %s → %s, ACK %s%s (row %d)", msg.type, msg.control_id,
+             msg.sender_name or "?", status, ack,
+             f", {warnings} warning(s)" if warnings else "", row_id)
