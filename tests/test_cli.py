@@ -116,12 +116,13 @@ def test_schema_prints_json_schema_for_all_kinds_and_one():
     assert unknown.returncode != 0 and "no task kind 'xray'" in unknown.stderr
 
 
-def test_plugins_lists_builtins_with_their_hooks():
+def test_plugins_lists_builtins_with_their_hooks_and_what_they_add():
     listed = {p["name"]: p for p in json.loads(mafhir("plugins", "--json").stdout)}
     assert listed["mafhir.mappers.vitals"]["hooks"] == ["register_mappers"]
     assert listed["mafhir.cli.commands"]["hooks"] == ["register_commands"]
+    assert listed["mafhir.mappers.vitals"]["adds"] == {"task kind": ["vitals"]}
     table = mafhir("plugins").stdout
-    assert "mafhir.validation.profiles" in table and "register_profiles" in table
+    assert "mafhir.validation.profiles" in table and "us-core-bmi" in table
 
 
 def test_demo_maps_the_whole_day(demo):

@@ -61,7 +61,7 @@ def _fail(exc: MafhirError) -> NoReturn:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
     else:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"error: {exc}", err=True)
     sys.exit(exit_code(exc))
 
 
@@ -329,6 +329,8 @@ def worker_command(db: str, once: bool, as_json: bool, threads: int, max_attempt
     except MafhirError as exc:
         _fail(exc)
     _report(tally, as_json, console, store)
+    # as sync does: something dead-lettered in this run is exit 1, even with --once
+    sys.exit(EXIT_FAILED if tally.dead else EXIT_OK)
 
 
 @click.group("outbox")
@@ -402,6 +404,41 @@ def _viewer() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def _item_doc(store: OutboxStore, item_id: int, show_phi: bool) -> dict[str, Any]:
+    """One item in full, whatever its state: where it goes, its state, attempts, last
+    error, next try, the server's outcome (its free text only with ``show_phi``, audited
+    first) and every attempt."""
+    item = store.get(item_id)
+    if item is None:
+        _usage_error(f"no outbox item {item_id}")
+    outcome = json.loads(item.outcome) if item.outcome else None
+    if show_phi:  # audited before anything is shown: no trail, no PHI
+        store.add_audit(item.id, "AuditEvent", json.dumps(
+            phi_view_event(item.id, _viewer(), time.time())))
+    else:
+        outcome = _issues_only(outcome)
+    waiting = item.state in ("pending", "retry")
+    return {"id": item.id, "state": item.state, "kind": item.kind,
+            "destination": redact_text(item.destination),
+            "source": item.source, "attempts": item.attempts, "reason": item.reason,
+            "last_error": item.last_error,
+            "next_try": _when(item.next_at) if waiting else None,
+            "outcome": outcome,
+            "history": [{k: a[k] for k in ("attempt", "result", "status", "error")}
+                        | {"at": _when(a["finished_at"])} for a in store.attempts_of(item_id)]}
+
+
+@outbox_group.command("show")
+@click.argument("item_id", type=int, callback=_item_id)
+@db_option
+@click.option("--show-phi", "show_phi", is_flag=True,
+              help="Also the server's OperationOutcome text, which may name the patient; "
+                   "who viewed which item, and when, is audited first.")
+def show_command(item_id: int, db: str, show_phi: bool) -> None:
+    """One outbox item in any state: its attempts, last error and next try (JSON)."""
+    click.echo(json.dumps(_item_doc(_open(db), item_id, show_phi), indent=2))
+
+
 @outbox_group.command("dead")
 @db_option
 @click.option("--show", "show", type=int, default=None, callback=_item_id,
@@ -416,23 +453,7 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
         _usage_error("--show-phi: needs --show ID")
     store = _open(db)
     if show is not None:
-        item = store.get(show)
-        if item is None:
-            raise click.ClickException(f"no outbox item {show}")
-        outcome = json.loads(item.outcome) if item.outcome else None
-        if show_phi:  # audited before anything is shown: no trail, no PHI
-            store.add_audit(item.id, "AuditEvent", json.dumps(
-                phi_view_event(item.id, _viewer(), time.time())))
-        else:
-            outcome = _issues_only(outcome)
-        doc = {"id": item.id, "state": item.state,
-               "destination": redact_text(item.destination),
-               "source": item.source, "attempts": item.attempts, "reason": item.reason,
-               "last_error": item.last_error,
-               "outcome": outcome,
-               "history": [{k: a[k] for k in ("attempt", "result", "status", "error")}
-                           | {"at": _when(a["finished_at"])} for a in store.attempts_of(show)]}
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(_item_doc(store, show, show_phi), indent=2))
         return
     dead = store.items_in("dead")
     if as_json:
@@ -470,9 +491,9 @@ def replay_command(item_id: int | None, replay_all: bool, fixed: str | None, db:
         payload = dumps(doc)
     store = _open(db)
     n = store.replay(item_id, payload)
-    if n == 0:
-        raise click.ClickException("nothing replayed (no such dead letter)")
-    click.echo(f"{n} item(s) back to pending")
+    if n == 0 and item_id is not None:
+        _usage_error(f"item {item_id} is not a dead letter: nothing replayed")
+    click.echo(f"{n} item(s) back to pending" if n else "no dead letters: nothing to replay")
 
 
 @outbox_group.command("discard")
@@ -483,5 +504,5 @@ def discard_command(item_id: int, reason: str, db: str) -> None:
     """Set a dead letter aside for good, with the reason (the item is kept, not deleted)."""
     store = _open(db)
     if store.discard(item_id, reason) == 0:
-        raise click.ClickException(f"item {item_id} is not a dead letter")
+        _usage_error(f"item {item_id} is not a dead letter")
     click.echo(f"item {item_id} discarded")
