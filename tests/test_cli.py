@@ -119,7 +119,7 @@ def test_schema_prints_json_schema_for_all_kinds_and_one():
 def test_plugins_lists_builtins_with_their_hooks_and_what_they_add():
     listed = {p["name"]: p for p in json.loads(mafhir("plugins", "--json").stdout)}
     assert listed["mafhir.mappers.vitals"]["hooks"] == ["register_mappers"]
-    assert listed["mafhir.cli.commands"]["hooks"] == ["register_commands"]
+    assert listed["mafhir.cli.builtin"]["hooks"] == ["register_commands"]
     assert listed["mafhir.mappers.vitals"]["adds"] == {"task kind": ["vitals"]}
     table = mafhir("plugins").stdout
     assert "mafhir.validation.profiles" in table and "us-core-bmi" in table

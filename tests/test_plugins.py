@@ -211,7 +211,7 @@ def test_entry_point_plugins_are_discovered_and_reported(site):
 def test_allow_list_loads_only_the_named_plugins(site):
     found = listed(site, MAFHIR_LOAD_PLUGINS="good")
     assert "good" in found and "broken" not in found and "typo" not in found
-    assert "mafhir.cli.commands" in found  # built-ins are not subject to the allow-list
+    assert "mafhir.cli.builtin" in found  # built-ins are not subject to the allow-list
     none = listed(site, MAFHIR_LOAD_PLUGINS="")
     assert not [name for name, p in none.items() if not p["builtin"]]
 

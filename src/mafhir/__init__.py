@@ -4,23 +4,35 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .bundle import Entry, transaction
-from .context import Clinic, MapContext
-from .errors import (
-    InputError,
-    MafhirError,
-    PermanentError,
-    PluginError,
-    Problem,
-    TransientError,
-    TransitionError,
-    ValidationFailed,
-)
-from .hookspecs import hookimpl
-from .pipeline import Failed, Mapped, Pipeline
-from .plugins import get_registry
-from .registry import ConnectorSpec, Converter, Lifecycle, Mapper, MessageHandler, Profile, Registry
-from .resourceset import ResourceSet
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers; at run time they load on first use
+    from .bundle import Entry, transaction
+    from .context import Clinic, MapContext
+    from .errors import (
+        InputError,
+        MafhirError,
+        PermanentError,
+        PluginError,
+        Problem,
+        TransientError,
+        TransitionError,
+        ValidationFailed,
+    )
+    from .hookspecs import hookimpl
+    from .pipeline import Failed, Mapped, Pipeline
+    from .plugins import get_registry
+    from .registry import (
+        ConnectorSpec,
+        Converter,
+        Lifecycle,
+        Mapper,
+        MessageHandler,
+        Profile,
+        Registry,
+    )
+    from .resourceset import ResourceSet
 
 __all__ = [
     "Clinic",
@@ -50,3 +62,42 @@ __all__ = [
     "hookimpl",
     "transaction",
 ]
+
+#: Each public name and the module it lives in: importing the package costs nothing;
+#: a name loads its module when first used (``mafhir --help`` need not load SQLAlchemy).
+_EXPORTS = {
+    "Entry": ".bundle",
+    "transaction": ".bundle",
+    "Clinic": ".context",
+    "MapContext": ".context",
+    "InputError": ".errors",
+    "MafhirError": ".errors",
+    "PermanentError": ".errors",
+    "PluginError": ".errors",
+    "Problem": ".errors",
+    "TransientError": ".errors",
+    "TransitionError": ".errors",
+    "ValidationFailed": ".errors",
+    "hookimpl": ".hookspecs",
+    "Failed": ".pipeline",
+    "Mapped": ".pipeline",
+    "Pipeline": ".pipeline",
+    "get_registry": ".plugins",
+    "ConnectorSpec": ".registry",
+    "Converter": ".registry",
+    "Lifecycle": ".registry",
+    "Mapper": ".registry",
+    "MessageHandler": ".registry",
+    "Profile": ".registry",
+    "Registry": ".registry",
+    "ResourceSet": ".resourceset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -27,6 +28,7 @@ from .registry import Registry
 
 __all__ = [
     "BUILTIN_PLUGINS",
+    "DEFERRED",
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "get_manager",
@@ -48,10 +50,39 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.coverage",
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
-    "mafhir.cli.commands",
+    "mafhir.cli.builtin",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",
 )
+
+
+#: Built-ins whose modules are heavy (task models, mappers, profile rules), with the hooks
+#: each implements: a light stand-in is registered under the module's name and loads the
+#: module when one of its hooks is first called, so that ``mafhir --help`` does not load
+#: them. ``tests/test_plugins.py`` keeps these lists equal to the modules' hookimpls.
+DEFERRED: dict[str, tuple[str, ...]] = {
+    "mafhir.mappers.vitals": ("register_mappers",),
+    "mafhir.mappers.immunization": ("register_mappers",),
+    "mafhir.mappers.appointment": ("register_mappers",),
+    "mafhir.mappers.coverage": ("register_mappers",),
+    "mafhir.validation.profiles": ("register_profiles",),
+}
+
+
+def _deferred(modname: str, hooks: tuple[str, ...]) -> types.ModuleType:
+    """A stand-in for ``modname`` whose hooks import it and call its own."""
+    stand_in = types.ModuleType(modname, f"{modname}, loaded when its hooks are called")
+    for hook in hooks:
+        setattr(stand_in, hook, _delegate(modname, hook))
+    return stand_in
+
+
+def _delegate(modname: str, hook: str) -> Any:
+    def impl(register: Any) -> None:  # every deferred hook takes one ``register`` callback
+        getattr(importlib.import_module(modname), hook)(register)
+
+    impl.__name__ = hook
+    return hookspecs.hookimpl(impl)
 
 
 @dataclass
@@ -89,7 +120,8 @@ def _load() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     for modname in BUILTIN_PLUGINS:
         if modname in block:
             continue
-        module = importlib.import_module(modname)
+        module = _deferred(modname, DEFERRED[modname]) if modname in DEFERRED \
+            else importlib.import_module(modname)
         pm.register(module, name=modname)
         infos.append(PluginInfo(modname, __version__, builtin=True))
 

@@ -18,7 +18,6 @@ from ..bundle import transaction
 from ..clinic import load_clinic
 from ..context import MapContext
 from ..errors import InputError, MafhirError, Problem
-from ..hookspecs import hookimpl
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
 from ..plugins import get_registry, plugin_infos
@@ -295,8 +294,8 @@ def demo_command(out_dir: str, to: str | None, db: str | None, force: bool) -> N
     sys.exit(code)
 
 
-@hookimpl
 def register_commands(cli: click.Group) -> None:
+    """The built-in commands, loaded now (``mafhir.cli.builtin`` registers them lazily)."""
     from .doctor import doctor_command
 
     for command in (map_command, validate_command, schema_command, plugins_command,

@@ -20,6 +20,7 @@ import click
 from .. import __version__
 from ..errors import EXIT_FAILED, EXIT_INPUT, EXIT_TEMPFAIL, MafhirError, exit_code, unexpected
 from ..plugins import get_manager
+from .lazy import LazyGroup
 from .logs import configure_logging
 
 __all__ = ["EXIT_INTERRUPTED", "build_cli", "error_line", "main"]
@@ -37,7 +38,7 @@ _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT, errn
 
 
 def build_cli() -> click.Group:
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, prog_name="mafhir")
     @click.option("--debug", is_flag=True, envvar="MAFHIR_DEBUG", expose_value=False,
                   is_eager=True, help="On an error, also print the traceback (patient data "

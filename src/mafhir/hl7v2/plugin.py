@@ -13,14 +13,23 @@ from ..registry import ConnectorSpec
 __all__ = ["register_commands", "register_connectors"]
 
 
+#: name → (module:attribute, short help): loaded when run
+COMMANDS = {
+    "convert": ("mafhir.hl7v2.cli:convert_command", "Convert an HL7 v2 message to FHIR "
+                "(--from hl7v2) or FHIR to HL7 v2 (--to hl7v2)."),
+    "listen": ("mafhir.hl7v2.cli:listen_command", "Receive HL7 v2 over MLLP: store, convert "
+               "or hand to a plugin, acknowledge (Ctrl-C stops)."),
+    "hl7": ("mafhir.hl7v2.send_cli:hl7_group",
+            "Raw HL7 v2 over MLLP: send files of messages, listen for them."),
+}
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import convert_command, listen_command
-    from .send_cli import hl7_group
+    from ..cli.lazy import add_lazy_command
 
-    cli.add_command(convert_command)
-    cli.add_command(listen_command)
-    cli.add_command(hl7_group)
+    for name, (target, short_help) in COMMANDS.items():
+        add_lazy_command(cli, name, target, short_help)
 
 
 @hookimpl

@@ -8,13 +8,17 @@ delivered where, and an :mod:`.audit` trail. :mod:`.local` is the embedded desti
 
 from __future__ import annotations
 
-from .delivery import Delivery, LocalConnector, connect, resolve_destination
-from .engine import Engine
-from .enqueue import Enqueuer
-from .local import LocalStore
-from .model import Item, NewItem, Tally
-from .retry import RetryPolicy
-from .store import OutboxStore, open_store
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names for type checkers; at run time they load on first use
+    from .delivery import Delivery, LocalConnector, connect, resolve_destination
+    from .engine import Engine
+    from .enqueue import Enqueuer
+    from .local import LocalStore
+    from .model import Item, NewItem, Tally
+    from .retry import RetryPolicy
+    from .store import OutboxStore, open_store
 
 __all__ = [
     "Delivery",
@@ -31,3 +35,30 @@ __all__ = [
     "open_store",
     "resolve_destination",
 ]
+
+#: Each public name and the module it lives in: importing the package costs nothing;
+#: a name loads its module when first used (``mafhir --help`` need not load SQLAlchemy).
+_EXPORTS = {
+    "Delivery": ".delivery",
+    "LocalConnector": ".delivery",
+    "connect": ".delivery",
+    "resolve_destination": ".delivery",
+    "Engine": ".engine",
+    "Enqueuer": ".enqueue",
+    "LocalStore": ".local",
+    "Item": ".model",
+    "NewItem": ".model",
+    "Tally": ".model",
+    "RetryPolicy": ".retry",
+    "OutboxStore": ".store",
+    "open_store": ".store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

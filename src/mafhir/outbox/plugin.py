@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 __all__ = ["deliver_bundle", "register_commands", "register_connectors"]
 
 
+#: name → (module:attribute, short help): loaded when run (SQLAlchemy is not needed before)
+COMMANDS = {
+    "sync": ("mafhir.outbox.cli:sync_command", "Enqueue tasks or transaction Bundles (JSON, "
+             "NDJSON; '-' for stdin) and deliver them."),
+    "outbox": ("mafhir.outbox.cli:outbox_group",
+               "Inspect the outbox: counts, dead letters, replay and discard."),
+    "worker": ("mafhir.outbox.cli:worker_command",
+               "Run one worker process on the outbox (start several on PostgreSQL)."),
+}
+
+
 def _local(target: str):
     from .delivery import LocalConnector
 
@@ -39,7 +50,7 @@ def deliver_bundle(delivery: Delivery) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import outbox_group, sync_command, worker_command
+    from ..cli.lazy import add_lazy_command
 
-    for command in (sync_command, outbox_group, worker_command):
-        cli.add_command(command)
+    for name, (target, short_help) in COMMANDS.items():
+        add_lazy_command(cli, name, target, short_help)

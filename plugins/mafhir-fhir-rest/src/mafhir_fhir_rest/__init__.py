@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from .auth import BasicAuth, BearerAuth, Secret, SigningKey, SmartBackendAuth
-from .client import Capabilities, EntryResult, FhirClient, RetryPolicy, SendResult
-from .connector import FhirRestConnector
-from .errors import (
-    FhirHttpError,
-    PartialDelivery,
-    PermanentHttpError,
-    PreconditionFailed,
-    ProtocolError,
-    TransactionRejected,
-    TransientHttpError,
-    Unsupported,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # the names for type checkers; at run time they load on first use
+    from .auth import BasicAuth, BearerAuth, Secret, SigningKey, SmartBackendAuth
+    from .client import Capabilities, EntryResult, FhirClient, RetryPolicy, SendResult
+    from .connector import FhirRestConnector
+    from .errors import (
+        FhirHttpError,
+        PartialDelivery,
+        PermanentHttpError,
+        PreconditionFailed,
+        ProtocolError,
+        TransactionRejected,
+        TransientHttpError,
+        Unsupported,
+    )
+
+    __version__ = "0.1.0"
 
 __all__ = [
     "BasicAuth",
@@ -40,3 +44,36 @@ __all__ = [
     "Unsupported",
     "__version__",
 ]
+
+#: Each public name and the module it lives in: importing the package costs nothing;
+#: a name loads its module when first used (``mafhir --help`` need not load SQLAlchemy).
+_EXPORTS = {
+    "BasicAuth": ".auth",
+    "BearerAuth": ".auth",
+    "Secret": ".auth",
+    "SigningKey": ".auth",
+    "SmartBackendAuth": ".auth",
+    "Capabilities": ".client",
+    "EntryResult": ".client",
+    "FhirClient": ".client",
+    "RetryPolicy": ".client",
+    "SendResult": ".client",
+    "FhirRestConnector": ".connector",
+    "FhirHttpError": ".errors",
+    "PartialDelivery": ".errors",
+    "PermanentHttpError": ".errors",
+    "PreconditionFailed": ".errors",
+    "ProtocolError": ".errors",
+    "TransactionRejected": ".errors",
+    "TransientHttpError": ".errors",
+    "Unsupported": ".errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -29,7 +29,11 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import pull_command, send_command
+    from mafhir.cli.lazy import add_lazy_command
 
-    cli.add_command(send_command)
-    cli.add_command(pull_command)
+    add_lazy_command(cli, "send", "mafhir_fhir_rest.cli:send_command",
+                     "Send a FHIR Bundle, or tasks (mapped and validated first), to a FHIR "
+                     "server.")
+    add_lazy_command(cli, "pull", "mafhir_fhir_rest.cli:pull_command",
+                     "Read from a FHIR server: NDJSON on stdout, one resource (or task) per "
+                     "line.")

@@ -8,19 +8,23 @@ from mafhir import Mapper, Profile, hookimpl
 from mafhir.registry import Converter
 
 from . import __version__
-from .mappers import lab_order_from_fhir, lab_order_to_fhir, specimen_from_fhir, specimen_to_fhir
-from .orders_in import orders_to_fhir
-from .orders_out import oml_o21, orm_o01
-from .profiles import PROFILES
-from .responses import orl_o22, orr_o02
-from .results import oru_to_fhir
-from .tasks import LabOrder, SpecimenCollection
+
+# Each hook imports what it registers: loading the plugin (as ``mafhir --help`` does) must
+# not load the v2 layer, the task models and the profile rules.
 
 __all__ = ["__version__", "register_converters", "register_mappers", "register_profiles"]
 
 
 @hookimpl
 def register_mappers(register: Callable[[Mapper], None]) -> None:
+    from .mappers import (
+        lab_order_from_fhir,
+        lab_order_to_fhir,
+        specimen_from_fhir,
+        specimen_to_fhir,
+    )
+    from .tasks import LabOrder, SpecimenCollection
+
     register(Mapper("lab_order", LabOrder, lab_order_to_fhir, lab_order_from_fhir,
                     "tests ordered from the reference lab (US Core ServiceRequest)"))
     register(Mapper("specimen_collection", SpecimenCollection, specimen_to_fhir,
@@ -29,12 +33,19 @@ def register_mappers(register: Callable[[Mapper], None]) -> None:
 
 @hookimpl
 def register_profiles(register: Callable[[Profile], None]) -> None:
+    from .profiles import PROFILES
+
     for profile in PROFILES:
         register(profile)
 
 
 @hookimpl
 def register_converters(register: Callable[[Converter], None]) -> None:
+    from .orders_in import orders_to_fhir
+    from .orders_out import oml_o21, orm_o01
+    from .responses import orl_o22, orr_o02
+    from .results import oru_to_fhir
+
     register(Converter("hl7v2", "ORU^R01", to_fhir=oru_to_fhir,
                        description="lab results → US Core DiagnosticReport, Observations, "
                                    "Specimen"))

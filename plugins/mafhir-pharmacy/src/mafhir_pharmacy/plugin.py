@@ -128,6 +128,7 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import pharmacy_group
+    from mafhir.cli.lazy import add_lazy_command
 
-    cli.add_command(pharmacy_group)
+    add_lazy_command(cli, "pharmacy", "mafhir_pharmacy.cli:pharmacy_group",
+                     "Prescriptions to pharmacies, refill requests back (FHIR and HL7 v2).")

@@ -1,0 +1,40 @@
+"""The built-in commands as a plugin: map, validate, schema, plugins, demo, doctor.
+
+Registered by name (:mod:`mafhir.cli.lazy`): their modules load when one of them runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..hookspecs import hookimpl
+from .lazy import add_lazy_command
+
+if TYPE_CHECKING:
+    import click
+
+__all__ = ["COMMANDS", "register_commands"]
+
+#: name → (module:attribute, the short help shown by ``mafhir --help``)
+COMMANDS = {
+    "map": ("mafhir.cli.commands:map_command",
+            "Map tasks (JSON object, JSON list or NDJSON) to a FHIR transaction Bundle."),
+    "validate": ("mafhir.cli.commands:validate_command", "Validate FHIR JSON (a resource, a "
+                 "Bundle, or NDJSON): structure and US Core rules."),
+    "schema": ("mafhir.cli.commands:schema_command",
+               "Print the JSON Schema of task inputs (all kinds, or one TASK)."),
+    "plugins": ("mafhir.cli.commands:plugins_command", "List loaded plugins, their versions, "
+                "what each adds (task kinds, profiles, connectors, converters, handlers, "
+                "commands) and the ones that failed, with why."),
+    "demo": ("mafhir.cli.commands:demo_command",
+             "Run a realistic MA day from the built-in synthetic clinic; no server needed."),
+    "doctor": ("mafhir.cli.doctor:doctor_command", "What this installation will do: clinic, "
+               "settings, outbox, destinations (and whether they answer), plugins and what "
+               "each adds."),
+}
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for name, (target, short_help) in COMMANDS.items():
+        add_lazy_command(cli, name, target, short_help)
