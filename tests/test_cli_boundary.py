@@ -158,3 +158,16 @@ def test_map_without_skip_invalid_writes_nothing_and_exits_2(tmp_path):
     assert proc.returncode == 2
     assert not out.exists()
     assert "1 of 4 task(s) failed; nothing written" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["convert", "--from", "hl7v2", "--mllp", "127.0.0.1:9"], "--mllp"),
+    (["convert", "--from", "hl7v2", "--receiving", "LAB^X"], "--receiving"),
+    (["convert", "--to", "hl7v2", "--message", "OML^O21", "--strict"], "--strict"),
+])
+def test_an_option_that_would_do_nothing_is_an_error(tmp_path, args, named):
+    src = tmp_path / "x.hl7"
+    src.write_text("MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5.1\r")
+    proc = run([*args, str(src)], tmp_path)
+    assert proc.returncode == 2
+    assert one_error_line(proc).startswith(f"error: {named}: only with")

@@ -149,6 +149,14 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     """
     if bool(source_format) == bool(target_format):
         raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
+    # an option that does nothing in this direction is an error, never silently ignored
+    wrong = [name for name, given, direction in (
+        ("--mllp", mllp, "--to"), ("--receiving", receiving, "--to"),
+        ("--message", message_type, "--to"), ("--strict", strict, "--from"),
+        ("--set", settings, "--from")) if given and (direction == "--to") == bool(source_format)]
+    if wrong:
+        raise click.UsageError(f"{', '.join(wrong)}: only with "
+                               f"{'--to' if source_format else '--from'} hl7v2 (not ignored)")
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
                         receiving=_pair(receiving),
