@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import hl7
+import pytest
 import requests
 
 from outbox_helpers import clinic_ctx, vitals_task, write_ndjson
@@ -174,3 +175,30 @@ def test_dir_second_run_adds_to_what_the_first_wrote(tmp_path):
     lines = [json.loads(x) for x in (out / "Observation.ndjson").read_text().splitlines()]
     assert _observation_ids(lines, f"{ctx.clinic.system}/observation") == \
         Counter({f"v-{i}/heart-rate": 1 for i in range(30)})
+
+
+def test_mllp_destination_names_the_receiving_application_and_facility(tmp_path):
+    """MSH-5/MSH-6 come from the destination (``?receiving=APP^FACILITY``), as ``convert
+    --receiving`` gives them: they were left empty on the outbox path (issue 19, item 9)."""
+    from mafhir.context import Clinic
+
+    clinic = Clinic(name="Maple Street Family Clinic", system=clinic_ctx().clinic.system,
+                    npi=NPI)
+    with _Lab() as lab:
+        server = threading.Thread(target=lab.serve_forever, daemon=True)
+        server.start()
+        try:
+            _sync(tmp_path, f"mllp:127.0.0.1:{lab.server_address[1]}/OML%5EO21"
+                            f"?receiving=LABAPP%5EQUESTLAB", [_lab_order(1)], clinic)
+        finally:
+            lab.shutdown()
+    (msg,) = lab.messages
+    assert (str(msg.segment("MSH")[5]), str(msg.segment("MSH")[6])) == ("LABAPP", "QUESTLAB")
+
+
+def test_an_unknown_mllp_option_is_refused():
+    from mafhir.connectors.mllp import MLLPConnector
+    from mafhir.errors import PermanentError
+
+    with pytest.raises(PermanentError, match="unknown option 'recieving'"):
+        MLLPConnector("127.0.0.1:2575/OML^O21?recieving=LAB^X")

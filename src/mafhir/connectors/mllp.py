@@ -18,7 +18,7 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from ..context import MapContext
 from ..errors import PermanentError, TransientError
@@ -39,7 +39,8 @@ JSON = dict[str, Any]
 class MLLPConnector:
     """Sends each Bundle as one ``message_type`` message to ``HOST:PORT``.
 
-    ``target`` is ``HOST:PORT/MESSAGE_TYPE`` (``^`` may be written ``%5E``). The clinic
+    ``target`` is ``HOST:PORT/MESSAGE_TYPE[?receiving=APP^FACILITY]`` (``^`` may be
+    written ``%5E``); ``receiving`` fills MSH-5 and MSH-6. The clinic
     (MSH-4, order-number namespaces) comes from ``MAFHIR_CLINIC`` unless ``ctx`` is given.
     """
 
@@ -48,11 +49,17 @@ class MLLPConnector:
     capabilities = frozenset({"whole_bundles", "use_clinic", "configure"})
 
     def __init__(self, target: str, ctx: V2Context | None = None, timeout: float = 30.0):
-        address, _, message_type = str(target).partition("/")
+        target, _, query = str(target).partition("?")
+        address, _, message_type = target.partition("/")
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit() or not message_type:
-            raise PermanentError(f"mllp needs HOST:PORT/MESSAGE_TYPE (e.g. "
-                                 f"mllp:lab.example.org:2575/OML^O21), got {target!r}",
+            raise PermanentError(f"mllp needs HOST:PORT/MESSAGE_TYPE[?receiving=APP^FACILITY] "
+                                 f"(e.g. mllp:lab.example.org:2575/OML^O21), got {target!r}",
+                                 code="value")
+        options = parse_qs(query, keep_blank_values=True)
+        unknown = sorted(set(options) - {"receiving"})
+        if unknown:
+            raise PermanentError(f"mllp: unknown option {unknown[0]!r} (known: receiving)",
                                  code="value")
         self.message_type = unquote(message_type)
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
@@ -60,6 +67,9 @@ class MLLPConnector:
             from ..clinic import load_clinic
 
             ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
+        if "receiving" in options:  # MSH-5^MSH-6: the receiving application and facility
+            app, _, facility = options["receiving"][-1].partition("^")
+            ctx = replace(ctx, receiving=(app, facility))
         self.ctx = ctx
         self.client = MLLPClient(host or "127.0.0.1", int(port), timeout=timeout, retries=0)
         self.patients = default_lookup()  # where PID's demographics are read (patients.py)
