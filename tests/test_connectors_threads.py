@@ -202,3 +202,45 @@ def test_an_unknown_mllp_option_is_refused():
 
     with pytest.raises(PermanentError, match="unknown option 'recieving'"):
         MLLPConnector("127.0.0.1:2575/OML^O21?recieving=LAB^X")
+
+
+def test_an_order_and_its_specimen_travel_as_one_message_through_the_outbox(tmp_path):
+    """A lab_order and the specimen_collection for it, in one input, are one unit of work
+    (``Mapper.unit``): one outbox item, one OML^O21 with ORC/OBR and its SPM — as ``map``
+    + ``convert`` make it. Before, the order went out without SPM and the specimen was
+    dead-lettered ("there is no ServiceRequest to send") (issue 19, item 9)."""
+    from mafhir.context import Clinic
+
+    clinic = Clinic(name="Maple Street Family Clinic", system=clinic_ctx().clinic.system,
+                    npi=NPI)
+    order = {**_lab_order(7), "specimens": ["spec-7"]}
+    specimen = {"task": "specimen_collection", "id": "spec-7", "order": "ord-7",
+                "patient": {"mrn": "L00007"}, "type": "venous-blood",
+                "method": "venipuncture", "collected": "2026-11-27T09:20:00-05:00",
+                "label": "TUBE-000731"}
+    other = _lab_order(8)  # an order without specimens goes on its own
+    (tmp_path / "clinic.json").write_text(clinic.model_dump_json())
+    source = write_ndjson(tmp_path / "tasks.ndjson", [order, other, specimen])
+    with _Lab() as lab:
+        server = threading.Thread(target=lab.serve_forever, daemon=True)
+        server.start()
+        try:
+            proc = subprocess.run([MAFHIR, "sync", "--to",
+                                   f"mllp:127.0.0.1:{lab.server_address[1]}/OML^O21",
+                                   "--db", str(tmp_path / "o.db"), "--clinic",
+                                   str(tmp_path / "clinic.json"), "--json", "--no-progress",
+                                   str(source)], capture_output=True, text=True, timeout=300)
+        finally:
+            lab.shutdown()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (summary["sent"], summary["dead"]) == (2, 0)  # two orders, no dead specimen
+    by_order = {str(m.segment("ORC")[2]).split("^")[0]: m for m in lab.messages}
+    assert set(by_order) == {"ord-7", "ord-8"}
+    with_spm = by_order["ord-7"]
+    spm = [s for s in with_spm if str(s[0]) == "SPM"]
+    assert len(spm) == 1, str(with_spm)
+    assert str(spm[0][2]).startswith("TUBE-000731&")  # SPM-2: the label on the tube
+    assert str(spm[0][4]).startswith("122555007^Venous blood specimen")  # SPM-4 type
+    assert str(spm[0][17]) == "20261127092000-0500"  # SPM-17 collected
+    assert not [s for s in by_order["ord-8"] if str(s[0]) == "SPM"]

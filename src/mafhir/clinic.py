@@ -30,11 +30,13 @@ NO_CLINIC = ("warning: no clinic is configured, so identifiers are written under
 _warned = False
 
 
-def load_clinic(path: str | None) -> Clinic:
+def load_clinic(path: str | None, *, warn: bool = True) -> Clinic:
     """The clinic from ``path`` or ``$MAFHIR_CLINIC`` (JSON, or TOML with a ``[clinic]``
     table), else the ``[clinic]`` table of the settings file (``mafhir.toml``), else the
     default — said loudly, once, because identifiers written under a namespace nobody
-    chose are not found again by a later run with the real clinic."""
+    chose are not found again by a later run with the real clinic. ``warn=False``: a
+    connector's own default, which the command running it replaces (``use_clinic``) and
+    warns about itself."""
     path = path or os.environ.get("MAFHIR_CLINIC")
     if not path:
         config = find_config()
@@ -42,7 +44,8 @@ def load_clinic(path: str | None) -> Clinic:
                 isinstance(_read_toml(config.read_bytes(), config.name).get("clinic"), dict):
             path = str(config)
         else:
-            _warn_default()
+            if warn:
+                _warn_default()
             return DEFAULT_CLINIC
     file = Path(path)
     try:

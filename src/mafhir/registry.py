@@ -57,6 +57,10 @@ class Mapper:
     from_fhir: Callable[[ResourceSet], Sequence[TaskModel]]
     description: str = ""
     lifecycle: Lifecycle | None = None
+    #: The unit of work a task belongs to (e.g. ``lab:ORDER-ID`` for a lab order and the
+    #: specimens collected for it), or None. Tasks of one unit in one input travel as one
+    #: outbox item — one transaction, one v2 message — as they would in one ``map``.
+    unit: Callable[[Any], str | None] | None = None
 
 
 @dataclass(frozen=True)

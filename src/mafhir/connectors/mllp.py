@@ -66,7 +66,8 @@ class MLLPConnector:
         if ctx is None:
             from ..clinic import load_clinic
 
-            ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
+            ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"),
+                                                                warn=False)))
         if "receiving" in options:  # MSH-5^MSH-6: the receiving application and facility
             app, _, facility = options["receiving"][-1].partition("^")
             ctx = replace(ctx, receiving=(app, facility))

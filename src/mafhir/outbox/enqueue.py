@@ -19,7 +19,7 @@ from ..bundle import transaction
 from ..context import MapContext
 from ..errors import InputError, Problem, as_code
 from ..io import dumps, iter_documents
-from ..pipeline import Failed, Pipeline
+from ..pipeline import Failed, Mapped, Pipeline
 from ..registry import Registry
 from ..validation import check_bundle
 from .keys import canonical, digest, ordering_key
@@ -64,6 +64,8 @@ class Enqueuer:
         # lifecycle, by idempotency key: reading a file again (``--watch``) puts the state
         # back task by task instead of stepping an already judged task a second time.
         self._after: dict[str, Any] = {}
+        # tasks held until the end of their input, by unit of work (``Mapper.unit``)
+        self._units: dict[str, list[tuple[str, Mapped, str]]] = {}
 
     def add_file(self, path: str | Path) -> Enqueued:
         label = Path(path).name
@@ -84,9 +86,27 @@ class Enqueuer:
 
     def add_documents(self, docs: Iterable[tuple[int, Any]], label: str) -> Enqueued:
         out = Enqueued(problems=[])
+        self._units = {}
         for chunk in _chunks(docs, CHUNK):
             self._chunk(chunk, label, out)
+        self._flush_units(out)
         return out
+
+    def _flush_units(self, out: Enqueued) -> None:
+        """One item per unit of work (``Mapper.unit``): its tasks' entries in one
+        transaction, keyed by its tasks' keys together."""
+        new = []
+        for members in self._units.values():
+            bundle = transaction([e for _, result, _ in members for e in result.entries])
+            key = self.prefix + digest("unit", *sorted(k for k, _, _ in members))
+            kinds = "+".join(dict.fromkeys(r.task.task for _, r, _ in members))
+            new.append(NewItem(self.destination, ordering_key(bundle) or digest("item", key),
+                               key, dumps(bundle), " + ".join(src for _, _, src in members),
+                               kinds))
+        self._units = {}
+        added = self.store.enqueue(new)
+        out.added += added
+        out.skipped += len(new) - added
 
     def add_bundles(self, named: Iterable[tuple[str, JSON]]) -> Enqueued:
         """Enqueue ready transaction Bundles, each with a name for its source."""
@@ -153,11 +173,18 @@ class Enqueuer:
         after = self.pipeline.lifecycle_state(result.task)
         if after is not None:
             self._after[key] = after
+        source = f"{label}#{index} {result.task.task} {getattr(result.task, 'id', '')}"
+        unit = self._unit_of(result)
+        if unit is not None:  # goes out with the rest of its unit, at the end of the input
+            self._units.setdefault(unit, []).append((key, result, source))
+            return None
         bundle = transaction(result.entries)
         okey = ordering_key(bundle) or digest("item", key)
-        task_id = getattr(result.task, "id", "")
-        return NewItem(self.destination, okey, key, dumps(bundle),
-                       f"{label}#{index} {result.task.task} {task_id}", result.task.task)
+        return NewItem(self.destination, okey, key, dumps(bundle), source, result.task.task)
+
+    def _unit_of(self, result: Mapped) -> str | None:
+        mapper = self.registry.mappers.get(result.task.task)
+        return mapper.unit(result.task) if mapper is not None and mapper.unit else None
 
     def _bundle_item(self, index: int, raw: JSON, key: str, label: str, out: Enqueued
                      ) -> NewItem | None:

@@ -25,10 +25,13 @@ def register_mappers(register: Callable[[Mapper], None]) -> None:
     )
     from .tasks import LabOrder, SpecimenCollection
 
+    # an order and the specimens collected for it go out together (one OML with its SPMs)
     register(Mapper("lab_order", LabOrder, lab_order_to_fhir, lab_order_from_fhir,
-                    "tests ordered from the reference lab (US Core ServiceRequest)"))
+                    "tests ordered from the reference lab (US Core ServiceRequest)",
+                    unit=lambda task: f"lab:{task.id}"))
     register(Mapper("specimen_collection", SpecimenCollection, specimen_to_fhir,
-                    specimen_from_fhir, "a specimen collected and labelled (US Core Specimen)"))
+                    specimen_from_fhir, "a specimen collected and labelled (US Core Specimen)",
+                    unit=lambda task: f"lab:{task.order}" if task.order else None))
 
 
 @hookimpl

@@ -408,7 +408,8 @@ class V2Pharmacy:
         if not port.isdigit():
             raise PermanentError(f"pharmacy-v2 needs HOST:PORT, got {target!r}")
         self.fixed_time = ctx is not None  # a given context keeps its clock (tests)
-        self.ctx = ctx or V2Context(map=MapContext(clinic=load_clinic(None)))
+        # the command running this connector names the clinic (use_clinic) and warns if none
+        self.ctx = ctx or V2Context(map=MapContext(clinic=load_clinic(None, warn=False)))
         self.client = MLLPClient(host or "127.0.0.1", int(port), timeout=timeout)
         #: where a patient named only by MRN is read for PID (name, birth date, sex…)
         self.patients = patients if patients is not None else default_lookup()
