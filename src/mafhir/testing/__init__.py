@@ -1,4 +1,4 @@
-"""mafhir.testing: the conformance kit for connector plugins.
+"""mafhir.testing: the conformance kits for connector and mapper plugins.
 
 One line in a plugin's tests generates a suite that runs the connector against a real
 FHIR R4 server (SEKMET, started on a free loopback port, or ``MAFHIR_TEST_FHIR_URL``)::
@@ -7,7 +7,8 @@ FHIR R4 server (SEKMET, started on a free loopback port, or ``MAFHIR_TEST_FHIR_U
 
     TestConformance = connector_suite("my-connector")
 
-See ``docs/connectors.md``. The pieces are usable on their own: :func:`fhir_server`,
+See ``docs/connectors.md``; for task kinds, :func:`check_mapper` / :func:`mapper_suite`
+(``docs/plugins.md``). The pieces are usable on their own: :func:`fhir_server`,
 :func:`check_contract` (the declared capabilities, no server needed),
 :class:`FaultProxy` (429/503/dropped/slow/HTML answers on demand) and :class:`TokenServer`
 (a SMART Backend Services token endpoint that verifies client assertions).
@@ -16,6 +17,7 @@ See ``docs/connectors.md``. The pieces are usable on their own: :func:`fhir_serv
 from __future__ import annotations
 
 from .contract import check_contract
+from .mapper_kit import check_mapper, mapper_suite
 from .proxy import Fault, FaultProxy, Seen, strip_next_link
 from .server import FhirServer, ServerUnavailable, fhir_server, free_port, start_fhir_server
 from .suite import AuthSpec, connector_suite
@@ -30,9 +32,11 @@ __all__ = [
     "ServerUnavailable",
     "TokenServer",
     "check_contract",
+    "check_mapper",
     "connector_suite",
     "fhir_server",
     "free_port",
+    "mapper_suite",
     "start_fhir_server",
     "strip_next_link",
 ]
