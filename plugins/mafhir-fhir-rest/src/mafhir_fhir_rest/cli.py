@@ -65,7 +65,8 @@ def _bundles(source: str, clinic_path: str | None, skip_invalid: bool = False) -
 
 @click.command("send")
 @click.option("--to", "target", required=True,
-              help="FHIR base URL, or a destination named in mafhir.toml.")
+              help="FHIR base URL, a destination named in mafhir.toml, or a plugin's "
+                   "CONNECTOR:TARGET (dir:OUT, mllp:HOST:PORT/OML^O21, …).")
 @click.argument("source", default="-", metavar="FILE|-")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Destinations file (default ./mafhir.toml or $MAFHIR_CONFIG).")
@@ -84,10 +85,14 @@ def send_command(target: str, source: str, config_path: str | None, clinic_path:
     Exit 0 when the server accepted everything; 2 for bad input; 1 when the server
     refused (the reason and the failing entry are printed); 75 when it may work later.
     """
+    other = _other_connector(target)
     try:
         bundles = _bundles(source, clinic_path, skip_invalid)
         if not bundles:
             raise InputError([Problem(source, "holds nothing to send", "required")])
+        if other is not None:  # a plugin's destination (dir:, mllp:, iis:…): its own send
+            _send_through(other, target, bundles, clinic_path)
+            return
         if insecure:
             click.echo("warning: TLS verification is off", err=True)
         client = client_for(target, config_path, insecure=insecure)
@@ -112,6 +117,39 @@ def send_command(target: str, source: str, config_path: str | None, clinic_path:
             click.echo(f"({sent + accepted} resource(s) were accepted by the server before the "
                        "failure)", err=True)
         sys.exit(75 if exc.transient else 1)
+
+
+def _other_connector(target: str) -> str | None:
+    """The connector named by ``CONNECTOR:TARGET`` when it is not this plugin's (a URL or
+    a named destination of mafhir.toml is ours)."""
+    if target.startswith(("http://", "https://")) or ":" not in target:
+        return None
+    name = target.partition(":")[0]
+    connectors = get_registry().connectors
+    if name in connectors and name != "fhir-rest":
+        return name
+    return None
+
+
+def _send_through(name: str, target: str, bundles: list[JSON], clinic_path: str | None
+                  ) -> None:
+    """Send with a plugin's connector, as ``sync`` would but without the outbox: exit 0
+    when it took everything, else the error's own status (docs/errors.md)."""
+    import json
+
+    from mafhir.outbox.delivery import connect, resolve_destination
+
+    connector = connect(resolve_destination(target))
+    if "use_clinic" in getattr(connector, "capabilities", ()):
+        connector.use_clinic(_load_clinic(clinic_path))  # type: ignore[attr-defined]
+    try:
+        for bundle in bundles:
+            result = connector.send(bundle)
+            detail = json.dumps(result, default=str)[:300] if result else "accepted"
+            click.echo(f"sent {len(bundle.get('entry', []))} resource(s) to {name}: {detail}",
+                       err=True)
+    finally:
+        connector.close()
 
 
 def _parse_day(text: str) -> date | datetime:
