@@ -62,3 +62,25 @@ def test_worker_once_with_a_dead_letter_exits_1_and_show_tells_every_state(tmp_p
     missing = cli("outbox", "show", "999", "--db", db)
     assert missing.returncode == 2 and missing.stderr.strip() == "error: no outbox item 999"
     store.close()
+
+
+def test_a_run_without_a_terminal_says_periodically_how_far_it_got(tmp_path, fault_proxy):
+    """No progress bar in a pipe or a log: a one-line status every MAFHIR_STATUS_EVERY
+    seconds instead of silence (issue 19, item 7)."""
+    import os
+
+    ctx = clinic_ctx()
+    clinic = tmp_path / "clinic.json"
+    clinic.write_text(ctx.clinic.model_dump_json())
+    fault_proxy.add(Fault.slow(0.05), method="POST", times=10_000)  # each send ≥ 50 ms
+    src = write_ndjson(tmp_path / "t.ndjson", [vitals_task(i, i, performer=False)
+                                               for i in range(40)])
+    proc = subprocess.run([str(MAFHIR), "sync", "--to", fault_proxy.base_url, "--db",
+                           str(tmp_path / "o.db"), "--clinic", str(clinic), "--threads", "2",
+                           str(src)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MAFHIR_STATUS_EVERY": "0.2"})
+    assert proc.returncode == 0, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if " status: " in x]
+    assert lines, proc.stderr  # 40 sends of ≥ 50 ms on 2 threads last ≥ 1 s
+    assert all(x.split(" status: ")[1].count(",") == 4 for x in lines)
+    assert lines[-1].split(" status: ")[1].split(" sent")[0].isdigit()

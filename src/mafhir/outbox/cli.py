@@ -29,7 +29,15 @@ from rich.table import Table
 
 from ..cli.options import clinic_option, load_clinic
 from ..context import MapContext
-from ..errors import EXIT_FAILED, EXIT_INPUT, EXIT_OK, InputError, MafhirError, exit_code
+from ..errors import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_OK,
+    InputError,
+    MafhirError,
+    Problem,
+    exit_code,
+)
 from ..io import dumps, loads
 from ..plugins import get_registry
 from ..redact import redact_text, without_password
@@ -172,16 +180,51 @@ def _progress_for(store: OutboxStore, show: bool, console: Console
     return progress, on_result
 
 
+#: Seconds between the one-line status a run without a progress bar prints (0: none).
+STATUS_EVERY_ENV = "MAFHIR_STATUS_EVERY"
+STATUS_EVERY = 60.0
+
+
 @contextmanager
 def showing_progress(store: OutboxStore, engine: Engine, show: bool,
                      console: Console) -> Iterator[None]:
-    """While the block runs, a progress bar follows the engine's results (when ``show``)."""
+    """While the block runs, a progress bar follows the engine's results (when ``show``);
+    without one (a log file, a pipe, cron), a one-line status every ``MAFHIR_STATUS_EVERY``
+    seconds (60 by default) says the run is alive and how far it got."""
     bar, engine.on_result = _progress_for(store, show, console)
-    if bar is None:
+    if bar is not None:
+        with bar:
+            yield
+        return
+    every = _status_every()
+    if every <= 0:
         yield
         return
-    with bar:
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(every):
+            t = engine.tally
+            console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} status: {t.sent} sent, "
+                          f"{t.unchanged} unchanged, {t.retried} retried, {t.dead} dead, "
+                          f"{store.active()} waiting", highlight=False, soft_wrap=True)
+
+    reporter = threading.Thread(target=report, name="mafhir-status", daemon=True)
+    reporter.start()
+    try:
         yield
+    finally:
+        stop.set()
+        reporter.join(5)
+
+
+def _status_every() -> float:
+    raw = os.environ.get(STATUS_EVERY_ENV, "")
+    try:
+        return float(raw) if raw.strip() else STATUS_EVERY
+    except ValueError:
+        raise InputError([Problem(STATUS_EVERY_ENV, "must be a number of seconds",
+                                  "value")]) from None
 
 
 def print_summary(tally: Tally, console: Console, store: OutboxStore) -> None:
