@@ -171,3 +171,30 @@ def test_an_option_that_would_do_nothing_is_an_error(tmp_path, args, named):
     proc = run([*args, str(src)], tmp_path)
     assert proc.returncode == 2
     assert one_error_line(proc).startswith(f"error: {named}: only with")
+
+
+def test_map_on_a_terminal_shows_a_live_count(tmp_path):
+    """On a terminal, ``map`` shows how many tasks it has read (issue 19, item 7)."""
+    import os
+    import pty
+
+    day = (ROOT / "fixtures" / "clinic-day" / "day.ndjson").read_text().splitlines()
+    src = tmp_path / "t.ndjson"
+    src.write_text("\n".join(day[:5]) + "\n")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([str(MAFHIR), "map", "-o", str(tmp_path / "o.json"), "--clinic",
+                             str(CLINIC), str(src)], stdout=subprocess.PIPE, stderr=terminal,
+                            cwd=tmp_path)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the command is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=120) == 0
+    os.close(controller)
+    assert b"task(s) read" in seen and b"mapped 5 task(s)" in seen

@@ -111,9 +111,10 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
         quarantine_path = quarantine_path or (f"{out}.quarantine.ndjson" if out and out != "-"
                                               else "mafhir-quarantine.ndjson")
     try:
-        with stream, _atomic_output(out) as sink:
+        with stream, _atomic_output(out) as sink, _counting(sys.stderr.isatty()) as counted:
             entries: list[Any] = []
             for result in pipeline.run(iter_documents(stream, label=source)):
+                counted()
                 if isinstance(result, Failed):
                     failures.append(result)
                     _show_failure(result, len(failures))
@@ -148,6 +149,23 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
                    f"with their reasons", err=True)
         sys.exit(1)
     click.echo(f"mapped {tasks} task(s)", err=True)
+
+
+@contextmanager
+def _counting(show: bool) -> Any:
+    """On a terminal, a live count of the tasks read (a long file is not a hung command);
+    elsewhere nothing. Yields the function to call once per task."""
+    if not show:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("map: {task.completed} task(s) read"),
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    task = progress.add_task("map", total=None)
+    with progress:
+        yield lambda: progress.advance(task)
 
 
 def _show_failure(failure: Failed, n: int) -> None:
