@@ -19,7 +19,10 @@ share a folder), so nothing here may assume it is alone:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,15 +48,77 @@ LOCK_FILE = ".mafhir-dir.lock"
 
 
 class _Folder:
-    """The state every connector open on one folder in this process shares."""
+    """The state every connector open on one folder in this process shares.
+
+    The latest state of every resource is kept in a SQLite file of its own (in the
+    system's temporary folder), not in memory: a run of 100,000 records stays as small as
+    a run of ten. ``ord`` keeps each resource where it first appeared, as the NDJSON
+    lists it.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.lock = threading.Lock()
         self.users = 0
-        self.latest: dict[Key, JSON] = _read_ndjson(root)
-        self.touched: set[Key] = set()
+        fd, self.state_path = tempfile.mkstemp(prefix="mafhir-dir-", suffix=".sqlite")
+        os.close(fd)
+        self.db = sqlite3.connect(self.state_path, check_same_thread=False,
+                                  isolation_level=None)
+        self.db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "CREATE TABLE state (rtype TEXT NOT NULL, ident TEXT NOT NULL, body BLOB NOT NULL,"
+            " touched INTEGER NOT NULL, ord INTEGER NOT NULL, PRIMARY KEY (rtype, ident));"
+            "CREATE TABLE disk (rtype TEXT NOT NULL, ident TEXT NOT NULL, body BLOB NOT NULL,"
+            " ord INTEGER NOT NULL, PRIMARY KEY (rtype, ident));")
+        self.ord = 0
+        self._load(root, "state")
         self.next = len(list((root / "bundles").glob("*.json"))) + 1
+
+    def _load(self, root: Path, table: str) -> None:
+        """The folder's ``<Type>.ndjson`` into ``table`` (a later line of a key wins, at
+        the place of the first)."""
+        self.db.execute("BEGIN")
+        try:
+            if table == "disk":
+                self.db.execute("DELETE FROM disk")
+            touched = ", 0" if table == "state" else ""
+            for (rtype, ident), line in _iter_ndjson(root):
+                self.ord += 1
+                self.db.execute(f"INSERT INTO {table} VALUES (?, ?, ?{touched}, ?) "
+                                "ON CONFLICT (rtype, ident) DO UPDATE SET body = excluded.body",
+                                (rtype, ident, line, self.ord))
+        finally:
+            self.db.execute("COMMIT")
+
+    def put(self, key: Key, body: bytes, only_if_new: bool) -> None:
+        self.ord += 1
+        if only_if_new:  # a conditional create leaves what is there, as a server would
+            self.db.execute("INSERT INTO state VALUES (?, ?, ?, 1, ?) ON CONFLICT DO NOTHING",
+                            (*key, body, self.ord))
+        else:
+            self.db.execute("INSERT INTO state VALUES (?, ?, ?, 1, ?) ON CONFLICT (rtype, "
+                            "ident) DO UPDATE SET body = excluded.body, touched = 1",
+                            (*key, body, self.ord))
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT rtype, count(*) FROM state GROUP BY rtype"))
+
+    def merged(self) -> Iterator[tuple[str, bytes]]:
+        """(type, NDJSON line) of what the folder holds now (``disk``: read again, for
+        other processes' work) with what this process wrote in its place, in order."""
+        rows = self.db.execute(
+            "SELECT d.rtype, coalesce(s.body, d.body), 0 AS grp, d.ord FROM disk d "
+            "LEFT JOIN state s ON s.rtype = d.rtype AND s.ident = d.ident AND s.touched = 1 "
+            "UNION ALL SELECT s.rtype, s.body, 1, s.ord FROM state s WHERE s.touched = 1 AND "
+            "NOT EXISTS (SELECT 1 FROM disk d WHERE d.rtype = s.rtype AND d.ident = s.ident) "
+            "ORDER BY 1, 3, 4")
+        for rtype, body, _, _ in rows:
+            yield rtype, body
+
+    def drop(self) -> None:
+        self.db.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.state_path)
 
 
 _FOLDERS: dict[Path, _Folder] = {}
@@ -75,6 +140,7 @@ def _release_folder(folder: _Folder) -> None:
         folder.users -= 1
         if folder.users <= 0:
             _FOLDERS.pop(folder.root.resolve(), None)
+            folder.drop()
 
 
 class DirectoryConnector:
@@ -104,11 +170,8 @@ class DirectoryConnector:
                 resource = entry.get("resource")
                 if not resource:
                     continue
-                key = _identity(resource, entry.get("fullUrl", ""))
-                if key in folder.latest and (entry.get("request") or {}).get("ifNoneExist"):
-                    continue  # a conditional create leaves what is there, as a server would
-                folder.latest[key] = resource
-                folder.touched.add(key)
+                folder.put(_identity(resource, entry.get("fullUrl", "")), dumps(resource),
+                           bool((entry.get("request") or {}).get("ifNoneExist")))
         return {"resourceType": "Bundle", "type": "transaction-response",
                 "location": str(target), "entries": len(bundle.get("entry", []))}
 
@@ -133,11 +196,8 @@ class DirectoryConnector:
 
     def stored(self) -> dict[str, int]:
         """How many distinct resources of each type the folder holds."""
-        counts: dict[str, int] = {}
         with self._folder.lock:
-            for rtype, _ in self._folder.latest:
-                counts[rtype] = counts.get(rtype, 0) + 1
-        return counts
+            return self._folder.counts()
 
     def close(self) -> None:
         if self._closed:
@@ -146,15 +206,53 @@ class DirectoryConnector:
         folder = self._folder
         try:
             with folder.lock, _exclusive(self.root / LOCK_FILE):
-                merged = _read_ndjson(self.root)  # what other processes wrote meanwhile
-                merged.update({k: v for k, v in folder.latest.items() if k in folder.touched})
-                by_type: dict[str, list[bytes]] = {}
-                for (rtype, _), resource in merged.items():
-                    by_type.setdefault(rtype, []).append(dumps(resource))
-                for rtype, lines in by_type.items():
-                    _write_atomic(self.root / f"{rtype}.ndjson", b"\n".join(lines) + b"\n")
+                folder._load(self.root, "disk")  # what other processes wrote meanwhile
+                _write_by_type(self.root, folder.merged())
         finally:
             _release_folder(folder)
+
+
+def _write_by_type(root: Path, rows: Iterator[tuple[str, bytes]]) -> None:
+    """``<Type>.ndjson`` for each type in ``rows`` (grouped by type), each replaced whole,
+    streamed through a temporary file."""
+    out = None
+    current = ""
+    tmp = ""
+    try:
+        for rtype, line in rows:
+            if rtype != current:
+                if out is not None:
+                    _finish(out, tmp, root / f"{current}.ndjson")
+                current = rtype
+                fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{rtype}.", suffix=".tmp")
+                out = os.fdopen(fd, "wb")
+            assert out is not None
+            out.write(line.rstrip(b"\n") + b"\n")
+        if out is not None:
+            _finish(out, tmp, root / f"{current}.ndjson")
+            out = None
+    except BaseException:
+        if out is not None:
+            out.close()
+            os.unlink(tmp)
+        raise
+
+
+def _finish(out: Any, tmp: str, target: Path) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    out.close()
+    os.chmod(tmp, 0o666 & ~_UMASK)  # as a file the user created: mkstemp makes it 0600
+    os.replace(tmp, target)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # read once, at import, before any writer thread starts
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def _identity(resource: JSON, full_url: str) -> Key:
@@ -164,9 +262,9 @@ def _identity(resource: JSON, full_url: str) -> Key:
     return resource["resourceType"], key
 
 
-def _read_ndjson(root: Path) -> dict[Key, JSON]:
-    """The latest states a folder's ``<Type>.ndjson`` files hold (decimals exact)."""
-    latest: dict[Key, JSON] = {}
+def _iter_ndjson(root: Path) -> Iterator[tuple[Key, bytes]]:
+    """Each resource line of a folder's ``<Type>.ndjson`` files with its key, kept as the
+    bytes it was written with (decimals exact)."""
     for path in sorted(root.glob("[A-Z]*.ndjson")):  # <ResourceType>.ndjson, not others
         with open(path, "rb") as lines:
             for lineno, line in enumerate(lines, start=1):
@@ -179,8 +277,7 @@ def _read_ndjson(root: Path) -> dict[Key, JSON]:
                                          "connector will not overwrite a file it cannot "
                                          "read") from None
                 if isinstance(resource, dict) and resource.get("resourceType") == path.stem:
-                    latest[_identity(resource, "")] = resource
-    return latest
+                    yield _identity(resource, ""), line.rstrip(b"\r\n")
 
 
 def _temporary(folder: Path, data: bytes) -> str:
