@@ -75,15 +75,34 @@ def update(resource: JSON) -> Entry:
 
 
 def _link(node: Any, targets: dict[str, str]) -> Any:
-    """``node`` with conditional references to in-Bundle resources made ``urn:uuid`` ones."""
+    """``node`` with conditional references to in-Bundle resources made ``urn:uuid`` ones.
+
+    Copy on write: a dict or list with nothing to relink under it is returned as it is, so
+    a transaction copies only the paths that lead to a changed reference (most resources
+    have none, and most of a resource is not on such a path)."""
     if isinstance(node, dict):
+        out: dict[str, Any] | None = None
         ref = node.get("reference")
         if isinstance(ref, str) and ref in targets:
-            node = {**node, "reference": targets[ref]}
-        return {k: (_link(v, targets) if isinstance(v, (dict, list)) else v)
-                for k, v in node.items()}
+            out = {**node, "reference": targets[ref]}
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                linked = _link(value, targets)
+                if linked is not value:
+                    if out is None:
+                        out = dict(node)
+                    out[key] = linked
+        return node if out is None else out
     if isinstance(node, list):
-        return [_link(v, targets) if isinstance(v, (dict, list)) else v for v in node]
+        copied: list[Any] | None = None
+        for i, value in enumerate(node):
+            if isinstance(value, (dict, list)):
+                linked = _link(value, targets)
+                if linked is not value:
+                    if copied is None:
+                        copied = list(node)
+                    copied[i] = linked
+        return node if copied is None else copied
     return node
 
 
