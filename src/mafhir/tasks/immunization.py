@@ -19,7 +19,7 @@ Cross-field rules raise a pydantic error at the field they are about (e.g. ``vac
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -28,7 +28,7 @@ from ..codes import cvx, mvx
 from ..errors import Problem
 from .base import TaskId, TaskModel
 from .common import LocationRef, PatientRef, PractitionerRef
-from .text import Identifier
+from .product import EXPIRED_LOT, Lot, lot_expired
 
 __all__ = [
     "ELIGIBILITY",
@@ -133,9 +133,6 @@ class VisDocument(BaseModel):
         return self
 
 
-Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-
-
 class ImmunizationTask(TaskModel):
     """One vaccine dose: given here, not given, or recorded from history."""
 
@@ -209,10 +206,8 @@ class ImmunizationTask(TaskModel):
         elif self.reason_not_given is not None:
             errors.append((("reason_not_given",),
                            "is only for a dose not given (statusReason goes with not-done)"))
-        if (self.status == "given" and self.expiration_date is not None
-                and self.occurred is not None and self.expiration_date < self.occurred.date()):
-            errors.append((("expiration_date",),
-                           "the lot had expired on the administration date"))
+        if self.status == "given" and lot_expired(self.expiration_date, self.occurred):
+            errors.append((("expiration_date",), EXPIRED_LOT))
         if errors:
             raise ValidationError.from_exception_data("ImmunizationTask", [
                 InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
