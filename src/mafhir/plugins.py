@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.appointment",
     "mafhir.mappers.coverage",
     "mafhir.mappers.injection",
+    "mafhir.mappers.intake",
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.commands",
