@@ -46,6 +46,7 @@ from ..tasks.injection import (
     MedicationGiven,
 )
 from .common import (
+    code_in,
     encounter_ref,
     patient_from_fhir,
     patient_refs,
@@ -156,13 +157,6 @@ def to_fhir(task: InjectionTask, ctx: MapContext) -> list[Entry]:
 # ---------------------------------------------------------------- reverse
 
 
-def _code(concept: Any, system: str) -> str | None:
-    for c in (concept or {}).get("coding", []):
-        if c.get("system") == system:
-            return c.get("code")
-    return None
-
-
 def _task_id(admin: JSON) -> str | None:
     for ident in admin.get("identifier", []):
         if str(ident.get("system", "")).endswith("/injection") and ident.get("value"):
@@ -188,17 +182,17 @@ def _one(admin: JSON, resources: ResourceSet) -> InjectionTask:
         "task": "injection", "id": task_id,
         "patient": patient_from_fhir(resources.resolve(subject), subject),
         "status": "not-given" if admin.get("status") == "not-done" else "given",
-        "medication": {"rxnorm": _code(concept, RXNORM), "ndc": _code(concept, systems.NDC),
+        "medication": {"rxnorm": code_in(concept, RXNORM), "ndc": code_in(concept, systems.NDC),
                        "name": concept.get("text")},
         "occurred": parse_fhir_datetime(admin["effectiveDateTime"]),
         "lot_number": batch.get("lotNumber"),
         "expiration_date": batch.get("expirationDate"),
     }
     for reason in admin.get("statusReason", []):
-        data["reason_not_given"] = _code(reason, systems.ACT_REASON)
+        data["reason_not_given"] = code_in(reason, systems.ACT_REASON)
     dosage = admin.get("dosage") or {}
-    data["site"] = _code(dosage.get("site"), systems.ACT_SITE)
-    data["route"] = _ROUTE_OF.get(_code(dosage.get("route"), systems.SNOMED) or "")
+    data["site"] = code_in(dosage.get("site"), systems.ACT_SITE)
+    data["route"] = _ROUTE_OF.get(code_in(dosage.get("route"), systems.SNOMED) or "")
     dose = dosage.get("dose")
     if dose:
         data["dose"] = {"value": dose.get("value"), "unit": dose.get("code")}

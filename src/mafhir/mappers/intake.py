@@ -22,14 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
-
-from pydantic import ValidationError
 
 from .. import systems
 from ..bundle import Entry, create, update
 from ..context import MapContext
-from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_date, fhir_datetime, identifier, parse_fhir_datetime
 from ..hl7v2.terminology import ICD10CM, RXNORM
 from ..hookspecs import hookimpl
@@ -46,11 +44,13 @@ from ..tasks.intake import (
     ReportedMedication,
 )
 from .common import (
+    code_in,
     encounter_ref,
     patient_from_fhir,
     patient_refs,
     practitioner_entry,
     practitioner_from_fhir,
+    read_back,
     visit_from_fhir,
 )
 from .screening import screening_entries, screening_from_fhir
@@ -135,16 +135,26 @@ class _Context:
         return base
 
 
-def _allergy(item: Allergy, c: _Context) -> JSON:
+def _list_entry(rtype: str, profile: str, kind: str, item: Allergy | ProblemItem, c: _Context,
+                clinical: str, verification: str) -> JSON:
+    """The head of an allergy or problem-list entry: identity and both statuses. An entry
+    entered in error has no clinicalStatus (ait-2, con-5) and says so in verificationStatus."""
     res: JSON = {
-        "resourceType": "AllergyIntolerance",
-        "meta": {"profile": [systems.profile("us-core-allergyintolerance")]},
-        "identifier": c.identifiers("allergy", item.id),
+        "resourceType": rtype,
+        "meta": {"profile": [systems.profile(profile)]},
+        "identifier": c.identifiers(kind, item.id),
     }
-    if item.status != "entered-in-error":  # ait-2
-        res["clinicalStatus"] = codeable(coding(ALLERGY_CLINICAL, item.status))
-    verification = "entered-in-error" if item.status == "entered-in-error" else item.verification
-    res["verificationStatus"] = codeable(coding(ALLERGY_VERIFICATION, verification))
+    wrong = item.status == "entered-in-error"
+    if not wrong:
+        res["clinicalStatus"] = codeable(coding(clinical, item.status))
+    res["verificationStatus"] = codeable(coding(
+        verification, "entered-in-error" if wrong else item.verification))
+    return res
+
+
+def _allergy(item: Allergy, c: _Context) -> JSON:
+    res = _list_entry("AllergyIntolerance", "us-core-allergyintolerance", "allergy", item, c,
+                      ALLERGY_CLINICAL, ALLERGY_VERIFICATION)
     if item.type:
         res["type"] = item.type
     if item.category:
@@ -215,15 +225,8 @@ def _medication(item: ReportedMedication, c: _Context) -> JSON:
 
 
 def _condition(item: ProblemItem, c: _Context) -> JSON:
-    res: JSON = {
-        "resourceType": "Condition",
-        "meta": {"profile": [systems.profile("us-core-condition-problems-health-concerns")]},
-        "identifier": c.identifiers("condition", item.id),
-    }
-    if item.status != "entered-in-error":  # con-5
-        res["clinicalStatus"] = codeable(coding(CONDITION_CLINICAL, item.status))
-    verification = "entered-in-error" if item.status == "entered-in-error" else item.verification
-    res["verificationStatus"] = codeable(coding(CONDITION_VERIFICATION, verification))
+    res = _list_entry("Condition", "us-core-condition-problems-health-concerns", "condition",
+                      item, c, CONDITION_CLINICAL, CONDITION_VERIFICATION)
     res["category"] = [codeable(PROBLEM_LIST if item.category == "problem" else HEALTH_CONCERN)]
     res["code"] = _concept(item.code)
     res["subject"] = c.patient
@@ -298,18 +301,9 @@ def _coded(concept: Any) -> JSON:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _status(concept: Any, system: str) -> str | None:
-    return next((c.get("code") for c in (concept or {}).get("coding", [])
-                 if c.get("system") == system), None)
-
-
-def _code_of(concept: Any, system: str) -> str | None:
-    return _status(concept, system)
-
-
 def _read_allergy(res: JSON) -> JSON:
-    status = _status(res.get("clinicalStatus"), ALLERGY_CLINICAL)
-    verification = _status(res.get("verificationStatus"), ALLERGY_VERIFICATION)
+    status = code_in(res.get("clinicalStatus"), ALLERGY_CLINICAL)
+    verification = code_in(res.get("verificationStatus"), ALLERGY_VERIFICATION)
     out: JSON = {"id": _own_id(res, "allergy"), "substance": _coded(res.get("code")),
                  "type": res.get("type"), "criticality": res.get("criticality"),
                  "onset": res.get("onsetDateTime")}
@@ -342,7 +336,7 @@ def _read_medication(res: JSON) -> JSON:
 
 
 def _read_condition(res: JSON) -> JSON:
-    verification = _status(res.get("verificationStatus"), CONDITION_VERIFICATION)
+    verification = code_in(res.get("verificationStatus"), CONDITION_VERIFICATION)
     concern = any(c.get("code") == "health-concern"
                   for cat in res.get("category", []) for c in cat.get("coding", []))
     out: JSON = {"id": _own_id(res, "condition"), "code": _coded(res.get("code")),
@@ -351,17 +345,17 @@ def _read_condition(res: JSON) -> JSON:
     if verification == "entered-in-error":
         out["status"] = "entered-in-error"
     else:
-        out["status"] = _status(res.get("clinicalStatus"), CONDITION_CLINICAL)
+        out["status"] = code_in(res.get("clinicalStatus"), CONDITION_CLINICAL)
         out["verification"] = verification
     return out
 
 
 def _read_social(res: JSON, data: JSON) -> bool:
-    code = _code_of(res.get("code"), systems.LOINC)
+    code = code_in(res.get("code"), systems.LOINC)
     for field, (_, _, loinc, _, answers) in SOCIAL.items():
         if code == loinc:
             value = res.get("valueCodeableConcept") or {}
-            given = _code_of(value, systems.SNOMED) or _code_of(value, NULL_FLAVOR)
+            given = code_in(value, systems.SNOMED) or code_in(value, NULL_FLAVOR)
             data[field] = next((k for k, (c, _) in answers.items() if c == given), given)
             return True
     return False
@@ -394,7 +388,7 @@ def _task_from(task_id: str, found: list[JSON], resources: ResourceSet) -> Intak
                 and person.get("resourceType") == "Practitioner":
             data["recorder"] = practitioner_from_fhir(person)
         if rtype == "AllergyIntolerance":
-            code = _code_of(res.get("code"), systems.SNOMED)
+            code = code_in(res.get("code"), systems.SNOMED)
             negation = next((f for f, (c, _) in NO_KNOWN.items() if c == code), None)
             if negation:
                 data[negation] = True
@@ -435,22 +429,13 @@ def from_fhir(resources: ResourceSet) -> list[IntakeTask]:
     Raises :class:`InputError` naming the intake when what is read back is not a valid
     intake (a total that no longer matches its items, an answer outside the scale).
     """
-    from ..pipeline import problems_from_validation
-
     groups: dict[str, list[JSON]] = {}
     for rtype in _TYPES:
         for res in resources.of_type(rtype):
             if (task_id := _intake_id(res)) is not None:
                 groups.setdefault(task_id, []).append(res)
-    tasks = []
-    for task_id, found in groups.items():
-        try:
-            tasks.append(_task_from(task_id, found, resources))
-        except ValidationError as exc:
-            raise InputError(problems_from_validation(exc, f"intake '{task_id}'")) from None
-        except (ValueError, KeyError) as exc:
-            raise InputError([Problem(f"intake '{task_id}'", str(exc), "value")]) from None
-    return tasks
+    return [read_back(f"intake '{task_id}'", partial(_task_from, task_id, found, resources))
+            for task_id, found in groups.items()]
 
 
 @hookimpl

@@ -21,12 +21,11 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ..codes import cvx, mvx
 from ..errors import Problem
-from .base import TaskId, TaskModel
+from .base import FieldError, TaskId, TaskModel, refuse
 from .common import LocationRef, PatientRef, PractitionerRef
 from .product import EXPIRED_LOT, Lot, lot_expired
 
@@ -172,7 +171,7 @@ class ImmunizationTask(TaskModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ImmunizationTask:
-        errors: list[tuple[tuple[str | int, ...], str]] = []
+        errors: list[FieldError] = []
         vaccine = cvx(self.vaccine.cvx)
         if vaccine is None:
             errors.append((("vaccine", "cvx"), "is not a code in the CDC CVX table"))
@@ -208,12 +207,7 @@ class ImmunizationTask(TaskModel):
                            "is only for a dose not given (statusReason goes with not-done)"))
         if self.status == "given" and lot_expired(self.expiration_date, self.occurred):
             errors.append((("expiration_date",), EXPIRED_LOT))
-        if errors:
-            raise ValidationError.from_exception_data("ImmunizationTask", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                                 input=None)
-                for loc, message in errors
-            ])
+        refuse("ImmunizationTask", errors)
         return self
 
     def warnings(self) -> list[Problem]:

@@ -23,13 +23,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from ..errors import Problem
-from .base import TaskId, TaskModel
+from .base import FieldError, TaskId, TaskModel, refuse
 from .common import PatientRef, PractitionerRef
 from .immunization import NOT_GIVEN_REASONS, SITES
 from .product import EXPIRED_LOT, Lot, lot_expired
@@ -142,7 +141,7 @@ class InjectionTask(TaskModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> InjectionTask:
-        errors: list[tuple[tuple[str | int, ...], str]] = []
+        errors: list[FieldError] = []
         if self.status == "given":
             if self.dose is None:
                 errors.append((("dose",), "is required for an injection given (mad-1)"))
@@ -162,12 +161,7 @@ class InjectionTask(TaskModel):
             for name in ("dose", "route", "site", "lot_number", "expiration_date"):
                 if getattr(self, name) is not None:
                     errors.append(((name,), "must be empty: nothing was given"))
-        if errors:
-            raise ValidationError.from_exception_data("InjectionTask", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                                 input=None)
-                for loc, message in errors
-            ])
+        refuse("InjectionTask", errors)
         return self
 
     def warnings(self) -> list[Problem]:

@@ -21,11 +21,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import Problem
-from .base import TaskId, TaskModel
+from .base import FieldError, TaskId, TaskModel, refuse
 from .common import PatientRef, PractitionerRef
 from .screening import HVS_ANSWERS, INSTRUMENTS, total_of
 from .text import Identifier, Name
@@ -198,7 +197,7 @@ class IntakeTask(TaskModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> IntakeTask:
-        errors: list[tuple[tuple[str | int, ...], str]] = []
+        errors: list[FieldError] = []
         if not any(getattr(self, p) for p in _PARTS):
             errors.append(((), "records nothing: give at least one of " + ", ".join(_PARTS)))
         errors.extend(self._allergy_errors())
@@ -224,16 +223,11 @@ class IntakeTask(TaskModel):
                                "is given twice in one intake"))
             seen.add(screening.instrument)
             errors.extend(_screening_errors(screening, ("screenings", i)))
-        if errors:
-            raise ValidationError.from_exception_data("IntakeTask", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                                 input=None)
-                for loc, message in errors
-            ])
+        refuse("IntakeTask", errors)
         return self
 
-    def _allergy_errors(self) -> list[tuple[tuple[str | int, ...], str]]:
-        errors: list[tuple[tuple[str | int, ...], str]] = []
+    def _allergy_errors(self) -> list[FieldError]:
+        errors: list[FieldError] = []
         if self.no_known_allergies and self.no_known_drug_allergies:
             errors.append((("no_known_drug_allergies",),
                            "goes without no_known_allergies (no known allergies covers drugs)"))
@@ -270,9 +264,9 @@ class IntakeTask(TaskModel):
         return out
 
 
-def _unique(items: list[Any], where: str) -> list[tuple[tuple[str | int, ...], str]]:
+def _unique(items: list[Any], where: str) -> list[FieldError]:
     seen: set[str] = set()
-    out: list[tuple[tuple[str | int, ...], str]] = []
+    out: list[FieldError] = []
     for i, item in enumerate(items):
         if item.id in seen:
             out.append(((where, i, "id"), "is used twice in this list"))
@@ -281,9 +275,9 @@ def _unique(items: list[Any], where: str) -> list[tuple[tuple[str | int, ...], s
 
 
 def _screening_errors(screening: Screening,
-                      at: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
+                      at: tuple[str | int, ...]) -> list[FieldError]:
     instrument = INSTRUMENTS[screening.instrument]
-    out: list[tuple[tuple[str | int, ...], str]] = []
+    out: list[FieldError] = []
     if len(screening.answers) != len(instrument.items):
         return [((*at, "answers"), f"{instrument.title} has {len(instrument.items)} items; "
                                    f"{len(screening.answers)} answers were given")]
