@@ -18,27 +18,16 @@ from typing import Any
 JSON = dict[str, Any]
 
 
-@lru_cache(maxsize=8)
-def _package(tgz: str) -> dict[str, JSON]:
+@lru_cache(maxsize=16)
+def _package(tgz: str, kind: str = "StructureDefinition") -> dict[str, JSON]:
+    """The package's resources of one kind (StructureDefinition, ValueSet) by canonical."""
     out: dict[str, JSON] = {}
     with tarfile.open(tgz) as tar:
         for member in tar.getmembers():
             name = member.name.rsplit("/", 1)[-1]
-            if name.startswith("StructureDefinition-") and name.endswith(".json"):
-                sd = json.load(tar.extractfile(member))
-                out[sd["url"]] = sd
-    return out
-
-
-@lru_cache(maxsize=8)
-def _valuesets(tgz: str) -> dict[str, JSON]:
-    out: dict[str, JSON] = {}
-    with tarfile.open(tgz) as tar:
-        for member in tar.getmembers():
-            name = member.name.rsplit("/", 1)[-1]
-            if name.startswith("ValueSet-") and name.endswith(".json"):
-                vs = json.load(tar.extractfile(member))
-                out[vs["url"]] = vs
+            if name.startswith(f"{kind}-") and name.endswith(".json"):
+                resource = json.load(tar.extractfile(member))
+                out[resource["url"]] = resource
     return out
 
 
@@ -185,7 +174,8 @@ class Snapshot:
 def check(resource: JSON, corpus: Path, version: str) -> list[str]:
     """Problems of ``resource`` against every US Core profile it claims, in ``version``."""
     sds = profiles(corpus, version)
-    valuesets = _valuesets(str(corpus / "us-core" / "packages" / f"hl7.fhir.us.core-{version}.tgz"))
+    valuesets = _package(str(corpus / "us-core" / "packages" / f"hl7.fhir.us.core-{version}.tgz"),
+                         "ValueSet")
     out = []
     for url in resource.get("meta", {}).get("profile", []):
         sd = sds.get(url.split("|")[0])
