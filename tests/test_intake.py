@@ -371,3 +371,46 @@ def test_a_total_changed_on_the_server_is_refused_on_the_way_back(pipeline, regi
         registry.mapper("intake").from_fhir(ResourceSet.from_bundle(bundle))
     assert any("screenings[0].total" in p.location and "add up to 13" in p.message
                for p in info.value.problems), info.value.problems
+
+
+# ---------------------------------------------------------------- a real FHIR server
+
+
+def test_a_later_intake_updates_the_allergy_on_a_real_server(fhir_base_url, pipeline):
+    """Sent twice: one allergy, not two. A later intake marks it entered-in-error: the same
+    resource changes (conditional update), it is not added beside the first."""
+    import uuid
+
+    import requests
+
+    run = uuid.uuid4().hex[:10]  # the server outlives a test session: fresh ids each run
+    allergy = {"id": f"alg-{run}", "substance": {"system": "rxnorm", "code": "7980",
+                                                  "display": "Penicillin G"},
+               "category": "medication"}
+    patient = {"mrn": f"MRN-{run}", "system": MRN_SYSTEM, "family": "Test", "gender": "female"}
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+    def send(raw):
+        bundle = transaction(pipeline.map_task(0, pipeline.parse(0, raw)).entries)
+        r = requests.post(fhir_base_url, json=bundle, headers=headers, timeout=60)
+        assert r.status_code == 200, r.text[:500]
+
+    def stored():
+        r = requests.get(f"{fhir_base_url}/AllergyIntolerance", headers=headers, timeout=30,
+                         params={"identifier": f"{CLINIC.task_system('allergy')}|alg-{run}"})
+        return [e["resource"] for e in r.json().get("entry", [])]
+
+    first = intake(id=f"intake-{run}-1", patient=patient, allergies=[allergy], visit=None,
+                   medications=None, problems=None, screenings=None, smoking=None,
+                   pregnancy_status=None, pregnancy_intent=None)
+    send(first)
+    send(first)
+    (one,) = stored()
+    assert one["clinicalStatus"]["coding"][0]["code"] == "active"
+    send({**first, "id": f"intake-{run}-2", "patient": {"mrn": patient["mrn"],
+                                                        "system": MRN_SYSTEM},
+          "allergies": [{**allergy, "status": "entered-in-error"}]})
+    (again,) = stored()
+    assert again["id"] == one["id"]
+    assert "clinicalStatus" not in again
+    assert again["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
