@@ -250,7 +250,7 @@ def day() -> list[dict]:
                                                 "display": "Diabetes mellitus type 2"}}],
         smoking="never",
         screenings=[{"instrument": "phq-9", "answers": [1, 1, 0, 2, 1, 0, 1, 0, 0],
-                     "total": 6}]))
+                     "total": 6, "difficulty": "somewhat difficult"}]))
     tasks.append(injection("inj-203-b12", "june", "09:48", 203,
                            medication={"rxnorm": "309594", "ndc": "0143-9621-25",
                                        "name": "cyanocobalamin 1000 mcg/mL"},

@@ -135,8 +135,9 @@ def test_demo_maps_the_whole_day(demo):
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
     # 37 measurements + 3 computed BMIs; intakes: 3 smoking + 2 pregnancy, screenings
-    # PHQ-2 (2 items + total + panel), PHQ-9 (9+1+1), GAD-7 (7+1+1), HVS (2 + risk + panel)
-    assert summary["stored"]["Observation"] == 40 + 5 + 4 + 11 + 9 + 4
+    # PHQ-2 (2 items + total + panel), PHQ-9 (9 + difficulty + total + panel), GAD-7 (7+1+1),
+    # HVS (2 + risk + panel)
+    assert summary["stored"]["Observation"] == 40 + 5 + 4 + 12 + 9 + 4
     assert summary["stored"]["AllergyIntolerance"] == 4  # penicillin, sulfa, NKA, NKDA
     assert summary["stored"]["MedicationRequest"] == 3 + 2  # reported meds + 2 orders
     assert summary["stored"]["Condition"] == 2

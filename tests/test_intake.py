@@ -149,6 +149,18 @@ def test_clinic_total_that_matches_is_taken(pipeline):
     assert total["valueInteger"] == 2 and total["interpretation"][0]["text"].startswith("None")
 
 
+def test_phq9_difficulty_like_the_us_core_example(corpus, pipeline, registry):
+    theirs = load_json(corpus / "us-core/7.0.0/examples/Observation-PHQ9-item-example-69722-7.json")
+    raw = intake(screenings=[{"instrument": "phq-9", "answers": [0] * 9,
+                              "difficulty": "somewhat difficult"}])
+    resources = mapped(pipeline, raw)
+    assert answer_code(observation(resources, "69722-7")) == answer_code(theirs) == "LA6573-5"
+    assert len(observation(resources, "44249-1")["hasMember"]) == 11  # 9 + difficulty + total
+    assert observation(resources, "44261-6")["valueInteger"] == 0  # the difficulty is not scored
+    task = pipeline.parse(0, raw)
+    assert round_trip(registry, task) == [task]
+
+
 def test_phq9_codes_match_the_us_core_questionnaire(corpus, pipeline):
     """Items in questionnaire order and answer codes scored by position, as the US Core
     PHQ-9 Questionnaire's ordinalValue says."""
@@ -285,6 +297,9 @@ def test_checker_tells_a_wrong_condition_category(corpus, pipeline, version):
     (intake(screenings=[{"instrument": "hunger-vital-sign",
                          "answers": ["never true", "never true"], "total": 0}]),
      "task[0].screenings[0].total", "no total"),
+    (intake(screenings=[{"instrument": "gad-7", "answers": [0] * 7,
+                         "difficulty": "very difficult"}]),
+     "task[0].screenings[0].difficulty", "PHQ-9 question only"),
     (intake(screenings=[{"instrument": "audit-c", "answers": [1]}]),
      "task[0].screenings[0].instrument", "phq-9"),
     (intake(allergies=[{"id": "a1", "category": "medication"}]),

@@ -372,8 +372,8 @@ def test_sync_command_end_to_end_with_summary(tmp_path):
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == (48, 48, 1)
     counts = LocalStore(tmp_path / "s.db").counts()
-    # 40 vital-sign Observations + 33 from the intakes (tests/test_cli.py counts them)
-    assert (counts["Patient"], counts["Observation"], counts["Appointment"]) == (12, 73, 12)
+    # 40 vital-sign Observations + 34 from the intakes (tests/test_cli.py counts them)
+    assert (counts["Patient"], counts["Observation"], counts["Appointment"]) == (12, 74, 12)
     second = json.loads(runner.invoke(build_cli(), args).stdout.strip().splitlines()[-1])
     assert (second["enqueued"], second["skipped"], second["sent"], second["writes"]) \
         == (0, 48, 0, 0)

@@ -18,6 +18,8 @@ from ..fhirtypes import codeable, coding, identifier, reference
 from ..resourceset import ResourceSet
 from ..tasks.intake import Screening
 from ..tasks.screening import (
+    DIFFICULTY,
+    DIFFICULTY_ITEM,
     HVS_ANSWERS,
     HVS_AT_RISK,
     HVS_NO_RISK,
@@ -36,6 +38,7 @@ PROFILE = systems.profile("us-core-observation-screening-assessment")
 US_CORE_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-category"
 SURVEY = codeable(coding(systems.OBSERVATION_CATEGORY, "survey", "Survey"))
 _HVS_OF = {code: name for name, (code, _) in HVS_ANSWERS.items()}
+_DIFFICULTY_OF = {code: name for name, (code, _) in DIFFICULTY.items()}
 
 
 def _categories(instrument: Instrument) -> list[JSON]:
@@ -69,6 +72,11 @@ def screening_entries(screening: Screening, common: JSON) -> list[Entry]:
     for (code, display), answer in zip(instrument.items, screening.answers, strict=True):
         obs = _observation(instrument, f"{name}/{code}", (code, display), common)
         value = instrument.answers[answer] if isinstance(answer, int) else HVS_ANSWERS[answer]
+        obs["valueCodeableConcept"] = codeable(coding(systems.LOINC, *value), text=value[1])
+        members.append(create(obs))
+    if screening.difficulty is not None:
+        obs = _observation(instrument, f"{name}/{DIFFICULTY_ITEM[0]}", DIFFICULTY_ITEM, common)
+        value = DIFFICULTY[screening.difficulty]
         obs["valueCodeableConcept"] = codeable(coding(systems.LOINC, *value), text=value[1])
         members.append(create(obs))
     if instrument.total is not None:
@@ -117,6 +125,9 @@ def screening_from_fhir(panel: JSON, resources: ResourceSet) -> JSON | None:
         else:
             answers.append(scores.index(value) if value in scores else -1)
     out: JSON = {"instrument": instrument.name, "answers": answers}
+    if DIFFICULTY_ITEM[0] in by_code:
+        value = _code(by_code[DIFFICULTY_ITEM[0]].get("valueCodeableConcept"))
+        out["difficulty"] = _DIFFICULTY_OF.get(value or "", value)
     if instrument.total is not None:
         total = (by_code.get(instrument.total[0]) or {}).get("valueInteger")
         if total is not None:

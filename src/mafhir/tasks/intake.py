@@ -153,6 +153,10 @@ class Screening(BaseModel):
     answers: list[Annotated[int, Field(strict=True)] | str] = Field(min_length=1, max_length=20)
     total: Annotated[int, Field(strict=True)] | None = Field(
         default=None, description="the total the clinic's form shows; checked, never trusted")
+    difficulty: Literal["not difficult at all", "somewhat difficult", "very difficult",
+                        "extremely difficult"] | None = Field(
+        default=None, description="PHQ-9 only: how difficult the problems made daily life "
+                                  "(not scored)")
 
     @property
     def scores(self) -> list[int]:
@@ -293,6 +297,8 @@ def _screening_errors(screening: Screening,
                         f"{answer if isinstance(answer, int) else 'text'}"))
     if out:
         return out
+    if screening.difficulty is not None and instrument.name != "phq-9":
+        out.append(((*at, "difficulty"), "is a PHQ-9 question only"))
     if instrument.total is None and screening.total is not None:
         out.append(((*at, "total"), f"{instrument.title} has no total score"))
     computed = screening.computed_total

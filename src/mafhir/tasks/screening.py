@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FREQUENCY", "HVS_ANSWERS", "INSTRUMENTS", "Instrument", "band", "food_insecure",
-           "total_of"]
+__all__ = ["DIFFICULTY", "DIFFICULTY_ITEM", "FREQUENCY", "HVS_ANSWERS", "INSTRUMENTS",
+           "Instrument", "band", "food_insecure", "total_of"]
 
 #: PHQ/GAD frequency answers, LOINC answer codes, scored 0-3 by position.
 FREQUENCY: tuple[tuple[str, str], ...] = (
@@ -33,6 +33,17 @@ HVS_ANSWERS: dict[str, tuple[str, str]] = {
     "sometimes true": ("LA6729-3", "Sometimes true"),
     "never true": ("LA28398-8", "Never true"),
     "don't know": ("LA15775-2", "Don't know/refused"),
+}
+#: The PHQ-9's last question (not scored): how difficult the problems made daily life.
+#: Codes and displays from the US Core PHQ-9 Questionnaire and example 69722-7.
+DIFFICULTY_ITEM = ("69722-7", "How difficult have these problems made it for you to do your "
+                              "work, take care of things at home, or get along with other "
+                              "people?")
+DIFFICULTY: dict[str, tuple[str, str]] = {
+    "not difficult at all": ("LA6572-7", "Not difficult at all"),
+    "somewhat difficult": ("LA6573-5", "Somewhat difficult"),
+    "very difficult": ("LA6575-0", "Very difficult"),
+    "extremely difficult": ("LA6574-3", "Extremely difficult"),
 }
 #: The HVS result item and its two answers.
 HVS_RISK = ("88124-3", "Food insecurity risk [HVS]")
