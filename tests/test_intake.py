@@ -132,11 +132,19 @@ def test_gad7_and_phq2_totals_by_hand(pipeline):
     (["sometimes true", "never true"], "LA19952-3"),  # either often/sometimes → at risk
     (["never true", "often true"], "LA19952-3"),
     (["never true", "never true"], "LA19983-8"),      # no risk
+    (["don't know", "often true"], "LA19952-3"),
+    (["don't know", "never true"], None),              # unknown, never "no risk"
 ])
-def test_hunger_vital_sign_risk(pipeline, answers, risk):
+def test_hunger_vital_sign_risk(corpus, pipeline, answers, risk):
     resources = mapped(pipeline, intake(screenings=[
         {"instrument": "hunger-vital-sign", "answers": answers}]))
-    assert answer_code(observation(resources, "88124-3")) == risk
+    found = observation(resources, "88124-3")
+    if risk is None:
+        assert "valueCodeableConcept" not in found
+        assert found["dataAbsentReason"]["coding"][0]["code"] == "asked-unknown"
+        assert [uscore.check(found, corpus, v) for v in VERSIONS] == [[], []]
+        return
+    assert answer_code(found) == risk
     panel = observation(resources, "88121-9")
     cats = [c["coding"][0]["code"] for c in panel["category"]]
     assert cats == ["survey", "sdoh"]  # as in the US Core HVS examples

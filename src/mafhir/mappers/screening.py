@@ -4,7 +4,8 @@ One panel Observation per instrument (the LOINC panel code, no value) whose ``ha
 are one Observation per item (the LOINC answer as ``valueCodeableConcept``) and the total
 (``valueInteger``, computed here from the items, its band in ``interpretation.text``). The
 Hunger Vital Sign has no total: its third member is the food insecurity risk item
-(88124-3), At risk / No risk, computed from the two answers. Category ``survey`` (plus
+(88124-3), At risk / No risk, computed from the two answers (unknown, as a
+``dataAbsentReason``, when neither is true and one was not known). Category ``survey`` (plus
 ``sdoh`` for the HVS, as in the US Core examples).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from .. import systems
 from ..bundle import Entry, create
-from ..fhirtypes import codeable, coding, identifier, reference
+from ..fhirtypes import codeable, coding, data_absent, identifier, reference
 from ..resourceset import ResourceSet
 from ..tasks.intake import Screening
 from ..tasks.screening import (
@@ -88,10 +89,13 @@ def screening_entries(screening: Screening, common: JSON) -> list[Entry]:
             obs["interpretation"] = [{"text": label}]
         members.append(create(obs))
     else:
-        risk = HVS_AT_RISK if food_insecure([str(a) for a in screening.answers]) \
-            else HVS_NO_RISK
+        insecure = food_insecure([str(a) for a in screening.answers])
         obs = _observation(instrument, f"{name}/{HVS_RISK[0]}", HVS_RISK, common)
-        obs["valueCodeableConcept"] = codeable(coding(systems.LOINC, *risk), text=risk[1])
+        if insecure is None:
+            obs["dataAbsentReason"] = data_absent("asked-unknown")
+        else:
+            risk = HVS_AT_RISK if insecure else HVS_NO_RISK
+            obs["valueCodeableConcept"] = codeable(coding(systems.LOINC, *risk), text=risk[1])
         members.append(create(obs))
     panel = _observation(instrument, name, instrument.panel, common)
     panel["hasMember"] = [reference(m.full_url) for m in members]

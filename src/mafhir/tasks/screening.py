@@ -135,6 +135,9 @@ def band(instrument: Instrument, total: int) -> str | None:
     return label
 
 
-def food_insecure(answers: list[str]) -> bool:
-    """Hunger Vital Sign: at risk when either statement is often or sometimes true."""
-    return any(a in ("often true", "sometimes true") for a in answers)
+def food_insecure(answers: list[str]) -> bool | None:
+    """Hunger Vital Sign: at risk when either statement is often or sometimes true; unknown
+    (None) when neither is and one was not known or refused — never "no risk" by default."""
+    if any(a in ("often true", "sometimes true") for a in answers):
+        return True
+    return None if "don't know" in answers else False
