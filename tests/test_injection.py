@@ -15,7 +15,7 @@ import uscore
 from conftest import CLINIC, CTX, assert_valid_bundle, load_json
 from mafhir.bundle import transaction
 from mafhir.errors import InputError
-from mafhir.pipeline import Pipeline
+from mafhir.pipeline import Failed, Mapped, Pipeline
 from mafhir.resourceset import ResourceSet
 
 UCUM = "http://unitsofmeasure.org"
@@ -153,6 +153,13 @@ def test_what_is_written_meets_us_core(corpus, pipeline, registry, version):
 def test_bad_input_names_the_field(pipeline, raw, location, reason):
     found = problems(pipeline, raw)
     assert any(loc == location and reason in msg for loc, msg in found), found
+
+
+def test_a_refused_injection_writes_nothing_and_the_next_one_maps(pipeline):
+    results = list(pipeline.run(enumerate([b12(expiration_date="2026-01-31"),
+                                           b12(id="inj-2026-002")])))
+    assert isinstance(results[0], Failed) and isinstance(results[1], Mapped)
+    assert [p.location for p in results[0].problems] == ["task[0].expiration_date"]
 
 
 def test_expiry_on_the_day_given_is_still_good(pipeline):

@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import uscore
 from conftest import CLINIC, CTX, assert_valid_bundle, load_json
@@ -437,3 +439,32 @@ def test_a_later_intake_updates_the_allergy_on_a_real_server(fhir_base_url, pipe
     assert again["id"] == one["id"]
     assert "clinicalStatus" not in again
     assert again["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
+
+
+# PHQ-9 severity (Kroenke, Spitzer & Williams 2001), written out here, not read from mafhir
+PHQ9_BANDS = ((0, 4, "None-minimal depression"), (5, 9, "Mild depression"),
+              (10, 14, "Moderate depression"), (15, 19, "Moderately severe depression"),
+              (20, 27, "Severe depression"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(answers=st.lists(st.integers(min_value=0, max_value=3), min_size=9, max_size=9),
+       off=st.sampled_from([-2, -1, 1, 3]))
+def test_phq9_total_band_and_round_trip_for_any_answers(registry, answers, off):
+    pipeline = Pipeline(registry, CTX)
+    raw = intake(allergies=None, medications=None, problems=None, smoking=None,
+                 pregnancy_status=None, pregnancy_intent=None,
+                 screenings=[{"instrument": "phq-9", "answers": answers}])
+    resources = mapped(pipeline, raw)
+    total = observation(resources, "44261-6")
+    expected = sum(answers)
+    assert total["valueInteger"] == expected
+    assert total["interpretation"][0]["text"] == next(
+        label for low, high, label in PHQ9_BANDS if low <= expected <= high)
+    task = pipeline.parse(0, raw)
+    assert round_trip(registry, task) == [task]
+    wrong = intake(screenings=[{"instrument": "phq-9", "answers": answers,
+                                "total": expected + off}])
+    assert ("task[0].screenings[0].total",
+            f"is {expected + off} but the 9 answers add up to {expected}") in problems(
+        pipeline, wrong)
