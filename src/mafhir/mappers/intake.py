@@ -325,10 +325,11 @@ def _read_allergy(res: JSON) -> JSON:
 
 
 def _read_medication(res: JSON) -> JSON:
+    requester = (res.get("requester") or {}).get("reference")
     out: JSON = {"id": _own_id(res, "medication-list"), "status": res.get("status"),
                  "medication": _coded(res.get("medicationCodeableConcept")),
-                 "self_prescribed": (res.get("requester") or {}).get("reference")
-                 == (res.get("subject") or {}).get("reference")}
+                 "self_prescribed": requester is not None
+                 and requester == (res.get("subject") or {}).get("reference")}
     dosage = res.get("dosageInstruction") or []
     if dosage and dosage[0].get("text"):
         out["dosage"] = dosage[0]["text"]
