@@ -360,3 +360,18 @@ def test_intake_and_injections_as_tasks(base: str, what: str, kind: str):
             task = got[want["id"]]
             assert task.patient.mrn == mrn
             assert task == _as_sent(model, want, task), want["id"]
+
+
+def test_intake_and_injections_as_resources(base: str):
+    """Without --tasks: the resources themselves (June: a sulfonamide allergy, two reported
+    meds, a problem, smoking, the PHQ-9 panel of 12 Observations; one B12 shot)."""
+    code, err, out = run("pull", "--from", base, "intake", "--patient", "MS-10023")
+    assert code == 0, err
+    kinds: dict[str, int] = {}
+    for r in ndjson(out):
+        kinds[r["resourceType"]] = kinds.get(r["resourceType"], 0) + 1
+    assert kinds == {"AllergyIntolerance": 1, "MedicationRequest": 2, "Condition": 1,
+                     "Observation": 1 + 12}
+    code, err, out = run("pull", "--from", base, "injections", "--patient", "MS-10023")
+    assert code == 0, err
+    assert [r["resourceType"] for r in ndjson(out)] == ["MedicationAdministration"]
