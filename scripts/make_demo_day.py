@@ -122,6 +122,17 @@ FLU = {"vaccine": {"cvx": "140", "ndc": "49281-0425-50"}, "manufacturer": "PMC",
                 "presented": DAY}], "funding_source": "PHC70", "eligibility": "V01"}
 
 
+def intake(n: int, who: str, at: str, **parts) -> dict:
+    return {"task": "intake", "id": f"intake-{n}", "patient": pat(who), "recorded": t(at),
+            "visit": f"appt-{n}", "recorder": RN_PATEL, **parts}
+
+
+def injection(task_id: str, who: str, at: str, n: int, **fields) -> dict:
+    return {"task": "injection", "id": task_id, "patient": pat(who), "occurred": t(at),
+            "visit": f"appt-{n}", "administered_by": RN_PATEL, "ordered_by": DR_OKAFOR,
+            **fields}
+
+
 def day() -> list[dict]:
     tasks: list[dict] = []
     # 07:45 — front desk books today's add-ons and last-minute changes
@@ -194,6 +205,22 @@ def day() -> list[dict]:
                         height={"value": 70, "unit": "[in_i]"},
                         weight={"value": 212, "unit": "[lb_av]"}, pain={"score": 0},
                         performer=RN_PATEL))
+    tasks.append(intake(
+        202, "marcus", "09:08",
+        allergies=[{"id": "alg-marcus-1", "substance": {"system": "rxnorm", "code": "7980",
+                                                        "display": "Penicillin G"},
+                    "category": "medication", "type": "allergy", "criticality": "high",
+                    "reactions": [{"manifestation": {"system": "snomed", "code": "271807003",
+                                                     "display": "Eruption of skin"},
+                                   "severity": "moderate"}]}],
+        medications=[{"id": "med-marcus-1",
+                      "medication": {"system": "rxnorm", "code": "197361",
+                                     "display": "amlodipine 5 MG Oral Tablet"},
+                      "dosage": "1 tablet by mouth daily"}],
+        problems=[{"id": "prb-marcus-1", "code": {"system": "icd-10-cm", "code": "I10",
+                                                  "display": "Essential (primary) hypertension"},
+                   "onset": "2021-04-12"}],
+        smoking="former", screenings=[{"instrument": "phq-2", "answers": [0, 1], "total": 1}]))
     tasks.append(shot("imm-202-flu", "marcus", "09:15", 202, **FLU))
     tasks.append({"task": "immunization", "id": "imm-202-tdap",
                   "patient": pat("marcus"), "status": "not-given",
@@ -208,6 +235,27 @@ def day() -> list[dict]:
                         blood_pressure={"not_obtained": "patient-refused"},
                         heart_rate={"value": 70}, spo2={"value": 98},
                         weight={"value": 64.2, "unit": "kg"}))
+    tasks.append(intake(
+        203, "june", "09:38",
+        allergies=[{"id": "alg-june-1",  # a drug class, as US Core's own example
+                    "substance": {"system": "snomed", "code": "763875007",
+                                  "display": "Product containing sulfonamide (product)"},
+                    "category": "medication", "verification": "unconfirmed",
+                    "reactions": [{"manifestation": {"text": "hives"}, "severity": "mild"}]}],
+        medications=[{"id": "med-june-1", "medication": {"text": "water pill"},
+                      "dosage": "1 every morning"},
+                     {"id": "med-june-2", "medication": {"text": "vitamin D"},
+                      "self_prescribed": True}],
+        problems=[{"id": "prb-june-1", "code": {"system": "snomed", "code": "44054006",
+                                                "display": "Diabetes mellitus type 2"}}],
+        smoking="never",
+        screenings=[{"instrument": "phq-9", "answers": [1, 1, 0, 2, 1, 0, 1, 0, 0],
+                     "total": 6, "difficulty": "somewhat difficult"}]))
+    tasks.append(injection("inj-203-b12", "june", "09:48", 203,
+                           medication={"rxnorm": "309594", "ndc": "0143-9621-25",
+                                       "name": "cyanocobalamin 1000 mcg/mL"},
+                           dose={"value": 1000, "unit": "mcg"}, route="IM", site="LD",
+                           lot_number="B12-4471", expiration_date="2027-03-31"))
     tasks.append(done)
     # 10:00 — Omar, new patient physical (booked this morning)
     first, done = visit(301, "omar", "10:00", "10:30", "09:52", "10:04", "10:41",
@@ -222,6 +270,11 @@ def day() -> list[dict]:
                         spo2={"value": 99}, height={"value": 181, "unit": "cm"},
                         weight={"value": 79.4, "unit": "kg"}, bmi={"value": 24.2},
                         pain={"score": 2}))
+    tasks.append(intake(
+        301, "omar", "10:12", no_known_allergies=True, smoking="never",
+        screenings=[{"instrument": "gad-7", "answers": [1, 0, 1, 0, 0, 1, 0]},
+                    {"instrument": "hunger-vital-sign",
+                     "answers": ["never true", "never true"]}]))
     tasks.append({"task": "immunization", "id": "imm-301-mmr-history",
                   "patient": pat("omar"), "status": "historical",
                   "vaccine": {"cvx": "03"}, "occurred_date": "1989-10-02",
@@ -271,6 +324,13 @@ def day() -> list[dict]:
     tasks.append({"task": "vitals", "id": "vitals-208", "patient": pat("rosa"),
                   "effective": f"{DAY}T14:03:00", "visit": "appt-208",
                   "heart_rate": {"value": 74}})
+    tasks.append(intake(208, "rosa", "14:05", pregnancy_status="not-pregnant",
+                        pregnancy_intent="does-not-want", no_known_drug_allergies=True))
+    tasks.append(injection("inj-208-depo", "rosa", "14:12", 208,
+                           medication={"rxnorm": "1000126",
+                                       "name": "medroxyprogesterone acetate 150 mg/mL"},
+                           dose={"value": 150, "unit": "mg"}, route="IM", site="RG",
+                           lot_number="DP7720", expiration_date="2028-01-31"))
     # 16:00 — Tom books a follow-up for next week
     tasks.append({**appt(209, "tom", "book", "09:00", "09:20", appointment_type="FOLLOWUP",
                          reason="Lab review"),

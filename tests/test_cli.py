@@ -108,7 +108,8 @@ def test_validate_reports_paths_and_exit_status(tmp_path):
 def test_schema_prints_json_schema_for_all_kinds_and_one():
     everything = json.loads(mafhir("schema").stdout)
     titles = {ref["$ref"].rsplit("/", 1)[-1] for ref in everything["oneOf"]}
-    assert {"VitalsTask", "ImmunizationTask", "AppointmentTask", "CoverageTask"} <= titles
+    assert {"VitalsTask", "ImmunizationTask", "AppointmentTask", "CoverageTask", "IntakeTask",
+            "InjectionTask"} <= titles
     vitals = json.loads(mafhir("schema", "vitals").stdout)
     assert vitals["properties"]["task"]["const"] == "vitals"
     assert vitals["additionalProperties"] is False
@@ -131,17 +132,24 @@ def test_demo_maps_the_whole_day(demo):
     summary = json.loads((out / "summary.json").read_text())
     # counts worked out by hand from scripts/make_demo_day.py
     assert summary["tasks"] == {"appointment": 26, "coverage": 3, "immunization": 7,
-                                "vitals": 6}
+                                "vitals": 6, "intake": 4, "injection": 2}
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
-    assert summary["stored"]["Observation"] == 40  # 37 measurements + 3 computed BMIs
+    # 37 measurements + 3 computed BMIs; intakes: 3 smoking + 2 pregnancy, screenings
+    # PHQ-2 (2 items + total + panel), PHQ-9 (9 + difficulty + total + panel), GAD-7 (7+1+1),
+    # HVS (2 + risk + panel)
+    assert summary["stored"]["Observation"] == 40 + 5 + 4 + 12 + 9 + 4
+    assert summary["stored"]["AllergyIntolerance"] == 4  # penicillin, sulfa, NKA, NKDA
+    assert summary["stored"]["MedicationRequest"] == 3 + 2  # reported meds + 2 orders
+    assert summary["stored"]["Condition"] == 2
+    assert summary["stored"]["MedicationAdministration"] == 2
     assert summary["stored"]["Patient"] == 12  # every patient of the day, created once
     assert summary["stored"]["Immunization"] == 7
     assert [q["problems"] for q in summary["quarantined"]] == [[
-        "task[41].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
+        "task[45].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
         "naive times are refused"]]
     assert any("temperature" in w for w in summary["warnings"])
-    assert len(list((out / "bundles").glob("*.json"))) == 42
+    assert len(list((out / "bundles").glob("*.json"))) == 48
     lines = (out / "quarantine.ndjson").read_text().splitlines()
     quarantined = [json.loads(line) for line in lines]
     assert quarantined[0]["task"]["id"] == "vitals-208"  # the bad task is kept, not dropped

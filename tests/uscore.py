@@ -18,16 +18,30 @@ from typing import Any
 JSON = dict[str, Any]
 
 
-@lru_cache(maxsize=8)
-def _package(tgz: str) -> dict[str, JSON]:
+@lru_cache(maxsize=16)
+def _package(tgz: str, kind: str = "StructureDefinition") -> dict[str, JSON]:
+    """The package's resources of one kind (StructureDefinition, ValueSet) by canonical."""
     out: dict[str, JSON] = {}
     with tarfile.open(tgz) as tar:
         for member in tar.getmembers():
             name = member.name.rsplit("/", 1)[-1]
-            if name.startswith("StructureDefinition-") and name.endswith(".json"):
-                sd = json.load(tar.extractfile(member))
-                out[sd["url"]] = sd
+            if name.startswith(f"{kind}-") and name.endswith(".json"):
+                resource = json.load(tar.extractfile(member))
+                out[resource["url"]] = resource
     return out
+
+
+def _in_valueset(node: Any, vs: JSON) -> bool:
+    """Does a CodeableConcept have a coding the ValueSet's compose includes? A slice
+    told apart by a required binding (US Core "slicing by value sets") is matched so."""
+    codings = node.get("coding", []) if isinstance(node, dict) else []
+    for include in vs.get("compose", {}).get("include", []):
+        listed = {c["code"] for c in include.get("concept", [])}
+        for c in codings:
+            if c.get("system") == include.get("system") and (
+                    not listed or c.get("code") in listed):
+                return True
+    return False
 
 
 def profiles(corpus: Path, version: str) -> dict[str, JSON]:
@@ -68,9 +82,10 @@ def _constraint(element: JSON) -> tuple[str, Any] | None:
 
 
 class Snapshot:
-    def __init__(self, sd: JSON) -> None:
+    def __init__(self, sd: JSON, valuesets: dict[str, JSON] | None = None) -> None:
         self.url = sd["url"]
         self.elements = {e["id"]: e for e in sd["snapshot"]["element"]}
+        self.valuesets = valuesets or {}
 
     def _in_slice(self, node: Any, parent_id: str, slice_id: str) -> bool:
         slicing = self.elements.get(parent_id, {}).get("slicing", {})
@@ -84,9 +99,17 @@ class Snapshot:
             where = slice_id if path == "$this" else f"{slice_id}.{path}"
             element = self.elements.get(where)
             constraint = _constraint(element) if element else None
+            values = [node] if path == "$this" else self._at(node, path.split("."))
+            binding = (element or {}).get("binding", {})
+            if constraint is None and disc["type"] == "pattern" and \
+                    binding.get("strength") == "required" and \
+                    binding.get("valueSet") in self.valuesets:
+                vs = self.valuesets[binding["valueSet"]]
+                if not any(_in_valueset(v, vs) for v in values):
+                    return False
+                continue
             if constraint is None:
                 return False
-            values = [node] if path == "$this" else self._at(node, path.split("."))
             if not any(_matches(v, constraint[1]) for v in values):
                 return False
         return True
@@ -151,11 +174,14 @@ class Snapshot:
 def check(resource: JSON, corpus: Path, version: str) -> list[str]:
     """Problems of ``resource`` against every US Core profile it claims, in ``version``."""
     sds = profiles(corpus, version)
+    valuesets = _package(str(corpus / "us-core" / "packages" / f"hl7.fhir.us.core-{version}.tgz"),
+                         "ValueSet")
     out = []
     for url in resource.get("meta", {}).get("profile", []):
         sd = sds.get(url.split("|")[0])
         if sd is None:
             out.append(f"{url}: not a US Core {version} profile")
             continue
-        out.extend(f"[{version} {sd['id']}] {p}" for p in Snapshot(sd).problems(resource))
+        snapshot = Snapshot(sd, valuesets)
+        out.extend(f"[{version} {sd['id']}] {p}" for p in snapshot.problems(resource))
     return out

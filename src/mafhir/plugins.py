@@ -48,6 +48,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.immunization",
     "mafhir.mappers.appointment",
     "mafhir.mappers.coverage",
+    "mafhir.mappers.injection",
+    "mafhir.mappers.intake",
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.builtin",

@@ -61,7 +61,7 @@ def base(fresh_fhir_server: FhirServer) -> str:
             str(DAY_DIR / "day.ndjson"))
     code, err, _ = run(*args)
     assert code == 0, err
-    assert "skipped: task[41].effective" in err and "201 Created" in err
+    assert "skipped: task[45].effective" in err and "201 Created" in err
     code, err, _ = run(*args)
     assert code == 0 and "201" not in err and "200 OK" in err, err
     return url
@@ -334,3 +334,44 @@ def test_pull_cache_keeps_the_schedule_in_the_local_store(base: str, tmp_path: P
             assert store.read("Patient", patient.split("/")[1]) is not None
     finally:
         store.close()
+
+
+def _as_sent(model: Any, want: dict[str, Any], got: Any) -> Any:
+    """The task as sent, read as the model; the patient as the server knows them (the day
+    sends demographics once), screening totals dropped (derived data, recomputed)."""
+    task = model.model_validate(want)
+    update: dict[str, Any] = {"patient": got.patient}
+    if hasattr(task, "screenings"):
+        update["screenings"] = [s.model_copy(update={"total": None}) for s in task.screenings]
+    return task.model_copy(update=update)
+
+
+@pytest.mark.parametrize(("what", "kind"), [("intake", "intake"), ("injections", "injection")])
+def test_intake_and_injections_as_tasks(base: str, what: str, kind: str):
+    from mafhir.plugins import get_registry
+
+    model = get_registry().mapper(kind).model
+    for mrn, sent in _by_patient(kind).items():
+        code, err, out = run("pull", "--from", base, what, "--patient", mrn, "--tasks")
+        assert code == 0, err
+        got = {t["id"]: model.model_validate(t) for t in ndjson(out)}
+        assert sorted(got) == sorted(t["id"] for t in sent), mrn
+        for want in sent:
+            task = got[want["id"]]
+            assert task.patient.mrn == mrn
+            assert task == _as_sent(model, want, task), want["id"]
+
+
+def test_intake_and_injections_as_resources(base: str):
+    """Without --tasks: the resources themselves (June: a sulfonamide allergy, two reported
+    meds, a problem, smoking, the PHQ-9 panel of 12 Observations; one B12 shot)."""
+    code, err, out = run("pull", "--from", base, "intake", "--patient", "MS-10023")
+    assert code == 0, err
+    kinds: dict[str, int] = {}
+    for r in ndjson(out):
+        kinds[r["resourceType"]] = kinds.get(r["resourceType"], 0) + 1
+    assert kinds == {"AllergyIntolerance": 1, "MedicationRequest": 2, "Condition": 1,
+                     "Observation": 1 + 12}
+    code, err, out = run("pull", "--from", base, "injections", "--patient", "MS-10023")
+    assert code == 0, err
+    assert [r["resourceType"] for r in ndjson(out)] == ["MedicationAdministration"]

@@ -6,12 +6,16 @@ person or place always gets the same fullUrl, so a Bundle holds each one once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from .. import systems
 from ..bundle import Entry, create
 from ..context import Clinic, MapContext
+from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_date, identifier, reference
 from ..identity import identifier_from_reference, identifier_query
 from ..resourceset import ResourceSet
@@ -20,6 +24,7 @@ from ..tasks.common import Address, LocationRef, PatientRef, PractitionerRef
 __all__ = [
     "Refs",
     "address_json",
+    "code_in",
     "encounter_ref",
     "location_entry",
     "organization_entry",
@@ -27,10 +32,12 @@ __all__ = [
     "patient_refs",
     "practitioner_entry",
     "practitioner_from_fhir",
+    "read_back",
     "visit_from_fhir",
 ]
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 
 MRN_TYPE = codeable(
     coding(systems.V2_0203, "MR", "Medical Record Number"), text="Medical Record Number"
@@ -238,3 +245,24 @@ def organization_entry(clinic: Clinic) -> Refs:
         ))]
     entry = create(resource)
     return Refs(reference(entry.full_url, clinic.name), (entry,))
+
+
+def code_in(concept: Any, system: str) -> str | None:
+    """The code of the first coding from ``system`` in a CodeableConcept, or None."""
+    for c in (concept or {}).get("coding", []) if isinstance(concept, dict) else []:
+        if c.get("system") == system:
+            return c.get("code")
+    return None
+
+
+def read_back(label: str, build: Callable[[], T]) -> T:
+    """``build()`` — one task rebuilt from FHIR — with its refusals raised as an
+    :class:`InputError` naming ``label`` (``vitals 'v-1'``), never a bare pydantic error."""
+    from ..pipeline import problems_from_validation
+
+    try:
+        return build()
+    except ValidationError as exc:
+        raise InputError(problems_from_validation(exc, label)) from None
+    except (ValueError, KeyError) as exc:
+        raise InputError([Problem(label, str(exc), "value")]) from None

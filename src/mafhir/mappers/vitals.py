@@ -25,14 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
-
-from pydantic import ValidationError
 
 from .. import systems
 from ..bundle import Entry, create
 from ..context import MapContext
-from ..errors import InputError, Problem
 from ..fhirtypes import (
     codeable,
     coding,
@@ -52,6 +50,7 @@ from .common import (
     patient_refs,
     practitioner_entry,
     practitioner_from_fhir,
+    read_back,
     visit_from_fhir,
 )
 
@@ -441,17 +440,8 @@ def from_fhir(resources: ResourceSet) -> list[VitalsTask]:
     Raises :class:`InputError` naming the task when its Observations do not make a valid
     task (e.g. a BMI that no longer matches the height and weight beside it).
     """
-    from ..pipeline import problems_from_validation
-
-    tasks = []
-    for task_id, found in _vitals_observations(resources).items():
-        try:
-            tasks.append(_task_from(task_id, found, resources))
-        except ValidationError as exc:
-            raise InputError(problems_from_validation(exc, f"vitals '{task_id}'")) from None
-        except (ValueError, KeyError) as exc:
-            raise InputError([Problem(f"vitals '{task_id}'", str(exc), "value")]) from None
-    return tasks
+    return [read_back(f"vitals '{task_id}'", partial(_task_from, task_id, found, resources))
+            for task_id, found in _vitals_observations(resources).items()]
 
 
 @hookimpl

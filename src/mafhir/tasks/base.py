@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..errors import Problem
 
-__all__ = ["TaskId", "TaskModel"]
+__all__ = ["FieldError", "TaskId", "TaskModel", "refuse"]
+
+#: A cross-field rule's refusal: the field's location in the task, and why.
+FieldError = tuple[tuple[str | int, ...], str]
 
 #: The clinic's own id of one task; business identifiers are derived from it.
 TaskId = Annotated[
@@ -34,3 +39,14 @@ class TaskModel(BaseModel):
     def warnings(self) -> list[Problem]:
         """Soft problems (implausible but possible values); the task still maps."""
         return []
+
+
+def refuse(title: str, errors: Sequence[FieldError]) -> None:
+    """Raise the refusals of a cross-field rule as one pydantic error, each at its own field,
+    so that the pipeline reports ``task[i].<field>``; nothing when there are none."""
+    if errors:
+        raise ValidationError.from_exception_data(title, [
+            InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
+                             input=None)
+            for loc, message in errors
+        ])

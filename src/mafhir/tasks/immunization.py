@@ -19,16 +19,15 @@ Cross-field rules raise a pydantic error at the field they are about (e.g. ``vac
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ..codes import cvx, mvx
 from ..errors import Problem
-from .base import TaskId, TaskModel
+from .base import FieldError, TaskId, TaskModel, refuse
 from .common import LocationRef, PatientRef, PractitionerRef
-from .text import Identifier
+from .product import EXPIRED_LOT, Lot, lot_expired
 
 __all__ = [
     "ELIGIBILITY",
@@ -133,9 +132,6 @@ class VisDocument(BaseModel):
         return self
 
 
-Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-
-
 class ImmunizationTask(TaskModel):
     """One vaccine dose: given here, not given, or recorded from history."""
 
@@ -175,7 +171,7 @@ class ImmunizationTask(TaskModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ImmunizationTask:
-        errors: list[tuple[tuple[str | int, ...], str]] = []
+        errors: list[FieldError] = []
         vaccine = cvx(self.vaccine.cvx)
         if vaccine is None:
             errors.append((("vaccine", "cvx"), "is not a code in the CDC CVX table"))
@@ -209,16 +205,9 @@ class ImmunizationTask(TaskModel):
         elif self.reason_not_given is not None:
             errors.append((("reason_not_given",),
                            "is only for a dose not given (statusReason goes with not-done)"))
-        if (self.status == "given" and self.expiration_date is not None
-                and self.occurred is not None and self.expiration_date < self.occurred.date()):
-            errors.append((("expiration_date",),
-                           "the lot had expired on the administration date"))
-        if errors:
-            raise ValidationError.from_exception_data("ImmunizationTask", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                                 input=None)
-                for loc, message in errors
-            ])
+        if self.status == "given" and lot_expired(self.expiration_date, self.occurred):
+            errors.append((("expiration_date",), EXPIRED_LOT))
+        refuse("ImmunizationTask", errors)
         return self
 
     def warnings(self) -> list[Problem]:

@@ -30,7 +30,7 @@ JSON = dict[str, Any]
 
 #: pull WHAT → the task kind --tasks maps it to
 TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals": "vitals",
-             "coverage": "coverage"}
+             "coverage": "coverage", "intake": "intake", "injections": "injection"}
 
 
 def _load_clinic(path: str | None) -> Any:
@@ -170,7 +170,7 @@ def _parse_date(text: str) -> date:
 @click.option("--from", "target", required=True,
               help="FHIR base URL, or a source named in mafhir.toml.")
 @click.argument("what", type=click.Choice(["schedule", "patient", "immunizations", "vitals",
-                                           "coverage", "allergies"]))
+                                           "coverage", "allergies", "intake", "injections"]))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--date", "day", help="schedule: first day (YYYY-MM-DD; default today).")
 @click.option("--end", help="schedule: end (exclusive; default the day after --date).")
@@ -183,8 +183,9 @@ def _parse_date(text: str) -> date:
 @click.option("--birthdate", help="patient: birth date YYYY-MM-DD.")
 @click.option("--since", help="vitals: only from this date.")
 @click.option("--tasks", "as_tasks", is_flag=True,
-              help="schedule, immunizations, vitals, coverage: print the tasks (appointment, "
-                   "immunization, vitals, coverage) instead of FHIR resources.")
+              help="schedule, immunizations, vitals, coverage, intake, injections: print the "
+                   "tasks (appointment, immunization, vitals, coverage, intake, injection) "
+                   "instead of FHIR resources.")
 @click.option("--count", type=int, default=None, help="Page size (_count).")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False),
               help="Also keep what is read in this local store file (the `local` "

@@ -27,6 +27,10 @@ __all__ = [
     "find_patient",
     "immunization_set",
     "immunizations",
+    "injection_set",
+    "injections",
+    "intake",
+    "intake_set",
     "keeping_decimals",
     "patient_reference",
     "schedule",
@@ -188,7 +192,7 @@ def _by_id(client: FhirClient, rtype: str, ids: list[str], chunk: int = 50) -> l
     return found
 
 
-def _visit_by_identifier(resources: list[JSON], rtype: str) -> None:
+def _visit_by_identifier(resources: list[JSON], rtype: str, key: str = "encounter") -> None:
     """Point ``rtype.encounter`` back at the visit's business identifier.
 
     mafhir writes the visit as a conditional reference (``Encounter?identifier=…``) and the
@@ -198,16 +202,16 @@ def _visit_by_identifier(resources: list[JSON], rtype: str) -> None:
     encounters = {f"Encounter/{r['id']}": r for r in resources
                   if r.get("resourceType") == "Encounter" and r.get("id")}
     for r in resources:
-        if r.get("resourceType") != rtype or not isinstance(r.get("encounter"), dict):
+        if r.get("resourceType") != rtype or not isinstance(r.get(key), dict):
             continue
-        ref = str(r["encounter"].get("reference", ""))
+        ref = str(r[key].get("reference", ""))
         enc = encounters.get("/".join(ref.split("/_history/")[0].rstrip("/").split("/")[-2:]))
         ident = next((i for i in (enc or {}).get("identifier", [])
                       if str(i.get("system", "")).endswith("/encounter") and i.get("value")),
                      None)
         if ident is not None:
             query = identifier_query(ident["system"], ident["value"])
-            r["encounter"] = {**r["encounter"], "reference": f"Encounter?{query}"}
+            r[key] = {**r[key], "reference": f"Encounter?{query}"}
 
 
 def immunization_set(client: FhirClient, patient: str) -> list[JSON]:
@@ -241,4 +245,61 @@ def coverage_set(client: FhirClient, patient: str) -> list[JSON]:
     found += [e["resource"] for e in client.search_entries("CoverageEligibilityRequest", [
         ("patient", patient), ("_include", "CoverageEligibilityRequest:provider")])]
     found += list(client.search("CoverageEligibilityResponse", [("patient", patient)]))
+    return found
+
+
+#: What an intake records, by resource type, and the search that finds it for a patient
+#: (the reported med list is ``intent=plan``: orders and prescriptions are not intake).
+_INTAKE_SEARCHES: tuple[tuple[str, list[tuple[str, str]]], ...] = (
+    ("AllergyIntolerance", []),
+    ("MedicationRequest", [("intent", "plan")]),
+    ("Condition", []),
+    ("Observation", [("category", "social-history,survey")]),
+)
+
+
+def intake(client: FhirClient, patient: str) -> Iterator[JSON]:
+    """Allergies, the reported med list, problems, social history and screenings."""
+    for rtype, params in _INTAKE_SEARCHES:
+        yield from client.search(rtype, [("patient", patient), *params])
+
+
+def _refs(resources: list[JSON], *keys: str) -> list[str]:
+    out = []
+    for r in resources:
+        for key in keys:
+            value = r.get(key)
+            for ref in value if isinstance(value, list) else [value]:
+                if isinstance(ref, dict) and ref.get("reference"):
+                    out.append(str(ref["reference"]))
+    return out
+
+
+def intake_set(client: FhirClient, patient: str) -> list[JSON]:
+    """What intakes recorded for a patient, with the patient, recorders and visits."""
+    found = list(intake(client, patient))
+    found += _by_id(client, "Patient", _ids([patient], "Patient"))
+    found += _by_id(client, "Practitioner",
+                    _ids(_refs(found, "recorder", "performer"), "Practitioner"))
+    found += _by_id(client, "Encounter", _ids(_refs(found, "encounter"), "Encounter"))
+    for rtype, _ in _INTAKE_SEARCHES:
+        _visit_by_identifier(found, rtype)
+    return found
+
+
+def injections(client: FhirClient, patient: str) -> Iterator[JSON]:
+    """In-office medication administrations, newest first."""
+    return client.search("MedicationAdministration", [("patient", patient),
+                                                      ("_sort", "-effective-time")])
+
+
+def injection_set(client: FhirClient, patient: str) -> list[JSON]:
+    """MedicationAdministrations with the patient, the MA, the order and its prescriber."""
+    found = [e["resource"] for e in client.search_entries("MedicationAdministration", [
+        ("patient", patient), ("_include", "MedicationAdministration:patient"),
+        ("_include", "MedicationAdministration:performer"),
+        ("_include", "MedicationAdministration:request")])]
+    found += _by_id(client, "Practitioner", _ids(_refs(found, "requester"), "Practitioner"))
+    found += _by_id(client, "Encounter", _ids(_refs(found, "context"), "Encounter"))
+    _visit_by_identifier(found, "MedicationAdministration", key="context")
     return found

@@ -50,12 +50,24 @@ def _vitals_key(resource: JSON) -> str:
     return f"id:{resource.get('id', '')}"
 
 
-#: task kind → (the resource type an item is made of, how its resources are grouped)
-KINDS: dict[str, tuple[str, Callable[[JSON], str]]] = {
-    "appointment": ("Appointment", _by_id),
-    "immunization": ("Immunization", _by_id),
-    "vitals": ("Observation", _vitals_key),
-    "coverage": ("Coverage", _by_id),
+def _intake_key(resource: JSON) -> str:
+    """The intake a resource was recorded by (its ``…/intake`` identifier), else itself."""
+    for ident in resource.get("identifier") or []:
+        system, value = str(ident.get("system", "")), str(ident.get("value", ""))
+        if system.endswith("/intake") and value:
+            return f"{system}|{value}"
+    return f"id:{resource.get('resourceType')}/{resource.get('id', '')}"
+
+
+#: task kind → (the resource types an item is made of, how its resources are grouped)
+KINDS: dict[str, tuple[tuple[str, ...], Callable[[JSON], str]]] = {
+    "appointment": (("Appointment",), _by_id),
+    "immunization": (("Immunization",), _by_id),
+    "vitals": (("Observation",), _vitals_key),
+    "coverage": (("Coverage",), _by_id),
+    "intake": (("AllergyIntolerance", "MedicationRequest", "Condition", "Observation"),
+               _intake_key),
+    "injection": (("MedicationAdministration",), _by_id),
 }
 
 
@@ -78,11 +90,11 @@ def to_tasks(kind: str, resources: Iterable[JSON]) -> Iterator[Any]:
     from mafhir.plugins import get_registry
 
     mapper = get_registry().mapper(kind)
-    primary, key = KINDS[kind]
+    primaries, key = KINDS[kind]
     groups: dict[str, list[JSON]] = {}
     others: list[JSON] = []
     for r in resources:
-        if r.get("resourceType") == primary:
+        if r.get("resourceType") in primaries:
             groups.setdefault(key(r), []).append(r)
         else:
             others.append(r)
@@ -92,6 +104,7 @@ def to_tasks(kind: str, resources: Iterable[JSON]) -> Iterator[Any]:
         except Exception as exc:  # one unreadable item must not lose the rest
             # the mapper names the item by its place in the set ("Appointment[0]"): the
             # reference replaces that
+            primary = str(group[0].get("resourceType"))
             reason = re.sub(rf"^{primary}\[\d+\]:?\s*", "", _reason(exc, kind))
             yield Unmapped(f"{primary}/{group[0].get('id', '?')}", reason)
             continue
