@@ -15,7 +15,8 @@ from mafhir.cli.lazy import LazyGroup, load_target
 from mafhir.cli.main import build_cli
 
 HEAVY = ("sqlalchemy", "fhir.resources", "requests", "jwt", "hl7", "mafhir.outbox.store",
-         "mafhir.pipeline", "mafhir.hl7v2.convert", "mafhir.validation")
+         "mafhir.pipeline", "mafhir.hl7v2.convert", "mafhir.validation", "mafhir.tasks",
+         "mafhir.mappers", "mafhir.profiles")
 
 
 def _imported_after(args: list[str]) -> set[str]:

@@ -67,6 +67,8 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "mafhir.mappers.immunization": ("register_mappers",),
     "mafhir.mappers.appointment": ("register_mappers",),
     "mafhir.mappers.coverage": ("register_mappers",),
+    "mafhir.mappers.injection": ("register_mappers",),
+    "mafhir.mappers.intake": ("register_mappers",),
     "mafhir.validation.profiles": ("register_profiles",),
 }
 
