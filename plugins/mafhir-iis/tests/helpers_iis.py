@@ -48,8 +48,13 @@ def ctx_for(data: bytes | str, c: Clinic | None = None) -> V2Context:
     """As a clinic configures the sender: the authorities of PID-3 name its MRNs."""
     c = c or clinic()
     msg = theirs(data)
-    authorities = {str(msg.segment("PID")[3][r][3][0]) if len(msg.segment("PID")[3][r]) > 3
-                   else "" for r in range(len(msg.segment("PID")[3]))}
+    authorities = set()
+    for seg in msg:
+        if str(seg[0]) == "PID" and len(seg) > 3:
+            for rep in str(seg[3]).split("~"):
+                parts = rep.split("^")
+                if len(parts) > 3:
+                    authorities.add(parts[3])
     return V2Context(map=MapContext(clinic=c),
                      namespaces={a.split("&")[0]: c.mrn_namespace for a in authorities if a})
 

@@ -1,0 +1,145 @@
+"""RSP^K11 read into a typed result: the corpus answers (IZ Gateway's test messages) with
+values read by eye from the message and written here; NF, TM, PD and candidate lists are
+answers, AE and AR are errors carrying the registry's own text; every Immunization passes
+the independent US Core 6.1.0/7.0.0 checker (tests/uscore.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from helpers_iis import corpus_dir, ctx_for, theirs, uscore_problems
+from mafhir_iis.rsp import QueryRefused, read_rsp
+
+from mafhir.errors import InputError
+from mafhir.plugins import get_registry
+from mafhir.validation import check_bundle
+
+ORIGIN = "http://terminology.hl7.org/CodeSystem/immunization-origin"
+
+
+def _answer(name: str):
+    data = (corpus_dir() / "hl7v2" / "qbp-rsp" / "izgateway-v2tofhir" / name).read_bytes()
+    return data, read_rsp(data, ctx_for(data))
+
+
+def _clean(bundle) -> None:
+    errors = [i for i in check_bundle(bundle, get_registry().profiles)
+              if i.severity in ("error", "fatal")]
+    assert errors == []
+
+
+@pytest.mark.corpus
+def test_a_z32_history_is_every_dose_the_registry_holds():
+    """izgw-02: patient 234815 (born 2004-03-15); 19 doses, the first CVX 08 (hep B) on
+    2004-03-15 of .05 mL, the last CVX 49 (Hib) on 2005-06-15; the registry warns that
+    PD1-16 is missing (ERR severity W)."""
+    data, result = _answer("izgw-02-RSP_K11_RSP_K11.hl7")
+    assert (result.outcome, result.profile, result.query_tag) == ("found", "Z32", "QUERY-02")
+    imms = result.of_type("Immunization")
+    assert len(imms) == 19 == len(theirs(data).segments("RXA"))
+    first, last = imms[0], imms[-1]
+    assert first["vaccineCode"]["coding"][0]["code"] == "08"
+    assert first["occurrenceDateTime"] == "2004-03-15"
+    assert first["doseQuantity"]["value"] == Decimal("0.05")
+    assert (last["vaccineCode"]["coding"][0]["code"], last["occurrenceDateTime"]) == \
+        ("49", "2005-06-15")
+    for imm in imms:
+        assert imm["primarySource"] is False
+        assert imm["reportOrigin"]["coding"][0] == {
+            "system": ORIGIN, "code": "jurisdiction", "display": "Jurisdictional IIS"}
+        assert uscore_problems(imm, corpus_dir()) == []
+    assert result.of_type("Patient")[0]["birthDate"] == "2004-03-15"
+    [err] = result.errors
+    assert (err.location, err.severity, err.text) == (
+        "PD1-16", "W", "patient immunization registry status is missing")
+    _clean(result.bundle)
+
+
+@pytest.mark.corpus
+def test_a_z42_forecast_gives_a_recommendation_per_vaccine_group():
+    """izgw-56 (CDC IG Z42 example): MMR (03), IPV (10) and DTaP (107) each due
+    2015-02-14, answered 2015-01-31: due, not yet overdue."""
+    _, result = _answer("izgw-56-RSP_K11_RSP_K11.hl7")
+    assert (result.outcome, result.profile) == ("found", "Z42")
+    [rec] = result.of_type("ImmunizationRecommendation")
+    got = [(r["vaccineCode"][0]["coding"][0]["code"],
+            {c["code"]["coding"][0]["code"]: c["value"] for c in r["dateCriterion"]},
+            r["forecastStatus"]["coding"][0]["code"]) for r in rec["recommendation"]]
+    assert got == [("03", {"30980-7": "2015-02-14"}, "due"),
+                   ("10", {"30980-7": "2015-02-14"}, "due"),
+                   ("107", {"30980-7": "2015-02-14"}, "due")]
+    assert rec["date"].startswith("2015-01-31")
+    assert result.of_type("Immunization") == []  # the 998 row is the forecast, not a dose
+    _clean(result.bundle)
+
+
+@pytest.mark.corpus
+def test_a_z42_evaluates_each_dose_and_shows_an_unreadable_one():
+    """izgw-55: dose 1 hep B (CVX 31) evaluated as dose 1 of 3 for hep B; dose 2 Hib
+    (CVX 48) as dose 1 of 4 for Hib (17); dose 3's RXA-3 has day 51 (a defect of the
+    example): left out, each problem named; hep B is due 2009-10-15."""
+    _, result = _answer("izgw-55-RSP_K11_RSP_K11.hl7")
+    imms = result.of_type("Immunization")
+    assert [i["vaccineCode"]["coding"][0]["code"] for i in imms] == ["31", "48"]
+    evals = result.of_type("ImmunizationEvaluation")
+    assert [(e["targetDisease"]["coding"][0]["code"], e["doseNumberPositiveInt"],
+             e["seriesDosesPositiveInt"]) for e in evals] == [("31", 1, 3), ("17", 1, 4)]
+    assert {w.location for w in result.warnings} >= {"RXA[3]-3", "RXA[3]"}
+    [rec] = result.of_type("ImmunizationRecommendation")
+    assert rec["recommendation"][0]["dateCriterion"][0]["value"] == "2009-10-15"
+    _clean(result.bundle)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("name", "outcome"), [("izgw-60-RSP_K11_RSP_K11.hl7", "not-found"),
+                                                ("izgw-61-RSP_K11_RSP_K11.hl7", "too-many")])
+def test_no_match_and_too_many_are_answers_not_errors(name, outcome):
+    _, result = _answer(name)
+    assert result.outcome == outcome
+    assert result.bundle["entry"] == []
+
+
+@pytest.mark.corpus
+def test_a_candidate_list_names_each_candidate():
+    """izgw-58 (Z31): two patients named Robert Child, born 2005-05-12."""
+    _, result = _answer("izgw-58-RSP_K11_RSP_K11.hl7")
+    assert result.outcome == "candidates"
+    assert [c["birthDate"] for c in result.candidates] == ["2005-05-12", "2005-05-12"]
+
+
+@pytest.mark.corpus
+def test_an_application_error_carries_the_registrys_text():
+    """izgw-63: MSA AE, ERR QPD^1^2 "required field missing" (HL70357 101)."""
+    with pytest.raises(QueryRefused) as err:
+        _answer("izgw-63-RSP_K11_RSP_K11.hl7")
+    assert err.value.ack_code == "AE"
+    assert "required field missing" in str(err.value)
+    assert err.value.problems[0].location == "QPD[1]-2"
+    assert not err.value.transient
+
+
+def test_a_reject_is_an_error_with_the_registrys_text():
+    text = ("MSH|^~\\&|IIS|STATE|EHR|BIRCH|20261203||RSP^K11^RSP_K11|R-9|P|2.5.1|||NE|NE"
+            "|||||Z33^CDCPHINVS\rMSA|AR|Q-9\rERR||MSH^1^9|200^Unsupported message type^"
+            "HL70357|E||||Query type not allowed for this facility\rQAK|Q-9|AR\r")
+    with pytest.raises(QueryRefused) as err:
+        read_rsp(text, ctx_for("MSH|^~\\&|\rPID|1||1^^^X^MR\r"))
+    assert err.value.ack_code == "AR"
+    assert "Query type not allowed for this facility" in str(err.value)
+    assert err.value.problems[0].location == "MSH[1]-9"
+
+
+def test_an_answer_that_is_not_an_rsp_is_refused_naming_msh_9():
+    with pytest.raises(InputError) as err:
+        read_rsp("MSH|^~\\&|IIS|S|E|B|20261203||ACK^V04^ACK|1|P|2.5.1\rMSA|AA|1\r",
+                 ctx_for("MSH|^~\\&|\rPID|1||1^^^X^MR\r"))
+    assert err.value.problems[0].location == "MSH-9"
+
+
+def test_a_protected_record_is_an_answer():
+    text = ("MSH|^~\\&|IIS|STATE|EHR|BIRCH|20261203||RSP^K11^RSP_K11|R-9|P|2.5.1|||NE|NE"
+            "|||||Z33^CDCPHINVS\rMSA|AA|Q-9\rQAK|Q-9|PD|Z34^Request Immunization History"
+            "^CDCPHINVS\r")
+    result = read_rsp(text, ctx_for("MSH|^~\\&|\rPID|1||1^^^X^MR\r"))
+    assert result.outcome == "protected" and result.query_tag == "Q-9"
