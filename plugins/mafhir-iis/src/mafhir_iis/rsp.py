@@ -138,7 +138,8 @@ def read_rsp(text: str | bytes | Message, ctx: V2Context) -> QueryResult:
         raise InputError([Problem("QAK", "the answer has no QAK segment (query status)",
                                   "required")])
     profile = msg.msh.get(21)
-    tag = qak.get(1) or (msg.first("QPD").get(2) if msg.first("QPD") else "")
+    qpd = msg.first("QPD")
+    tag = qak.get(1) or (qpd.get(2) if qpd is not None else "")
     pids = msg.all("PID")
     reader = DoseReader(msg, ctx, message_tz(msg, ctx))
     if profile == "Z31" or len(pids) > 1:
