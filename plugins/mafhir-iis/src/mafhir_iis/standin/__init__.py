@@ -6,5 +6,7 @@ the query side reads).
 """
 
 from .registry import DoseRecord, PatientQuery, PatientRecord, Receipt, Registry
+from .server import FAULT_KINDS, StandinIIS
 
-__all__ = ["DoseRecord", "PatientQuery", "PatientRecord", "Receipt", "Registry"]
+__all__ = ["FAULT_KINDS", "DoseRecord", "PatientQuery", "PatientRecord", "Receipt", "Registry",
+           "StandinIIS"]
