@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from helpers_iis import clinic, corpus_dir, theirs
+from helpers_iis_in import clinic, corpus_dir, theirs
 from mafhir_iis.query import qbp_q11
 
 from mafhir.context import MapContext

@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from helpers_iis import corpus_dir, ctx_for, theirs, uscore_problems
+from helpers_iis_in import corpus_dir, ctx_for, theirs, uscore_problems
 from mafhir_iis.rsp import QueryRefused, read_rsp
 
 from mafhir.errors import InputError

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers_iis import clinic, corpus_dir, ctx_for, resources, theirs, uscore_problems
+from helpers_iis_in import clinic, corpus_dir, ctx_for, resources, theirs, uscore_problems
 
 from mafhir.context import MapContext
 from mafhir.errors import InputError

@@ -69,6 +69,10 @@ def answer(raw: bytes, registry: Registry, now: datetime) -> bytes:
         msg = parse(raw)
     except InputError as exc:
         return ack_for_unreadable(raw, list(exc.problems), now).encode()
+    if msg.type == "QBP^Q11":  # the query side (w4): history and forecast
+        from .query import answer_query
+
+        return answer_query(msg, registry, now)
     issues = check_vxu(msg, now.date())
     errors = [i for i in issues if i.severity == "E"]
     code = "AR" if any(i.header for i in errors) else "AE" if issues else "AA"

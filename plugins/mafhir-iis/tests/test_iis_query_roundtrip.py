@@ -1,0 +1,121 @@
+"""The round trip on real loopback sockets: immunization tasks → VXU^V04 → the stand-in IIS
+(over the CDC SOAP service, and over MLLP) → QBP^Q11 Z44 → RSP^K11 Z42 → FHIR history,
+evaluations and forecast. The expected dates are worked out here by hand from the
+stand-in's documented schedule (mafhir_iis.forecast), not taken from its output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from helpers_iis_in import clinic, corpus_dir, uscore_problems
+
+from mafhir.bundle import transaction
+from mafhir.context import MapContext
+from mafhir.hl7v2 import V2Context
+from mafhir.pipeline import Pipeline
+from mafhir.plugins import get_registry
+from mafhir_iis.asking import ask_registry
+from mafhir_iis.config import IisConfig
+from mafhir_iis.connector import IisConnector
+from mafhir_iis.standin import StandinIIS
+
+NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+FACILITY = "BIRCH-0007"
+NURSE = {"npi": "1234567893", "family": "Rivera", "given": ["Ana"]}
+BABY = {"mrn": "MRN-BABY-1", "family": "Nguyen", "given": ["Linh"], "birth_date": "2026-10-01",
+        "gender": "female", "address": {"line": ["4 Birch Ln"], "city": "Madison",
+                                        "state": "WI", "postal_code": "53703"}}
+
+
+def _dose(task_id: str, cvx: str, when: str) -> dict:
+    return {"task": "immunization", "id": task_id, "patient": BABY, "vaccine": {"cvx": cvx},
+            "occurred": when, "manufacturer": "SKB", "lot_number": f"LOT-{task_id}",
+            "dose_ml": 0.5, "site": "LT", "route": "IM", "administered_by": NURSE,
+            "eligibility": "V02", "funding_source": "VXC51",
+            "vis": [{"document": "253088698300026411230724", "presented": when[:10]}]}
+
+
+def _bundle(c, *tasks: dict) -> dict:
+    pipe = Pipeline(get_registry(), MapContext(clinic=c))
+    return transaction([e for n, t in enumerate(tasks)
+                        for e in pipe.map_task(n, pipe.parse(n, t)).entries])
+
+
+def _config(standin: StandinIIS, transport: str) -> IisConfig:
+    host, port = standin.mllp_address or ("", 0)
+    return IisConfig(name="state", facility_id=FACILITY, transport=transport,
+                     url=standin.soap_url if transport == "soap" else "",
+                     mllp=f"{host}:{port}" if transport == "mllp" else "",
+                     receiving_application="WIR", receiving_facility="WIR",
+                     sending_organisation="Birch Lane Pediatrics",
+                     username="${IIS_RT_USER}", password="${IIS_RT_PASSWORD}", timeout=10.0)
+
+
+@pytest.mark.parametrize("transport", ["soap", "mllp"])
+def test_doses_sent_come_back_with_the_forecast_computed_by_hand(transport, monkeypatch):
+    monkeypatch.setenv("IIS_RT_USER", "clinic-user")
+    monkeypatch.setenv("IIS_RT_PASSWORD", "s3cret-pw")
+    c = clinic()
+    ctx = V2Context(map=MapContext(clinic=c), now=NOW)
+    with StandinIIS(username="clinic-user", password="s3cret-pw", facilities={FACILITY},
+                    clock=lambda: NOW) as standin:
+        config = _config(standin, transport)
+        connector = IisConnector("state", config=config, ctx=ctx)
+        try:
+            connector.send(_bundle(c, _dose("hepb-birth", "08", "2026-10-01T10:00:00-05:00"),
+                                   _dose("pediarix-1", "110", "2026-12-01T09:15:00-06:00")))
+        finally:
+            connector.close()
+        result = ask_registry(config, {
+            "resourceType": "Patient",
+            "identifier": [{"type": {"coding": [{"code": "MR"}]}, "system": c.mrn_namespace,
+                            "value": "MRN-BABY-1"}],
+            "name": [{"family": "Nguyen", "given": ["Linh"]}], "birthDate": "2026-10-01",
+            "gender": "female"}, "Z44", ctx)
+    assert (result.outcome, result.profile) == ("found", "Z42")
+    imms = result.of_type("Immunization")
+    assert [(i["vaccineCode"]["coding"][0]["code"], i["occurrenceDateTime"][:10])
+            for i in imms] == [("08", "2026-10-01"), ("110", "2026-12-01")]
+    assert [i["lotNumber"] for i in imms] == ["LOT-hepb-birth", "LOT-pediarix-1"]
+    for imm in imms:
+        assert imm["primarySource"] is False
+        assert uscore_problems(imm, corpus_dir()) == []
+    # 110 (DTaP-HepB-IPV) counts for three groups: hep B dose 2, DTaP 1, polio 1 — all valid
+    evals = sorted((e["targetDisease"]["coding"][0]["code"], e["doseNumberPositiveInt"],
+                    e["doseStatus"]["coding"][0]["code"])
+                   for e in result.of_type("ImmunizationEvaluation"))
+    assert evals == [("107", 1, "valid"), ("45", 1, "valid"), ("45", 2, "valid"),
+                     ("89", 1, "valid")]
+    [rec] = result.of_type("ImmunizationRecommendation")
+    by_group = {r["vaccineCode"][0]["coding"][0]["code"]: r for r in rec["recommendation"]}
+
+    def dates(group: str) -> dict:
+        return {c["code"]["coding"][0]["code"]: c["value"]
+                for c in by_group[group].get("dateCriterion", [])}
+
+    # hep B dose 3: min age 6 months (2027-04-01) beats last dose + 56 days (2027-01-26);
+    # due at 6 months too; overdue a month later
+    assert dates("45") == {"30980-7": "2027-04-01", "30981-5": "2027-04-01",
+                           "59778-1": "2027-05-01"}
+    # DTaP dose 2: earliest = later of 2 months (2026-12-01) and 12-01 + 28 days
+    # (2026-12-29); due at 4 months (2027-02-01); overdue 2027-03-01; latest at 7 years
+    assert dates("107") == {"30980-7": "2027-02-01", "30981-5": "2026-12-29",
+                            "59777-3": "2033-10-01", "59778-1": "2027-03-01"}
+    assert by_group["45"]["forecastStatus"]["coding"][0]["code"] == "due"
+    # Hib has no dose yet: dose 1 due at 2 months (2026-12-01), overdue 2027-01-01: due
+    assert dates("17")["30980-7"] == "2026-12-01"
+    assert by_group["17"]["forecastStatus"]["coding"][0]["code"] == "due"
+
+
+def test_a_patient_the_registry_does_not_know_is_not_found(monkeypatch):
+    monkeypatch.setenv("IIS_RT_USER", "u")
+    monkeypatch.setenv("IIS_RT_PASSWORD", "p")
+    c = clinic()
+    with StandinIIS(username="u", password="p", clock=lambda: NOW) as standin:
+        result = ask_registry(_config(standin, "soap"), {
+            "resourceType": "Patient", "identifier": [{"system": c.mrn_namespace,
+                                                       "value": "NOBODY"}],
+            "name": [{"family": "Ghost", "given": ["Casper"]}], "birthDate": "2020-01-01"},
+            "Z34", V2Context(map=MapContext(clinic=c), now=NOW))
+    assert result.outcome == "not-found" and result.profile == "Z33"
