@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 
 import pytest
 from helpers_iis_in import clinic, corpus_dir, uscore_problems
+from mafhir_iis.asking import ask_registry
+from mafhir_iis.config import IisConfig
+from mafhir_iis.connector import IisConnector
+from mafhir_iis.standin import StandinIIS
 
 from mafhir.bundle import transaction
 from mafhir.context import MapContext
 from mafhir.hl7v2 import V2Context
 from mafhir.pipeline import Pipeline
 from mafhir.plugins import get_registry
-from mafhir_iis.asking import ask_registry
-from mafhir_iis.config import IisConfig
-from mafhir_iis.connector import IisConnector
-from mafhir_iis.standin import StandinIIS
 
 NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
 FACILITY = "BIRCH-0007"
