@@ -5,6 +5,7 @@ stand-in's documented schedule (mafhir_iis.forecast), not taken from its output.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -119,3 +120,68 @@ def test_a_patient_the_registry_does_not_know_is_not_found(monkeypatch):
             "name": [{"family": "Ghost", "given": ["Casper"]}], "birthDate": "2020-01-01"},
             "Z34", V2Context(map=MapContext(clinic=c), now=NOW))
     assert result.outcome == "not-found" and result.profile == "Z33"
+
+
+def _toml(path, standin: StandinIIS, transport: str):
+    host, port = standin.mllp_address or ("", 0)
+    target = f'url = "{standin.soap_url}"' if transport == "soap" else \
+        f'mllp = "{host}:{port}"'
+    path.write_text(f"""
+[iis]
+facility_id = "{FACILITY}"
+
+[iis.state]
+transport = "{transport}"
+{target}
+receiving_application = "WIR"
+username = "${{IIS_RT_USER}}"
+password = "${{IIS_RT_PASSWORD}}"
+timeout = 10.0
+""")
+    return path
+
+
+def test_the_cli_prints_the_history_and_forecast_table_and_the_json(tmp_path, monkeypatch):
+    """``mafhir iis query state --patient MRN --forecast``: the dose sent is in the table,
+    and so is the hep B dose 2 due one month after birth (2026-11-01, by hand: min age 1
+    month, last dose + 28 days = 2026-10-29), overdue 2026-12-01 — so "overdue" on
+    2026-12-03. ``--json`` is the Bundle; an unknown patient exits 1 saying NF."""
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+
+    monkeypatch.setenv("IIS_RT_USER", "u")
+    monkeypatch.setenv("IIS_RT_PASSWORD", "p")
+    c = clinic()
+    clinic_file = tmp_path / "clinic.json"
+    clinic_file.write_text(c.model_dump_json())
+    with StandinIIS(username="u", password="p", clock=lambda: NOW) as standin:
+        config = _toml(tmp_path / "mafhir.toml", standin, "mllp")
+        connector = IisConnector("state", config=_config(standin, "soap"),
+                                 ctx=V2Context(map=MapContext(clinic=c), now=NOW))
+        try:
+            connector.send(_bundle(c, _dose("hepb-birth", "08", "2026-10-01T10:00:00-05:00")))
+        finally:
+            connector.close()
+        demographics = ["--family", "Nguyen", "--given", "Linh", "--birth-date", "2026-10-01",
+                        "--sex", "F", "--config", str(config), "--clinic", str(clinic_file)]
+        runner = CliRunner()
+        table = runner.invoke(build_cli(), ["iis", "query", "state", "--patient", "MRN-BABY-1",
+                                            "--forecast", *demographics])
+        as_json = runner.invoke(build_cli(), ["iis", "query", "state", "--patient",
+                                              "MRN-BABY-1", "--json", *demographics])
+        unknown = runner.invoke(build_cli(), ["iis", "query", "state", "--patient", "NOBODY",
+                                              *demographics[:-4], "--config", str(config),
+                                              "--clinic", str(clinic_file), "--family", "Ghost"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert any(line.startswith("08 ") and "2026-10-01" in line for line in lines)
+    hepb = next(line for line in lines if line.startswith("45 "))
+    assert hepb.split() == ["45", "Hep", "B", "2026-11-01", "2026-11-01", "2026-12-01",
+                            "overdue"]  # due, earliest, (no latest), overdue, status
+    assert as_json.exit_code == 0, as_json.output
+    bundle = json.loads(as_json.output)
+    assert bundle["resourceType"] == "Bundle"
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient",
+                                                                         "Immunization"]
+    assert unknown.exit_code == 1 and "(NF)" in unknown.output

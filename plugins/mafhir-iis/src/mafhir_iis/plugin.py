@@ -40,6 +40,8 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     from .cli import iis_group
+    from .query_cli import query_command  # part 2 (w4): mafhir iis query
 
+    iis_group.add_command(query_command)
     cli.add_command(iis_group)
 # ---------------------------------------------------------------- end of part 1
