@@ -245,3 +245,28 @@ def test_an_unknown_observation_is_kept_in_a_note_with_a_warning(registry):
     assert [w.location for w in converted.warnings] == ["OBX[1]-5"]
     assert imm["route"]["coding"][0]["code"] == "IM"
     assert imm["site"]["coding"][0]["code"] == "LT"
+
+
+def test_a_vxu_over_mllp_is_stored_converted_delivered_and_acked(registry, tmp_path):
+    """What ``mafhir listen`` does with a VXU: on a real loopback socket, AA once the
+    Bundle (Patient + the dose) is delivered; the same message again is answered from the
+    store, not delivered twice. (Enhanced mode, ER/AL, sends the application ACK to the
+    sender's own port: the listener's ``--ack-to``, tested with the core.)"""
+    from mafhir.hl7v2 import ConvertHandler, MessageStore, MLLPClient, MLLPListener, Receiver
+
+    c = clinic()
+    ctx = V2Context(map=MapContext(clinic=c), namespaces={"BIRCH": c.mrn_namespace})
+    delivered: list[dict] = []
+    store = MessageStore(tmp_path / "in.sqlite")
+    text = _vxu("RXA|0|1|20261203||08^HepB^CVX|0.5|mL^^UCUM||00^new^NIP001|||||||||||CP|A")
+    text = text.replace("|ER|AL|", "|||")  # original mode: the ACK on this connection
+    with MLLPListener("127.0.0.1", 0, Receiver(store, ConvertHandler(
+            registry, ctx, delivered.append))) as listener, \
+            MLLPClient(*listener.address, timeout=10) as client:
+        first = client.send(text)
+        again = client.send(text)
+    store.close()
+    assert b"MSA|AA|CTRL-1" in first and b"MSA|AA|CTRL-1" in again
+    assert len(delivered) == 1
+    assert [e["resource"]["resourceType"] for e in delivered[0]["entry"]] == [
+        "Patient", "Immunization"]
