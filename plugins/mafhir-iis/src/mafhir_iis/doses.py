@@ -27,6 +27,7 @@ from mafhir.fhirtypes import coding
 from mafhir.hl7v2.context import V2Context
 from mafhir.hl7v2.datatypes import (
     DtmError,
+    Times,
     _offset,
     codeable,
     ei_identifier,
@@ -183,19 +184,16 @@ class DoseReader:
     no_zone_reported: bool = False
 
     def time(self, text: str, where: str) -> str | None:
-        """A DTM as FHIR, or None with a problem naming ``where`` (nothing invented)."""
-        text = null(text).strip()
-        if not text:
-            return None
-        try:
-            return read_dtm(text, self.tz)
-        except DtmError as exc:
-            if exc.code == "business-rule":
-                if self.no_zone_reported:
-                    return None
-                self.no_zone_reported = True
-            self.problems.append(Problem(where, exc.reason, exc.code))
-            return None
+        """A DTM as FHIR, or None with a problem naming ``where`` (nothing invented); the
+        shared reader (:class:`~mafhir.hl7v2.datatypes.Times`) does the reading, and "no
+        zone configured" is reported once per message, not once per field."""
+        before = len(self.problems)
+        value = Times(self.tz, self.problems).at(text.strip(), where)
+        if len(self.problems) > before and self.problems[-1].code == "business-rule":
+            if self.no_zone_reported:
+                del self.problems[before:]
+            self.no_zone_reported = True
+        return value
 
     def date(self, text: str, where: str) -> str | None:
         """A DT (or a DTM's date part) as a FHIR date."""

@@ -215,6 +215,30 @@ def _value(rows: list[Segment], loinc: str) -> Segment | None:
     return next((o for o in rows if null(o.get(3)).strip() == loinc), None)
 
 
+def _targeted(rows: list[Segment], what: str, reader: DoseReader
+              ) -> list[tuple[str, Segment, list[Segment]]]:
+    """(OBX-4 sub-id, vaccine-group row, rows) per group of ``rows``; a group with no
+    vaccine group (OBX 30956-7 or 38890-0) is reported, not guessed."""
+    out = []
+    for sub, obxs in _by_subid(rows).items():
+        target = _value(obxs, "30956-7") or _value(obxs, "38890-0")
+        if target is None:
+            reader.warnings.append(Problem(obxs[0].where(3), f"{what} rows without a vaccine "
+                                           "group (OBX 30956-7); not mapped", "incomplete"))
+            continue
+        out.append((sub, target, obxs))
+    return out
+
+
+def _series(obxs: list[Segment], into: JSON) -> None:
+    """OBX 30973-2 (dose number) and 59782-3 (doses in series) as FHIR positiveInts."""
+    dose, doses = _int(_value(obxs, "30973-2")), _int(_value(obxs, "59782-3"))
+    if dose:
+        into["doseNumberPositiveInt"] = dose
+    if doses:
+        into["seriesDosesPositiveInt"] = doses
+
+
 def _int(obx: Segment | None) -> int | None:
     text = null(obx.get(5)).strip() if obx is not None else ""
     return int(text) if text.isdigit() and int(text) > 0 else None
@@ -227,13 +251,7 @@ def _evaluations(group: DoseGroup, imm: JSON, patient: JSON, reader: DoseReader
     ident = imm["identifier"][0]
     event = {"reference": f"Immunization?{identifier_query(ident['system'], ident['value'])}"}
     rows = [o for o in group.obx if null(o.get(3)).strip() in EVALUATION_LOINC]
-    for sub, obxs in _by_subid(rows).items():
-        target = _value(obxs, "30956-7") or _value(obxs, "38890-0")
-        if target is None:
-            reader.warnings.append(Problem(obxs[0].where(3), "evaluation rows without a "
-                                           "vaccine group (OBX 30956-7); not mapped",
-                                           "incomplete"))
-            continue
+    for sub, target, obxs in _targeted(rows, "evaluation", reader):
         ev: JSON = {"resourceType": "ImmunizationEvaluation",
                     "identifier": [{"system": f"{ident['system']}/evaluation",
                                     "value": f"{ident['value']}-{sub}"}],
@@ -262,11 +280,7 @@ def _evaluations(group: DoseGroup, imm: JSON, patient: JSON, reader: DoseReader
         series = _value(obxs, "59780-7")
         if series is not None:
             ev["series"] = readable(series.v(5))
-        dose, doses = _int(_value(obxs, "30973-2")), _int(_value(obxs, "59782-3"))
-        if dose:
-            ev["doseNumberPositiveInt"] = dose
-        if doses:
-            ev["seriesDosesPositiveInt"] = doses
+        _series(obxs, ev)
         out.append(ev)
     return out
 
@@ -285,13 +299,7 @@ def _recommendation(groups: list[tuple[DoseGroup, int]], msg: Message, patient: 
                  "authority": {"display": _registry_name(msg)}, "recommendation": []}
     today = (made or reader.ctx.now.isoformat())[:10]
     for group, _k in groups:
-        for _sub, obxs in _by_subid(group.obx).items():
-            target = _value(obxs, "30956-7") or _value(obxs, "38890-0")
-            if target is None:
-                reader.warnings.append(Problem(obxs[0].where(3), "forecast rows without a "
-                                               "vaccine group (OBX 30956-7); not mapped",
-                                               "incomplete"))
-                continue
+        for _sub, target, obxs in _targeted(group.obx, "forecast", reader):
             one: JSON = {"vaccineCode": [codeable(target.v(5)) or
                                          {"text": readable(target.v(5))}]}
             criteria = []
@@ -308,11 +316,7 @@ def _recommendation(groups: list[tuple[DoseGroup, int]], msg: Message, patient: 
             schedule = _value(obxs, "59779-9")
             if schedule is not None:
                 one["description"] = f"schedule: {readable(schedule.v(5))}"
-            dose, doses = _int(_value(obxs, "30973-2")), _int(_value(obxs, "59782-3"))
-            if dose:
-                one["doseNumberPositiveInt"] = dose
-            if doses:
-                one["seriesDosesPositiveInt"] = doses
+            _series(obxs, one)
             rec["recommendation"].append(one)
     if not rec["recommendation"]:
         rec["recommendation"].append({"vaccineCode": [{"text": "no forecast given"}],
