@@ -39,20 +39,19 @@ from mafhir.hl7v2.datatypes import (
 from mafhir.hl7v2.message import Message, Segment
 from mafhir.hl7v2.terminology import ucum_code
 
+from .codes import INFORMATION_SOURCE as NIP001
+from .codes import V2_ROUTE_TO_FHIR
 from .terms import (
     COMPLETION,
     FORECAST_LOINC,
     IMMUNIZATION_ORIGIN,
     NCIT,
-    NCIT_ROUTES,
-    NIP001,
     NIP001_ORIGIN,
     NIP002,
     NIP002_REASON,
     OBX_EDUCATION,
     OBX_ELIGIBILITY,
     OBX_FUNDING,
-    V2_0162_ROUTES,
 )
 
 __all__ = ["DoseGroup", "DoseReader", "cvx_for_ndc", "dose_groups", "message_tz", "ndc11"]
@@ -387,10 +386,8 @@ class DoseReader:
             v3 = None
             for n in (1, 4):
                 code, sysname = null(route.c(n)), null(route.c(n + 2)).upper()
-                if sysname == "NCIT" and code in NCIT_ROUTES:
-                    v3 = v3 or NCIT_ROUTES[code]
-                elif sysname in ("HL70162", "") and code.upper() in V2_0162_ROUTES:
-                    v3 = v3 or V2_0162_ROUTES[code.upper()]
+                if sysname in ("NCIT", "HL70162", "") and code.upper() in V2_ROUTE_TO_FHIR:
+                    v3 = v3 or V2_ROUTE_TO_FHIR[code.upper()]
             concept = codeable(route) or {}
             for c in concept.get("coding", []):
                 if c.get("system", "").endswith(":NCIT"):

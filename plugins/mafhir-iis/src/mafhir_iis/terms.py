@@ -1,7 +1,8 @@
 """The CDC IIS guide's code tables as mafhir reads them (HL7 v2 → FHIR), in one place.
 
 Written out by hand from mapping-reference §3.4–3.9 (CDC IG for Immunization Messaging
-2.5.1 R1.5, AIRA code base, R4 value sets). Kept as plain dicts so a test can compare
+2.5.1 R1.5, AIRA code base, R4 value sets); the tables the writer shares (NIP001, routes)
+live in :mod:`.codes`. Kept as plain dicts so a test can compare
 them with its own expectations, and so that a code outside a table is reported, never
 guessed.
 """
@@ -13,40 +14,16 @@ __all__ = [
     "FORECAST_LOINC",
     "IMMUNIZATION_ORIGIN",
     "NCIT",
-    "NCIT_ROUTES",
-    "NIP001",
     "NIP001_ORIGIN",
     "NIP002",
     "NIP002_REASON",
     "OBX_EDUCATION",
     "OBX_ELIGIBILITY",
     "OBX_FUNDING",
-    "V2_0162_ROUTES",
     "VIS_BARCODE",
 ]
 
 NCIT = "http://ncithesaurus-stage.nci.nih.gov"
-#: NCIT route concepts (RXR-1, preferred by the guide) → v3-RouteOfAdministration.
-NCIT_ROUTES: dict[str, str] = {
-    "C28161": "IM", "C38299": "SQ", "C38238": "IDINJ", "C38284": "NASINHL", "C38288": "PO",
-    "C38276": "IVINJ", "C38305": "TRNSDERM",
-}
-#: HL7 table 0162 route codes (older senders) → v3-RouteOfAdministration.
-V2_0162_ROUTES: dict[str, str] = {
-    "IM": "IM", "SC": "SQ", "ID": "IDINJ", "NS": "NASINHL", "IN": "NASINHL", "PO": "PO",
-    "IV": "IVINJ", "TD": "TRNSDERM",
-}
-#: RXA-9 information source (CDC NIP001): "00" is a new record (primary source).
-NIP001: dict[str, str] = {
-    "00": "New immunization record", "01": "Historical information - source unspecified",
-    "02": "Historical information - from other provider",
-    "03": "Historical information - from parent's written record",
-    "04": "Historical information - from parent's recall",
-    "05": "Historical information - from other registry",
-    "06": "Historical information - from birth certificate",
-    "07": "Historical information - from school record",
-    "08": "Historical information - from public agency",
-}
 #: NIP001 → R4 immunization-origin (project rule, mapping-reference §3.9); "01" (source
 #: unspecified) has no origin code: the NIP001 coding alone says so.
 NIP001_ORIGIN: dict[str, str] = {
