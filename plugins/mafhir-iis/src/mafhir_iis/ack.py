@@ -8,7 +8,8 @@ The registry's answer decides, by the CDC guide's rules:
 * ``AE`` with any ERR of severity ``E`` (or none given, or no ERR at all) — a
   :class:`~mafhir.errors.PermanentError`: the registry refused (part of) the message, and
   sending it again gives the same answer. The error names each ERR's location (ERR-2, as
-  ``RXA[1]-5``), the registry's own text (ERR-8), the HL7 condition (ERR-3, table 0357)
+  ``RXA[1]-5``), the registry's own text (ERR-8, or ERR-9 where real registries put it),
+  the HL7 condition (ERR-3, table 0357)
   and the application error (ERR-5, table 0533, its meaning read from
   :data:`~mafhir_iis.codes.APPLICATION_ERRORS`);
 * ``AR`` — permanent too (the message was rejected whole: bad MSH, unsupported version);
@@ -89,6 +90,20 @@ def _coded(err: Segment, n: int, table: dict[str, str] | None = None) -> str:
     return " ".join(p for p in (code, text) if p)
 
 
+#: HL7 table 0517 (inform person indicator): what ERR-9 holds when it is used as defined.
+_INFORM_PERSON = {"HD", "NPAT", "PAT", "USR"}
+
+
+def _words(err: Segment) -> str:
+    """The registry's text: ERR-8 (user message); else ERR-9 when it holds text rather
+    than a table 0517 code (real IIS ACKs, the CDC guide's examples among them, put the
+    message one field late); else ERR-7 (diagnostic information)."""
+    late = err.get(9)
+    if late.upper() in _INFORM_PERSON:
+        late = ""
+    return err.get(8) or late or err.get(7)
+
+
 def read_iis_ack(text: str | bytes) -> IisAck:
     """The ACK's code, the id it acknowledges, and every ERR (a PermanentError when it is
     not an acknowledgment at all)."""
@@ -103,7 +118,7 @@ def read_iis_ack(text: str | bytes) -> IisAck:
     errors = tuple(IisError(severity=e.get(4).upper(), location=_location(e),
                             condition=_coded(e, 3), application=_coded(e, 5,
                                                                        APPLICATION_ERRORS),
-                            text=e.get(8))
+                            text=_words(e))
                    for e in msg.all("ERR"))
     return IisAck(msa.get(1).upper(), msa.text(2), errors, msa.get(3))
 

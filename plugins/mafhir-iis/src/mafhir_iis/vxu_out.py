@@ -106,10 +106,8 @@ def _code(concept: JSON | None, system: str) -> tuple[str, str]:
 
 
 def _num(value: Any) -> str:
-    if value is None:
-        return ""
-    text = format(value, "f") if isinstance(value, float) else str(value)
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """A number digit for digit as the resource holds it (a Decimal keeps its zeros)."""
+    return "" if value is None else str(value)
 
 
 def _xcn(who: JSON | None) -> tuple | None:
@@ -146,7 +144,7 @@ def control_id(immunizations: list[JSON]) -> str:
     """MSH-10 from the doses' identifiers and content: a re-send of the same doses keeps
     its control id (a registry with duplicate detection answers it once), a changed dose
     gets a new one."""
-    seed = json.dumps(immunizations, sort_keys=True, separators=(",", ":"))
+    seed = json.dumps(immunizations, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(seed.encode()).hexdigest()[:20]
 
 
@@ -419,7 +417,7 @@ def vxu_v04(resources: ResourceSet, ctx: V2Context, settings: VxuSettings) -> st
     if not doses:
         raise InputError([Problem("Immunization", "there is no Immunization to report",
                                   "required")])
-    if len({json.dumps(d.get("patient"), sort_keys=True) for d in doses}) > 1:
+    if len({json.dumps(d.get("patient"), sort_keys=True, default=str) for d in doses}) > 1:
         raise InputError([Problem("Immunization.patient", "one VXU carries one patient's "
                                   "doses; send them apart", "invariant")])
     if not settings.facility_id:

@@ -5,7 +5,8 @@ Three outcomes, as real registries answer (the corpus's IIS ACKs are the model):
 * a header the registry cannot take (not VXU^V04, not 2.5.1, no MSH-10, processing id
   not P/T/D, no sending facility) → **AR**, nothing kept;
 * a field the guide *requires* missing or wrong (PID-3, PID-5, PID-7, ORC-3, RXA-3,
-  RXA-5 and its CVX table, RXA-20's table, RXA-18 for a refusal, a date in the future)
+  RXA-5 and its CVX table, RXA-20's table, RXA-18 for a refusal, a date in the future
+  or a dose before the birth date)
   → **AE** with an ERR of severity **E**, the message not kept;
 * a field the guide expects (``RE``) missing — PID-8 sex, PID-11 address, NK1 for a
   minor, RXA-15 lot, RXA-17 manufacturer and RXR for an administered dose — or a
@@ -122,7 +123,7 @@ def _pid(pid: Segment | None, today: date) -> tuple[list[Issue], bool]:
 
 
 def _group(orc: Segment | None, rxa: Segment | None, rxr: Segment | None, n: int,
-           today: date) -> list[Issue]:
+           today: date, born: date | None) -> list[Issue]:
     out = []
     if orc is None:
         out.append(_e("ORC", n, None, "100", "7", "ORC: each RXA needs its ORC"))
@@ -139,6 +140,9 @@ def _group(orc: Segment | None, rxa: Segment | None, rxr: Segment | None, n: int
     elif given > today:
         out.append(_e("RXA", n, 3, "102", "1", "RXA-3: the administration date is in the "
                                                "future"))
+    elif born is not None and given < born:
+        out.append(_e("RXA", n, 3, "102", "1", "RXA-3: the administration date is before "
+                                               "the date of birth"))
     code, system = rxa.get(5), rxa.get(5, 3).upper()
     if not code:
         out.append(_e("RXA", n, 5, "101", "7", "RXA-5: the vaccine code is required"))
@@ -176,6 +180,8 @@ def check_vxu(msg: Message, today: date) -> list[Issue]:
     if minor and msg.first("NK1") is None:
         issues.append(_w("NK1", 1, None, "101", "7", "NK1: the responsible person of a minor "
                                                      "is missing"))
+    pid = msg.first("PID")
+    born = _date(pid.get(7)) if pid is not None else None
     groups = list(msg.groups(("ORC", "RXA"), within=("RXA",)))
     if not groups:
         issues.append(_e("RXA", 1, None, "100", "7", "RXA: the message reports no dose"))
@@ -183,5 +189,5 @@ def check_vxu(msg: Message, today: date) -> list[Issue]:
         orc = next((s for s in group if s.name == "ORC"), None)
         rxa = next((s for s in group if s.name == "RXA"), None)
         rxr = next((s for s in group if s.name == "RXR"), None)
-        issues += _group(orc, rxa, rxr, n, today)
+        issues += _group(orc, rxa, rxr, n, today, born)
     return issues

@@ -6,7 +6,8 @@ otherwise), the facility id when a set of known ones is given (``SecurityFault``
 size (``MessageTooLargeFault``), then answers the VXU (:func:`.answer.answer`); any other
 operation is an ``UnsupportedOperationFault`` and an unreadable envelope an HTTP 400 with
 a sender fault. MLLP is the project's own listener (:class:`mafhir.hl7v2.MLLPListener`)
-with a receiver that answers the same way.
+with a receiver that answers the same way. ``tls=(certfile, keyfile)`` serves SOAP over
+HTTPS (to check a client verifies the registry's certificate).
 
 For error-path tests a fault can be queued for the next SOAP requests
 (:meth:`StandinIIS.fail_next`): ``reset`` (the connection is reset after the request is
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable
@@ -62,6 +64,12 @@ class _MllpAnswers(Receiver):
 class _SoapHandler(BaseHTTPRequestHandler):
     server: _SoapServer
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in two writes: without this, Nagle and the client's
+        # delayed ACK hold each answer ~40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("stand-in SOAP: " + format, *args)
@@ -152,7 +160,7 @@ class StandinIIS:
     def __init__(self, registry: Registry | None = None, *, username: str = "mafhir",
                  password: str = "mafhir", facilities: set[str] | None = None,
                  host: str = "127.0.0.1", soap_port: int = 0, mllp_port: int | None = 0,
-                 max_bytes: int = MAX_MESSAGE_BYTES,
+                 max_bytes: int = MAX_MESSAGE_BYTES, tls: tuple[str, str] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.registry = registry or Registry()
         self._username, self._password = username, password
@@ -163,6 +171,11 @@ class StandinIIS:
         self._faults: list[str] = []
         self._lock = threading.Lock()
         self._soap = _SoapServer((host, soap_port), self)
+        self.tls = tls is not None
+        if tls is not None:  # HTTPS with this certificate and key (PEM files)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._soap.socket = context.wrap_socket(self._soap.socket, server_side=True)
         self._soap_thread: threading.Thread | None = None
         self._mllp = MLLPListener(host, mllp_port, _MllpAnswers(self)) \
             if mllp_port is not None else None
@@ -173,7 +186,7 @@ class StandinIIS:
     @property
     def soap_url(self) -> str:
         host, port = self._soap.server_address[:2]
-        return f"http://{host!s}:{port}/iis"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}/iis"
 
     @property
     def mllp_address(self) -> tuple[str, int] | None:
