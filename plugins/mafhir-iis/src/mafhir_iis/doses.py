@@ -264,6 +264,11 @@ class DoseReader:
         if recorded:
             imm["recorded"] = recorded
         self._source(rxa, imm)
+        if "primarySource" not in imm and completion in ("RE", "NA") and \
+                not null(rxa.get(9)):
+            # the guide leaves RXA-9 empty unless the dose was given: a refusal or a dose
+            # not given is what the submitter itself saw and recorded
+            imm["primarySource"] = True
         location = rxa.v(11)
         place = null(location.c(4)) or readable(location)
         if place:
