@@ -143,3 +143,26 @@ def test_a_protected_record_is_an_answer():
             "^CDCPHINVS\r")
     result = read_rsp(text, ctx_for("MSH|^~\\&|\rPID|1||1^^^X^MR\r"))
     assert result.outcome == "protected" and result.query_tag == "Q-9"
+
+
+def test_an_answer_naming_the_patient_by_registry_ids_only_files_under_the_patient_asked():
+    """PID-3 holds only the IIS's own id (SR): without the patient asked about that is
+    refused (business-rule: a registry id never matches a chart); with it, the dose is
+    the asked patient's and no Patient is written."""
+    text = ("MSH|^~\\&|MYIIS|STATE|EHR|BIRCH|20261203||RSP^K11^RSP_K11|R-5|P|2.5.1|||NE|NE"
+            "|||||Z32^CDCPHINVS\rMSA|AA|Q-5\rQAK|Q-5|OK|Z34^Request Immunization History"
+            "^CDCPHINVS\rQPD|Z34^Request Immunization History^CDCPHINVS|Q-5|MR-9^^^BIRCH^MR\r"
+            "PID|1||987633^^^MYIIS^SR||Child^Robert^^^^^L||20050512|M\r"
+            "ORC|RE||142324567^IIS\rRXA|0|1|20050725||03^MMR^CVX|0.5|mL^^UCUM||01^hist^NIP001"
+            "\r")
+    ctx = ctx_for("MSH|^~\\&|\rPID|1||1^^^BIRCH^MR\r")
+    with pytest.raises(InputError) as err:
+        read_rsp(text, ctx)
+    assert err.value.problems[0].code == "business-rule"
+    asked = {"resourceType": "Patient", "identifier": [{"system": "urn:clinic:mrn",
+                                                        "value": "MR-9"}]}
+    result = read_rsp(text, ctx, asked)
+    [imm] = result.of_type("Immunization")
+    assert result.of_type("Patient") == []
+    assert imm["patient"] == {"reference": "Patient?identifier=urn:clinic:mrn|MR-9"}
+    assert [w.location for w in result.warnings] == ["PID-3"]

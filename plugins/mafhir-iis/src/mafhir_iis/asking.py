@@ -59,7 +59,7 @@ def ask_registry(config: IisConfig, patient: JSON, kind: Kind, ctx: V2Context,
         host, _, port = config.mllp.rpartition(":")
         with MLLPClient(host, int(port), timeout=config.timeout) as client:
             reply = client.send(text)
-    result = read_rsp(reply, ctx)
+    result = read_rsp(reply, ctx, patient)
     if result.query_tag != tag:
         raise InputError([Problem("QAK-1", "the registry answered another query (its query "
                                   "tag is not the one asked)", "conflict")])

@@ -121,9 +121,15 @@ def _errors(msg: Message) -> tuple[IisError, ...]:
                  for err in msg.all("ERR"))
 
 
-def read_rsp(text: str | bytes | Message, ctx: V2Context) -> QueryResult:
+def read_rsp(text: str | bytes | Message, ctx: V2Context, asked: JSON | None = None
+             ) -> QueryResult:
     """The typed result of an RSP^K11; QueryRefused for AE/AR, InputError for an answer
-    that is not an RSP^K11 or cannot be read (naming the field)."""
+    that is not an RSP^K11 or cannot be read (naming the field).
+
+    ``asked`` is the Patient the query was about (its MRN identifier first). A registry
+    may answer with only its own ids in PID-3; the doses then belong to the patient asked
+    about (the registry matched them to the query), and the PID's Patient is not written
+    — a registry id must never create or match a chart by itself."""
     msg = text if isinstance(text, Message) else parse(text)
     if msg.type != "RSP^K11":
         raise InputError([Problem("MSH-9", f"expected RSP^K11, got {msg.type or 'nothing'}",
@@ -152,8 +158,8 @@ def read_rsp(text: str | bytes | Message, ctx: V2Context) -> QueryResult:
     if status != "OK" or not pids:
         return QueryResult(QAK_OUTCOME[status] if pids or status != "OK" else "not-found",
                            profile, tag, transaction([]), errors)
-    found = read_patient(msg, reader)
-    entries: list[Entry] = [found.entry]
+    found = _answered_patient(msg, reader, asked)
+    entries: list[Entry] = [found.entry] if found.entry is not None else []
     registry = _registry_name(msg)
     forecast: list[tuple[DoseGroup, int]] = []
     evaluated = profile == "Z42"
@@ -187,6 +193,31 @@ def read_rsp(text: str | bytes | Message, ctx: V2Context) -> QueryResult:
         raise InputError(reader.problems)
     return QueryResult("found", profile, tag, transaction(entries), errors,
                        (*found.warnings, *reader.warnings))
+
+
+@dataclass(frozen=True)
+class _Answered:
+    resource: JSON
+    reference: JSON
+    entry: Entry | None
+    warnings: tuple[Problem, ...] = ()
+
+
+def _answered_patient(msg: Message, reader: DoseReader, asked: JSON | None) -> _Answered:
+    """The PID's Patient when it carries the clinic's MRN; else, with ``asked``, the
+    patient asked about (by its MRN reference; the PID read only to report that)."""
+    try:
+        found = read_patient(msg, reader)
+    except InputError as exc:
+        if asked is None or not asked.get("identifier") or \
+                any(p.code != "business-rule" for p in exc.problems):
+            raise
+        key = asked["identifier"][0]
+        return _Answered(asked, {"reference": "Patient?" + identifier_query(
+            key["system"], key["value"])}, None, (Problem(
+                "PID-3", "the registry's answer names the patient by its own ids only; the "
+                "doses are filed under the patient asked about", "incomplete"),))
+    return _Answered(found.resource, found.reference, found.entry, found.warnings)
 
 
 def _registry_name(msg: Message) -> str:
