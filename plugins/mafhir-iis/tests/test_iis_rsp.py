@@ -11,6 +11,7 @@ import pytest
 from helpers_iis_in import corpus_dir, ctx_for, theirs, uscore_problems
 from mafhir_iis.rsp import QueryRefused, read_rsp
 
+from mafhir.context import Clinic
 from mafhir.errors import InputError
 from mafhir.plugins import get_registry
 from mafhir.validation import check_bundle
@@ -166,3 +167,22 @@ def test_an_answer_naming_the_patient_by_registry_ids_only_files_under_the_patie
     assert result.of_type("Patient") == []
     assert imm["patient"] == {"reference": "Patient?identifier=urn:clinic:mrn|MR-9"}
     assert [w.location for w in result.warnings] == ["PID-3"]
+
+
+def test_a_forecast_stamped_without_a_zone_keeps_its_date():
+    """MSH-7 with a time but no offset, and no zone configured: the forecast's date is the
+    day (nothing invented), and the dates due are read as dates (they need no zone)."""
+    text = ("MSH|^~\\&|IIS|STATE|EHR|BIRCH|202612031400||RSP^K11^RSP_K11|R-6|P|2.5.1|||NE|NE"
+            "|||||Z42^CDCPHINVS\rMSA|AA|Q-6\rQAK|Q-6|OK|Z44^Request Evaluated History and "
+            "Forecast^CDCPHINVS\rPID|1||MR-1^^^BIRCH^MR||Child^Ann^^^^^L||20260601|F\r"
+            "ORC|RE||9999^IIS\rRXA|0|1|20261203|20261203|998^No vaccine administered^CVX|999"
+            "||||||||||||||NA\rOBX|1|CE|30956-7^vaccine type^LN|1|03^MMR^CVX||||||F\r"
+            "OBX|2|DT|30980-7^Date vaccination due^LN|1|20270601||||||F\r"
+            "OBX|3|DT|59778-1^Date dose is overdue^LN|1|20270701||||||F\r")
+    zoneless = Clinic(name="No Zone Clinic", system="urn:mafhir:test:no-zone")
+    result = read_rsp(text, ctx_for("MSH|^~\\&|\rPID|1||1^^^BIRCH^MR\r", zoneless))
+    [rec] = result.of_type("ImmunizationRecommendation")
+    assert rec["date"] == "2026-12-03"
+    [one] = rec["recommendation"]
+    assert one["forecastStatus"]["coding"][0]["code"] == "due"  # overdue only from 2027-07-01
+    assert [c["value"] for c in one["dateCriterion"]] == ["2027-06-01", "2027-07-01"]

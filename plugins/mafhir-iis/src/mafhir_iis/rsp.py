@@ -29,7 +29,7 @@ from mafhir.bundle import Entry, create, transaction, update
 from mafhir.errors import InputError, PermanentError, Problem
 from mafhir.hl7v2 import parse
 from mafhir.hl7v2.context import V2Context
-from mafhir.hl7v2.datatypes import codeable, null, readable
+from mafhir.hl7v2.datatypes import DtmError, codeable, null, read_dtm, readable
 from mafhir.hl7v2.message import Message, Segment
 from mafhir.identity import identifier_query
 
@@ -321,7 +321,10 @@ def _recommendation(groups: list[tuple[DoseGroup, int]], msg: Message, patient: 
     """The forecast: one recommendation per vaccine group, with its dates and status.
     Keyed on the registry and the patient, so the next query's forecast replaces it."""
     key = patient_resource["identifier"][0]
-    made = reader.time(msg.msh.get(7), "MSH-7")
+    try:  # when the forecast was made: MSH-7, its date alone when its zone is unknown
+        made: str | None = read_dtm(msg.msh.get(7), reader.tz)
+    except DtmError:
+        made = reader.date(msg.msh.get(7), "MSH-7")
     rec: JSON = {"resourceType": "ImmunizationRecommendation",
                  "identifier": [{"system": f"{reader.ctx.map.clinic.system}/iis/forecast",
                                  "value": uuid.uuid5(uuid.NAMESPACE_URL, "|".join((
