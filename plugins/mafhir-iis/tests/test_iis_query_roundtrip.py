@@ -185,3 +185,38 @@ def test_the_cli_prints_the_history_and_forecast_table_and_the_json(tmp_path, mo
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient",
                                                                          "Immunization"]
     assert unknown.exit_code == 1 and "(NF)" in unknown.output
+
+
+def test_the_cli_reads_the_demographics_from_the_clinics_store(tmp_path, monkeypatch):
+    """Only ``--patient MRN``: name and birth date come from the clinic's local store
+    ($MAFHIR_PATIENTS), so the registry can match the child on them too."""
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+    from mafhir.connectors.local import LocalStore
+
+    monkeypatch.setenv("IIS_RT_USER", "u")
+    monkeypatch.setenv("IIS_RT_PASSWORD", "p")
+    c = clinic()
+    clinic_file = tmp_path / "clinic.json"
+    clinic_file.write_text(c.model_dump_json())
+    store = LocalStore(tmp_path / "patients.db")
+    store.put({"resourceType": "Patient", "identifier": [{"system": c.mrn_namespace,
+                                                          "value": "MRN-BABY-1"}],
+               "name": [{"family": "Nguyen", "given": ["Linh"]}], "birthDate": "2026-10-01",
+               "gender": "female"})
+    store.close()
+    monkeypatch.setenv("MAFHIR_PATIENTS", f"local:{tmp_path / 'patients.db'}")
+    with StandinIIS(username="u", password="p", clock=lambda: NOW) as standin:
+        connector = IisConnector("state", config=_config(standin, "soap"),
+                                 ctx=V2Context(map=MapContext(clinic=c), now=NOW))
+        try:
+            connector.send(_bundle(c, _dose("hepb-birth", "08", "2026-10-01T10:00:00-05:00")))
+        finally:
+            connector.close()
+        config = _toml(tmp_path / "mafhir.toml", standin, "soap")
+        out = CliRunner().invoke(build_cli(), ["iis", "query", "state", "--patient",
+                                               "MRN-BABY-1", "--config", str(config),
+                                               "--clinic", str(clinic_file)])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[1].startswith("08 Hep B")
