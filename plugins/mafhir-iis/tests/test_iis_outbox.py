@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,13 +17,18 @@ from helpers_iis import (
     CLINIC,
     CREDENTIALS_ENV,
     MRN_SYSTEM,
+    V2CTX,
     flu_shot,
+    resources_of,
     running_standin,
     write_config,
 )
+from mafhir_iis.ack import read_iis_ack
 from mafhir_iis.config import load_iis
 from mafhir_iis.connector import IisConnector
+from mafhir_iis.soap import Credentials, SoapClient
 from mafhir_iis.standin import PatientQuery, StandinIIS
+from mafhir_iis.vxu_out import VxuSettings, vxu_v04
 
 from mafhir.outbox import open_store
 from mafhir.testing import check_contract
@@ -94,6 +100,11 @@ def test_warnings_are_delivered_and_kept_with_the_delivery(tmp_path, standin):
     assert events[-1]["outcome"] == "0"
     assert events[-1]["outcomeDesc"].startswith("accepted with warnings: NK1[1]: NK1: the "
                                                 "responsible person of a minor is missing")
+    listed = subprocess.run([MAFHIR, "iis", "warnings", "--db", str(tmp_path / "outbox.db"),
+                             "--json"], capture_output=True, text=True, timeout=60)
+    [line] = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert (line["id"], line["destination"]) == (item.id, "iis:state")
+    assert "NK1" in line["warnings"]
 
 
 def test_an_error_is_dead_lettered_with_the_registrys_text(tmp_path, standin):
@@ -148,6 +159,28 @@ def test_what_the_guide_requires_is_dead_lettered_before_sending(tmp_path, stand
         store.close()
     assert "Patient.birthDate" in (item.reason or "") or \
         "Patient.name" in (item.reason or "")
+
+
+def test_standin_command_serves_until_sigterm():
+    proc = subprocess.Popen([MAFHIR, "iis", "standin", "--port", "0", "--mllp-port", "0"],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MAFHIR_IIS_STANDIN_PASSWORD": "pw"})
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("IIS stand-in: SOAP http://127.0.0.1:"), first
+        url = first.split()[3].rstrip(",")
+        client = SoapClient(url, Credentials("mafhir", "pw"), "ANY", timeout=5)
+        assert client.connectivity_test("x") == "x"
+        answer = read_iis_ack(client.submit(vxu_v04(resources_of(flu_shot()), V2CTX,
+                                                     VxuSettings(facility_id="ANY"))))
+        assert answer.code == "AE"  # the child has no NK1: kept, warned
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0
+    assert "1 doses held, 1 messages accepted" in rest
 
 
 def test_connector_keeps_the_declared_contract(tmp_path, standin, monkeypatch):
