@@ -143,3 +143,22 @@ def test_registry_history_by_id_or_demographics_oldest_first():
     registry.record(ann, [_dose(ann, "d1", "20240915", action="D")], "F", "c4")
     assert [d.filler_id for d in registry.history(PatientQuery(id="M1"))] == ["d2"]
     assert len(registry.receipts) == 4
+
+
+def test_other_message_types_reach_the_answerer_registered_for_them():
+    """The seam the query side uses: an answerer for QBP sees the message and the registry."""
+    seen = []
+
+    def qbp(msg, registry, now):
+        seen.append((msg.type, len(registry.doses())))
+        return b"MSH|^~\\&|IIS|ST|||20251001||RSP^K11^RSP_K11|R1|P|2.5.1\rMSA|AA|Q1\r"
+
+    qbp_text = ("MSH|^~\\&|EHR|CLINIC|IIS|ST|20251001||QBP^Q11^QBP_Q11|Q1|P|2.5.1|||ER|AL"
+                "|||||Z44^CDCPHINVS\rQPD|Z44^Request Evaluated History and Forecast^CDCPHINVS"
+                "|q1|M1^^^CLINIC^MR\rRCP|I|5^RD&records&HL70126\r")
+    with running_standin(answerers={"QBP": qbp}) as standin, \
+            MLLPClient(*(standin.mllp_address or ("", 0)), timeout=5) as mllp:
+        assert parse(mllp.send(qbp_text)).type == "RSP^K11"
+        ack = parse(mllp.send(qbp_text.replace("QBP^Q11^QBP_Q11", "ADT^A01^ADT_A01")))
+    assert seen == [("QBP^Q11", 0)]
+    assert ack.first("MSA").get(1) == "AR"  # no answerer: the VXU check refuses the type
