@@ -97,7 +97,8 @@ def warnings_command(db: str, as_json: bool) -> None:
 
 
 @iis_group.command("standin")
-@click.option("--port", default=8765, show_default=True, help="SOAP port on 127.0.0.1.")
+@click.option("--port", default=8089, show_default=True,
+              help="SOAP port on 127.0.0.1 (0: any free one, printed).")
 @click.option("--mllp-port", default=None, type=int, help="Also serve MLLP on this port.")
 @click.option("--facility", "facilities", multiple=True,
               help="Accept only these facility ids (default: any).")

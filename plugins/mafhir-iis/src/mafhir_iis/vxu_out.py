@@ -152,7 +152,7 @@ def control_id(immunizations: list[JSON], patient: JSON | None = None) -> str:
 # ---------------------------------------------------------------- segments
 
 def _pid(resources: ResourceSet, imm: JSON, patient: JSON, ctx: V2Context) -> list:
-    pid = pid_segment(resources, imm["patient"], ctx, "Immunization.patient")
+    pid = pid_segment(resources, imm.get("patient") or {}, ctx, "Immunization.patient")
     pid += [None] * (23 - len(pid))
     name = (patient.get("name") or [{}])[0]
     given = name.get("given", []) or []
