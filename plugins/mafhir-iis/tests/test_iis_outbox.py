@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,18 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from helpers_iis import (
     CLINIC,
     CREDENTIALS_ENV,
     MRN_SYSTEM,
+    V2CTX,
     flu_shot,
+    resources_of,
     running_standin,
     write_config,
 )
+from mafhir_iis.ack import read_iis_ack
 from mafhir_iis.config import load_iis
 from mafhir_iis.connector import IisConnector
+from mafhir_iis.soap import Credentials, SoapClient
 from mafhir_iis.standin import PatientQuery, StandinIIS
+from mafhir_iis.vxu_out import VxuSettings, vxu_v04
 
+from mafhir.cli.main import build_cli
 from mafhir.outbox import open_store
 from mafhir.testing import check_contract
 
@@ -48,17 +56,18 @@ def _standin() -> Iterator[StandinIIS]:
 
 def sync(tmp: Path, tasks: list[dict[str, Any]], transport: str, standin: StandinIIS,
          env: dict[str, str] | None = None, attempts: int = 3) -> dict[str, Any]:
+    """``mafhir sync --to iis:state`` in this process (the sockets are real; a process of
+    its own is what the SIGKILL test needs, not this one)."""
     (tmp / "clinic.json").write_text(CLINIC.model_dump_json())
     (tmp / "doses.ndjson").write_text("".join(json.dumps(t) + "\n" for t in tasks))
     config = write_config(tmp / "mafhir.toml", standin, transport=transport)
-    run = subprocess.run(
-        [MAFHIR, "sync", "--to", "iis:state", "--db", str(tmp / "outbox.db"), "--clinic",
-         str(tmp / "clinic.json"), "--json", "--retry-base", "0.05", "--max-attempts",
-         str(attempts), "--threads", "2", str(tmp / "doses.ndjson")],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, **CREDENTIALS_ENV, "MAFHIR_CONFIG": str(config), **(env or {})})
-    assert run.stdout, run.stderr
-    return {"exit": run.returncode, **json.loads(run.stdout)}
+    run = CliRunner().invoke(build_cli(), [
+        "sync", "--to", "iis:state", "--db", str(tmp / "outbox.db"), "--clinic",
+        str(tmp / "clinic.json"), "--json", "--retry-base", "0.05", "--max-attempts",
+        str(attempts), "--threads", "2", "--no-progress", str(tmp / "doses.ndjson")],
+        env={**CREDENTIALS_ENV, "MAFHIR_CONFIG": str(config), **(env or {})})
+    assert run.stdout, run.output
+    return {"exit": run.exit_code, **json.loads(run.stdout)}
 
 
 @pytest.mark.parametrize("transport", ["soap", "mllp"])
@@ -94,6 +103,11 @@ def test_warnings_are_delivered_and_kept_with_the_delivery(tmp_path, standin):
     assert events[-1]["outcome"] == "0"
     assert events[-1]["outcomeDesc"].startswith("accepted with warnings: NK1[1]: NK1: the "
                                                 "responsible person of a minor is missing")
+    listed = CliRunner().invoke(build_cli(), ["iis", "warnings", "--db",
+                                              str(tmp_path / "outbox.db"), "--json"])
+    [line] = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert (line["id"], line["destination"]) == (item.id, "iis:state")
+    assert "NK1" in line["warnings"]
 
 
 def test_an_error_is_dead_lettered_with_the_registrys_text(tmp_path, standin):
@@ -148,6 +162,29 @@ def test_what_the_guide_requires_is_dead_lettered_before_sending(tmp_path, stand
         store.close()
     assert "Patient.birthDate" in (item.reason or "") or \
         "Patient.name" in (item.reason or "")
+
+
+def test_standin_command_serves_until_sigterm():
+    proc = subprocess.Popen([MAFHIR, "iis", "standin", "--port", "0", "--mllp-port", "0"],
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MAFHIR_IIS_STANDIN_PASSWORD": "pw",
+                                 "MAFHIR_LOAD_PLUGINS": "iis"})
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("IIS stand-in: SOAP http://127.0.0.1:"), first
+        url = first.split()[3].rstrip(",")
+        client = SoapClient(url, Credentials("mafhir", "pw"), "ANY", timeout=5)
+        assert client.connectivity_test("x") == "x"
+        answer = read_iis_ack(client.submit(vxu_v04(resources_of(flu_shot()), V2CTX,
+                                                     VxuSettings(facility_id="ANY"))))
+        assert answer.code == "AE"  # the child has no NK1: kept, warned
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0
+    assert "1 doses held, 1 messages accepted" in rest
 
 
 def test_connector_keeps_the_declared_contract(tmp_path, standin, monkeypatch):

@@ -293,3 +293,31 @@ def test_field_placement_matches_the_nist_vxu_of_the_corpus(corpus):
         assert got.get(11) == want.get(11) == "F"
     assert by_code["64994-7"].get(17) == ref.all("OBX")[1].get(17) == "VXC40"
     assert by_code["69764-9"].get(4) == by_code["29769-7"].get(4)
+
+
+def test_one_patients_doses_are_one_order_group_each_and_two_patients_are_refused():
+    text = vxu_v04(resources_of(flu_shot(), refusal()), V2CTX, SETTINGS)
+    msg = parse(text)
+    assert [o.get(3) for o in msg.all("ORC")] == ["imm-2025-001", "imm-2025-002"]
+    assert [r.get(20) for r in msg.all("RXA")] == ["CP", "RE"]
+    assert len(msg.all("PID")) == 1
+    other = flu_shot("imm-x", patient={**flu_shot()["patient"], "mrn": "MRN-99"})
+    with pytest.raises(InputError) as info:
+        vxu_v04(resources_of(flu_shot(), other), V2CTX, SETTINGS)
+    assert [p.location for p in info.value.problems] == ["Immunization.patient"]
+
+
+def test_convert_command_writes_the_vxu(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+
+    (tmp_path / "dose.json").write_text(json.dumps(flu_shot()))
+    result = CliRunner().invoke(build_cli(), ["convert", "--to", "hl7v2", "--message",
+                                              "VXU^V04", str(tmp_path / "dose.json")])
+    assert result.exit_code == 0, result.output
+    msg = parse(result.stdout)
+    assert msg.type == "VXU^V04" and msg.first("RXA").get(15) == "UT8531AA"
+    assert msg.msh.get(21) == "Z22"

@@ -1,6 +1,7 @@
 """``mafhir iis``: check a registry's connection, run the stand-in IIS.
 
-``ping NAME`` calls the registry's ``connectivityTest`` (SOAP) or opens its MLLP port,
+``warnings`` lists the doses a registry accepted with warnings (kept in the outbox's audit
+trail). ``ping NAME`` calls the registry's ``connectivityTest`` (SOAP) or opens its MLLP port,
 exit 0 when it answers, 75 when it does not (may work later), 2 for a configuration
 problem. ``standin`` serves the loopback IIS (SOAP and MLLP) in the foreground for a
 clinic's conformance testing; its credentials come from
@@ -67,8 +68,37 @@ def ping_command(name: str, config_path: str | None) -> None:
         sys.exit(exit_code(exc))
 
 
+@iis_group.command("warnings")
+@click.option("--db", default="mafhir.db", show_default=True,
+              help="The outbox (a SQLite file or a PostgreSQL URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def warnings_command(db: str, as_json: bool) -> None:
+    """Doses a registry accepted with warnings (AE with W only): what it said, by item."""
+    import json
+
+    from mafhir.outbox import open_store
+
+    store = open_store(db)
+    try:
+        for item in store.items_in("delivered"):
+            if not item.destination.startswith("iis:"):
+                continue
+            said = [json.loads(a["resource"]).get("outcomeDesc") for a in store.audit_of(item.id)
+                    if a["resource_type"] == "AuditEvent"]
+            if not said or not said[-1]:
+                continue
+            if as_json:
+                click.echo(json.dumps({"id": item.id, "destination": item.destination,
+                                       "source": item.source, "warnings": said[-1]}))
+            else:
+                click.echo(f"{item.id}\t{item.destination}\t{item.source}\t{said[-1]}")
+    finally:
+        store.close()
+
+
 @iis_group.command("standin")
-@click.option("--port", default=8765, show_default=True, help="SOAP port on 127.0.0.1.")
+@click.option("--port", default=8089, show_default=True,
+              help="SOAP port on 127.0.0.1 (0: any free one, printed).")
 @click.option("--mllp-port", default=None, type=int, help="Also serve MLLP on this port.")
 @click.option("--facility", "facilities", multiple=True,
               help="Accept only these facility ids (default: any).")

@@ -140,18 +140,19 @@ def _age_at(patient: JSON, when: str) -> int | None:
     return w.year - b.year - ((w.month, w.day) < (b.month, b.day))
 
 
-def control_id(immunizations: list[JSON]) -> str:
-    """MSH-10 from the doses' identifiers and content: a re-send of the same doses keeps
-    its control id (a registry with duplicate detection answers it once), a changed dose
-    gets a new one."""
-    seed = json.dumps(immunizations, sort_keys=True, separators=(",", ":"), default=str)
+def control_id(immunizations: list[JSON], patient: JSON | None = None) -> str:
+    """MSH-10 from the doses and the patient: a re-send of the same message keeps its
+    control id (a registry with duplicate detection answers it once); a changed dose or
+    changed demographics get a new one."""
+    seed = json.dumps([immunizations, patient], sort_keys=True, separators=(",", ":"),
+                      default=str)
     return hashlib.sha256(seed.encode()).hexdigest()[:20]
 
 
 # ---------------------------------------------------------------- segments
 
 def _pid(resources: ResourceSet, imm: JSON, patient: JSON, ctx: V2Context) -> list:
-    pid = pid_segment(resources, imm["patient"], ctx, "Immunization.patient")
+    pid = pid_segment(resources, imm.get("patient") or {}, ctx, "Immunization.patient")
     pid += [None] * (23 - len(pid))
     name = (patient.get("name") or [{}])[0]
     given = name.get("given", []) or []
@@ -216,6 +217,8 @@ def _nk1(patient: JSON, resources: ResourceSet, minor: bool) -> list[list]:
         if rel and contact.get("name"):
             people.append((contact, rel))
     for person in resources.of_type("RelatedPerson"):
+        if person.get("patient") and resources.resolve(person["patient"]) is not patient:
+            continue  # someone else's
         rel = _relationship(person.get("relationship", []) or [])
         if rel and person.get("name"):
             people.append(({"name": (person.get("name") or [{}])[0],
@@ -464,7 +467,7 @@ def vxu_v04(resources: ResourceSet, ctx: V2Context, settings: VxuSettings) -> st
     header = msh(sending=(settings.sending_application, settings.facility_id),
                  receiving=(settings.receiving_application, settings.receiving_facility),
                  at=ctx.now, message_type=("VXU", "V04", "VXU_V04"),
-                 control_id=control_id(doses), processing=settings.processing_id,
+                 control_id=control_id(doses, patient), processing=settings.processing_id,
                  accept_ack="ER", app_ack="AL", profile=("Z22", "CDCPHINVS"))
     header += [(settings.sending_organisation,) if settings.sending_organisation else None,
                (settings.receiving_organisation,) if settings.receiving_organisation

@@ -7,6 +7,7 @@ Transport-free: the SOAP endpoint and the MLLP endpoint of the stand-in both cal
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from mafhir.errors import InputError
@@ -15,9 +16,10 @@ from mafhir.hl7v2.ack import ack_for_unreadable
 from mafhir.hl7v2.message import Message, Segment
 
 from .checks import check_vxu
+from .query import answer_query
 from .registry import DoseRecord, PatientRecord, Registry
 
-__all__ = ["answer", "doses_of", "patient_of"]
+__all__ = ["ANSWERERS", "Answerer", "answer", "answer_vxu", "doses_of", "patient_of"]
 
 
 def _mrn(pid: Segment) -> tuple[str, str]:
@@ -62,17 +64,9 @@ def doses_of(msg: Message, patient: PatientRecord, received: datetime) -> list[D
     return out
 
 
-def answer(raw: bytes, registry: Registry, now: datetime) -> bytes:
-    """The ACK to ``raw``: AR for a header it cannot take, AE with E (nothing kept), AE
+def answer_vxu(msg: Message, registry: Registry, now: datetime) -> bytes:
+    """The ACK^V04 to a VXU: AR for a header it cannot take, AE with E (nothing kept), AE
     with W only (kept, gaps reported), AA (kept)."""
-    try:
-        msg = parse(raw)
-    except InputError as exc:
-        return ack_for_unreadable(raw, list(exc.problems), now).encode()
-    if msg.type == "QBP^Q11":  # the query side (w4): history and forecast
-        from .query import answer_query
-
-        return answer_query(msg, registry, now)
     issues = check_vxu(msg, now.date())
     errors = [i for i in issues if i.severity == "E"]
     code = "AR" if any(i.header for i in errors) else "AE" if issues else "AA"
@@ -89,3 +83,20 @@ def answer(raw: bytes, registry: Registry, now: datetime) -> bytes:
     segments += [i.err() for i in issues]
     return build_message(segments, msg.seps).encode("utf-8")
 
+
+#: How the stand-in answers a message, by MSH-9.1: ``(message, registry, now) -> bytes``.
+#: The query side adds ``"QBP"`` here (or passes ``answerers=`` to ``StandinIIS``); any
+#: other type gets the VXU answer, whose header check refuses it (AR, ERR-3 200).
+Answerer = Callable[[Message, Registry, datetime], bytes]
+ANSWERERS: dict[str, Answerer] = {"VXU": answer_vxu, "QBP": answer_query}  # QBP: w4
+
+
+def answer(raw: bytes, registry: Registry, now: datetime,
+           answerers: Mapping[str, Answerer] | None = None) -> bytes:
+    """The answer to ``raw`` (unreadable bytes: AR), by its message type."""
+    try:
+        msg = parse(raw)
+    except InputError as exc:
+        return ack_for_unreadable(raw, list(exc.problems), now).encode()
+    table = ANSWERERS if answerers is None else answerers
+    return table.get(msg.msh.get(9, 1), answer_vxu)(msg, registry, now)

@@ -27,6 +27,10 @@ refusal left it empty), ``completion`` (RXA-20: CP, PA, RE, NA), ``refusal`` (RX
 ``lot``, ``expiration``, ``mvx``, ``route``/``site``, ``eligibility``/``funding`` (OBX
 64994-7 / 30963-3), ``filler_id`` (ORC-3.1), ``sender`` (MSH-4.1) and ``received``.
 Thread-safe: the SOAP and MLLP endpoints record into one registry.
+
+Answering other message types (QBP^Q11 → RSP^K11): add an answerer for ``"QBP"`` to
+:data:`mafhir_iis.standin.answer.ANSWERERS` (``(message, registry, now) -> bytes``), or
+pass ``answerers=`` to :class:`~mafhir_iis.standin.StandinIIS`; both endpoints use it.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -35,7 +35,7 @@ from mafhir.hl7v2.mllp import Rejected
 
 from .. import envelope
 from ..envelope import Envelope, EnvelopeError, Fault
-from .answer import answer
+from .answer import Answerer, answer
 from .registry import Registry
 
 __all__ = ["FAULT_KINDS", "StandinIIS"]
@@ -161,8 +161,11 @@ class StandinIIS:
                  password: str = "mafhir", facilities: set[str] | None = None,
                  host: str = "127.0.0.1", soap_port: int = 0, mllp_port: int | None = 0,
                  max_bytes: int = MAX_MESSAGE_BYTES, tls: tuple[str, str] | None = None,
+                 answerers: Mapping[str, Answerer] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.registry = registry or Registry()
+        #: by MSH-9.1 (see :data:`.answer.ANSWERERS`); None: that table as it is now
+        self.answerers = answerers
         self._username, self._password = username, password
         self.facilities = facilities
         self.max_bytes = max_bytes
@@ -198,7 +201,7 @@ class StandinIIS:
         return bool(ok) and (self.facilities is None or facility in self.facilities)
 
     def answer(self, raw: bytes) -> bytes:
-        return answer(raw, self.registry, self.clock())
+        return answer(raw, self.registry, self.clock(), self.answerers)
 
     def fail_next(self, kind: str, times: int = 1) -> None:
         """Make the next ``times`` SOAP requests fail as ``kind`` (:data:`FAULT_KINDS`)."""
