@@ -1,32 +1,37 @@
 """The round trip on real loopback sockets: immunization tasks → VXU^V04 → the stand-in IIS
 (over the CDC SOAP service, and over MLLP) → QBP^Q11 Z44 → RSP^K11 Z42 → FHIR history,
-evaluations and forecast. The expected dates are worked out here by hand from the
-stand-in's documented schedule (mafhir_iis.forecast), not taken from its output."""
+evaluations and forecast, and ``mafhir iis query`` on top. The expected dates are worked
+out here by hand from the stand-in's documented schedule (mafhir_iis.forecast), not taken
+from its output."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from helpers_iis import CREDENTIALS_ENV, running_standin, write_config
 from helpers_iis_in import clinic, corpus_dir, uscore_problems
 from mafhir_iis.asking import ask_registry
-from mafhir_iis.config import IisConfig
+from mafhir_iis.config import IisConfig, load_iis
 from mafhir_iis.connector import IisConnector
-from mafhir_iis.standin import StandinIIS
 
 from mafhir.bundle import transaction
-from mafhir.context import MapContext
+from mafhir.context import Clinic, MapContext
 from mafhir.hl7v2 import V2Context
 from mafhir.pipeline import Pipeline
 from mafhir.plugins import get_registry
 
 NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
-FACILITY = "BIRCH-0007"
 NURSE = {"npi": "1234567893", "family": "Rivera", "given": ["Ana"]}
 BABY = {"mrn": "MRN-BABY-1", "family": "Nguyen", "given": ["Linh"], "birth_date": "2026-10-01",
         "gender": "female", "address": {"line": ["4 Birch Ln"], "city": "Madison",
                                         "state": "WI", "postal_code": "53703"}}
+HEPB_AT_BIRTH = ("hepb-birth", "08", "2026-10-01T10:00:00-05:00")
+PEDIARIX = ("pediarix-1", "110", "2026-12-01T09:15:00-06:00")
 
 
 def _dose(task_id: str, cvx: str, when: str) -> dict:
@@ -37,43 +42,44 @@ def _dose(task_id: str, cvx: str, when: str) -> dict:
             "vis": [{"document": "253088698300026411230724", "presented": when[:10]}]}
 
 
-def _bundle(c, *tasks: dict) -> dict:
-    pipe = Pipeline(get_registry(), MapContext(clinic=c))
-    return transaction([e for n, t in enumerate(tasks)
-                        for e in pipe.map_task(n, pipe.parse(n, t)).entries])
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch):
+    for name, value in CREDENTIALS_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
-def _config(standin: StandinIIS, transport: str) -> IisConfig:
-    host, port = standin.mllp_address or ("", 0)
-    return IisConfig(name="state", facility_id=FACILITY, transport=transport,
-                     url=standin.soap_url if transport == "soap" else "",
-                     mllp=f"{host}:{port}" if transport == "mllp" else "",
-                     receiving_application="WIR", receiving_facility="WIR",
-                     sending_organisation="Birch Lane Pediatrics",
-                     username="${IIS_RT_USER}", password="${IIS_RT_PASSWORD}", timeout=10.0)
+@contextmanager
+def registry_with(tmp_path: Path, transport: str, *doses: tuple[str, str, str]
+                  ) -> Iterator[tuple[Clinic, Path, IisConfig]]:
+    """The stand-in (its clock at NOW) holding ``doses`` of BABY, reported by the clinic
+    over SOAP through the iis connector; the mafhir.toml naming it (``transport``)."""
+    c = clinic()
+    with running_standin(clock=lambda: NOW) as standin:
+        path = write_config(tmp_path / "mafhir.toml", standin, transport=transport)
+        config = load_iis("state", path)
+        if doses:
+            pipe = Pipeline(get_registry(), MapContext(clinic=c))
+            tasks = [_dose(*d) for d in doses]
+            bundle = transaction([e for n, t in enumerate(tasks)
+                                  for e in pipe.map_task(n, pipe.parse(n, t)).entries])
+            connector = IisConnector("state", config=config,
+                                     ctx=V2Context(map=MapContext(clinic=c), now=NOW))
+            try:
+                connector.send(bundle)
+            finally:
+                connector.close()
+        yield c, path, config
 
 
 @pytest.mark.parametrize("transport", ["soap", "mllp"])
-def test_doses_sent_come_back_with_the_forecast_computed_by_hand(transport, monkeypatch):
-    monkeypatch.setenv("IIS_RT_USER", "clinic-user")
-    monkeypatch.setenv("IIS_RT_PASSWORD", "s3cret-pw")
-    c = clinic()
-    ctx = V2Context(map=MapContext(clinic=c), now=NOW)
-    with StandinIIS(username="clinic-user", password="s3cret-pw", facilities={FACILITY},
-                    clock=lambda: NOW) as standin:
-        config = _config(standin, transport)
-        connector = IisConnector("state", config=config, ctx=ctx)
-        try:
-            connector.send(_bundle(c, _dose("hepb-birth", "08", "2026-10-01T10:00:00-05:00"),
-                                   _dose("pediarix-1", "110", "2026-12-01T09:15:00-06:00")))
-        finally:
-            connector.close()
+def test_doses_sent_come_back_with_the_forecast_computed_by_hand(transport, tmp_path):
+    with registry_with(tmp_path, transport, HEPB_AT_BIRTH, PEDIARIX) as (c, _, config):
         result = ask_registry(config, {
             "resourceType": "Patient",
             "identifier": [{"type": {"coding": [{"code": "MR"}]}, "system": c.mrn_namespace,
                             "value": "MRN-BABY-1"}],
             "name": [{"family": "Nguyen", "given": ["Linh"]}], "birthDate": "2026-10-01",
-            "gender": "female"}, "Z44", ctx)
+            "gender": "female"}, "Z44", V2Context(map=MapContext(clinic=c), now=NOW))
     assert (result.outcome, result.profile) == ("found", "Z42")
     imms = result.of_type("Immunization")
     assert [(i["vaccineCode"]["coding"][0]["code"], i["occurrenceDateTime"][:10])
@@ -109,12 +115,9 @@ def test_doses_sent_come_back_with_the_forecast_computed_by_hand(transport, monk
     assert by_group["17"]["forecastStatus"]["coding"][0]["code"] == "due"
 
 
-def test_a_patient_the_registry_does_not_know_is_not_found(monkeypatch):
-    monkeypatch.setenv("IIS_RT_USER", "u")
-    monkeypatch.setenv("IIS_RT_PASSWORD", "p")
-    c = clinic()
-    with StandinIIS(username="u", password="p", clock=lambda: NOW) as standin:
-        result = ask_registry(_config(standin, "soap"), {
+def test_a_patient_the_registry_does_not_know_is_not_found(tmp_path):
+    with registry_with(tmp_path, "soap") as (c, _, config):
+        result = ask_registry(config, {
             "resourceType": "Patient", "identifier": [{"system": c.mrn_namespace,
                                                        "value": "NOBODY"}],
             "name": [{"family": "Ghost", "given": ["Casper"]}], "birthDate": "2020-01-01"},
@@ -122,57 +125,29 @@ def test_a_patient_the_registry_does_not_know_is_not_found(monkeypatch):
     assert result.outcome == "not-found" and result.profile == "Z33"
 
 
-def _toml(path, standin: StandinIIS, transport: str):
-    host, port = standin.mllp_address or ("", 0)
-    target = f'url = "{standin.soap_url}"' if transport == "soap" else \
-        f'mllp = "{host}:{port}"'
-    path.write_text(f"""
-[iis]
-facility_id = "{FACILITY}"
-
-[iis.state]
-transport = "{transport}"
-{target}
-receiving_application = "WIR"
-username = "${{IIS_RT_USER}}"
-password = "${{IIS_RT_PASSWORD}}"
-timeout = 10.0
-""")
-    return path
-
-
-def test_the_cli_prints_the_history_and_forecast_table_and_the_json(tmp_path, monkeypatch):
-    """``mafhir iis query state --patient MRN --forecast``: the dose sent is in the table,
-    and so is the hep B dose 2 due one month after birth (2026-11-01, by hand: min age 1
-    month, last dose + 28 days = 2026-10-29), overdue 2026-12-01 — so "overdue" on
-    2026-12-03. ``--json`` is the Bundle; an unknown patient exits 1 saying NF."""
+def _cli(c: Clinic, config: Path, tmp_path: Path, *args: str):
     from click.testing import CliRunner
 
     from mafhir.cli.main import build_cli
 
-    monkeypatch.setenv("IIS_RT_USER", "u")
-    monkeypatch.setenv("IIS_RT_PASSWORD", "p")
-    c = clinic()
     clinic_file = tmp_path / "clinic.json"
     clinic_file.write_text(c.model_dump_json())
-    with StandinIIS(username="u", password="p", clock=lambda: NOW) as standin:
-        config = _toml(tmp_path / "mafhir.toml", standin, "mllp")
-        connector = IisConnector("state", config=_config(standin, "soap"),
-                                 ctx=V2Context(map=MapContext(clinic=c), now=NOW))
-        try:
-            connector.send(_bundle(c, _dose("hepb-birth", "08", "2026-10-01T10:00:00-05:00")))
-        finally:
-            connector.close()
-        demographics = ["--family", "Nguyen", "--given", "Linh", "--birth-date", "2026-10-01",
-                        "--sex", "F", "--config", str(config), "--clinic", str(clinic_file)]
-        runner = CliRunner()
-        table = runner.invoke(build_cli(), ["iis", "query", "state", "--patient", "MRN-BABY-1",
-                                            "--forecast", *demographics])
-        as_json = runner.invoke(build_cli(), ["iis", "query", "state", "--patient",
-                                              "MRN-BABY-1", "--json", *demographics])
-        unknown = runner.invoke(build_cli(), ["iis", "query", "state", "--patient", "NOBODY",
-                                              *demographics[:-4], "--config", str(config),
-                                              "--clinic", str(clinic_file), "--family", "Ghost"])
+    return CliRunner().invoke(build_cli(), ["iis", "query", "state", *args, "--config",
+                                            str(config), "--clinic", str(clinic_file)])
+
+
+def test_the_cli_prints_the_history_and_forecast_table_and_the_json(tmp_path):
+    """``mafhir iis query state --patient MRN --forecast`` (the query over MLLP): the dose
+    sent is in the table, and so is hep B dose 2, due one month after birth (2026-11-01, by
+    hand: min age 1 month beats the last dose + 28 days = 2026-10-29), overdue 2026-12-01
+    — so "overdue" on 2026-12-03. ``--json`` is the Bundle; an unknown patient exits 1
+    saying NF."""
+    who = ["--family", "Nguyen", "--given", "Linh", "--birth-date", "2026-10-01", "--sex", "F"]
+    with registry_with(tmp_path, "mllp", HEPB_AT_BIRTH) as (c, path, _):
+        table = _cli(c, path, tmp_path, "--patient", "MRN-BABY-1", "--forecast", *who)
+        as_json = _cli(c, path, tmp_path, "--patient", "MRN-BABY-1", "--json", *who)
+        unknown = _cli(c, path, tmp_path, "--patient", "NOBODY", *who[:-4], "--birth-date",
+                       "2020-01-01")
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert any(line.startswith("08 ") and "2026-10-01" in line for line in lines)
@@ -190,33 +165,16 @@ def test_the_cli_prints_the_history_and_forecast_table_and_the_json(tmp_path, mo
 def test_the_cli_reads_the_demographics_from_the_clinics_store(tmp_path, monkeypatch):
     """Only ``--patient MRN``: name and birth date come from the clinic's local store
     ($MAFHIR_PATIENTS), so the registry can match the child on them too."""
-    from click.testing import CliRunner
-
-    from mafhir.cli.main import build_cli
     from mafhir.connectors.local import LocalStore
 
-    monkeypatch.setenv("IIS_RT_USER", "u")
-    monkeypatch.setenv("IIS_RT_PASSWORD", "p")
-    c = clinic()
-    clinic_file = tmp_path / "clinic.json"
-    clinic_file.write_text(c.model_dump_json())
-    store = LocalStore(tmp_path / "patients.db")
-    store.put({"resourceType": "Patient", "identifier": [{"system": c.mrn_namespace,
-                                                          "value": "MRN-BABY-1"}],
-               "name": [{"family": "Nguyen", "given": ["Linh"]}], "birthDate": "2026-10-01",
-               "gender": "female"})
-    store.close()
-    monkeypatch.setenv("MAFHIR_PATIENTS", f"local:{tmp_path / 'patients.db'}")
-    with StandinIIS(username="u", password="p", clock=lambda: NOW) as standin:
-        connector = IisConnector("state", config=_config(standin, "soap"),
-                                 ctx=V2Context(map=MapContext(clinic=c), now=NOW))
-        try:
-            connector.send(_bundle(c, _dose("hepb-birth", "08", "2026-10-01T10:00:00-05:00")))
-        finally:
-            connector.close()
-        config = _toml(tmp_path / "mafhir.toml", standin, "soap")
-        out = CliRunner().invoke(build_cli(), ["iis", "query", "state", "--patient",
-                                               "MRN-BABY-1", "--config", str(config),
-                                               "--clinic", str(clinic_file)])
+    with registry_with(tmp_path, "soap", HEPB_AT_BIRTH) as (c, path, _):
+        store = LocalStore(tmp_path / "patients.db")
+        store.put({"resourceType": "Patient", "identifier": [{"system": c.mrn_namespace,
+                                                              "value": "MRN-BABY-1"}],
+                   "name": [{"family": "Nguyen", "given": ["Linh"]}],
+                   "birthDate": "2026-10-01", "gender": "female"})
+        store.close()
+        monkeypatch.setenv("MAFHIR_PATIENTS", f"local:{tmp_path / 'patients.db'}")
+        out = _cli(c, path, tmp_path, "--patient", "MRN-BABY-1")
     assert out.exit_code == 0, out.output
     assert out.output.splitlines()[1].startswith("08 Hep B")
