@@ -3,21 +3,22 @@ namespaces, the corpus, python-hl7's independent reading, and the US Core checke
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import hl7
+from helpers_iis import corpus_dir
 
 from mafhir.context import Clinic, MapContext
 from mafhir.hl7v2 import V2Context
-from mafhir.testing.plugin import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests"))
 import uscore  # noqa: E402 - the independent checker lives with the core tests
+
+__all__ = ["clinic", "corpus_dir", "ctx_for", "resources", "theirs", "uscore_problems"]
 
 JSON = dict[str, Any]
 NPI = "1234567893"  # passes the Luhn check
@@ -27,14 +28,6 @@ def clinic() -> Clinic:
     """A clinic whose identifier namespaces no other test uses."""
     return Clinic(name="Birch Lane Pediatrics", system=f"urn:mafhir:test:{uuid.uuid4()}",
                   npi=NPI, time_zone="America/Chicago")
-
-
-def corpus_dir() -> Path:
-    """``../shared/corpus`` (or ``MAFHIR_CORPUS``); the test skips when it is absent."""
-    path = Path(os.environ.get("MAFHIR_CORPUS", ROOT.parent / "shared" / "corpus"))
-    if not (path / "MANIFEST.md").exists():
-        skip_or_fail(f"the public corpus is not at {path}")
-    return path
 
 
 def theirs(data: bytes | str) -> hl7.Message:
