@@ -186,3 +186,30 @@ def test_a_forecast_stamped_without_a_zone_keeps_its_date():
     [one] = rec["recommendation"]
     assert one["forecastStatus"]["coding"][0]["code"] == "due"  # overdue only from 2027-07-01
     assert [c["value"] for c in one["dateCriterion"]] == ["2027-06-01", "2027-07-01"]
+
+
+@pytest.mark.corpus
+def test_every_corpus_answer_reads_to_valid_fhir_or_a_named_refusal():
+    """Each RSP^K11 of the corpus: a result whose Bundle passes mafhir's checks and whose
+    Patients and Immunizations pass the independent US Core checker — or, for the one AE
+    (izgw-63), QueryRefused; one Immunization per RXA that is not a forecast (998) row."""
+    paths = sorted((corpus_dir() / "hl7v2" / "qbp-rsp").glob("*/*RSP_K11*.hl7"))
+    assert len(paths) == 17
+    refused = []
+    for path in paths:
+        data = path.read_bytes()
+        try:
+            result = read_rsp(data, ctx_for(data))
+        except QueryRefused:
+            refused.append(path.name)
+            continue
+        _clean(result.bundle)
+        for rtype in ("Patient", "Immunization"):
+            for resource in result.of_type(rtype):
+                assert uscore_problems(resource, corpus_dir()) == [], path.name
+        doses = [s for s in theirs(data).segments("RXA") if not str(s[5]).startswith("998")] \
+            if "RXA" in str(theirs(data)) else []
+        unreadable = {w.location for w in result.warnings if w.location.startswith("RXA[")
+                      and "-" not in w.location}
+        assert len(result.of_type("Immunization")) == len(doses) - len(unreadable), path.name
+    assert refused == ["izgw-63-RSP_K11_RSP_K11.hl7"]

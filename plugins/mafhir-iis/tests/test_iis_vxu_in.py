@@ -98,6 +98,8 @@ def test_every_corpus_vxu_converts_and_keeps_every_rxa_rxr_obx_fact(registry):
                   if i.severity in ("error", "fatal")]
         assert errors == [], (path.name, errors)
         imms = resources(converted.bundle, "Immunization")
+        for patient in resources(converted.bundle, "Patient"):
+            assert uscore_problems(patient, corpus) == [], path.name
         groups = _group_rows(theirs(data))
         assert len(imms) == len(groups), path.name
         for imm, (rxa, rxr, obxs) in zip(imms, groups, strict=True):
