@@ -178,3 +178,23 @@ def test_the_cli_reads_the_demographics_from_the_clinics_store(tmp_path, monkeyp
         out = _cli(c, path, tmp_path, "--patient", "MRN-BABY-1")
     assert out.exit_code == 0, out.output
     assert out.output.splitlines()[1].startswith("08 Hep B")
+
+
+def test_a_registry_refusing_the_query_exits_2_with_its_own_text(tmp_path):
+    """A registry that answers AR (here: queries not allowed for this facility, its
+    ERR-8 text): ``mafhir iis query`` exits 2 and says what the registry said."""
+    from mafhir_iis.standin.answer import ANSWERERS
+
+    def refuse(msg, registry, now) -> bytes:
+        return ("MSH|^~\\&|WIR|WIR|MAFHIR|MAPLE-0042|20261203150000+0000||RSP^K11^RSP_K11|"
+                f"R-1|P|2.5.1|||NE|NE|||||Z33^CDCPHINVS\rMSA|AR|{msg.control_id}\r"
+                "ERR||MSH^1^4|207^Application internal error^HL70357|E||||Queries are not "
+                f"enabled for this facility\rQAK|{msg.first('QPD').get(2)}|AR\r").encode()
+
+    c = clinic()
+    with running_standin(clock=lambda: NOW, answerers={**ANSWERERS, "QBP": refuse}) as standin:
+        path = write_config(tmp_path / "mafhir.toml", standin)
+        out = _cli(c, path, tmp_path, "--patient", "MRN-1", "--family", "Nguyen", "--given",
+                   "Linh", "--birth-date", "2026-10-01")
+    assert out.exit_code == 2
+    assert "MSH[1]-4: Queries are not enabled for this facility" in out.output

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from mafhir import systems
 from mafhir.bundle import Entry, create, transaction, update
-from mafhir.errors import InputError, PermanentError, Problem
+from mafhir.errors import InputError, Problem
 from mafhir.hl7v2 import parse
 from mafhir.hl7v2.context import V2Context
 from mafhir.hl7v2.datatypes import DtmError, codeable, null, read_dtm, readable
@@ -70,8 +70,9 @@ class IisError:
         return f"{where}{self.text or self.code} (severity {self.severity or '?'})"
 
 
-class QueryRefused(PermanentError):
-    """The IIS refused the query (AE or AR): its own error texts, each naming the field."""
+class QueryRefused(InputError):
+    """The IIS refused the query (AE or AR): its own error texts, each naming the field.
+    Permanent, and an input error (exit 2): asking again the same way gets the same no."""
 
     default_code = "business-rule"
 
@@ -79,11 +80,11 @@ class QueryRefused(PermanentError):
         self.ack_code = status
         self.errors = errors
         said = "; ".join(str(e) for e in errors) or "no ERR segment said why"
-        super().__init__(f"the immunization registry answered {status}: {said}",
-                         problems=[Problem(e.location or "QPD", e.text or e.code,
-                                           "business-rule") for e in errors]
+        super().__init__([Problem(e.location or "QPD", e.text or e.code, "business-rule")
+                          for e in errors]
                          or [Problem("MSA-1", f"the registry answered {status}",
                                      "business-rule")])
+        self.args = (f"the immunization registry answered {status}: {said}",)
 
 
 @dataclass(frozen=True)
