@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sync.py
 	$(BIN)/python benchmarks/bench_hl7v2.py
 	$(BIN)/python benchmarks/bench_pharmacy.py
+	$(BIN)/python benchmarks/bench_iis.py
 
 clean:
 	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache .mypy_cache

@@ -20,12 +20,17 @@ NOWHERE = "127.0.0.1:9"  # the discard port: nothing is sent while building a co
 def _targets(tmp_path) -> dict[str, str]:
     return {"dir": str(tmp_path / "dir"), "local": str(tmp_path / "local.sqlite"),
             "mllp": f"{NOWHERE}/OML^O21", "fhir-rest": f"http://{NOWHERE}/fhir",
-            "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE}
+            "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE,
+            "iis": "nowhere"}
 
 
-def test_every_registered_connector_keeps_its_declared_contract(tmp_path):
+def test_every_registered_connector_keeps_its_declared_contract(tmp_path, monkeypatch):
     registry = get_registry()
     targets = _targets(tmp_path)
+    # the iis connector reads its registry from mafhir.toml, its credentials from the env
+    (tmp_path / "mafhir.toml").write_text(f'[iis]\nfacility_id = "F"\n[iis.nowhere]\n'
+                                          f'transport = "mllp"\nmllp = "{NOWHERE}"\n')
+    monkeypatch.setenv("MAFHIR_CONFIG", str(tmp_path / "mafhir.toml"))
     assert set(registry.connectors) == set(targets)  # a new connector must be listed here
     declared = {}
     for name, spec in registry.connectors.items():
@@ -43,6 +48,7 @@ def test_every_registered_connector_keeps_its_declared_contract(tmp_path):
         "fhir-rest": {"configure", "search"},
         "pharmacy-fhir": {"use_clinic", "search"},
         "pharmacy-v2": {"whole_bundles", "use_clinic"},
+        "iis": {"whole_bundles", "use_clinic", "configure"},
     }
 
 

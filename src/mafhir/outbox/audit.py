@@ -65,10 +65,12 @@ def provenance_entry(bundle: JSON, source: str, item_key: str, when: float) -> J
 
 
 def audit_event(destination: str, worker: str, when: float, targets: list[str],
-                outcome: str = "0", updated: bool = False) -> JSON:
-    """An AuditEvent for one delivery (``outcome`` 0 success, 4/8/12 failures)."""
+                outcome: str = "0", updated: bool = False,
+                warnings: list[str] | None = None) -> JSON:
+    """An AuditEvent for one delivery (``outcome`` 0 success, 4/8/12 failures); the
+    receiver's ``warnings`` on a delivery it accepted go in ``outcomeDesc``."""
     address = destination if "://" in destination else f"local:{destination}"
-    return {
+    event: JSON = {
         "resourceType": "AuditEvent",
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
                  "code": "rest", "display": "RESTful Operation"},
@@ -82,6 +84,9 @@ def audit_event(destination: str, worker: str, when: float, targets: list[str],
         "source": {"observer": {"display": "mafhir outbox"}},
         "entity": [{"what": {"reference": t}} for t in targets],
     }
+    if warnings:
+        event["outcomeDesc"] = "accepted with warnings: " + "; ".join(warnings)
+    return event
 
 
 def phi_view_event(item_id: int, who: str, when: float) -> JSON:

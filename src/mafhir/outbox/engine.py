@@ -258,9 +258,12 @@ class Engine:
             if "whole_bundles" in capabilities_of(connector):
                 # a message destination (HL7 v2 over MLLP…): each Bundle is one message,
                 # sent whole; there are no server ids to learn or shared resources to settle
-                self._send(item, connector, bundle)
+                # what the receiver accepted with warnings (an IIS's AE with W only) is
+                # delivered, and its warnings are kept in the delivery's AuditEvent
+                answer = self._send(item, connector, bundle)
                 audits = [("AuditEvent", orjson.dumps(audit_event(
-                    dest, worker, time.time(), [], "0", False)).decode())]
+                    dest, worker, time.time(), [], "0", False,
+                    answer.get("warnings"))).decode())]
                 return Outcome(item, worker, started, "sent", 1, audit_rows=audits)
             writes, refs = self._ensure_shared(item, bundle, connector, known, resend)
             if resend:

@@ -44,7 +44,7 @@ from .client import FhirClient, RetryPolicy
 __all__ = ["Destination", "client_for", "find_config", "load_destination"]
 
 #: Tables a mafhir.toml may hold besides ``[destinations.*]`` (read by other commands).
-TOP_LEVEL = ("clinic", "destinations")
+TOP_LEVEL = ("clinic", "destinations", "iis")  # iis: the registries of mafhir-iis
 #: ``${NAME}``: the value is the environment variable NAME.
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_WORDS = ("pass", "secret", "token", "credential", "apikey", "api_key", "private")
