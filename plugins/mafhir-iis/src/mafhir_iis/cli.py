@@ -27,7 +27,7 @@ __all__ = ["iis_group"]
 
 @click.group("iis")
 def iis_group() -> None:
-    """Immunization registries (IIS): VXU out over the CDC SOAP service or MLLP."""
+    """Immunization registries (IIS): doses out (VXU), history and forecast back (QBP)."""
 
 
 @iis_group.command("ping")

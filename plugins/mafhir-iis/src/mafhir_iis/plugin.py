@@ -39,9 +39,10 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import iis_group
-    from .query_cli import query_command  # part 2 (w4): mafhir iis query
+    from mafhir.cli.lazy import add_lazy_command
 
-    iis_group.add_command(query_command)
-    cli.add_command(iis_group)
+    # loaded when run: the registry's SOAP and v2 code is not needed for `mafhir --help`
+    add_lazy_command(cli, "iis", "mafhir_iis.commands:iis_group",
+                     "Immunization registries (IIS): doses out (VXU), history and forecast "
+                     "back (QBP).")
 # ---------------------------------------------------------------- end of part 1
