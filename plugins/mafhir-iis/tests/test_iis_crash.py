@@ -1,5 +1,6 @@
 """Crash safety of IIS delivery: ``mafhir sync --to iis:NAME`` killed with SIGKILL at random
-points, again and again (as ``tests/test_sync_crash.py`` does for FHIR servers).
+points, again and again (as ``tests/test_sync_crash.py`` does for FHIR servers), with the
+outbox in SQLite and in PostgreSQL (the core tests' helpers make the database).
 
 The stand-in runs in this process, so it outlives every kill. Afterwards every dose is in
 the registry exactly once (the registry keys doses by ORC-3, as real ones do, and the
@@ -24,6 +25,12 @@ from helpers_iis import CLINIC, CREDENTIALS_ENV, MRN_SYSTEM, flu_shot, running_s
 
 from mafhir.outbox import open_store
 
+# the core's outbox test helpers (a throwaway PostgreSQL database per run)
+_CORE_TESTS = str(Path(__file__).resolve().parents[3] / "tests")
+if _CORE_TESTS not in sys.path:
+    sys.path.append(_CORE_TESTS)
+from outbox_helpers import outbox_url  # noqa: E402
+
 MAFHIR = Path(sys.executable).parent / "mafhir"
 KILLS = 12
 RECORDS = 120
@@ -38,11 +45,16 @@ def task(i: int) -> dict:
     return flu_shot(f"imm-k{i}", patient=patient)
 
 
+@pytest.fixture(name="db", params=["sqlite", "postgres"])
+def _db(request, tmp_path):
+    with outbox_url(request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.mark.slow
-def test_sigkill_during_iis_delivery_loses_and_duplicates_nothing(tmp_path):
+def test_sigkill_during_iis_delivery_loses_and_duplicates_nothing(tmp_path, db):
     rng = random.Random(20261203)
     (tmp_path / "clinic.json").write_text(CLINIC.model_dump_json())
-    db = tmp_path / "outbox.db"
     batch = tmp_path / "batch.ndjson"
     tasks: list[dict] = []
 
@@ -55,11 +67,11 @@ def test_sigkill_during_iis_delivery_loses_and_duplicates_nothing(tmp_path):
         config = write_config(tmp_path / "mafhir.toml", standin)
         env = {**os.environ, **CREDENTIALS_ENV, "MAFHIR_CONFIG": str(config),
                "MAFHIR_LOAD_PLUGINS": "iis"}
-        cmd = [str(MAFHIR), "sync", str(batch), "--db", str(db), "--to", "iis:state",
+        cmd = [str(MAFHIR), "sync", str(batch), "--db", db, "--to", "iis:state",
                "--clinic", str(tmp_path / "clinic.json"), "--threads", "4",
-               "--retry-base", "0.05", "--no-progress", "--json"]
+               "--retry-base", "0.05", "--lease", "3", "--no-progress", "--json"]
         next_batch()
-        store = open_store(str(db))
+        store = open_store(db)
         kills = 0
         while kills < KILLS or len(tasks) < RECORDS:
             before = standin.soap_requests

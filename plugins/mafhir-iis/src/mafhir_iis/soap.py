@@ -138,7 +138,8 @@ class SoapClient:
             raise PermanentError(f"TLS verification of {self.url} failed: the registry's "
                                  f"certificate is not trusted (set verify to its CA bundle)",
                                  code="security") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:  # reset mid-answer too
             raise TransientError(f"the registry at {self.url} did not answer "
                                  f"({type(exc).__name__})") from None
         status = reply.status_code
