@@ -70,6 +70,7 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "mafhir.mappers.injection": ("register_mappers",),
     "mafhir.mappers.intake": ("register_mappers",),
     "mafhir.validation.profiles": ("register_profiles",),
+    "mafhir.hl7v2.plugin": ("register_connectors",),
 }
 
 

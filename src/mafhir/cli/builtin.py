@@ -1,4 +1,5 @@
-"""The built-in commands as a plugin: map, validate, schema, plugins, demo, doctor.
+"""The built-in commands as a plugin: map, validate, schema, plugins, demo, doctor, and
+the HL7 v2 layer's convert, listen and hl7.
 
 Registered by name (:mod:`mafhir.cli.lazy`): their modules load when one of them runs.
 """
@@ -31,6 +32,13 @@ COMMANDS = {
     "doctor": ("mafhir.cli.doctor:doctor_command", "What this installation will do: clinic, "
                "settings, outbox, destinations (and whether they answer), plugins and what "
                "each adds."),
+    # the HL7 v2 layer's commands (its package is not loaded until one of them runs)
+    "convert": ("mafhir.hl7v2.cli:convert_command", "Convert an HL7 v2 message to FHIR "
+                "(--from hl7v2) or FHIR to HL7 v2 (--to hl7v2)."),
+    "listen": ("mafhir.hl7v2.cli:listen_command", "Receive HL7 v2 over MLLP: store, convert "
+               "or hand to a plugin, acknowledge (Ctrl-C stops)."),
+    "hl7": ("mafhir.hl7v2.send_cli:hl7_group",
+            "Raw HL7 v2 over MLLP: send files of messages, listen for them."),
 }
 
 
