@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.cli.commands",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",
+    "mafhir.web.plugin",
 )
 
 

@@ -21,8 +21,10 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
+    Integer,
     and_,
     bindparam,
+    cast,
     delete,
     exists,
     func,
@@ -35,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
 from ..redact import carries_credentials, redact_text, without_password
-from ..storage import is_postgres, upsert
+from ..storage import create_tables, is_postgres, upsert
 from . import schema
 from .model import Item, NewItem, Outcome
 from .schema import ACTIVE, attempts, audit, items, ledger, quarantine
@@ -79,7 +81,7 @@ class OutboxStore(ABC):
         return upsert(self.dialect, table, rows, keys, update_cols)
 
     def create_schema(self) -> None:
-        schema.metadata.create_all(self.engine)
+        create_tables(self.engine, schema.metadata)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -329,6 +331,68 @@ class OutboxStore(ABC):
         for dest, state, n in rows:
             out.setdefault(dest, {})[state] = int(n)
         return out
+
+    def quarantined_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(quarantine))
+                       .scalar_one())
+
+    def last_delivered(self) -> dict[str, float]:
+        """When each destination last took an item (epoch seconds): one pass over the
+        covering index (destination, state, delivered_at)."""
+        with self._read() as conn:
+            rows = conn.execute(select(items.c.destination, func.max(items.c.delivered_at))
+                                .where(items.c.state == "delivered")
+                                .group_by(items.c.destination)).all()
+        return {dest: float(at) for dest, at in rows if at is not None}
+
+    def last_errors(self) -> dict[str, tuple[float, str]]:
+        """The latest error of each destination's failing items (retry or dead):
+        (when, the error), redacted when it was recorded."""
+        failing = ("retry", "dead")
+        with self._read() as conn:
+            latest = (select(items.c.destination, func.max(items.c.id).label("id"))
+                      .where(items.c.state.in_(failing)).group_by(items.c.destination)
+                      .subquery())
+            rows = conn.execute(select(items.c.destination, items.c.updated_at,
+                                       items.c.last_error)
+                                .join(latest, items.c.id == latest.c.id)).all()
+        return {dest: (float(at), err or "") for dest, at, err in rows}
+
+    def throughput(self, since: float, bucket: float) -> dict[str, list[int]]:
+        """Items delivered per destination in buckets of ``bucket`` seconds from ``since``
+        to now (the last bucket may be partial): a range scan of delivered_at."""
+        offset = (items.c.delivered_at - since) / bucket  # >= 0: truncation is floor
+        slot = func.floor(offset) if self.dialect == "postgresql" else cast(offset, Integer)
+        n = max(1, int((time.time() - since) // bucket) + 1)
+        with self._read() as conn:
+            rows = conn.execute(select(items.c.destination, slot, func.count())
+                                .where(items.c.delivered_at >= since)
+                                .group_by(items.c.destination, slot)).all()
+        out: dict[str, list[int]] = {}
+        for dest, at, count in rows:
+            series = out.setdefault(dest, [0] * n)
+            series[min(int(at), n - 1)] += int(count)
+        return out
+
+    def search(self, *, state: str | None = None, destination: str | None = None,
+               kind: str | None = None, okey: str | None = None, since: float | None = None,
+               until: float | None = None, limit: int = 100, offset: int = 0
+               ) -> tuple[int, list[Item]]:
+        """Items matching every filter given, newest first: (how many match, one page)."""
+        conds = [c for c in (
+            items.c.state == state if state else None,
+            items.c.destination == destination if destination else None,
+            items.c.kind == kind if kind else None,
+            items.c.okey == okey if okey else None,
+            items.c.created_at >= since if since is not None else None,
+            items.c.created_at < until if until is not None else None) if c is not None]
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(items).where(*conds)
+                                 ).scalar_one()
+            rows = conn.execute(select(items).where(*conds).order_by(items.c.id.desc())
+                                .limit(limit).offset(offset)).all()
+        return int(total), [Item.from_row(r) for r in rows]
 
     def quarantined(self) -> list[dict[str, Any]]:
         with self._read() as conn:

@@ -1,0 +1,179 @@
+"""What the dashboard's pages and its API show, as plain JSON-able dicts, read through the
+stores' own query functions (no SQL here) and masked: no patient data and no free text
+from outside (servers' diagnostics, errors) unless ``phi`` — which only :func:`item_detail`
+and :func:`message_detail` take, after the caller has audited the viewing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..hl7v2.ack import read_ack
+from ..hl7v2.store import MessageStore, StoredMessage
+from ..outbox.model import Item
+from ..outbox.outcome import error_code, issues_only
+from ..outbox.store import OutboxStore
+from ..redact import redact_text
+
+__all__ = [
+    "DAY_BUCKET",
+    "HOUR_BUCKET",
+    "ITEM_STATES",
+    "item_detail",
+    "item_row",
+    "message_detail",
+    "message_row",
+    "overview",
+    "when",
+]
+
+JSON = dict[str, Any]
+ITEM_STATES = ("pending", "inflight", "retry", "delivered", "dead", "discarded")
+HOUR_BUCKET = 300.0  # the last hour in 12 bars of 5 minutes
+DAY_BUCKET = 3600.0  # the last day in 24 bars of an hour
+
+
+def when(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO 8601 instant (UTC), for the page and the API alike."""
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def overview(outbox: OutboxStore, inbound: MessageStore | None, now: float | None = None
+             ) -> JSON:
+    """Per destination and per inbound sender: counts, last success, last error, and the
+    last hour's and day's throughput."""
+    now = time.time() if now is None else now
+    counts = outbox.counts()
+    last_ok = outbox.last_delivered()
+    last_err = outbox.last_errors()
+    hour = outbox.throughput(now - 3600.0, HOUR_BUCKET)
+    day = outbox.throughput(now - 86400.0, DAY_BUCKET)
+    destinations = []
+    for dest in sorted(counts):
+        by_state = counts[dest]
+        err = last_err.get(dest)
+        destinations.append({
+            # rows written before credentials were refused may still carry them
+            "destination": redact_text(dest),
+            "sent": by_state.get("delivered", 0),
+            "pending": by_state.get("pending", 0) + by_state.get("inflight", 0),
+            "retrying": by_state.get("retry", 0),
+            "dead": by_state.get("dead", 0),
+            "discarded": by_state.get("discarded", 0),
+            "last_success": when(last_ok.get(dest)),
+            "last_error": when(err[0]) if err else None,
+            "hour": _series(hour.get(dest), 12),
+            "day": _series(day.get(dest), 24),
+        })
+    return {"destinations": destinations, "quarantined": outbox.quarantined_count(),
+            "senders": _senders(inbound, now) if inbound is not None else None,
+            "at": when(now)}
+
+
+def _series(values: list[int] | None, n: int) -> list[int]:
+    values = list(values or [])[-n:]
+    return [0] * (n - len(values)) + values
+
+
+def _senders(inbound: MessageStore, now: float) -> list[JSON]:
+    start = datetime.fromtimestamp(now, UTC)
+    recent = inbound.received_since(start - timedelta(days=1))
+    hour: dict[str, list[int]] = {}
+    day: dict[str, list[int]] = {}
+    for sender, at in recent:
+        ago = (start - at).total_seconds()
+        d = day.setdefault(sender, [0] * 24)
+        d[max(0, 23 - int(ago // DAY_BUCKET))] += 1
+        if ago < 3600:
+            h = hour.setdefault(sender, [0] * 12)
+            h[max(0, 11 - int(ago // HOUR_BUCKET))] += 1
+    out = []
+    for sender, entry in sorted(inbound.senders().items()):
+        statuses = entry["statuses"]
+        out.append({"sender": sender or "(unreadable)",
+                    "received": sum(statuses.values()),
+                    "processed": statuses.get("processed", 0),
+                    "errors": statuses.get("error", 0) + statuses.get("rejected", 0),
+                    "review": statuses.get("review", 0),
+                    "retry": statuses.get("retry", 0),
+                    "replies_pending": entry["replies_pending"],
+                    "last_received": entry["last_received"] or None,
+                    "hour": hour.get(sender, [0] * 12), "day": day.get(sender, [0] * 24)})
+    return out
+
+
+def _status(item: Item) -> int | None:
+    """The HTTP status of the item's last failure, from its OperationOutcome's origin."""
+    return None if item.state not in ("retry", "dead", "discarded") else _last_status(item)
+
+
+def _last_status(item: Item) -> int | None:
+    text = item.last_error or ""
+    head = text.split(":", 1)[0].strip()
+    if head.startswith("HTTP ") and head[5:].isdigit():
+        return int(head[5:])
+    return None
+
+
+def item_row(item: Item) -> JSON:
+    """One outbox item, masked: ids, states, times, the error's code; no patient data."""
+    failing = item.state in ("retry", "dead", "discarded")
+    return {"id": item.id, "destination": redact_text(item.destination), "kind": item.kind,
+            "state": item.state, "attempts": item.attempts, "patient_key": item.okey,
+            "created": when(item.created_at), "updated": when(item.updated_at),
+            "next_try": when(item.next_at) if item.state in ("pending", "retry") else None,
+            "error_code": error_code(item) if failing else None,
+            "http_status": _status(item)}
+
+
+def item_detail(outbox: OutboxStore, item: Item, phi: bool) -> JSON:
+    """One item with its attempts; with ``phi`` (audited by the caller) also the error
+    texts, the server's whole OperationOutcome and the Bundle."""
+    doc = item_row(item)
+    outcome = json.loads(item.outcome) if item.outcome else None
+    doc["source"] = item.source
+    doc["outcome"] = outcome if phi else issues_only(outcome)
+    doc["attempts_made"] = [
+        {"attempt": a["attempt"], "result": a["result"], "status": a["status"],
+         "worker": a["worker"], "at": when(a["finished_at"]),
+         **({"error": a["error"]} if phi else {})} for a in outbox.attempts_of(item.id)]
+    if phi:
+        doc["reason"] = item.reason
+        doc["last_error"] = item.last_error
+        doc["bundle"] = json.loads(item.payload)
+    return doc
+
+
+def message_row(m: StoredMessage) -> JSON:
+    """One inbound message, masked: who sent what and what was answered."""
+    return {"id": m.id, "sender": m.sender, "control_id": m.control_id,
+            "type": m.message_type, "received": m.received_at, "status": m.status,
+            "ack": _ack_code(m.ack), "app_ack": m.reply_status, "duplicates": m.duplicates,
+            "conflicts_with": m.conflicts_with,
+            "problems": len(m.problems.splitlines()) if m.problems else 0}
+
+
+def message_detail(m: StoredMessage, phi: bool) -> JSON:
+    """A message; with ``phi`` (audited by the caller) its bytes, its ACKs and problems."""
+    doc = message_row(m)
+    if phi:
+        doc["raw"] = m.raw.decode("utf-8", "replace").replace("\r", "\n")
+        doc["ack_text"] = (m.ack or b"").decode("utf-8", "replace").replace("\r", "\n")
+        doc["app_ack_text"] = (m.app_ack or b"").decode("utf-8", "replace").replace("\r", "\n")
+        doc["problem_list"] = (m.problems or "").splitlines()
+        doc["reply_error"] = m.reply_error
+    return doc
+
+
+def _ack_code(ack: bytes | None) -> str | None:
+    if not ack:
+        return None
+    try:
+        return read_ack(ack).code
+    except Exception:  # an ACK we could not read back is shown as such, not a 500
+        return "?"
