@@ -416,6 +416,20 @@ class OutboxStore(ABC):
                                 .order_by(attempts.c.id)).all()
         return [dict(r._mapping) for r in rows]
 
+    def last_statuses(self, item_ids: Sequence[int]) -> dict[int, int | None]:
+        """The HTTP status of each item's latest attempt (None: no answer, e.g. a timeout);
+        items never attempted are absent."""
+        out: dict[int, int | None] = {}
+        if not item_ids:
+            return out
+        with self._read() as conn:
+            rows = conn.execute(select(attempts.c.item_id, attempts.c.status)
+                                .where(attempts.c.item_id.in_(list(item_ids)))
+                                .order_by(attempts.c.id)).all()
+        for item_id, status in rows:
+            out[int(item_id)] = status
+        return out
+
     def audit_of(self, item_id: int) -> list[dict[str, Any]]:
         with self._read() as conn:
             rows = conn.execute(select(audit).where(audit.c.item_id == item_id)

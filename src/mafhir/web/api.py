@@ -77,7 +77,7 @@ def routes(dash: Dashboard) -> list[Route]:
     def items(request: Request, user: User, _data: Any) -> Response:
         filters = queue_filters(request.query_params)
         total, found = dash.outbox.search(**filters)
-        return JSONResponse({"total": total, "items": [views.item_row(i) for i in found]})
+        return JSONResponse({"total": total, "items": views.item_rows(dash.outbox, found)})
 
     def item(request: Request, user: User, _data: Any) -> Response:
         found = dash.outbox.get(item_id(request.path_params["id"]))
@@ -88,7 +88,7 @@ def routes(dash: Dashboard) -> list[Route]:
     def dead_letters(request: Request, user: User, _data: Any) -> Response:
         filters = queue_filters({**request.query_params, "state": "dead"})
         total, found = dash.outbox.search(**filters)
-        return JSONResponse({"total": total, "items": [views.item_row(i) for i in found]})
+        return JSONResponse({"total": total, "items": views.item_rows(dash.outbox, found)})
 
     def act(what: str) -> Callable[[Request, User, Any], Response]:
         def action(request: Request, user: User, data: Any) -> Response:

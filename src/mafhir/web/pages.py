@@ -95,7 +95,7 @@ def routes(dash: Dashboard) -> list[Route]:
         params = dict(request.query_params)
         filters = queue_filters(params)
         total, found = dash.outbox.search(**filters)
-        return dash.render(request, "queue.html", items=[views.item_row(i) for i in found],
+        return dash.render(request, "queue.html", items=views.item_rows(dash.outbox, found),
                            total=total, filters=params, states=views.ITEM_STATES,
                            more=_more(params, filters, total), title="Queue")
 
@@ -126,15 +126,15 @@ def routes(dash: Dashboard) -> list[Route]:
         params = {**request.query_params, "state": "dead"}
         filters = queue_filters(params)
         total, found = dash.outbox.search(**filters)
-        return dash.render(request, "dead.html", items=[views.item_row(i) for i in found],
+        return dash.render(request, "dead.html", items=views.item_rows(dash.outbox, found),
                            total=total, done=request.query_params.get("done"),
                            more=_more(params, filters, total))
 
     @page(dash, role="operator", action="replay")
     def dead_confirm(request: Request, user: User, form: FormData) -> Response:
         what, ids, reason = _dead_action(form)
-        found = [views.item_row(i) for i in map(dash.outbox.get, ids)
-                 if i is not None and i.state == "dead"]
+        found = views.item_rows(dash.outbox, [i for i in map(dash.outbox.get, ids)
+                                              if i is not None and i.state == "dead"])
         if not found:
             raise InputError([Problem("ids", "none of these is a dead letter now",
                                       "not-found")])

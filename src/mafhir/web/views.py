@@ -24,6 +24,7 @@ __all__ = [
     "ITEM_STATES",
     "item_detail",
     "item_row",
+    "item_rows",
     "message_detail",
     "message_row",
     "overview",
@@ -107,37 +108,32 @@ def _senders(inbound: MessageStore, now: float) -> list[JSON]:
     return out
 
 
-def _status(item: Item) -> int | None:
-    """The HTTP status of the item's last failure, from its OperationOutcome's origin."""
-    return None if item.state not in ("retry", "dead", "discarded") else _last_status(item)
+def item_rows(outbox: OutboxStore, found: list[Item]) -> list[JSON]:
+    """A page of items as :func:`item_row` shows them (one query for their statuses)."""
+    statuses = outbox.last_statuses([i.id for i in found
+                                     if i.state in ("retry", "dead", "discarded")])
+    return [item_row(i, statuses.get(i.id)) for i in found]
 
 
-def _last_status(item: Item) -> int | None:
-    text = item.last_error or ""
-    head = text.split(":", 1)[0].strip()
-    if head.startswith("HTTP ") and head[5:].isdigit():
-        return int(head[5:])
-    return None
-
-
-def item_row(item: Item) -> JSON:
-    """One outbox item, masked: ids, states, times, the error's code; no patient data."""
+def item_row(item: Item, http_status: int | None = None) -> JSON:
+    """One outbox item, masked: ids, states, times, the error's code and the HTTP status
+    of its last failed attempt; no patient data."""
     failing = item.state in ("retry", "dead", "discarded")
     return {"id": item.id, "destination": redact_text(item.destination), "kind": item.kind,
             "state": item.state, "attempts": item.attempts, "patient_key": item.okey,
             "created": when(item.created_at), "updated": when(item.updated_at),
             "next_try": when(item.next_at) if item.state in ("pending", "retry") else None,
             "error_code": error_code(item) if failing else None,
-            "http_status": _status(item)}
+            "http_status": http_status if failing else None}
 
 
 def item_detail(outbox: OutboxStore, item: Item, phi: bool) -> JSON:
     """One item with its attempts; with ``phi`` (audited by the caller) also the error
     texts, the server's whole OperationOutcome and the Bundle."""
-    doc = item_row(item)
+    doc = item_rows(outbox, [item])[0]
     outcome = json.loads(item.outcome) if item.outcome else None
     doc["source"] = item.source
-    doc["outcome"] = outcome if phi else issues_only(outcome)
+    doc["outcome"] = outcome if phi else _masked(outcome)
     doc["attempts_made"] = [
         {"attempt": a["attempt"], "result": a["result"], "status": a["status"],
          "worker": a["worker"], "at": when(a["finished_at"]),
@@ -147,6 +143,14 @@ def item_detail(outbox: OutboxStore, item: Item, phi: bool) -> JSON:
         doc["last_error"] = item.last_error
         doc["bundle"] = json.loads(item.payload)
     return doc
+
+
+def _masked(outcome: Any) -> Any:
+    masked = issues_only(outcome)
+    if masked is not None:
+        masked["hidden"] = ("diagnostics and details may carry patient data: an operator's "
+                            "\"show\" reveals them (the viewing is audited)")
+    return masked
 
 
 def message_row(m: StoredMessage) -> JSON:
