@@ -51,13 +51,13 @@ def _time(params: Mapping[str, str], name: str, problems: list[Problem]) -> floa
         return None
     try:
         at = datetime.fromisoformat(raw)
-    except ValueError:
+        if at.tzinfo is None:  # a date or a local time without zone: taken as UTC, stated
+            at = at.replace(tzinfo=UTC)
+        return at.timestamp()
+    except (ValueError, OverflowError):  # OverflowError: year 1 east of UTC
         problems.append(Problem(name, "not an ISO 8601 date or date-time "
                                       "(2026-12-03 or 2026-12-03T08:00:00Z)", "value"))
         return None
-    if at.tzinfo is None:  # a date or a local time without zone: taken as UTC, stated
-        at = at.replace(tzinfo=UTC)
-    return at.timestamp()
 
 
 def queue_filters(params: Mapping[str, str]) -> dict[str, Any]:

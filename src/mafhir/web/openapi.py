@@ -110,7 +110,8 @@ _FILTERS = [
     _q("until", {"type": "string", "format": "date-time"}, "created before"),
 ]
 _PAGING = [_q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
-           _q("offset", {"type": "integer", "minimum": 0}, "items to skip")]
+           _q("offset", {"type": "integer", "minimum": 0, "maximum": 10**9},
+              "items to skip")]
 _ID = {"name": "id", "in": "path", "required": True,
        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
 
