@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ messages = Table(
     UniqueConstraint("sender", "control_id", "content_sha256", name="messages_content_key"),
 )
 Index("messages_status", messages.c.status)
+Index("messages_received", messages.c.received_at)  # the dashboard's throughput
 _REPLIES = Index("messages_reply", messages.c.reply_status,
                  sqlite_where=messages.c.reply_status == "pending",
                  postgresql_where=messages.c.reply_status == "pending")
@@ -458,19 +459,23 @@ class MessageStore:
 
     def received_since(self, since: datetime, limit: int = 100_000
                        ) -> list[tuple[str, datetime]]:
-        """(sender, when received) of the latest ``limit`` messages received since
-        ``since``, newest first: the overview's throughput."""
+        """(sender, when received) of up to ``limit`` messages received since ``since``
+        (the overview's throughput). Stamps are ISO 8601 (the listener's are UTC), so the
+        range is first narrowed as strings on ``messages_received``, then each time is
+        checked once read (a row stamped with another offset is placed by its real time)."""
+        # a day early: a stamp with another offset sorts by its local date, up to 14 h off
+        floor = (since.astimezone(UTC) - timedelta(days=1)).date().isoformat()
         with self._read() as conn:
             rows = conn.execute(select(messages.c.sender, messages.c.received_at)
-                                .order_by(messages.c.id.desc()).limit(limit)).all()
+                                .where(messages.c.received_at >= floor)
+                                .order_by(messages.c.received_at.desc()).limit(limit)).all()
         out = []
         for sender, at in rows:
             when = datetime.fromisoformat(at)
             if when.tzinfo is None:
-                when = when.replace(tzinfo=since.tzinfo)
-            if when < since:
-                break
-            out.append((sender or "", when))
+                when = when.replace(tzinfo=UTC)
+            if when >= since:
+                out.append((sender or "", when))
         return out
 
     def search(self, *, status: str | None = None, sender: str | None = None,

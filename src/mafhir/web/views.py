@@ -49,14 +49,13 @@ def overview(outbox: OutboxStore, inbound: MessageStore | None, now: float | Non
     """Per destination and per inbound sender: counts, last success, last error, and the
     last hour's and day's throughput."""
     now = time.time() if now is None else now
-    counts = outbox.counts()
-    last_ok = outbox.last_delivered()
+    summary = outbox.state_summary()
     last_err = outbox.last_errors()
     hour = outbox.throughput(now - 3600.0, HOUR_BUCKET)
     day = outbox.throughput(now - 86400.0, DAY_BUCKET)
     destinations = []
-    for dest in sorted(counts):
-        by_state = counts[dest]
+    for dest in sorted(summary):
+        by_state = {state: n for state, (n, _) in summary[dest].items()}
         err = last_err.get(dest)
         destinations.append({
             # rows written before credentials were refused may still carry them
@@ -66,7 +65,7 @@ def overview(outbox: OutboxStore, inbound: MessageStore | None, now: float | Non
             "retrying": by_state.get("retry", 0),
             "dead": by_state.get("dead", 0),
             "discarded": by_state.get("discarded", 0),
-            "last_success": when(last_ok.get(dest)),
+            "last_success": when(summary[dest].get("delivered", (0, None))[1]),
             "last_error": when(err[0]) if err else None,
             "hour": _series(hour.get(dest), 12),
             "day": _series(day.get(dest), 24),
