@@ -65,9 +65,10 @@ items = Table(
 )
 Index("ix_outbox_items_state_next", items.c.state, items.c.next_at)
 Index("ix_outbox_items_lane", items.c.destination, items.c.okey, items.c.id)
-# The dashboard's overview and queue (mafhir serve): counts and last success per destination
-# from one covering index, the last day's throughput from a range of delivered_at.
-Index("ix_outbox_items_dest_state", items.c.destination, items.c.state, items.c.delivered_at)
+# The dashboard's overview (mafhir serve): counts, last success and last change per
+# destination and state from one covering index; the day's throughput from a range.
+Index("ix_outbox_items_dest_state", items.c.destination, items.c.state, items.c.delivered_at,
+      items.c.updated_at)
 Index("ix_outbox_items_delivered", items.c.delivered_at, items.c.destination)
 
 ledger = Table(

@@ -322,40 +322,30 @@ class OutboxStore(ABC):
         conn.execute(self._upsert(ledger, data, LEDGER_KEY, LEDGER_UPDATE))
 
     # ------------------------------------------------------------------ inspection
-    def state_summary(self) -> dict[str, dict[str, tuple[int, float | None]]]:
-        """Per destination and state: (how many, the latest delivered_at among them) —
-        one pass over the covering index (destination, state, delivered_at)."""
+    def state_summary(self) -> dict[str, dict[str, tuple[int, float | None, float]]]:
+        """Per destination and state: (how many, the latest delivered_at, the latest
+        updated_at) — one pass over the covering index ix_outbox_items_dest_state. The
+        latest change of a destination's retry and dead items is when it last failed."""
         with self._read() as conn:
             rows = conn.execute(select(items.c.destination, items.c.state, func.count(),
-                                       func.max(items.c.delivered_at))
+                                       func.max(items.c.delivered_at),
+                                       func.max(items.c.updated_at))
                                 .group_by(items.c.destination, items.c.state)).all()
-        out: dict[str, dict[str, tuple[int, float | None]]] = {}
-        for dest, state, n, last in rows:
-            out.setdefault(dest, {})[state] = (int(n), None if last is None else float(last))
+        out: dict[str, dict[str, tuple[int, float | None, float]]] = {}
+        for dest, state, n, delivered, updated in rows:
+            out.setdefault(dest, {})[state] = (int(n), None if delivered is None
+                                               else float(delivered), float(updated))
         return out
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Items by destination and state."""
-        return {dest: {state: n for state, (n, _) in by_state.items()}
+        return {dest: {state: row[0] for state, row in by_state.items()}
                 for dest, by_state in self.state_summary().items()}
 
     def quarantined_count(self) -> int:
         with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(quarantine))
                        .scalar_one())
-
-    def last_errors(self) -> dict[str, tuple[float, str]]:
-        """The latest error of each destination's failing items (retry or dead):
-        (when, the error), redacted when it was recorded."""
-        failing = ("retry", "dead")
-        with self._read() as conn:
-            latest = (select(items.c.destination, func.max(items.c.id).label("id"))
-                      .where(items.c.state.in_(failing)).group_by(items.c.destination)
-                      .subquery())
-            rows = conn.execute(select(items.c.destination, items.c.updated_at,
-                                       items.c.last_error)
-                                .join(latest, items.c.id == latest.c.id)).all()
-        return {dest: (float(at), err or "") for dest, at, err in rows}
 
     def throughput(self, since: float, bucket: float) -> dict[str, list[int]]:
         """Items delivered per destination in buckets of ``bucket`` seconds from ``since``

@@ -72,7 +72,7 @@ def routes(dash: Dashboard) -> list[Route]:
             return _error(400, *exc.problems)
 
     def status(request: Request, user: User, _data: Any) -> Response:
-        return JSONResponse(views.overview(dash.outbox, dash.inbound))
+        return JSONResponse(views.overview(dash.outbox, dash.inbound, days=dash.days))
 
     def items(request: Request, user: User, _data: Any) -> Response:
         filters = queue_filters(request.query_params)

@@ -37,6 +37,7 @@ from .audit import web_event
 from .charts import bars
 from .panels import Panel, collect_panels
 from .security import HEADERS, LoginThrottle, check_csrf, new_csrf
+from .views import DaySeries
 from .webstore import ROLES, User, WebStore
 
 __all__ = ["Dashboard", "WebConfig", "create_app"]
@@ -72,6 +73,7 @@ class Dashboard:
         self.inbound = MessageStore(config.inbound) if config.inbound else None
         self.panels: dict[str, Panel] = {p.name: p for p in collect_panels()}
         self.throttle = LoginThrottle()
+        self.days = DaySeries()
         self.templates = Environment(loader=PackageLoader("mafhir.web", "templates"),
                                      autoescape=select_autoescape(["html"]))
         self.templates.globals.update(bars=bars, roles=ROLES)

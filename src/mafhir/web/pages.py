@@ -88,7 +88,7 @@ def routes(dash: Dashboard) -> list[Route]:
     @page(dash)
     def overview(request: Request, user: User) -> Response:
         return dash.render(request, "overview.html",
-                           data=views.overview(dash.outbox, dash.inbound))
+                           data=views.overview(dash.outbox, dash.inbound, days=dash.days))
 
     @page(dash)
     def queue(request: Request, user: User) -> Response:

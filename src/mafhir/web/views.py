@@ -7,6 +7,7 @@ and :func:`message_detail` take, after the caller has audited the viewing.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "DAY_BUCKET",
     "HOUR_BUCKET",
     "ITEM_STATES",
+    "DaySeries",
     "item_detail",
     "item_row",
     "item_rows",
@@ -44,19 +46,39 @@ def when(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def overview(outbox: OutboxStore, inbound: MessageStore | None, now: float | None = None
-             ) -> JSON:
+class DaySeries:
+    """The last day's deliveries per destination in hourly bars, kept ``ttl`` seconds:
+    the one part of the overview that reads many rows (a day of deliveries) and whose
+    bars move by the hour. Counts, errors and the last hour are read afresh every time."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._kept: tuple[float, dict[str, list[int]]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, outbox: OutboxStore, now: float) -> dict[str, list[int]]:
+        with self._lock:
+            if self._kept is not None and now - self._kept[0] < self.ttl:
+                return self._kept[1]
+        day = outbox.throughput(now - 86400.0, DAY_BUCKET)
+        with self._lock:
+            self._kept = (now, day)
+        return day
+
+
+def overview(outbox: OutboxStore, inbound: MessageStore | None, now: float | None = None,
+             days: DaySeries | None = None) -> JSON:
     """Per destination and per inbound sender: counts, last success, last error, and the
-    last hour's and day's throughput."""
+    last hour's and day's throughput (the day's from ``days`` when given)."""
     now = time.time() if now is None else now
     summary = outbox.state_summary()
-    last_err = outbox.last_errors()
     hour = outbox.throughput(now - 3600.0, HOUR_BUCKET)
-    day = outbox.throughput(now - 86400.0, DAY_BUCKET)
+    day = days.get(outbox, now) if days is not None else outbox.throughput(
+        now - 86400.0, DAY_BUCKET)
     destinations = []
     for dest in sorted(summary):
-        by_state = {state: n for state, (n, _) in summary[dest].items()}
-        err = last_err.get(dest)
+        by_state = {state: row[0] for state, row in summary[dest].items()}
+        failed = [summary[dest][s][2] for s in ("retry", "dead") if s in summary[dest]]
         destinations.append({
             # rows written before credentials were refused may still carry them
             "destination": redact_text(dest),
@@ -65,8 +87,8 @@ def overview(outbox: OutboxStore, inbound: MessageStore | None, now: float | Non
             "retrying": by_state.get("retry", 0),
             "dead": by_state.get("dead", 0),
             "discarded": by_state.get("discarded", 0),
-            "last_success": when(summary[dest].get("delivered", (0, None))[1]),
-            "last_error": when(err[0]) if err else None,
+            "last_success": when(summary[dest].get("delivered", (0, None, 0.0))[1]),
+            "last_error": when(max(failed)) if failed else None,
             "hour": _series(hour.get(dest), 12),
             "day": _series(day.get(dest), 24),
         })
