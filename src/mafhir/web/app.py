@@ -35,6 +35,7 @@ from ..hl7v2.store import MessageStore
 from ..outbox.store import OutboxStore, open_store
 from .audit import web_event
 from .charts import bars
+from .oidc import OidcConfig, Provider
 from .panels import Panel, collect_panels
 from .security import HEADERS, LoginThrottle, check_csrf, new_csrf
 from .views import DaySeries
@@ -74,6 +75,8 @@ class Dashboard:
         self.panels: dict[str, Panel] = {p.name: p for p in collect_panels()}
         self.throttle = LoginThrottle()
         self.days = DaySeries()
+        self.oidc = OidcConfig.from_env(os.environ)
+        self._provider: Provider | None = None
         self.templates = Environment(loader=PackageLoader("mafhir.web", "templates"),
                                      autoescape=select_autoescape(["html"]))
         self.templates.globals.update(bars=bars, roles=ROLES)
@@ -83,6 +86,13 @@ class Dashboard:
         self.web.close()
         if self.inbound is not None:
             self.inbound.close()
+
+    def provider(self) -> Provider:
+        """The identity provider (its discovery document read at first use)."""
+        assert self.oidc is not None
+        if self._provider is None:
+            self._provider = Provider(self.oidc)
+        return self._provider
 
     # ------------------------------------------------------------------ who is asking
     def user(self, request: Request) -> User | None:
@@ -96,6 +106,9 @@ class Dashboard:
                 time.time() - started > self.config.session_seconds:
             request.session.clear()
             return None
+        role = request.session.get("oidc_role")
+        if name.startswith("oidc:") and isinstance(role, str) and self.oidc is not None:
+            return User(name, role)  # from the provider's groups, for this session
         return self.web.user(name)
 
     def audit(self, request: Request, who: str, action: str, *, outcome: str = "ok",
@@ -114,7 +127,8 @@ class Dashboard:
         if not isinstance(csrf, str):
             csrf = request.session["csrf"] = new_csrf()
         html = self.templates.get_template(template).render(
-            user=user, csrf=csrf, panels=sorted(self.panels.values(), key=lambda p: p.title),
+            user=user, csrf=csrf, oidc=self.oidc is not None,
+            panels=sorted(self.panels.values(), key=lambda p: p.title),
             inbound=self.inbound is not None, path=request.url.path, **context)
         return HTMLResponse(html, status_code=status)
 

@@ -87,8 +87,11 @@ def serve_command(db: str, inbound: str | None, listener: str | None, host: str,
     address = split_address(listener) if listener else None
     if inbound is not None and not os.path.exists(inbound) and "://" not in inbound:
         _usage(f"--inbound {inbound}: no such message store")
-    app = create_app(WebConfig(db=db, inbound=inbound, listener=address,
-                               https=tls_cert is not None))
+    try:
+        app = create_app(WebConfig(db=db, inbound=inbound, listener=address,
+                                   https=tls_cert is not None))
+    except InputError as exc:  # e.g. MAFHIR_OIDC_* incomplete: every variable named
+        _refused(exc)
     scheme = "https" if tls_cert else "http"
     click.echo(f"mafhir serve on {scheme}://{host}:{port}/ (outbox "
                f"{app.state.dashboard.outbox.url})", err=True)

@@ -21,6 +21,7 @@ from ..outbox.audit import ITEM_ID_SYSTEM, phi_view_event
 from . import views
 from .app import Dashboard, page
 from .filters import inbound_filters, item_id, queue_filters
+from .oidc import OidcFlow
 from .security import check_csrf, new_csrf
 from .webstore import User
 
@@ -78,6 +79,50 @@ def routes(dash: Dashboard) -> list[Route]:
         request.session.update(user=result.user.name, since=time.time(), csrf=new_csrf())
         dash.audit(request, result.user.name, "login")
         return RedirectResponse(_safe_next(str(form.get("next") or "/")), status_code=303)
+
+    def oidc_redirect(request: Request) -> str:
+        return str(request.url_for("oidc_callback"))
+
+    def oidc_start(request: Request) -> Response:
+        if dash.oidc is None:
+            return dash.refuse(request, 404, "No identity provider is configured.")
+        flow = OidcFlow.start()
+        try:
+            provider = dash.provider()
+        except (OSError, ValueError, KeyError, InputError) as exc:
+            return dash.refuse(request, 502, f"The identity provider could not be reached "
+                                             f"or read ({type(exc).__name__}).")
+        request.session["oidc"] = [flow.state, flow.nonce, flow.verifier]
+        return RedirectResponse(flow.authorization_url(provider, oidc_redirect(request)),
+                                status_code=303)
+
+    def oidc_callback(request: Request) -> Response:
+        kept = request.session.pop("oidc", None)
+        if dash.oidc is None or not isinstance(kept, list) or len(kept) != 3:
+            return dash.refuse(request, 400, "No sign-in with the identity provider was "
+                                             "started from this browser.")
+        params = request.query_params
+        try:
+            if params.get("error"):
+                raise InputError([Problem("error", str(params.get("error"))[:100], "login")])
+            user = OidcFlow(*kept).finish(dash.provider(), oidc_redirect(request),
+                                          params.get("state", ""), params.get("code", ""))
+        except InputError as exc:
+            dash.audit(request, "oidc:?", "login", outcome="refused",
+                       detail="; ".join(str(p) for p in exc.problems))
+            return dash.refuse(request, 401, "Sign-in with the identity provider failed: " +
+                               "; ".join(str(p) for p in exc.problems))
+        request.session.clear()
+        request.session.update(user=user.name, oidc_role=user.role, since=time.time(),
+                               csrf=new_csrf())
+        dash.audit(request, user.name, "login", detail=f"OIDC, role {user.role}")
+        return RedirectResponse("/", status_code=303)
+
+    async def oidc_start_endpoint(request: Request) -> Response:
+        return await run_in_threadpool(oidc_start, request)
+
+    async def oidc_callback_endpoint(request: Request) -> Response:
+        return await run_in_threadpool(oidc_callback, request)
 
     @page(dash, action="logout")
     def logout(request: Request, user: User, _form: FormData) -> Response:
@@ -256,6 +301,9 @@ def routes(dash: Dashboard) -> list[Route]:
     return [
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
+        Route("/login/oidc", oidc_start_endpoint, methods=["GET"]),
+        Route("/login/oidc/callback", oidc_callback_endpoint, methods=["GET"],
+              name="oidc_callback"),
         Route("/logout", logout, methods=["POST"]),
         Route("/", overview, methods=["GET"]),
         Route("/queue", queue, methods=["GET"]),
