@@ -5,6 +5,7 @@ functions; every action is audited before its answer goes out."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -160,7 +161,7 @@ def routes(dash: Dashboard) -> list[Route]:
         # audited before anything is shown: no trail, no patient data
         dash.audit(request, user.name, "show", entity=(ITEM_ID_SYSTEM, str(found.id)),
                    detail="outbox item: Bundle, errors and OperationOutcome")
-        dash.outbox.add_audit(found.id, "AuditEvent", _json(phi_view_event(
+        dash.outbox.add_audit(found.id, "AuditEvent", json.dumps(phi_view_event(
             found.id, f"{user.name} (mafhir serve)", time.time())))
         return dash.render(request, "item.html", item=views.item_detail(dash.outbox, found,
                                                                          phi=True),
@@ -356,8 +357,3 @@ def _more(params: dict[str, Any], filters: dict[str, Any], total: int) -> dict[s
         out["next"] = urlencode({**params, "offset": offset + limit})
     return out
 
-
-def _json(doc: Any) -> str:
-    import json
-
-    return json.dumps(doc)
