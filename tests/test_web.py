@@ -472,3 +472,22 @@ def test_the_bind_guard_allows_loopback_tls_or_an_explicit_insecure_http():
     check_bind("0.0.0.0", None, None, True)
     with pytest.raises(SystemExit):
         check_bind("0.0.0.0", None, None, False)
+
+
+def test_a_removed_user_is_signed_out_at_once_and_their_tokens_stop_working(site):
+    app, _, _, users = site
+    token = users.new_token("operator")
+    operator = client_for(app, "operator")
+    assert operator.get("/").status_code == 200
+    admin = client_for(app, "admin")
+    page = admin.get("/admin/users").text
+    assert admin.post("/admin/users/remove", data={"csrf": csrf_of(page), "name": "admin"}
+                      ).status_code == 400  # not oneself
+    done = admin.post("/admin/users/remove", data={"csrf": csrf_of(page), "name": "operator"})
+    assert done.status_code == 200 and "operator removed" in done.text
+    assert operator.get("/", follow_redirects=False).status_code == 303
+    assert client_for(app).get("/api/status", headers={"Authorization": f"Bearer {token}"}
+                               ).status_code == 401
+    (event,) = audit(users, "user-remove")
+    assert event["action"] == "D"
+    assert event["entity"][0]["what"]["identifier"]["value"] == "operator"

@@ -27,6 +27,7 @@ ACTIONS: dict[str, tuple[str, str, str]] = {
     "discard": ("110110", "Patient Record", "U"),
     "reprocess": ("110110", "Patient Record", "U"),
     "user-add": ("110136", "Security Roles Changed", "C"),
+    "user-remove": ("110136", "Security Roles Changed", "D"),
     "token-add": ("110137", "User Security Attributes Changed", "C"),
 }
 #: FHIR AuditEvent.outcome: 0 success, 4 minor failure (refused), 8 serious failure.

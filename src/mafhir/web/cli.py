@@ -102,7 +102,7 @@ def serve_command(db: str, inbound: str | None, listener: str | None, host: str,
 
 @click.group("users")
 def users_group() -> None:
-    """Users of the dashboard (mafhir serve): add, list, token, unlock."""
+    """Users of the dashboard (mafhir serve): add, list, token, remove, unlock."""
 
 
 def _store(db: str) -> Any:
@@ -169,6 +169,21 @@ def users_list(db: str) -> None:
         locked = " (locked)" if u["locked_until"] > now else ""
         click.echo(f"{u['name']}\t{u['role']}{locked}")
     store.close()
+
+
+@users_group.command("remove")
+@click.argument("name")
+@db_option
+def users_remove(name: str, db: str) -> None:
+    """Remove a user and their API tokens (their sessions end at once)."""
+    store = _store(db)
+    try:
+        if not store.remove_user(name):
+            _usage(f"no user {name!r}")
+        _audit(store, "user-remove", name, "removed with their API tokens")
+    finally:
+        store.close()
+    click.echo(f"{name} removed")
 
 
 @users_group.command("unlock")

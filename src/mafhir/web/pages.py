@@ -295,6 +295,18 @@ def routes(dash: Dashboard) -> list[Route]:
         return RedirectResponse(f"/admin/users?{urlencode({'done': f'{name} unlocked'})}",
                                 status_code=303)
 
+    @page(dash, role="admin", action="user-remove")
+    def users_remove(request: Request, user: User, form: FormData) -> Response:
+        name = str(form.get("name") or "")
+        if name == user.name:
+            raise InputError([Problem("name", "you cannot remove yourself", "conflict")])
+        if not dash.web.remove_user(name):
+            raise InputError([Problem("name", "no such user", "not-found")])
+        dash.audit(request, user.name, "user-remove", entity=(_USER_SYSTEM, name),
+                   detail="removed with their API tokens")
+        return RedirectResponse(f"/admin/users?{urlencode({'done': f'{name} removed'})}",
+                                status_code=303)
+
     @page(dash, role="admin")
     def audit_trail(request: Request, user: User) -> Response:
         return dash.render(request, "audit.html", events=dash.web.events(200))
@@ -321,6 +333,7 @@ def routes(dash: Dashboard) -> list[Route]:
         Route("/admin/users", users, methods=["GET"]),
         Route("/admin/users", users_add, methods=["POST"]),
         Route("/admin/users/unlock", users_unlock, methods=["POST"]),
+        Route("/admin/users/remove", users_remove, methods=["POST"]),
         Route("/admin/audit", audit_trail, methods=["GET"]),
     ]
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     select,
     update,
 )
@@ -185,6 +186,13 @@ class WebStore:
                     failures=0, locked_until=now + LOCK_SECONDS))
                 return Login("locked")
         return Login("wrong")
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a user and every API token of theirs (their sessions end at the next
+        request: each request looks the user up)."""
+        with self._tx() as conn:
+            conn.execute(delete(tokens).where(tokens.c.name == name))
+            return conn.execute(delete(users).where(users.c.name == name)).rowcount == 1
 
     def unlock(self, name: str) -> bool:
         with self._tx() as conn:
