@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sync.py
 	$(BIN)/python benchmarks/bench_hl7v2.py
 	$(BIN)/python benchmarks/bench_pharmacy.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache .mypy_cache
