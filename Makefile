@@ -20,7 +20,8 @@ endif
 $(STAMP): pyproject.toml $(PLUGIN_PROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,postgres]' $(foreach p,$(PLUGIN_PROJECTS),-e $(dir $(p)))
+	$(BIN)/python -m pip install --quiet -e '.[test,postgres,web]' $(foreach p,$(PLUGIN_PROJECTS),-e $(dir $(p)))
+	@scripts/install-chromium.sh  # the dashboard's browser tests drive Debian's chromium
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_hl7v2.py
 	$(BIN)/python benchmarks/bench_pharmacy.py
 	$(BIN)/python benchmarks/bench_iis.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache .mypy_cache

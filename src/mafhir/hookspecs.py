@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from .registry import ConnectorSpec, Converter, Delivery, Mapper, MessageHandler, Profile
+    from .web.panels import Panel
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -90,4 +91,14 @@ def register_commands(cli: click.Group) -> None:
     """Add commands to the ``mafhir`` command line.
 
     :param cli: the top-level click group; use ``@cli.command()``.
+    """
+
+
+# ---------------------------------------------------------------- the dashboard
+@hookspec
+def register_dashboard_panels(register: Callable[[Panel], None]) -> None:
+    """Add a page to ``mafhir serve`` (the pharmacy plugin's refill worklist…): a title,
+    columns and a function giving the rows, without patient data.
+
+    :param register: call once per :class:`mafhir.web.panels.Panel`.
     """

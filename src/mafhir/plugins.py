@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.cli.builtin",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",
+    "mafhir.web.plugin",
 )
 
 

@@ -132,20 +132,29 @@ def open_engine(location: str | Path, *, durable: bool = True, pool_size: int = 
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """``CREATE TABLE IF NOT EXISTS`` for ``metadata``; on PostgreSQL under an advisory
-    lock, since two processes creating the same table at once make one of them fail."""
+    """``CREATE TABLE IF NOT EXISTS`` for ``metadata``, and every index a later release
+    added to a table that was already there; on PostgreSQL under an advisory lock, since
+    two processes creating the same table at once make one of them fail."""
     if engine.dialect.name != "postgresql":
-        metadata.create_all(engine)
+        with engine.begin() as conn:
+            _create(conn, metadata)
         return
     with engine.connect() as conn:
         conn.execute(select(func.pg_advisory_lock(_SCHEMA_LOCK)))
         try:
             conn.commit()
-            metadata.create_all(conn)
+            _create(conn, metadata)
             conn.commit()
         finally:
             conn.execute(select(func.pg_advisory_unlock(_SCHEMA_LOCK)))
             conn.commit()
+
+
+def _create(conn: Connection, metadata: MetaData) -> None:
+    metadata.create_all(conn)
+    for table in metadata.sorted_tables:  # create_all skips the indexes of existing tables
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def dialect_insert(dialect: str) -> Callable[[Table], Any]:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     func,
     inspect,
     select,
@@ -100,6 +101,7 @@ messages = Table(
     UniqueConstraint("sender", "control_id", "content_sha256", name="messages_content_key"),
 )
 Index("messages_status", messages.c.status)
+Index("messages_received", messages.c.received_at)  # the dashboard's throughput
 _REPLIES = Index("messages_reply", messages.c.reply_status,
                  sqlite_where=messages.c.reply_status == "pending",
                  postgresql_where=messages.c.reply_status == "pending")
@@ -436,6 +438,74 @@ class MessageStore:
             rows = conn.execute(select(messages.c.status, func.count())
                                 .group_by(messages.c.status)).all()
         return {status: int(n) for status, n in rows}
+
+    def senders(self) -> dict[str, dict[str, Any]]:
+        """Per sender: messages by status, the last one received, application ACKs
+        pending (the dashboard's overview; one GROUP BY)."""
+        m = messages.c
+        pending = func.sum(case((m.reply_status == "pending", 1), else_=0))
+        with self._read() as conn:
+            rows = conn.execute(select(m.sender, m.status, func.count(),
+                                       func.max(m.received_at), pending)
+                                .group_by(m.sender, m.status)).all()
+        out: dict[str, dict[str, Any]] = {}
+        for sender, status, n, last, waiting in rows:
+            entry = out.setdefault(sender or "", {"statuses": {}, "last_received": "",
+                                                  "replies_pending": 0})
+            entry["statuses"][status] = int(n)
+            entry["last_received"] = max(entry["last_received"], last or "")
+            entry["replies_pending"] += int(waiting or 0)
+        return out
+
+    def received_since(self, since: datetime, limit: int = 100_000
+                       ) -> list[tuple[str, datetime]]:
+        """(sender, when received) of up to ``limit`` messages received since ``since``
+        (the overview's throughput). Stamps are ISO 8601 (the listener's are UTC), so the
+        range is first narrowed as strings on ``messages_received``, then each time is
+        checked once read (a row stamped with another offset is placed by its real time)."""
+        # a day early: a stamp with another offset sorts by its local date, up to 14 h off
+        floor = (since.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+        with self._read() as conn:
+            rows = conn.execute(select(messages.c.sender, messages.c.received_at)
+                                .where(messages.c.received_at >= floor)
+                                .order_by(messages.c.received_at.desc()).limit(limit)).all()
+        out = []
+        for sender, at in rows:
+            when = datetime.fromisoformat(at)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            if when >= since:
+                out.append((sender or "", when))
+        return out
+
+    def search(self, *, status: str | None = None, sender: str | None = None,
+               message_type: str | None = None, replies_pending: bool = False,
+               limit: int = 100, offset: int = 0) -> tuple[int, list[StoredMessage]]:
+        """Messages matching every filter given, newest first: (how many match, a page)."""
+        m = messages.c
+        conds = [c for c in (
+            m.status == status if status else None,
+            m.sender == sender if sender else None,
+            m.message_type == message_type if message_type else None,
+            m.reply_status == "pending" if replies_pending else None) if c is not None]
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(messages).where(*conds)
+                                 ).scalar_one()
+            rows = conn.execute(select(*_SELECT).where(*conds).order_by(m.id.desc())
+                                .limit(limit).offset(offset)).all()
+        return int(total), [StoredMessage(*row) for row in rows]
+
+    def mark_for_reprocessing(self, row_id: int) -> bool:
+        """A finished message (error, review) is to be processed again: status ``retry``,
+        which makes the next arrival of the same bytes (a re-send by its sender, or by
+        ``mafhir serve --listener``) a fresh claim instead of a duplicate. Unreadable
+        input (no control id) cannot be: nothing would find it again."""
+        m = messages.c
+        with self._lock, self._write() as conn:
+            cur = conn.execute(update(messages).where(
+                m.id == row_id, m.control_id.is_not(None),
+                m.status.in_(("error", "review", "retry"))).values(status="retry"))
+            return cur.rowcount == 1
 
     def close(self) -> None:
         with self._lock:

@@ -46,11 +46,12 @@ from .delivery import connect, resolve_destination
 from .engine import Engine
 from .enqueue import Enqueuer
 from .model import Item, Tally
+from .outcome import error_code, issues_only
 from .retry import RetryPolicy
 from .store import OutboxStore, open_store
 
-__all__ = ["outbox_group", "print_summary", "run_sync", "showing_progress", "sync_command",
-           "worker_command"]
+__all__ = ["os_viewer", "outbox_group", "print_summary", "run_sync", "showing_progress",
+           "sync_command", "worker_command"]
 
 #: The largest id an outbox row can have (BIGINT on PostgreSQL, INTEGER on SQLite).
 MAX_ID = 2**63 - 1
@@ -389,7 +390,7 @@ def status_command(db: str, as_json: bool) -> None:
     store = _open(db)
     # rows written before credentials were refused may still carry them: never shown
     counts = {redact_text(dest): by_state for dest, by_state in store.counts().items()}
-    quarantined = len(store.quarantined())
+    quarantined = store.quarantined_count()
     if as_json:
         click.echo(json.dumps({"destinations": counts, "quarantined": quarantined,
                                "attempts": store.attempt_totals()}))
@@ -410,35 +411,7 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def _issues_only(outcome: Any) -> Any:
-    """An OperationOutcome without its free text (diagnostics, details): it may name the
-    patient. Severity, code and where stay: enough to see what kind of refusal it was."""
-    if not isinstance(outcome, dict):
-        return None
-    issues = [{k: v for k, v in i.items() if k in ("severity", "code", "expression",
-                                                    "location")}
-              for i in outcome.get("issue") or [] if isinstance(i, dict)]
-    return {"resourceType": outcome.get("resourceType"), "issue": issues,
-            "hidden": "diagnostics and details may carry patient data: --show-phi shows "
-                      "them (the viewing is audited)"}
-
-
-def _code_of(item: Item) -> str:
-    """The error code of a dead letter (docs/errors.md): its OperationOutcome's first
-    error issue (the server's, or the one the engine made of its own error)."""
-    try:
-        outcome = json.loads(item.outcome) if item.outcome else None
-    except ValueError:
-        outcome = None
-    issues = outcome.get("issue") if isinstance(outcome, dict) else None
-    for issue in issues if isinstance(issues, list) else []:
-        if isinstance(issue, dict) and issue.get("severity") in ("error", "fatal", None) \
-                and isinstance(issue.get("code"), str):
-            return str(issue["code"])
-    return "processing"
-
-
-def _viewer() -> str:
+def os_viewer() -> str:
     """Who is looking (the OS account, the machine), for the audit trail."""
     try:
         user = getpass.getuser()
@@ -457,9 +430,9 @@ def _item_doc(store: OutboxStore, item_id: int, show_phi: bool) -> dict[str, Any
     outcome = json.loads(item.outcome) if item.outcome else None
     if show_phi:  # audited before anything is shown: no trail, no PHI
         store.add_audit(item.id, "AuditEvent", json.dumps(
-            phi_view_event(item.id, _viewer(), time.time())))
+            phi_view_event(item.id, os_viewer(), time.time())))
     else:
-        outcome = _issues_only(outcome)
+        outcome = issues_only(outcome)
     waiting = item.state in ("pending", "retry")
     return {"id": item.id, "state": item.state, "kind": item.kind,
             "destination": redact_text(item.destination),
@@ -501,7 +474,7 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
     dead = store.items_in("dead")
     if as_json:
         click.echo(json.dumps([{"id": i.id, "destination": redact_text(i.destination),
-                                "source": i.source, "code": _code_of(i),
+                                "source": i.source, "code": error_code(i),
                                 "attempts": i.attempts, "reason": i.reason} for i in dead]))
         return
     table = Table(title=f"dead letters ({len(dead)})")
@@ -509,7 +482,7 @@ def dead_command(db: str, show: int | None, show_phi: bool, as_json: bool) -> No
         table.add_column(col, overflow="fold")
     for i in dead:
         table.add_row(str(i.id), escape(i.source), escape(redact_text(i.destination)),
-                      _code_of(i), str(i.attempts),
+                      error_code(i), str(i.attempts),
                       escape((i.reason or "")[:300]))
     Console().print(table)
 

@@ -18,8 +18,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import InputError, Problem
-from ..storage import create_tables, postgres_engine, sqlalchemy_url
 from ..storage import lock_key as _lock_key
+from ..storage import postgres_engine, sqlalchemy_url
 from . import schema
 from .store import OutboxStore
 
@@ -38,9 +38,6 @@ class PostgresStore(OutboxStore):
             raise InputError([Problem("--db", "a PostgreSQL outbox needs the driver: pip "
                                       "install 'mafhir[postgres]'", "not-supported")]) from None
         super().__init__(postgres_engine(url), url)
-
-    def create_schema(self) -> None:
-        create_tables(self.engine, schema.metadata)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

@@ -65,6 +65,11 @@ items = Table(
 )
 Index("ix_outbox_items_state_next", items.c.state, items.c.next_at)
 Index("ix_outbox_items_lane", items.c.destination, items.c.okey, items.c.id)
+# The dashboard's overview (mafhir serve): counts, last success and last change per
+# destination and state from one covering index; the day's throughput from a range.
+Index("ix_outbox_items_dest_state", items.c.destination, items.c.state, items.c.delivered_at,
+      items.c.updated_at)
+Index("ix_outbox_items_delivered", items.c.delivered_at, items.c.destination)
 
 ledger = Table(
     "outbox_ledger", metadata,

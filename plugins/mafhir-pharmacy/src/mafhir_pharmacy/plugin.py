@@ -19,6 +19,7 @@ __all__ = [
     "register_commands",
     "register_connectors",
     "register_converters",
+    "register_dashboard_panels",
     "register_handlers",
     "register_mappers",
     "register_profiles",
@@ -124,6 +125,38 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
     register(ConnectorSpec("pharmacy-v2", V2Pharmacy,
                            "a pharmacy system over HL7 v2 MLLP (HOST:PORT): RDE^O11 per "
                            "prescription, RRE^O12/ACK checked"))
+
+
+def worklist_rows() -> list[tuple[str, ...]]:
+    """The refill worklist for the dashboard, without patient data: each request's id,
+    state, prescription id, the day it arrived and its answer's delivery. Nothing when the
+    worklist file does not exist (the dashboard never creates one)."""
+    from pathlib import Path
+
+    from mafhir.storage import is_postgres
+
+    path = worklist_path()
+    if not is_postgres(path) and not Path(path).exists():
+        return []
+    from .worklist import LocalWorklist
+
+    worklist = LocalWorklist(path)
+    try:
+        answered = {row[0]: row[2] for row in worklist.answers(None)}
+        return [(task.id, status, task.prescription, task.received.date().isoformat(),
+                 answered.get(task.id, "–")) for status, task in worklist.items()]
+    finally:
+        worklist.close()
+
+
+@hookimpl
+def register_dashboard_panels(register: Callable[[Any], None]) -> None:
+    from mafhir.web.panels import Panel
+
+    register(Panel("pharmacy-worklist", "Refill worklist",
+                   ("request", "status", "prescription", "received", "answer"),
+                   worklist_rows, "Refill requests from pharmacies (mafhir pharmacy worklist; "
+                                  f"${WORKLIST_ENV} or {DEFAULT_WORKLIST})."))
 
 
 @hookimpl
