@@ -15,7 +15,12 @@ __all__ = ["register_commands"]
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import serve_command, users_group
+    from ..cli.lazy import add_lazy_command
 
-    cli.add_command(serve_command)
-    cli.add_command(users_group)
+    # by name: the web stack (and the outbox's SQLAlchemy) load only when one of them runs
+    add_lazy_command(cli, "serve", "mafhir.web.cli:serve_command",
+                     "The web dashboard: outbox, dead letters, inbound messages, behind a "
+                     "login.")
+    add_lazy_command(cli, "users", "mafhir.web.cli:users_group",
+                     "Users of the dashboard (mafhir serve): add, list, token, remove, "
+                     "unlock.")
