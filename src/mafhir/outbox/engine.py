@@ -258,9 +258,14 @@ class Engine:
             if "whole_bundles" in capabilities_of(connector):
                 # a message destination (HL7 v2 over MLLP…): each Bundle is one message,
                 # sent whole; there are no server ids to learn or shared resources to settle
-                self._send(item, connector, bundle)
+                response = self._send(item, connector, bundle)
                 audits = [("AuditEvent", orjson.dumps(audit_event(
                     dest, worker, time.time(), [], "0", False)).decode())]
+                # what the answer said that the clinic keeps with the item (an eligibility
+                # summary and response): recorded in the same transaction as "sent"
+                audits += [(str(r["type"])[:32], dumps(r["body"]).decode())
+                           for r in response.get("records") or []
+                           if isinstance(r, dict) and r.get("type") and "body" in r]
                 return Outcome(item, worker, started, "sent", 1, audit_rows=audits)
             writes, refs = self._ensure_shared(item, bundle, connector, known, resend)
             if resend:

@@ -426,10 +426,9 @@ def read_271(ic: Interchange, tx: Transaction) -> Eligibility271:
     by_loop: dict[str, list[Party]] = {}
     for p in parties:
         by_loop.setdefault(p.loop, []).append(p)
-    payer = (by_loop.get("2000A") or [None])[0]
-    provider = (by_loop.get("2000B") or [None])[0]
-    subscriber = (by_loop.get("2000C") or [None])[0]
-    dependent = (by_loop.get("2000D") or [None])[0]
+    payer, provider, subscriber, dependent = (
+        next(iter(by_loop.get(level, ())), None)
+        for level in ("2000A", "2000B", "2000C", "2000D"))
     rejects: list[Reject] = []
     for p in parties:
         rejects.extend(Reject(p.name_loop, a.get(3), a.get(4)) for a in p.aaa)
@@ -461,19 +460,16 @@ def read_271(ic: Interchange, tx: Transaction) -> Eligibility271:
         subscriber_given=sub_nm1.get(4) if sub_nm1 is not None and dependent else "",
         rejects=rejects, warnings=list(ic.warnings),
     )
-    for p in (subscriber, dependent):
-        if p is None:
-            continue
-        for ref in p.ref:
+    people = [p for p in (subscriber, dependent) if p is not None]
+    for person_loop in people:
+        for ref in person_loop.ref:
             if ref.get(1) in ("6P", "1L") and not (result.group and ref.get(1) == "1L"):
                 result.group = ref.get(2)
             elif ref.get(1) == "18":
                 result.plan = ref.get(2)
     reader = _Reader(result, ic.delimiters)
-    for p in (subscriber, dependent):
-        if p is None:
-            continue
-        for dtp in p.dtp:
+    for person_loop in people:
+        for dtp in person_loop.dtp:
             reader._plan_dates(dtp)
     for p in parties:
         own = p is patient
