@@ -156,7 +156,7 @@ class Eligibility271:
             ("group", group, self.group or "", False),
             ("plan", plan, self.plan or "", False),
         ):
-            if received and (sent or "").strip().upper() != received.strip().upper():
+            if sent is not None and received and sent.strip().upper() != received.strip().upper():
                 out.append(Correction(name, sent, received, identity))
         return out
 
@@ -243,9 +243,17 @@ class _Reader:
         network = {"Y": "in", "N": "out"}.get(eb.get(12), "")
         level = COVERAGE_LEVEL.get(eb.get(2), ("", ""))[1]
         term = TIME_QUALIFIER.get(eb.get(6), ("", None))[1] or ""
-        key = (service, network, level, "" if eb.get(6) in _REMAINING else term, kind)
+        # a deductible / out-of-pocket total (EB06 23…) and what remains of it (EB06 29)
+        # are one item: "remaining" has no term of its own, so the term is not the key
+        periodic = eb.get(1) in ("C", "G")
+        key = (service, network, level, "period" if periodic else term, kind)
         if key in self.items:
-            return self.items[key]
+            acc = self.items[key]
+            term_code = TIME_QUALIFIER.get(eb.get(6), ("", None))[1]
+            if term_code and eb.get(6) not in _REMAINING and "term" not in acc.item:
+                acc.item["term"] = {"coding": [_coding(THO + "benefit-term", term_code,
+                                                       term_code.capitalize())]}
+            return acc
         item: JSON = {}
         procedure = eb.get(13)
         if procedure:
