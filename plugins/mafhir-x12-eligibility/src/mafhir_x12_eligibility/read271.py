@@ -258,6 +258,9 @@ class _Reader:
         procedure = eb.get(13)
         if procedure:
             qualifier = procedure.split(self.delims.component)
+            if len(qualifier) < 2 or not qualifier[1]:
+                raise InputError([Problem(f"{eb.where}-13", "a procedure needs its "
+                                          "qualifier and code (e.g. HC:99213)", "value")])
             item["productOrService"] = {"coding": [_coding(
                 "http://www.ama-assn.org/go/cpt" if qualifier[0] == "HC" else
                 f"urn:x12:product-service-id-qualifier:{qualifier[0]}",

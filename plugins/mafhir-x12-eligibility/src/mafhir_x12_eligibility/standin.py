@@ -76,7 +76,7 @@ _ACTIVE = Member(
     benefits=(
         ("1", "IND", "30", "PR", "GOLD PPO 1500"),
         ("B", "IND", "98", "", "", "27", "25.00", "", "", "", "", "Y"),
-        ("A", "IND", "30", "", "", "", "", "0.2", "", "", "", "", "Y"),
+        ("A", "IND", "30", "", "", "", "", "0.2", "", "", "", "Y"),
         ("C", "IND", "30", "", "", "23", "1500.00", "", "", "", "", "Y"),
         ("C", "IND", "30", "", "", "29", "150.00", "", "", "", "", "Y"),
         ("C", "FAM", "30", "", "", "23", "3000.00", "", "", "", "", "Y"),
@@ -303,12 +303,12 @@ class Standin:
         length = int(h.headers.get("Content-Length") or 0)
         data = h.rfile.read(length)
         status, delay = self.faults.take()
-        if delay:
-            time.sleep(delay)  # the slow answer the fault tests ask for
         ctype = h.headers.get("Content-Type", "")
         mime = ctype.lower().startswith("multipart/")
         record: dict[str, Any] = {"envelope": "mime" if mime else "soap", "status": 200}
-        self.requests.append(record)
+        self.requests.append(record)  # seen on arrival, before any delay
+        if delay:
+            time.sleep(delay)  # the slow answer the fault tests ask for
         if status is not None:
             record["status"] = status
             self._reply(h, status, b"the stand-in was told to fail", "text/plain")
@@ -347,8 +347,11 @@ class Standin:
 
     @staticmethod
     def _reply(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", ctype)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (the slow-answer fault): nothing to tell

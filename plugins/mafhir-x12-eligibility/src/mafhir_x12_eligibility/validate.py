@@ -7,7 +7,9 @@ here is derived from pyx12's own 4010 map, at run time, by these edits and no ot
 
 * GS08 / the map id: ``004010X092A1`` → ``005010X279A1``;
 * ST03 (element 1705, Implementation Convention Reference) added, required, the one code;
-* 2100C and 2100D DTP01: the 5010 qualifier ``291`` (Plan) added to the codes.
+* 2100C and 2100D DTP01: the 5010 qualifier ``291`` (Plan) added to the codes;
+* EQ01: the 5010 service types mafhir names (``codes.SERVICE_TYPES``, e.g. ``MH`` Mental
+  Health, ``UC`` Urgent Care) added to the 4010 list.
 
 The derived map lives in a folder of the process's own (the installed pyx12 is never
 changed); everything else — envelopes (pyx12's 00501 control map), loops, segment order,
@@ -26,6 +28,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mafhir.errors import PermanentError, Problem
+
+from .codes import SERVICE_TYPES
 
 __all__ = ["map_folder", "pyx12_problems", "validate_270"]
 
@@ -61,6 +65,15 @@ def _derive(source: Path, target: Path) -> None:
             codes = seg.find("element[@xid='DTP01']/valid_codes")
             if codes is not None and not any(c.text == "291" for c in codes):
                 ET.SubElement(codes, "code").text = "291"
+    for seg in root.iter("segment"):
+        if seg.get("xid") != "EQ":
+            continue
+        codes = seg.find("element[@xid='EQ01']/valid_codes")
+        if codes is not None:
+            have = {c.text for c in codes}
+            for code in SERVICE_TYPES:
+                if code not in have:
+                    ET.SubElement(codes, "code").text = code
     tree.write(target, encoding="utf-8", xml_declaration=True)
 
 
