@@ -98,8 +98,10 @@ class CoreClient:
         msg, body, headers = self._envelope(x12)
         started = time.monotonic()
         try:
+            # verify named on the call: requests lets REQUESTS_CA_BUNDLE override the
+            # session's setting, and a CA bundle configured for this partner must win
             resp = self.session.post(self.url, data=body, headers=headers,
-                                     timeout=self.timeout)
+                                     timeout=self.timeout, verify=self.partner.verify)
         except requests.exceptions.SSLError as exc:
             raise PermanentError(f"TLS to the clearinghouse failed ({type(exc).__name__}); "
                                  "the certificate is not trusted", code="security") from None
