@@ -36,11 +36,10 @@ def eligibility_group() -> None:
 
 
 def _fail(exc: MafhirError) -> None:
-    problems = exc.problems or (Problem("", str(exc), exc.code),)
-    for p in problems:
+    """Bad input: one line per problem; a refusal: the one reason (it names the code)."""
+    lines = exc.problems if isinstance(exc, InputError) else (Problem("", str(exc)),)
+    for p in lines:
         click.echo(f"error: {p}", err=True)
-    if exc.problems and not isinstance(exc, InputError):
-        click.echo(f"error: {exc}", err=True)
     sys.exit(exit_code(exc))
 
 
