@@ -79,8 +79,9 @@ def test_check_json_is_the_fhir(clinic):
     out = clinic.check("M2", "--json")
     assert out.exit_code == 0, out.output
     bundle = loads(out.stdout_bytes)
-    request, response = (e["resource"] for e in bundle["entry"])
-    for resource in (request, response):
+    request, response, card = (e["resource"] for e in bundle["entry"])
+    assert card["resourceType"] == "Coverage" and card["period"] == {"start": "2026-01-01"}
+    for resource in (request, response, card):
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     assert response["insurance"][0]["inforce"] is True
     deductible = next(b for i in response["insurance"][0]["item"] for b in i.get("benefit", [])

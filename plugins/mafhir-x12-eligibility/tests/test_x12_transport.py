@@ -178,3 +178,26 @@ def test_a_bundle_without_a_check_is_refused_not_delivered(partner, standin):
     finally:
         connector.close()
     assert standin.requests == []
+
+
+def test_the_payers_card_is_recorded_and_identity_goes_to_review(partner, standin, corpus):
+    import uscore
+
+    connector = X12Connector("acme", partner)
+    try:
+        active = connector.send(bundle_of(coverage_task("ACTIVE01")))
+        corrected = connector.send(bundle_of(coverage_task("CORRECT01")))
+    finally:
+        connector.close()
+    # ACTIVE01's plan dates (DTP 346/347) are not on the card: a card update, recorded
+    records = {r["type"]: r["body"] for r in active["records"]}
+    card = records["Coverage"]
+    assert card["period"] == {"start": "2026-01-01", "end": "2026-12-31"}
+    assert card["subscriberId"] == "ACTIVE01"
+    assert {"field": "period", "action": "update the card"} in active["summary"]["corrections"]
+    for version in ("6.1.0", "7.0.0"):
+        assert uscore.check(card, corpus, version) == []
+    # CORRECT01: the payer has another member id and family name: to review, not applied
+    assert [c for c in corrected["summary"]["corrections"]] == [
+        {"field": "member_id", "action": "to review"}, {"field": "family", "action": "to review"}]
+    assert "Coverage" not in {r["type"] for r in corrected["records"]}

@@ -148,6 +148,8 @@ def check_command(mrn: str, payer: str, partner_name: str, store_path: str,
         bundle = {"resourceType": "Bundle", "type": "collection",
                   "entry": [{"fullUrl": entry.full_url, "resource": request},
                             {"resource": response}]}
+        if answer.coverage_update is not None:  # the card as the payer has it, to apply
+            bundle["entry"].append({"resource": answer.coverage_update})
         sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")
         return
     click.echo(summary_text(answer.summary), nl=False)

@@ -31,7 +31,7 @@ from .acks import read_999, read_ta1
 from .config import Partner, load_partner
 from .controlnumbers import ControlNumbers
 from .core import PAYLOAD_271
-from .fhir import response_resource
+from .fhir import card_class, coverage_update, response_resource
 from .read271 import Eligibility271, read_271
 from .segments import parse_interchange
 from .summary import summary
@@ -48,7 +48,7 @@ class EligibilityAnswer:
     """A 271 read, with the request it answers and its summary."""
 
     def __init__(self, request: Request270, result: Eligibility271, control: int,
-                 x12: str) -> None:
+                 x12: str, coverage: JSON | None = None) -> None:
         self.request = request
         self.result = result
         self.control = control
@@ -56,11 +56,20 @@ class EligibilityAnswer:
         who = request.dependent or request.subscriber
         self.corrections = result.corrections(
             member_id=request.member_id, family=who.family or None,
-            given=who.given or None, birth_date=who.birth_date)
+            given=who.given or None, birth_date=who.birth_date,
+            group=card_class(coverage, "group"), plan=card_class(coverage, "plan"))
+        #: The card as the payer has it (group, plan, dates), for the clinic to apply;
+        #: None when nothing differs. Identity corrections are never in it (review).
+        self.coverage_update = coverage_update(coverage, result, self.corrections) \
+            if coverage is not None else None
         self.summary = summary(result)
         self.summary["corrections"] = [
             {"field": c.field, "action": "to review" if c.identity else "update the card"}
             for c in self.corrections]
+        if self.coverage_update is not None and coverage is not None and \
+                self.coverage_update.get("period") != coverage.get("period"):
+            self.summary["corrections"].append({"field": "period",
+                                                "action": "update the card"})
         self.summary["control"] = control
 
 
@@ -106,12 +115,14 @@ def check(resources: ResourceSet, partner: Partner, client: CoreClient,
         raise PermanentError(f"a 271 came as PayloadType {answer.payload_type!r}",
                              code="structure")
     result = read_271(ic, tx)
+    cer = resources.of_type("CoverageEligibilityRequest")[0]
+    coverage = resources.resolve(((cer.get("insurance") or [{}])[0]).get("coverage"))
     if result.trace and result.trace != reference:
         raise PermanentError("the 271 answers another request (TRN02 differs)",
                              code="conflict")
     if result.rejected:
         _fail_for(result)
-    return EligibilityAnswer(request, result, control, answer.payload)
+    return EligibilityAnswer(request, result, control, answer.payload, coverage)
 
 
 class X12Connector:
@@ -152,9 +163,12 @@ class X12Connector:
             patient=cer["patient"], insurer=cer["insurer"],
             coverage=((cer.get("insurance") or [{}])[0]).get("coverage"),
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        records = [{"type": "x12-eligibility-summary", "body": answer.summary},
+                   {"type": "CoverageEligibilityResponse", "body": response}]
+        if answer.coverage_update is not None:  # the payer's card, for the clinic to apply
+            records.append({"type": "Coverage", "body": answer.coverage_update})
         return {"x12": "271", "control": answer.control, "summary": answer.summary,
-                "records": [{"type": "x12-eligibility-summary", "body": answer.summary},
-                            {"type": "CoverageEligibilityResponse", "body": response}]}
+                "records": records}
 
     def close(self) -> None:
         self.client.close()

@@ -11,6 +11,7 @@ a dependent by member id and birth date.
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,9 @@ from mafhir.mappers.coverage import to_fhir as coverage_to_fhir
 from mafhir.tasks.coverage import CoverageTask
 
 from .codes import AAA_REASONS
-from .read271 import X12_REJECT_REASON, Eligibility271, read_271_text
+from .read271 import X12_REJECT_REASON, Correction, Eligibility271, read_271_text
 
-__all__ = ["bundle_from_271", "response_resource"]
+__all__ = ["bundle_from_271", "card_class", "coverage_update", "response_resource"]
 
 JSON = dict[str, Any]
 
@@ -65,6 +66,43 @@ def response_resource(result: Eligibility271, *, request: JSON, patient: JSON, i
     else:
         response["error"] = _error(result)
     return response
+
+
+COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
+
+
+def card_class(coverage: JSON | None, kind: str) -> str | None:
+    """The group or plan number on a Coverage (``class`` of that type), or None."""
+    for c in (coverage or {}).get("class") or []:
+        if any(x.get("system") == COVERAGE_CLASS and x.get("code") == kind
+               for x in (c.get("type") or {}).get("coding") or []):
+            return str(c.get("value") or "") or None
+    return None
+
+
+def coverage_update(coverage: JSON, result: Eligibility271,
+                    corrections: list[Correction]) -> JSON | None:
+    """The Coverage as the payer has it — group and plan numbers, plan dates — or None
+    when nothing differs. Identity (member id, name, birth date) is never changed here:
+    those corrections go to review (the summary lists them)."""
+    updated = copy.deepcopy(coverage)
+    changed = False
+    for fix in corrections:
+        if fix.identity or fix.field not in ("group", "plan"):
+            continue
+        for c in updated.get("class") or []:
+            if any(x.get("code") == fix.field for x in (c.get("type") or {}).get("coding")
+                   or []):
+                c["value"] = fix.received
+                changed = True
+    period = dict(updated.get("period") or {})
+    for key, value in (("start", result.period_start), ("end", result.period_end)):
+        if value is not None and period.get(key) != fhir_date(value):
+            period[key] = fhir_date(value)
+            changed = True
+    if period:
+        updated["period"] = period
+    return updated if changed else None
 
 
 def _task(result: Eligibility271, clinic_system: str, checked_at: datetime) -> CoverageTask:
