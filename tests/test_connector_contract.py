@@ -20,12 +20,18 @@ NOWHERE = "127.0.0.1:9"  # the discard port: nothing is sent while building a co
 def _targets(tmp_path) -> dict[str, str]:
     return {"dir": str(tmp_path / "dir"), "local": str(tmp_path / "local.sqlite"),
             "mllp": f"{NOWHERE}/OML^O21", "fhir-rest": f"http://{NOWHERE}/fhir",
-            "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE}
+            "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE,
+            "x12": "contract"}
 
 
-def test_every_registered_connector_keeps_its_declared_contract(tmp_path):
+def test_every_registered_connector_keeps_its_declared_contract(tmp_path, monkeypatch):
     registry = get_registry()
     targets = _targets(tmp_path)
+    config = tmp_path / "mafhir.toml"  # the x12 partner "contract" (plugins/…-x12-eligibility)
+    config.write_text(f'[x12.contract]\nurl = "http://{NOWHERE}/core"\nsender_id = "C"\n'
+                      'receiver_id = "R"\nprovider_npi = "1234567893"\nprovider_name = "M"\n'
+                      f'control_db = "{tmp_path / "control.db"}"\n')
+    monkeypatch.setenv("MAFHIR_CONFIG", str(config))
     assert set(registry.connectors) == set(targets)  # a new connector must be listed here
     declared = {}
     for name, spec in registry.connectors.items():
@@ -43,6 +49,7 @@ def test_every_registered_connector_keeps_its_declared_contract(tmp_path):
         "fhir-rest": {"configure", "search"},
         "pharmacy-fhir": {"use_clinic", "search"},
         "pharmacy-v2": {"whole_bundles", "use_clinic"},
+        "x12": {"whole_bundles", "configure"},
     }
 
 
