@@ -203,3 +203,22 @@ def test_rejected_271_bundle_has_the_error_and_is_valid(corpus, registry_checked
     assert response["outcome"] == "error" and "insurance" not in response
     coding = response["error"][0]["code"]["coding"][0]
     assert (coding["code"], coding["display"]) == ("75", "Subscriber/Insured Not Found")
+
+
+def test_a_benefit_level_aaa_is_partial_not_a_refusal(registry_checked):
+    """AAA in 2110C: that one question (here the vision EB) went unanswered; the rest stands."""
+    text = HAND_271.replace("EB|I||AL~", "EB|I||AL~\nAAA|Y||57|C~")
+    result = read_271_text(text)[0]
+    assert result.rejects == [] and [r.code for r in result.benefit_rejects] == ["57"]
+    bundle = loads(dumps(bundle_from_271(text, clinic_ctx())))
+    registry_checked(bundle)
+    response = next(e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "CoverageEligibilityResponse")
+    assert response["outcome"] == "partial" and response["insurance"][0]["inforce"] is True
+    assert response["error"][0]["code"]["coding"][0]["code"] == "57"
+
+
+def test_a_date_that_is_not_ccyymmdd_is_refused():
+    with pytest.raises(InputError) as err:
+        read_271_text(HAND_271.replace("DTP|346|D8|20260101", "DTP|346|D8|260101"))
+    assert err.value.problems[0].message == "is not a date (CCYYMMDD)"

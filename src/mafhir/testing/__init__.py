@@ -15,6 +15,7 @@ See ``docs/connectors.md``. The pieces are usable on their own: :func:`fhir_serv
 
 from __future__ import annotations
 
+from .certs import self_signed_certificate
 from .contract import check_contract
 from .proxy import Fault, FaultProxy, Seen, strip_next_link
 from .server import FhirServer, ServerUnavailable, fhir_server, free_port, start_fhir_server
@@ -33,6 +34,7 @@ __all__ = [
     "connector_suite",
     "fhir_server",
     "free_port",
+    "self_signed_certificate",
     "start_fhir_server",
     "strip_next_link",
 ]

@@ -44,7 +44,8 @@ def response_resource(result: Eligibility271, *, request: JSON, patient: JSON, i
         response["identifier"] = [ident]
     response.update({"status": "active", "purpose": purpose or ["validation", "benefits"],
                      "patient": patient, "created": created, "request": request,
-                     "outcome": "error" if result.rejected else "complete",
+                     "outcome": "error" if result.rejected else
+                     "partial" if result.benefit_rejects else "complete",
                      "insurer": insurer})
     if result.messages or result.plan_name:
         response["disposition"] = "; ".join(
@@ -63,6 +64,10 @@ def response_resource(result: Eligibility271, *, request: JSON, patient: JSON, i
             insurance["item"] = result.items
         if coverage is not None:  # insurance.coverage is 1..1 per entry
             response["insurance"] = [insurance]
+        if result.benefit_rejects:  # some questions were not answered: say which
+            response["error"] = [
+                {"code": codeable(coding(X12_REJECT_REASON, r.code, AAA_REASONS.get(r.code)),
+                                  text=str(r))} for r in result.benefit_rejects]
     else:
         response["error"] = _error(result)
     return response

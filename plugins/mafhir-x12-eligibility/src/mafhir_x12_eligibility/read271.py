@@ -122,7 +122,9 @@ class Eligibility271:
     period_start: date | None = None
     period_end: date | None = None
     items: list[JSON] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)  # 2100A-D: the request refused
+    #: 2110 AAA: one benefit question (a service type) not answered, the rest answered
+    benefit_rejects: list[Reject] = field(default_factory=list)
     accounting: list[tuple[str, str]] = field(default_factory=list)  # (EB where, result)
     messages: list[str] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -180,7 +182,9 @@ def _date(seg: Segment, n: int) -> date | None:
     if not raw:
         return None
     try:
-        return date(int(raw[0:4]), int(raw[4:6]), int(raw[6:8])) if len(raw) == 8 else None
+        if len(raw) != 8 or not raw.isdigit():
+            raise ValueError(raw)
+        return date(int(raw[0:4]), int(raw[4:6]), int(raw[6:8]))
     except ValueError:
         raise InputError([Problem(f"{seg.where}-{n:02d}", "is not a date (CCYYMMDD)",
                                   "value")]) from None
@@ -295,7 +299,7 @@ class _Reader:
         where = f"{eb.where} ({benefit.loop})"
         result = self.result
         for aaa in benefit.aaa:
-            result.rejects.append(Reject(benefit.loop, aaa.get(3), aaa.get(4)))
+            result.benefit_rejects.append(Reject(benefit.loop, aaa.get(3), aaa.get(4)))
         if code in EB_ACTIVE or code in EB_INACTIVE:
             active = code in EB_ACTIVE
             if own:

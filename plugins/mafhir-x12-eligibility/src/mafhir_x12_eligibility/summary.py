@@ -31,7 +31,8 @@ def summary(result: Eligibility271) -> dict[str, Any]:
         "deductible": _money(result.deductible),
         "deductible_remaining": _money(result.deductible_remaining),
         "out_of_pocket_remaining": _money(result.out_of_pocket_remaining),
-        "messages": list(result.messages),
+        "messages": list(result.messages) + [f"not answered: {r}"
+                                              for r in result.benefit_rejects],
         "corrections": [],
         "errors": [{"code": r.code, "meaning": r.meaning, "loop": r.loop,
                     "follow_up": r.follow_up} for r in result.rejects],
