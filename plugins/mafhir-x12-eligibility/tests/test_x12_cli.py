@@ -70,6 +70,7 @@ def test_check_prints_what_the_ma_needs(clinic, standin):
         "Coinsurance: 20 %",
         "Out of pocket left: $4200.00",
         "Payer note: PRIOR AUTHORIZATION REQUIRED FOR IMAGING",
+        "Payer has a different period: update the card",  # the card carries no dates
     ]
     assert standin.requests[0]["answer"] == "X12_271_Response_005010X279A1"
 

@@ -23,12 +23,10 @@ from mafhir.clinic import load_clinic
 from mafhir.errors import InputError, MafhirError, Problem, exit_code
 from mafhir.fhirtypes import coding, identifier
 from mafhir.io import dumps
+from mafhir.mappers.coverage import X12_SERVICE_TYPE
 from mafhir.resourceset import ResourceSet
 
 __all__ = ["eligibility_group"]
-
-X12_SERVICE_TYPE = "https://codesystem.x12.org/005010/1365"
-
 
 @click.group("eligibility")
 def eligibility_group() -> None:
@@ -145,11 +143,11 @@ def check_command(mrn: str, payer: str, partner_name: str, store_path: str,
             answer.result, request={"reference": entry.full_url},
             patient=request["patient"], insurer=request["insurer"],
             coverage=request["insurance"][0]["coverage"], created=request["created"])
-        bundle = {"resourceType": "Bundle", "type": "collection",
-                  "entry": [{"fullUrl": entry.full_url, "resource": request},
-                            {"resource": response}]}
+        entries: list[dict[str, Any]] = [{"fullUrl": entry.full_url, "resource": request},
+                                         {"resource": response}]
         if answer.coverage_update is not None:  # the card as the payer has it, to apply
-            bundle["entry"].append({"resource": answer.coverage_update})
+            entries.append({"resource": answer.coverage_update})
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
         sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")
         return
     click.echo(summary_text(answer.summary), nl=False)

@@ -19,11 +19,13 @@ from mafhir.bundle import transaction
 from mafhir.context import MapContext
 from mafhir.errors import InputError, Problem
 from mafhir.fhirtypes import codeable, coding, fhir_date, identifier
+from mafhir.mappers.coverage import X12_REJECT_REASON
 from mafhir.mappers.coverage import to_fhir as coverage_to_fhir
+from mafhir.systems import COVERAGE_CLASS
 from mafhir.tasks.coverage import CoverageTask
 
 from .codes import AAA_REASONS
-from .read271 import X12_REJECT_REASON, Correction, Eligibility271, read_271_text
+from .read271 import Correction, Eligibility271, read_271_text
 
 __all__ = ["bundle_from_271", "card_class", "coverage_update", "response_resource"]
 
@@ -71,9 +73,6 @@ def response_resource(result: Eligibility271, *, request: JSON, patient: JSON, i
     else:
         response["error"] = _error(result)
     return response
-
-
-COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
 
 
 def card_class(coverage: JSON | None, kind: str) -> str | None:

@@ -30,6 +30,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mafhir.errors import InputError, Problem
+from mafhir.mappers.coverage import X12_SERVICE_TYPE
+from mafhir.systems import THO
 
 from .codes import (
     AAA_FOLLOW_UP,
@@ -46,13 +48,10 @@ from .codes import (
 from .loops import Benefit, Party, read_parties
 from .segments import Delimiters, Interchange, Segment, Transaction, parse_interchange
 
-__all__ = ["X12_EB01", "X12_REJECT_REASON", "X12_SERVICE_TYPE", "Correction",
+__all__ = ["X12_EB01", "Correction",
            "Eligibility271", "Reject", "read_271", "read_271_text"]
 
 JSON = dict[str, Any]
-THO = "http://terminology.hl7.org/CodeSystem/"
-X12_SERVICE_TYPE = "https://codesystem.x12.org/005010/1365"
-X12_REJECT_REASON = "https://codesystem.x12.org/005010/901"
 #: EB01 (element 1390) — same URI pattern as the core's 1365/901, unverified (§13).
 X12_EB01 = "https://codesystem.x12.org/005010/1390"
 _AMOUNT = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")

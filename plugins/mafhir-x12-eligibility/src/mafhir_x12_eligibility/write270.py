@@ -18,7 +18,9 @@ from datetime import date, datetime
 from typing import Any
 
 from mafhir.errors import InputError, Problem
+from mafhir.mappers.coverage import X12_SERVICE_TYPE
 from mafhir.resourceset import ResourceSet
+from mafhir.systems import SUBSCRIBER_RELATIONSHIP, V2_0203
 
 from .config import Partner
 from .segments import Delimiters, build_segment
@@ -30,7 +32,6 @@ JSON = dict[str, Any]
 IMPLEMENTATION = "005010X279A1"
 #: What mafhir writes with (the separators 5010 partners expect by default).
 DELIMITERS = Delimiters("*", ":", "^", "~")
-X12_SERVICE_TYPE = "https://codesystem.x12.org/005010/1365"
 #: FHIR subscriber-relationship → 2100D INS02 / what the 270 says of the dependent.
 _RELATIONSHIP_INS = {"spouse": "01", "child": "19", "other": "34", "common": "01",
                      "parent": "G8", "injured": "G8"}
@@ -119,13 +120,12 @@ def request_from_fhir(resources: ResourceSet, reference: str) -> Request270:
         problems.append(Problem("Organization.identifier", "the payer has no EDI payer id",
                                 "required"))
     member = next((str(i["value"]) for i in coverage.get("identifier") or []
-                   if _code(i.get("type"), "http://terminology.hl7.org/CodeSystem/v2-0203")
+                   if _code(i.get("type"), V2_0203)
                    == "MB" and i.get("value")), None) or coverage.get("subscriberId")
     if not member:
         problems.append(Problem("Coverage.identifier:memberid", "the member id is missing "
                                 "(identifier type MB or subscriberId)", "required"))
-    relationship = _code(coverage.get("relationship"),
-                         "http://terminology.hl7.org/CodeSystem/subscriber-relationship") \
+    relationship = _code(coverage.get("relationship"), SUBSCRIBER_RELATIONSHIP) \
         or "self"
     patient_person = _person(patient)
     assert patient_person is not None
