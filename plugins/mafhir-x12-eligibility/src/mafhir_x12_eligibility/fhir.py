@@ -6,7 +6,8 @@ hand, so the card and the check are rebuilt from what the 271 echoes and written
 core ``coverage`` mapper — the same US Core Coverage, payer Organization and request that
 a coverage task makes — with the full list of benefit items put in the response.
 The patient is named by the member id in the payer's namespace (a 271 carries no MRN);
-a dependent by member id and birth date.
+a dependent by member id and birth date. A 271 without DMG03 gives the Patient gender
+``unknown`` (US Core wants one; nothing is guessed).
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def _task(result: Eligibility271, clinic_system: str, checked_at: datetime) -> C
         raw["period"] = {"start": result.period_start, "end": result.period_end}
     if result.group:
         raw["group"] = {"id": result.group}
-    if result.plan or result.plan_name:
-        raw["plan"] = {"id": result.plan or "plan", "name": result.plan_name}
+    if result.plan:  # REF*18; a plan name alone (EB05) stays in the response's disposition
+        raw["plan"] = {"id": result.plan, "name": result.plan_name}
     elig: JSON = {"checked_at": checked_at}
     if result.rejected:
         first = result.rejects[0]
