@@ -35,7 +35,7 @@ def eligibility_group() -> None:
 
 def _fail(exc: MafhirError) -> None:
     """Bad input: one line per problem; a refusal: the one reason (it names the code)."""
-    lines = exc.problems if isinstance(exc, InputError) else (Problem("", str(exc)),)
+    lines = exc.problems if isinstance(exc, InputError) else (Problem("", str(exc), exc.code),)
     for p in lines:
         click.echo(f"error: {p}", err=True)
     sys.exit(exit_code(exc))
