@@ -4,14 +4,18 @@ synthetic clinic tasks, and reading what a FHIR server holds."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from mafhir.context import Clinic, MapContext
@@ -156,3 +160,33 @@ def search(base_url: str, rtype: str, **params: str) -> list[dict[str, Any]]:
     r.raise_for_status()
     return [e["resource"] for e in r.json().get("entry") or []
             if (e.get("search") or {}).get("mode", "match") == "match"]
+
+
+def run_and_kill(cmd: Sequence[str], progressed: Callable[[], bool], rng: random.Random, *,
+                 window: tuple[float, float] = (0.0, 0.4), early: float | None = None,
+                 kill: bool = True, env: dict[str, str] | None = None,
+                 cwd: Path | None = None, hang: float = 120.0) -> bool:
+    """Run ``cmd`` and SIGKILL it a random moment (``window`` seconds) after
+    ``progressed()`` first holds — or ``early`` seconds after it starts, when given (a kill
+    while it starts or enqueues). With ``kill=False`` it runs to its end. Returns whether it
+    was killed; fails the test when a run hangs for ``hang`` seconds. The SIGKILL proofs
+    (tests/test_sync_crash.py, the x12 control numbers) share it."""
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env if env is not None else dict(os.environ), cwd=cwd)
+    started = time.monotonic()
+    deadline = started + early if early is not None else None
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            if kill and deadline is None and progressed():
+                deadline = now + rng.uniform(*window)
+            if kill and deadline is not None and now >= deadline:
+                proc.kill()
+                return True
+            if now - started > hang:
+                proc.kill()
+                pytest.fail(f"a run hung for {hang:.0f} seconds: {cmd[:2]}")
+            time.sleep(0.02)
+        return False
+    finally:
+        proc.wait()

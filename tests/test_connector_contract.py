@@ -21,16 +21,22 @@ def _targets(tmp_path) -> dict[str, str]:
     return {"dir": str(tmp_path / "dir"), "local": str(tmp_path / "local.sqlite"),
             "mllp": f"{NOWHERE}/OML^O21", "fhir-rest": f"http://{NOWHERE}/fhir",
             "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE,
-            "iis": "nowhere"}
+            "iis": "nowhere",
+            "x12": "contract"}
 
 
 def test_every_registered_connector_keeps_its_declared_contract(tmp_path, monkeypatch):
     registry = get_registry()
     targets = _targets(tmp_path)
-    # the iis connector reads its registry from mafhir.toml, its credentials from the env
-    (tmp_path / "mafhir.toml").write_text(f'[iis]\nfacility_id = "F"\n[iis.nowhere]\n'
-                                          f'transport = "mllp"\nmllp = "{NOWHERE}"\n')
-    monkeypatch.setenv("MAFHIR_CONFIG", str(tmp_path / "mafhir.toml"))
+    # the iis connector reads its registry from mafhir.toml, its credentials from the env;
+    # the x12 partner "contract" (plugins/…-x12-eligibility) is in the same file
+    config = tmp_path / "mafhir.toml"
+    config.write_text(f'[iis]\nfacility_id = "F"\n[iis.nowhere]\n'
+                      f'transport = "mllp"\nmllp = "{NOWHERE}"\n'
+                      f'[x12.contract]\nurl = "http://{NOWHERE}/core"\nsender_id = "C"\n'
+                      'receiver_id = "R"\nprovider_npi = "1234567893"\nprovider_name = "M"\n'
+                      f'control_db = "{tmp_path / "control.db"}"\n')
+    monkeypatch.setenv("MAFHIR_CONFIG", str(config))
     assert set(registry.connectors) == set(targets)  # a new connector must be listed here
     declared = {}
     for name, spec in registry.connectors.items():
@@ -49,6 +55,7 @@ def test_every_registered_connector_keeps_its_declared_contract(tmp_path, monkey
         "pharmacy-fhir": {"use_clinic", "search"},
         "pharmacy-v2": {"whole_bundles", "use_clinic"},
         "iis": {"whole_bundles", "use_clinic", "configure"},
+        "x12": {"whole_bundles", "configure"},
     }
 
 

@@ -18,7 +18,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from outbox_helpers import (
     PRACTITIONERS,
     clinic_ctx,
     outbox_url,
+    run_and_kill,
     search,
     server_identifiers,
     vitals_task,
@@ -86,28 +86,12 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, fhir_ba
     kills = 0
     while kills < KILLS or len(tasks) < RECORDS:
         before = last_attempt(store)
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=LIGHT)
-        started = time.monotonic()
         # now and then while it starts or enqueues; mostly while it delivers (a random
-        # moment after its first attempt, set below)
-        deadline = started + rng.uniform(0.1, 2.0) if kills % 5 == 4 else None
-        while proc.poll() is None:
-            now = time.monotonic()
-            if kills >= KILLS:
-                deadline = None  # enough kills: let the remaining batches run through
-            elif deadline is None and last_attempt(store) > before:
-                deadline = now + rng.uniform(0.0, 0.4)
-            if deadline is not None and now >= deadline:
-                proc.kill()
-                kills += 1
-                break
-            if now - started > 120:
-                proc.kill()
-                pytest.fail("a sync run hung for 2 minutes")
-            time.sleep(0.02)
-        proc.wait()
-        proc.stderr.close()
+        # moment after its first attempt); enough kills: the remaining batches run through
+        early = rng.uniform(0.1, 2.0) if kills % 5 == 4 and kills < KILLS else None
+        if run_and_kill(cmd, lambda before=before: last_attempt(store) > before, rng,
+                        early=early, kill=kills < KILLS, env=LIGHT):
+            kills += 1
         enqueued = sum(n for states in store.counts().values() for n in states.values())
         # the same command, with the next records in its input once these are all in the
         # outbox (a run killed while it enqueued gets the same records again)

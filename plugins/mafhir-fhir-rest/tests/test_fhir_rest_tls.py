@@ -3,8 +3,6 @@ self-signed certificate) before the real server."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from mafhir.cli.main import build_cli
-from mafhir.testing import FaultProxy
+from mafhir.testing import FaultProxy, self_signed_certificate
 from mafhir_fhir_rest.client import FhirClient
 from mafhir_fhir_rest.errors import PermanentHttpError
 
@@ -23,28 +21,7 @@ from .helpers_fhir_rest import bundle, count
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 (cert file, key file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mafhir test server")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    d = tmp_path_factory.mktemp("tls")
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return str(d / "cert.pem"), str(d / "key.pem")
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

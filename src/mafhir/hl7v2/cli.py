@@ -121,9 +121,10 @@ def receiver_options(fn: Any) -> Any:
 
 @click.command("convert")
 @click.argument("source", metavar="FILE|-")
-@click.option("--from", "source_format", type=click.Choice(["hl7v2"]),
-              help="Read a message of this format; print its FHIR transaction Bundle.")
-@click.option("--to", "target_format", type=click.Choice(["hl7v2"]),
+@click.option("--from", "source_format", metavar="FORMAT",
+              help="Read a message of this format (hl7v2, or one a plugin registers, "
+                   "e.g. x12); print its FHIR transaction Bundle.")
+@click.option("--to", "target_format", metavar="FORMAT",
               help="Read FHIR (a Bundle, resources, or MA tasks); print this format.")
 @click.option("--message", "message_type", help="The message to write, e.g. OML^O21.")
 @receiver_options
@@ -149,6 +150,9 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     """
     if bool(source_format) == bool(target_format):
         raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
+    if (source_format or target_format) != "hl7v2":  # a format another plugin registers
+        _convert_other(source, source_format, target_format, message_type, clinic_path)
+        return
     # an option that does nothing in this direction is an error, never silently ignored
     wrong = [name for name, given, direction in (
         ("--mllp", mllp, "--to"), ("--receiving", receiving, "--to"),
@@ -198,6 +202,49 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     click.echo(json.dumps({"ack": ack.code, "acknowledges": ack.acked_id,
                            "errors": list(ack.errors)}))
     sys.exit(0 if ack.accepted else 1)
+
+
+def _convert_other(source: str, source_format: str | None, target_format: str | None,
+                   message_type: str | None, clinic_path: str | None) -> None:
+    """``convert`` for a format other than HL7 v2 (X12…), through its registered
+    :class:`~mafhir.registry.Converter`: the text goes to ``to_fhir`` as it is (the
+    format's plugin parses it), FHIR to ``from_fhir``; the v2 options do not apply."""
+    registry = get_registry()
+    fmt = str(source_format or target_format)
+    known = sorted({c.format for c in registry.converters.values()})
+    if fmt not in known:
+        raise click.UsageError(f"no converter for format {fmt!r} (known: {', '.join(known)})")
+    reading = source_format is not None
+    found = [c for c in registry.converters.values() if c.format == fmt
+             and (c.to_fhir if reading else c.from_fhir) is not None
+             and (message_type is None or c.message_type == message_type)]
+    if len(found) != 1:
+        types = ", ".join(sorted(c.message_type for c in registry.converters.values()
+                                 if c.format == fmt))
+        raise click.UsageError(f"name the message with --message ({fmt}: {types})")
+    try:
+        ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)))
+        if reading:
+            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+            try:  # never a silent replacement character: a byte that is not text is an error
+                text_in = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                _fail([Problem(source, f"is not UTF-8 text (byte {exc.start})", "structure")])
+                return
+            bundle = found[0].to_fhir(text_in, ctx)  # type: ignore[misc]
+            errors = [i for i in check_bundle(bundle, registry.profiles)  # type: ignore[arg-type]
+                      if i.severity in ("error", "fatal")]
+            if errors:
+                _fail(Problem(i.expression, i.diagnostics, i.code) for i in errors)
+            sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")
+            return
+        text = found[0].from_fhir(_with_patients(_resources(source, ctx.map)), ctx)  # type: ignore[misc]
+    except InputError as exc:
+        _fail(exc.problems)
+        return
+    except MafhirError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.stdout.write(text)
 
 
 def _with_patients(resources: ResourceSet) -> ResourceSet:

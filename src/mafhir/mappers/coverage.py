@@ -294,6 +294,8 @@ def _eligibility_entries(task: CoverageTask, elig: Eligibility, patient_ref: JSO
     })
     request_entry = create(request)
     entries.append(request_entry)
+    if elig.pending:  # a check still to run: the payer's answer will be the response
+        return entries
 
     response = head("CoverageEligibilityResponse", "coverage-eligibility-response")
     response.update({
@@ -439,8 +441,6 @@ def _card(coverage: JSON, resources: ResourceSet) -> JSON:
 
 def _eligibility_from(request: JSON, response: JSON | None,
                       resources: ResourceSet) -> Eligibility | None:
-    if response is None:
-        return None
     provider = resources.resolve(request.get("provider"))
     items = request.get("item") or [{}]
     fields: JSON = {
@@ -451,6 +451,8 @@ def _eligibility_from(request: JSON, response: JSON | None,
         "provider": (practitioner_from_fhir(provider)
                      if provider and provider.get("resourceType") == "Practitioner" else None),
     }
+    if response is None:  # a check still to run
+        return Eligibility(**fields)
     if response.get("outcome") == "error":
         err = (response.get("error") or [{}])[0].get("code") or {}
         fields["error"] = EligibilityError(code=_code(err, X12_REJECT_REASON) or "",

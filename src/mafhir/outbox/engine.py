@@ -260,10 +260,15 @@ class Engine:
                 # sent whole; there are no server ids to learn or shared resources to settle
                 # what the receiver accepted with warnings (an IIS's AE with W only) is
                 # delivered, and its warnings are kept in the delivery's AuditEvent
-                answer = self._send(item, connector, bundle)
+                response = self._send(item, connector, bundle)
                 audits = [("AuditEvent", orjson.dumps(audit_event(
                     dest, worker, time.time(), [], "0", False,
-                    answer.get("warnings"))).decode())]
+                    response.get("warnings"))).decode())]
+                # what the answer said that the clinic keeps with the item (an eligibility
+                # summary and response): recorded in the same transaction as "sent"
+                audits += [(str(r["type"])[:32], dumps(r["body"]).decode())
+                           for r in response.get("records") or []
+                           if isinstance(r, dict) and r.get("type") and "body" in r]
                 return Outcome(item, worker, started, "sent", 1, audit_rows=audits)
             writes, refs = self._ensure_shared(item, bundle, connector, known, resend)
             if resend:

@@ -14,6 +14,9 @@ Decisions (see ``mappers/coverage.py`` for the FHIR side):
   (EB06 ``29``); ``remaining`` needs ``amount`` and cannot exceed it.
 * A failed check (X12 AAA, e.g. ``75`` Subscriber/Insured Not Found) carries ``error``
   and no result values.
+* A check with neither ``active`` nor ``error`` (nor values) is one still to run: only
+  the CoverageEligibilityRequest is written, and the payer's answer comes back through
+  the ``x12`` destination (plugins/mafhir-x12-eligibility).
 """
 
 from __future__ import annotations
@@ -211,8 +214,6 @@ class Eligibility(BaseModel):
         default=None, description="The requesting clinician; the clinic when omitted"
     )
     error: EligibilityError | None = None
-    active: bool | None = Field(default=None, validate_default=True,
-                                description="Coverage in force (271 EB01 1-5 vs 6-8)")
     network: Literal["in", "out"] = "in"
     unit: Literal["individual", "family"] = "individual"
     copay: Money | None = Field(default=None, description="Copay per visit (EB01 B)")
@@ -221,6 +222,10 @@ class Eligibility(BaseModel):
         description="Whole percent 0-100 (20 = 20 %); X12 EB08 fractions times 100",
     )
     deductible: Deductible | None = None
+    # after the values: whether it may be left out depends on them (a check to run)
+    active: bool | None = Field(default=None, validate_default=True,
+                                description="Coverage in force (271 EB01 1-5 vs 6-8); "
+                                "left out with no values: a check still to run")
 
     @field_validator("coinsurance_percent", mode="before")
     @classmethod
@@ -238,7 +243,9 @@ class Eligibility(BaseModel):
     @classmethod
     def _active_unless_failed(cls, active: bool | None, info: ValidationInfo) -> bool | None:
         failed = info.data.get("error") is not None
-        if active is None and not failed and "error" in info.data:
+        values = any(info.data.get(k) is not None
+                     for k in ("copay", "coinsurance_percent", "deductible"))
+        if active is None and not failed and "error" in info.data and values:
             raise ValueError("is required: did the payer report the coverage active (true/false)?")
         if active is not None and failed:
             raise ValueError("a failed check (error) has no answer: leave 'active' out")
@@ -252,6 +259,11 @@ class Eligibility(BaseModel):
         ):
             raise ValueError("a failed check (error) has no copay, coinsurance or deductible")
         return self
+
+    @property
+    def pending(self) -> bool:
+        """No answer yet: a check to run (an ``x12:NAME`` destination asks the payer)."""
+        return self.active is None and self.error is None
 
     @property
     def has_benefits(self) -> bool:

@@ -16,6 +16,7 @@ See ``docs/connectors.md``; for task kinds, :func:`check_mapper` / :func:`mapper
 
 from __future__ import annotations
 
+from .certs import self_signed_certificate
 from .contract import check_contract
 from .mapper_kit import check_mapper, mapper_suite
 from .proxy import Fault, FaultProxy, Seen, strip_next_link
@@ -37,6 +38,7 @@ __all__ = [
     "fhir_server",
     "free_port",
     "mapper_suite",
+    "self_signed_certificate",
     "start_fhir_server",
     "strip_next_link",
 ]

@@ -43,8 +43,9 @@ from .client import FhirClient, RetryPolicy
 
 __all__ = ["Destination", "client_for", "find_config", "load_destination"]
 
-#: Tables a mafhir.toml may hold besides ``[destinations.*]`` (read by other commands).
-TOP_LEVEL = ("clinic", "destinations", "iis")  # iis: the registries of mafhir-iis
+#: Tables a mafhir.toml may hold besides ``[destinations.*]`` (read by other commands:
+#: ``iis`` by the mafhir-iis plugin, ``x12`` by the x12-eligibility plugin).
+TOP_LEVEL = ("clinic", "destinations", "iis", "x12")
 #: ``${NAME}``: the value is the environment variable NAME.
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SECRET_WORDS = ("pass", "secret", "token", "credential", "apikey", "api_key", "private")

@@ -1,5 +1,5 @@
-"""mafhir payer eligibility interface: X12 270 out, 271/TA1/999 in, over the CAQH
-CORE connectivity rule."""
+"""mafhir payer eligibility: X12 270 out, 271/TA1/999 in, over the CAQH CORE
+connectivity rule."""
 
 __version__ = "0.1.0"
 
