@@ -8,14 +8,15 @@ pull in pyx12, requests or defusedxml until the plugin is used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from mafhir import ConnectorSpec, hookimpl
 from mafhir.registry import Converter
 
 from . import __version__
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = ["__version__", "register_commands", "register_connectors", "register_converters"]
 
@@ -55,6 +56,8 @@ def register_converters(register: Callable[[Converter], None]) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .cli import eligibility_group
+    from mafhir.cli.lazy import add_lazy_command
 
-    cli.add_command(eligibility_group)
+    # by name: pyx12 and the CORE transport load only when the command runs
+    add_lazy_command(cli, "eligibility", "mafhir_x12_eligibility.cli:eligibility_group",
+                     "Payer eligibility (X12 270/271 over CAQH CORE): check, standin, show.")
