@@ -27,6 +27,7 @@ __all__ = [
     "patient_refs",
     "practitioner_entry",
     "practitioner_from_fhir",
+    "practitioner_from_ref",
     "visit_from_fhir",
 ]
 
@@ -81,6 +82,8 @@ def patient_refs(patient: PatientRef, ctx: MapContext) -> Refs:
         name["family"] = patient.family
     if patient.given:
         name["given"] = list(patient.given)
+    if patient.unnamed:  # a newborn not yet named: say so, never invent a name
+        name["extension"] = [{"url": systems.DATA_ABSENT_EXTENSION, "valueCode": "unknown"}]
     resource["name"] = [name]
     telecom = []
     if patient.phone:
@@ -165,7 +168,13 @@ def patient_from_fhir(resource: JSON | None, ref: JSON | None = None) -> Patient
 
 
 def practitioner_entry(person: PractitionerRef) -> Refs:
-    """A US Core Practitioner, keyed on NPI."""
+    """A US Core Practitioner keyed on NPI; for an NPI alone, a reference by identifier.
+
+    The EHR that knows a clinician by NPI resolves ``{"identifier": …}`` itself; writing a
+    Practitioner would need a name the clinic did not give.
+    """
+    if person.npi_only:
+        return Refs({"type": "Practitioner", "identifier": identifier(systems.NPI, person.npi)})
     name: JSON = {"family": person.family}
     if person.given:
         name["given"] = list(person.given)
@@ -190,6 +199,21 @@ def practitioner_from_fhir(resource: JSON) -> PractitionerRef:
         npi=npi, family=name["family"], given=name.get("given", []),
         prefix=(name.get("prefix") or [None])[0], suffix=(name.get("suffix") or [None])[0],
     )
+
+
+def practitioner_from_ref(ref: JSON | None, resources: ResourceSet) -> PractitionerRef | None:
+    """The practitioner a reference names: the Practitioner it resolves to in
+    ``resources``, or the NPI of a reference by identifier; None otherwise."""
+    if not isinstance(ref, dict):
+        return None
+    target = resources.resolve(ref)
+    if target is not None:
+        return (practitioner_from_fhir(target)
+                if target.get("resourceType") == "Practitioner" else None)
+    ident = ref.get("identifier")
+    if isinstance(ident, dict) and ident.get("system") == systems.NPI and ident.get("value"):
+        return PractitionerRef(npi=ident["value"])
+    return None
 
 
 def location_entry(place: LocationRef, ctx: MapContext) -> Refs:

@@ -53,6 +53,8 @@ class PatientRef(BaseModel):
 
     With demographics a US Core Patient is written (conditional create on the MRN);
     with the MRN alone, resources refer to ``Patient?identifier=<system>|<mrn>``.
+    A newborn not yet named is a new patient with no ``family`` or ``given``: its
+    ``Patient.name`` carries a data-absent-reason (US Core us-core-6 allows it).
     """
 
     model_config = _MODEL
@@ -73,6 +75,11 @@ class PatientRef(BaseModel):
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
     @property
+    def unnamed(self) -> bool:
+        """A new patient not yet named (a newborn known by MRN, birth date and sex)."""
+        return self.has_demographics and not (self.family or self.given)
+
+    @property
     def has_demographics(self) -> bool:
         return any(
             (self.family, self.given, self.birth_date, self.gender, self.phone, self.email,
@@ -82,9 +89,10 @@ class PatientRef(BaseModel):
     @model_validator(mode="after")
     def _new_patient_is_complete(self) -> PatientRef:
         if self.has_demographics:
-            if not (self.family or self.given):
+            if not (self.family or self.given) and self.birth_date is None:
                 raise ValueError(
-                    "a new patient needs 'family' or 'given' (US Core Patient.name is required)"
+                    "a new patient needs a name ('family' or 'given'), or at least "
+                    "'birth_date' and 'gender' when not yet named (a newborn)"
                 )
             if self.gender is None:
                 raise ValueError(
@@ -95,15 +103,33 @@ class PatientRef(BaseModel):
 
 
 class PractitionerRef(BaseModel):
-    """A clinician, identified by NPI (US Core Practitioner needs identifier and name)."""
+    """A clinician, identified by NPI.
+
+    With a name, a US Core Practitioner is written (it needs identifier and family name).
+    With the NPI alone the EHR already knows the clinician: resources refer to them by
+    identifier (``{"identifier": {"system": us-npi, "value": …}}``) and no name is
+    invented.
+    """
 
     model_config = _MODEL
 
     npi: Npi
-    family: Name = Field(min_length=1)
+    family: Name | None = Field(default=None, min_length=1)
     given: list[Annotated[Name, Field(min_length=1)]] = Field(default_factory=list)
     prefix: Name | None = None
     suffix: Name | None = None
+
+    @property
+    def npi_only(self) -> bool:
+        """Known by NPI alone: referred to by identifier, no Practitioner written."""
+        return self.family is None
+
+    @model_validator(mode="after")
+    def _name_has_family(self) -> PractitionerRef:
+        if self.family is None and (self.given or self.prefix or self.suffix):
+            raise ValueError("a practitioner's name needs 'family' (US Core "
+                             "Practitioner.name.family); or give the NPI alone")
+        return self
 
 
 class LocationRef(BaseModel):

@@ -21,7 +21,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..codes import cvx, mvx
@@ -104,21 +112,42 @@ class VaccineGiven(BaseModel):
 
     model_config = _MODEL
 
-    cvx: str = Field(pattern=r"^\d{1,3}$", description="CDC CVX code, a string ('03', '140')")
+    cvx: str = Field(description="CDC CVX code, a string ('03', '140')")
     ndc: str | None = Field(
         default=None, pattern=r"^(\d{4,5}-\d{3,4}-\d{1,2}|\d{11})$",
         description="NDC of the product (dashed 10-digit or 11-digit), sent as a translation",
     )
 
+    @field_validator("cvx")
+    @classmethod
+    def _digits(cls, value: str) -> str:
+        """Whether a code is in the CDC table is judged once, with the status (in the
+        task); here only what cannot be a CVX code at all is refused, in words."""
+        if not value.isascii() or not value.isdigit() or len(value) > 8:
+            raise ValueError("is not a CVX code: CVX codes are the digits of the CDC CVX "
+                             "table, e.g. '03' or '140'")
+        return value
+
 
 class VisDocument(BaseModel):
-    """A Vaccine Information Statement given to the patient (Immunization.education)."""
+    """A Vaccine Information Statement given to the patient (Immunization.education).
+
+    Three ways a clinic records which VIS it gave, all accepted: the CDC VIS document
+    type and its edition date (``document_type`` + ``published``, the usual way), the
+    24-digit fully-encoded barcode (``document``), or a URL (``reference``).
+    """
 
     model_config = _MODEL
 
     document: str | None = Field(
         default=None, pattern=r"^\d{24}$",
         description="the 24-digit VIS fully-encoded barcode string (education.documentType)",
+    )
+    document_type: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="the CDC VIS document type as named on the statement, e.g. "
+                    "'Influenza (Flu) Vaccine (Inactivated or Recombinant) VIS'; with "
+                    "'published' (education.documentType + publicationDate)",
     )
     reference: str | None = Field(
         default=None, pattern=r"^(urn:|https?://)\S+$", description="URL of the VIS document",
@@ -128,8 +157,16 @@ class VisDocument(BaseModel):
 
     @model_validator(mode="after")
     def _document_or_reference(self) -> VisDocument:
-        if not (self.document or self.reference):
-            raise ValueError("a VIS needs 'document' (24-digit barcode) or 'reference' (imm-1)")
+        if self.document and self.document_type:
+            raise ValueError("give the VIS barcode ('document') or its document type "
+                             "('document_type' + 'published'), not both")
+        if self.document_type and self.published is None:
+            raise ValueError("a VIS given by 'document_type' needs its edition date in "
+                             "'published' (the date printed on the statement)")
+        if not (self.document or self.document_type or self.reference):
+            raise ValueError("a VIS needs its document type and edition date ('document_type'"
+                             " + 'published'), the 24-digit barcode ('document') or a URL "
+                             "('reference'); imm-1")
         return self
 
 
