@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.immunization",
     "mafhir.mappers.appointment",
     "mafhir.mappers.coverage",
+    "mafhir.mappers.poc_test",
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.commands",

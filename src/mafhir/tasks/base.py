@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ..errors import Problem
+from ..errors import CODES, Problem
 
-__all__ = ["TaskId", "TaskModel"]
+__all__ = ["TaskId", "TaskModel", "refuse_at"]
 
 #: The clinic's own id of one task; business identifiers are derived from it.
 TaskId = Annotated[
@@ -34,3 +36,21 @@ class TaskModel(BaseModel):
     def warnings(self) -> list[Problem]:
         """Soft problems (implausible but possible values); the task still maps."""
         return []
+
+
+def refuse_at(model: str, errors: Sequence[tuple[tuple[str | int, ...], str]],
+              code: str = "value_error") -> None:
+    """Raise one validation error per ``(location, message)``, each at the field it is
+    about (so the pipeline reports ``task[i].<field>``); nothing when ``errors`` is empty.
+
+    Cross-field rules use this instead of a bare ``ValueError``, which pydantic would
+    place on the whole task. ``code`` is a problem code (:data:`mafhir.errors.CODES`)
+    that the refusal keeps, or pydantic's generic ``value_error``.
+    """
+    if not errors:
+        return
+    kind = code if code in CODES else "value_error"
+    raise ValidationError.from_exception_data(model, [
+        InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
+        for loc, message in errors
+    ])

@@ -26,15 +26,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..codes import cvx, mvx
 from ..errors import Problem
-from .base import TaskId, TaskModel
+from .base import TaskId, TaskModel, refuse_at
 from .common import LocationRef, PatientRef, PractitionerRef
 from .text import Identifier
 
@@ -250,12 +248,7 @@ class ImmunizationTask(TaskModel):
                 and self.occurred is not None and self.expiration_date < self.occurred.date()):
             errors.append((("expiration_date",),
                            "the lot had expired on the administration date"))
-        if errors:
-            raise ValidationError.from_exception_data("ImmunizationTask", [
-                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                                 input=None)
-                for loc, message in errors
-            ])
+        refuse_at("ImmunizationTask", errors)
         return self
 
     def warnings(self) -> list[Problem]:

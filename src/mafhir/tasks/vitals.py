@@ -47,6 +47,7 @@ __all__ = [
     "Height",
     "Length",
     "Limits",
+    "Number",
     "Pain",
     "Percentile",
     "Rate",
