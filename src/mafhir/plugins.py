@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.appointment",
     "mafhir.mappers.coverage",
     "mafhir.mappers.poc_test",
+    "mafhir.mappers.skin_test",
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.commands",
