@@ -46,6 +46,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.coverage",
     "mafhir.mappers.poc_test",
     "mafhir.mappers.skin_test",
+    "mafhir.mappers.ekg",
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.commands",
