@@ -130,17 +130,23 @@ def test_demo_maps_the_whole_day(demo):
     summary = json.loads((out / "summary.json").read_text())
     # counts worked out by hand from scripts/make_demo_day.py
     assert summary["tasks"] == {"appointment": 26, "coverage": 3, "immunization": 7,
-                                "vitals": 6}
+                                "vitals": 7, "poc_test": 10, "ekg": 2, "skin_test": 2}
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
-    assert summary["stored"]["Observation"] == 40  # 37 measurements + 3 computed BMIs
-    assert summary["stored"]["Patient"] == 12  # every patient of the day, created once
+    # 42 vital measurements + 3 computed BMIs (none for Ana nor the newborn: under 2
+    # years), 21 point-of-care results (the dipstick is 10 pads + its panel), 7 EKG (six
+    # measurements, then the signed impression) and 1 skin test reading
+    assert summary["stored"]["Observation"] == 74
+    assert summary["stored"]["Patient"] == 13  # every patient of the day, created once
     assert summary["stored"]["Immunization"] == 7
+    assert summary["stored"]["DiagnosticReport"] == 3  # dipstick, influenza A/B, EKG
+    assert summary["stored"]["Procedure"] == 3  # the EKG and two skin test placements
+    assert summary["stored"]["Device"] == 10  # one kit or meter per point-of-care test
     assert [q["problems"] for q in summary["quarantined"]] == [[
-        "task[41].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
+        "task[54].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
         "naive times are refused"]]
     assert any("temperature" in w for w in summary["warnings"])
-    assert len(list((out / "bundles").glob("*.json"))) == 42
+    assert len(list((out / "bundles").glob("*.json"))) == 57
     lines = (out / "quarantine.ndjson").read_text().splitlines()
     quarantined = [json.loads(line) for line in lines]
     assert quarantined[0]["task"]["id"] == "vitals-208"  # the bad task is kept, not dropped
