@@ -31,6 +31,7 @@ from ..bundle import Entry, create
 from ..codes.poc import (
     DIPSTICK,
     DIPSTICK_PANEL,
+    HEMOGLOBIN_BY_SEX,
     INFLUENZA,
     INFLUENZA_PANEL,
     ORDINALS,
@@ -300,8 +301,21 @@ def _kit(obs: JSON, resources: ResourceSet) -> Kit | None:
 
 
 def _read_range(obs: JSON) -> tuple[float | None, float | None]:
+    """The range's bounds as numbers to compare (a server's JSON may be read as Decimal:
+    Decimal("5.6") is not the float 5.6 the catalog holds)."""
     rr = (obs.get("referenceRange") or [{}])[0]
-    return (rr.get("low") or {}).get("value"), (rr.get("high") or {}).get("value")
+    low, high = (rr.get("low") or {}).get("value"), (rr.get("high") or {}).get("value")
+    return (None if low is None else float(low)), (None if high is None else float(high))
+
+
+def _catalog_ranges(task: PocTestTask) -> set[tuple[float | None, float | None]]:
+    """The ranges the catalog may have written for this result: a hemoglobin's depends on
+    the sex the patient had in the task, which a server's Patient may add."""
+    spec = task.spec
+    out = set() if spec is None else {(spec.low, spec.high)}
+    if task.test == "hemoglobin":
+        out |= set(HEMOGLOBIN_BY_SEX.values())
+    return out
 
 
 def _task_from(task_id: str, found: dict[str, JSON], resources: ResourceSet) -> PocTestTask:
@@ -344,7 +358,8 @@ def _task_from(task_id: str, found: dict[str, JSON], resources: ResourceSet) -> 
         raise ValueError("no point-of-care result this kind writes")
     raw = {k: v for k, v in raw.items() if v is not None}
     task = PocTestTask.model_validate(raw)
-    if range_read is not None and range_read != task.range:  # the kit insert's own range
+    if range_read is not None and range_read != task.range and \
+            range_read not in _catalog_ranges(task):  # the kit insert's own range
         low, high = range_read
         task = PocTestTask.model_validate(
             {**raw, "reference_range": {k: v for k, v in (("low", low), ("high", high))

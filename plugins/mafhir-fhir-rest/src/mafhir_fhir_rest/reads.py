@@ -21,16 +21,20 @@ from mafhir.io import loads
 from .client import JSON_TYPES, FhirClient
 
 __all__ = [
+    "RESULT_SETS",
     "allergies",
     "coverage",
     "coverage_set",
+    "ekg_set",
     "find_patient",
     "immunization_set",
     "immunizations",
     "keeping_decimals",
     "patient_reference",
+    "poc_test_set",
     "schedule",
     "schedule_tasks",
+    "skin_test_set",
     "vitals",
     "vitals_set",
 ]
@@ -242,3 +246,59 @@ def coverage_set(client: FhirClient, patient: str) -> list[JSON]:
         ("patient", patient), ("_include", "CoverageEligibilityRequest:provider")])]
     found += list(client.search("CoverageEligibilityResponse", [("patient", patient)]))
     return found
+
+
+def _entries(client: FhirClient, rtype: str, params: list[tuple[str, str]]) -> list[JSON]:
+    return [e["resource"] for e in client.search_entries(rtype, params)]
+
+
+def poc_test_set(client: FhirClient, patient: str) -> list[JSON]:
+    """Laboratory Observations (point-of-care results among them) with the patient,
+    performers, kits (Device) and visits."""
+    found = _entries(client, "Observation", [
+        ("patient", patient), ("category", "laboratory"), ("_sort", "-date"),
+        ("_include", "Observation:patient"), ("_include", "Observation:performer"),
+        ("_include", "Observation:device"), ("_include", "Observation:encounter")])
+    have = {f"Device/{r.get('id')}" for r in found if r.get("resourceType") == "Device"}
+    refs = [str((r.get("device") or {}).get("reference", "")) for r in found
+            if r.get("resourceType") == "Observation"]
+    # not every server follows _include=Observation:device: the kits are fetched by id
+    found += _by_id(client, "Device", [i for i in _ids(refs, "Device")
+                                       if f"Device/{i}" not in have])
+    _visit_by_identifier(found, "Observation")
+    return found
+
+
+def ekg_set(client: FhirClient, patient: str) -> list[JSON]:
+    """EKG Procedures (SNOMED CT 29303009), their reports (11524-6) with the tracing and
+    interpreter, and their measurements (category procedure)."""
+    found = _entries(client, "Procedure", [
+        ("patient", patient), ("code", "http://snomed.info/sct|29303009"),
+        ("_include", "Procedure:patient"), ("_include", "Procedure:performer"),
+        ("_include", "Procedure:encounter")])
+    found += _entries(client, "DiagnosticReport", [
+        ("patient", patient), ("code", "http://loinc.org|11524-6"),
+        ("_include", "DiagnosticReport:results-interpreter")])
+    found += _entries(client, "Observation", [("patient", patient),
+                                              ("category", "procedure")])
+    _visit_by_identifier(found, "Procedure")
+    return found
+
+
+def skin_test_set(client: FhirClient, patient: str) -> list[JSON]:
+    """TB skin test placements (CPT 86580) and readings (LOINC 1648-5), with the patient,
+    who placed and read them, and their visits."""
+    found = _entries(client, "Procedure", [
+        ("patient", patient), ("code", "http://www.ama-assn.org/go/cpt|86580"),
+        ("_include", "Procedure:patient"), ("_include", "Procedure:performer"),
+        ("_include", "Procedure:encounter")])
+    found += _entries(client, "Observation", [
+        ("patient", patient), ("code", "http://loinc.org|1648-5"),
+        ("_include", "Observation:performer"), ("_include", "Observation:encounter")])
+    _visit_by_identifier(found, "Procedure")
+    _visit_by_identifier(found, "Observation")
+    return found
+
+
+#: pull WHAT → the resources of that result kind (without --tasks)
+RESULT_SETS = {"poc-tests": poc_test_set, "ekgs": ekg_set, "skin-tests": skin_test_set}

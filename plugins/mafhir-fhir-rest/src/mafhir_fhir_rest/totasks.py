@@ -40,22 +40,28 @@ def _by_id(resource: JSON) -> str:
     return str(resource.get("id", ""))
 
 
-def _vitals_key(resource: JSON) -> str:
-    """The vitals task an Observation belongs to: its ``<task id>/<slug>`` identifier
-    (system ending ``/observation``, the vitals mapper's convention), else itself."""
-    for ident in resource.get("identifier") or []:
-        system, value = str(ident.get("system", "")), str(ident.get("value", ""))
-        if system.endswith("/observation") and "/" in value:
-            return f"{system}|{value.rsplit('/', 1)[0]}"
-    return f"id:{resource.get('id', '')}"
+def _task_key(suffix: str) -> Callable[[JSON], str]:
+    """The task a resource belongs to: its ``<task id>/<slug>`` identifier in a system
+    ending ``suffix`` (the clinic's ``…/<kind>`` namespace), else the resource itself."""
+    def key(resource: JSON) -> str:
+        for ident in resource.get("identifier") or []:
+            system, value = str(ident.get("system", "")), str(ident.get("value", ""))
+            if system.endswith(suffix) and "/" in value:
+                return f"{system}|{value.rsplit('/', 1)[0]}"
+        return f"id:{resource.get('resourceType')}/{resource.get('id', '')}"
+
+    return key
 
 
-#: task kind → (the resource type an item is made of, how its resources are grouped)
-KINDS: dict[str, tuple[str, Callable[[JSON], str]]] = {
-    "appointment": ("Appointment", _by_id),
-    "immunization": ("Immunization", _by_id),
-    "vitals": ("Observation", _vitals_key),
-    "coverage": ("Coverage", _by_id),
+#: task kind → (the resource types an item is made of, how its resources are grouped)
+KINDS: dict[str, tuple[tuple[str, ...], Callable[[JSON], str]]] = {
+    "appointment": (("Appointment",), _by_id),
+    "immunization": (("Immunization",), _by_id),
+    "vitals": (("Observation",), _task_key("/observation")),
+    "coverage": (("Coverage",), _by_id),
+    "poc_test": (("Observation",), _task_key("/poc-test")),
+    "ekg": (("Procedure", "DiagnosticReport", "Observation"), _task_key("/ekg")),
+    "skin_test": (("Procedure", "Observation"), _task_key("/skin-test")),
 }
 
 
@@ -82,7 +88,7 @@ def to_tasks(kind: str, resources: Iterable[JSON]) -> Iterator[Any]:
     groups: dict[str, list[JSON]] = {}
     others: list[JSON] = []
     for r in resources:
-        if r.get("resourceType") == primary:
+        if r.get("resourceType") in primary:
             groups.setdefault(key(r), []).append(r)
         else:
             others.append(r)
@@ -92,7 +98,8 @@ def to_tasks(kind: str, resources: Iterable[JSON]) -> Iterator[Any]:
         except Exception as exc:  # one unreadable item must not lose the rest
             # the mapper names the item by its place in the set ("Appointment[0]"): the
             # reference replaces that
-            reason = re.sub(rf"^{primary}\[\d+\]:?\s*", "", _reason(exc, kind))
-            yield Unmapped(f"{primary}/{group[0].get('id', '?')}", reason)
+            first = str(group[0].get("resourceType"))
+            reason = re.sub(rf"^{first}\[\d+\]:?\s*", "", _reason(exc, kind))
+            yield Unmapped(f"{first}/{group[0].get('id', '?')}", reason)
             continue
         yield from tasks
