@@ -27,19 +27,16 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
 from .. import systems
 from ..bundle import Entry, update
 from ..context import MapContext
-from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_datetime, identifier, parse_fhir_datetime, quantity
 from ..hookspecs import hookimpl
 from ..registry import Mapper
 from ..resourceset import ResourceSet
 from ..tasks.ekg import EkgTask
 from .common import Refs, encounter_ref, patient_refs, practitioner_entry, practitioner_from_ref
-from .results import by_task, category, loinc, shared_from
+from .results import category, loinc, read_tasks, shared_from
 
 __all__ = ["KIND", "MEASUREMENTS", "attachment", "from_fhir", "register_mappers", "to_fhir"]
 
@@ -219,21 +216,8 @@ def _task_from(task_id: str, found: dict[str, JSON], resources: ResourceSet) -> 
 
 def from_fhir(resources: ResourceSet) -> list[EkgTask]:
     """The ekg tasks behind the Procedures and reports this kind wrote."""
-    from ..pipeline import problems_from_validation
-
-    found: dict[str, dict[str, JSON]] = {}
-    for rtype in ("Procedure", "DiagnosticReport", "Observation"):
-        for task_id, parts in by_task(resources, rtype, KIND).items():
-            found.setdefault(task_id, {}).update(parts)
-    tasks = []
-    for task_id, parts in found.items():
-        try:
-            tasks.append(_task_from(task_id, parts, resources))
-        except ValidationError as exc:
-            raise InputError(problems_from_validation(exc, f"ekg '{task_id}'")) from None
-        except (ValueError, KeyError) as exc:
-            raise InputError([Problem(f"ekg '{task_id}'", str(exc), "value")]) from None
-    return tasks
+    return read_tasks("ekg", resources, ("Procedure", "DiagnosticReport", "Observation"),
+                      _task_from)
 
 
 @hookimpl

@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
 from .. import systems
 from ..bundle import Entry, create
 from ..codes.poc import (
@@ -39,7 +37,6 @@ from ..codes.poc import (
     QUANTITATIVE,
 )
 from ..context import MapContext
-from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, data_absent, fhir_date, fhir_datetime, identifier
 from ..hookspecs import hookimpl
 from ..registry import Mapper
@@ -48,12 +45,12 @@ from ..tasks.poc_test import DEFAULT_UNITS, Kit, PocTestTask, flag
 from .common import Refs, organization_entry, patient_refs, practitioner_entry
 from .results import (
     V2_0074,
-    by_task,
     category,
     interpretation,
     interpretation_of,
     loinc,
     loinc_codes,
+    read_tasks,
     shared_from,
     subject_parts,
 )
@@ -374,17 +371,7 @@ def _task_from(task_id: str, found: dict[str, JSON], resources: ResourceSet) -> 
 
 def from_fhir(resources: ResourceSet) -> list[PocTestTask]:
     """The poc_test tasks behind the Observations this kind wrote in ``resources``."""
-    from ..pipeline import problems_from_validation
-
-    tasks = []
-    for task_id, found in by_task(resources, "Observation", KIND).items():
-        try:
-            tasks.append(_task_from(task_id, found, resources))
-        except ValidationError as exc:
-            raise InputError(problems_from_validation(exc, f"poc_test '{task_id}'")) from None
-        except (ValueError, KeyError, StopIteration) as exc:
-            raise InputError([Problem(f"poc_test '{task_id}'", str(exc), "value")]) from None
-    return tasks
+    return read_tasks("poc_test", resources, ("Observation",), _task_from)
 
 
 @hookimpl

@@ -7,11 +7,14 @@ Pure functions, like every mapper.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from .. import systems
 from ..context import MapContext
+from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_datetime, parse_fhir_datetime
 from ..resourceset import ResourceSet
 from ..tasks.common import PatientRef, PractitionerRef
@@ -27,6 +30,7 @@ __all__ = [
     "interpretation_of",
     "loinc",
     "loinc_codes",
+    "read_tasks",
     "shared_from",
     "subject_parts",
 ]
@@ -103,6 +107,35 @@ def by_task(resources: ResourceSet, rtype: str, kind: str) -> dict[str, dict[str
                 out.setdefault(task_id, {})[slug] = resource
                 break
     return out
+
+
+T = TypeVar("T")
+
+
+def read_tasks(kind: str, resources: ResourceSet, rtypes: tuple[str, ...],
+               read: Callable[[str, dict[str, JSON], ResourceSet], T]) -> list[T]:
+    """The tasks of ``kind`` behind ``resources``: each task's resources (of ``rtypes``,
+    found by :func:`by_task`) read by ``read(task_id, parts, resources)``.
+
+    Raises :class:`InputError` naming the task (``poc_test 'p-1'``) and the field when its
+    resources do not make a valid task.
+    """
+    from ..pipeline import problems_from_validation
+
+    found: dict[str, dict[str, JSON]] = {}
+    for rtype in rtypes:
+        for task_id, parts in by_task(resources, rtype, kind.replace("_", "-")).items():
+            found.setdefault(task_id, {}).update(parts)
+    tasks = []
+    for task_id, parts in found.items():
+        where = f"{kind} '{task_id}'"
+        try:
+            tasks.append(read(task_id, parts, resources))
+        except ValidationError as exc:
+            raise InputError(problems_from_validation(exc, where)) from None
+        except (ValueError, KeyError, StopIteration) as exc:
+            raise InputError([Problem(where, str(exc), "value")]) from None
+    return tasks
 
 
 def shared_from(resource: JSON, resources: ResourceSet,

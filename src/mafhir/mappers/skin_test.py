@@ -21,19 +21,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
 from .. import systems
 from ..bundle import Entry, create
 from ..context import MapContext
-from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_date, fhir_datetime, identifier, quantity
 from ..hookspecs import hookimpl
 from ..registry import Mapper
 from ..resourceset import ResourceSet
 from ..tasks.skin_test import Placement, Reading, SkinTestTask
 from .common import Refs, encounter_ref, patient_refs, practitioner_entry
-from .results import by_task, category, interpretation, interpretation_of, loinc, shared_from
+from .results import (
+    category,
+    interpretation,
+    interpretation_of,
+    loinc,
+    read_tasks,
+    shared_from,
+)
 
 __all__ = ["CPT", "KIND", "from_fhir", "register_mappers", "to_fhir"]
 
@@ -190,21 +194,7 @@ def _task_from(task_id: str, found: dict[str, JSON], resources: ResourceSet) -> 
 
 def from_fhir(resources: ResourceSet) -> list[SkinTestTask]:
     """The skin_test tasks behind the Procedures (and readings) this kind wrote."""
-    from ..pipeline import problems_from_validation
-
-    found: dict[str, dict[str, JSON]] = {}
-    for rtype in ("Procedure", "Observation"):
-        for task_id, parts in by_task(resources, rtype, KIND).items():
-            found.setdefault(task_id, {}).update(parts)
-    tasks = []
-    for task_id, parts in found.items():
-        try:
-            tasks.append(_task_from(task_id, parts, resources))
-        except ValidationError as exc:
-            raise InputError(problems_from_validation(exc, f"skin_test '{task_id}'")) from None
-        except (ValueError, KeyError) as exc:
-            raise InputError([Problem(f"skin_test '{task_id}'", str(exc), "value")]) from None
-    return tasks
+    return read_tasks("skin_test", resources, ("Procedure", "Observation"), _task_from)
 
 
 @hookimpl

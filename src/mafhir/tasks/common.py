@@ -9,9 +9,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from .text import Identifier, Name
 
-__all__ = ["Address", "LocationRef", "Npi", "PatientRef", "PractitionerRef", "npi_is_valid"]
+__all__ = ["Address", "LocationRef", "Lot", "Npi", "PatientRef", "PractitionerRef", "VisitId",
+           "npi_is_valid"]
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+#: The visit a task belongs to: the appointment id whose Encounter check-in opened.
+VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
+                               description="The appointment id whose Encounter this is")]
+#: A product's lot number (a vaccine, a test kit, a PPD vial), as printed.
+Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 
 
 def npi_is_valid(npi: str) -> bool:

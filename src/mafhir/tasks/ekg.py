@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -30,7 +30,7 @@ from pydantic import (
 
 from ..errors import Problem
 from .base import TaskModel, refuse_at
-from .common import PatientRef, PractitionerRef
+from .common import PatientRef, PractitionerRef, VisitId
 from .vitals import Number
 
 __all__ = ["LIMITS", "MAX_PDF_BYTES", "QTC_TOLERANCE_MS", "EkgTask", "Signature", "Tracing",
@@ -99,9 +99,6 @@ class Signature(BaseModel):
     impression: str = Field(min_length=1, max_length=4000,
                             description="the provider's interpretation, as written")
 
-
-VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
-                               description="The appointment id whose Encounter this is")]
 
 
 class EkgTask(TaskModel):

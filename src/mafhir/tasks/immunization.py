@@ -19,7 +19,7 @@ Cross-field rules raise a pydantic error at the field they are about (e.g. ``vac
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -33,8 +33,7 @@ from pydantic import (
 from ..codes import cvx, mvx
 from ..errors import Problem
 from .base import TaskId, TaskModel, refuse_at
-from .common import LocationRef, PatientRef, PractitionerRef
-from .text import Identifier
+from .common import LocationRef, Lot, PatientRef, PractitionerRef
 
 __all__ = [
     "ELIGIBILITY",
@@ -168,7 +167,6 @@ class VisDocument(BaseModel):
         return self
 
 
-Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 
 
 class ImmunizationTask(TaskModel):

@@ -38,8 +38,8 @@ from pydantic import (
 from ..codes.poc import DIPSTICK, HEMOGLOBIN_BY_SEX, QUANTITATIVE, Quantitative
 from ..errors import Problem
 from .base import TaskModel, refuse_at
-from .common import PatientRef, PractitionerRef
-from .text import Identifier, Name
+from .common import Lot, PatientRef, PractitionerRef, VisitId
+from .text import Name
 from .vitals import Number
 
 __all__ = [
@@ -90,7 +90,6 @@ def _unit(value: Any) -> Any:
     return value
 
 
-Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 DipWord = Literal["negative", "positive", "trace", "small", "moderate", "large", "1+", "2+",
                   "3+", "4+"]
 Pad = Number | DipWord
@@ -169,9 +168,6 @@ class Dipstick(BaseModel):
         refuse_at("Dipstick", errors, "value")
         return self
 
-
-VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
-                               description="The appointment id whose Encounter this is")]
 
 
 def flag(value: float, comparator: str | None, low: float | None, high: float | None

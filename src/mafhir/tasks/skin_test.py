@@ -19,14 +19,14 @@ Rules (CDC, "Tuberculin Skin Testing" fact sheet):
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import Problem
 from .base import TaskModel, refuse_at
-from .common import PatientRef, PractitionerRef
-from .text import Identifier, Name
+from .common import Lot, PatientRef, PractitionerRef, VisitId
+from .text import Name
 
 __all__ = ["READ_LATEST", "READ_WINDOW", "Placement", "Reading", "SkinTestTask"]
 
@@ -35,10 +35,6 @@ _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 #: When a reading is valid (hours after placement) and the latest it is taken at all.
 READ_WINDOW = (timedelta(hours=48), timedelta(hours=72))
 READ_LATEST = timedelta(days=7)
-
-Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
-                               description="The appointment id whose Encounter this is")]
 
 
 class Placement(BaseModel):

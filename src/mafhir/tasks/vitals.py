@@ -30,7 +30,7 @@ from pydantic import (
 from ..errors import Problem
 from ..strictjson import exact_float
 from .base import TaskModel
-from .common import PatientRef, PractitionerRef
+from .common import PatientRef, PractitionerRef, VisitId
 
 __all__ = [
     "BLOOD_PRESSURE_POSITIONS",
@@ -520,9 +520,6 @@ class BmiCheck(BaseModel):
 
     value: Number
 
-
-VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
-                               description="The appointment id whose Encounter this is")]
 
 
 class VitalsTask(TaskModel):
