@@ -15,7 +15,7 @@ from ..context import Clinic, MapContext
 from ..fhirtypes import codeable, coding, fhir_date, identifier, reference
 from ..identity import identifier_from_reference, identifier_query
 from ..resourceset import ResourceSet
-from ..tasks.common import Address, LocationRef, PatientRef, PractitionerRef
+from ..tasks.common import Address, ClinicianRef, LocationRef, PatientRef, PractitionerRef
 
 __all__ = [
     "Refs",
@@ -167,7 +167,7 @@ def patient_from_fhir(resource: JSON | None, ref: JSON | None = None) -> Patient
     )
 
 
-def practitioner_entry(person: PractitionerRef) -> Refs:
+def practitioner_entry(person: ClinicianRef) -> Refs:
     """A US Core Practitioner keyed on NPI; for an NPI alone, a reference by identifier.
 
     The EHR that knows a clinician by NPI resolves ``{"identifier": …}`` itself; writing a
@@ -201,18 +201,19 @@ def practitioner_from_fhir(resource: JSON) -> PractitionerRef:
     )
 
 
-def practitioner_from_ref(ref: JSON | None, resources: ResourceSet) -> PractitionerRef | None:
+def practitioner_from_ref(ref: JSON | None, resources: ResourceSet) -> ClinicianRef | None:
     """The practitioner a reference names: the Practitioner it resolves to in
     ``resources``, or the NPI of a reference by identifier; None otherwise."""
     if not isinstance(ref, dict):
         return None
     target = resources.resolve(ref)
     if target is not None:
-        return (practitioner_from_fhir(target)
-                if target.get("resourceType") == "Practitioner" else None)
+        if target.get("resourceType") != "Practitioner":
+            return None
+        return ClinicianRef.model_validate(practitioner_from_fhir(target).model_dump())
     ident = ref.get("identifier")
     if isinstance(ident, dict) and ident.get("system") == systems.NPI and ident.get("value"):
-        return PractitionerRef(npi=ident["value"])
+        return ClinicianRef(npi=ident["value"])
     return None
 
 

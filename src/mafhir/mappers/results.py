@@ -17,7 +17,7 @@ from ..context import MapContext
 from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_datetime, parse_fhir_datetime
 from ..resourceset import ResourceSet
-from ..tasks.common import PatientRef, PractitionerRef
+from ..tasks.common import ClinicianRef, PatientRef
 from .common import Refs, encounter_ref, patient_from_fhir, practitioner_from_ref, visit_from_fhir
 
 __all__ = [
@@ -151,7 +151,7 @@ def shared_from(resource: JSON, resources: ResourceSet,
     if visit:
         out["visit"] = visit
     for ref in _performer_refs(resource.get("performer")):
-        person: PractitionerRef | None = practitioner_from_ref(ref, resources)
+        person: ClinicianRef | None = practitioner_from_ref(ref, resources)
         if person is not None:
             out["performer"] = person
             break

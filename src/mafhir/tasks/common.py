@@ -9,8 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from .text import Identifier, Name
 
-__all__ = ["Address", "LocationRef", "Lot", "Npi", "PatientRef", "PractitionerRef", "VisitId",
-           "npi_is_valid"]
+__all__ = ["Address", "ClinicianRef", "LocationRef", "Lot", "Npi", "PatientRef",
+           "PractitionerRef", "VisitId", "npi_is_valid"]
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -109,13 +109,14 @@ class PatientRef(BaseModel):
         return self
 
 
-class PractitionerRef(BaseModel):
-    """A clinician, identified by NPI.
+class ClinicianRef(BaseModel):
+    """A clinician, identified by NPI, named or not.
 
     With a name, a US Core Practitioner is written (it needs identifier and family name).
     With the NPI alone the EHR already knows the clinician: resources refer to them by
     identifier (``{"identifier": {"system": us-npi, "value": …}}``) and no name is
-    invented.
+    invented. The MA's own kinds take this (a vaccinator, an ordering provider, an
+    appointment's practitioner, a performer).
     """
 
     model_config = _MODEL
@@ -132,11 +133,19 @@ class PractitionerRef(BaseModel):
         return self.family is None
 
     @model_validator(mode="after")
-    def _name_has_family(self) -> PractitionerRef:
+    def _name_has_family(self) -> ClinicianRef:
         if self.family is None and (self.given or self.prefix or self.suffix):
             raise ValueError("a practitioner's name needs 'family' (US Core "
                              "Practitioner.name.family); or give the NPI alone")
         return self
+
+
+class PractitionerRef(ClinicianRef):
+    """A clinician identified by NPI *and* named (US Core Practitioner needs identifier and
+    family name): for what must carry the name itself, such as an HL7 v2 message's
+    ordering provider or a prescription's prescriber."""
+
+    family: Name = Field(min_length=1)
 
 
 class LocationRef(BaseModel):

@@ -30,7 +30,7 @@ from pydantic import (
 
 from ..errors import Problem
 from .base import TaskModel, refuse_at
-from .common import PatientRef, PractitionerRef, VisitId
+from .common import ClinicianRef, PatientRef, VisitId
 from .vitals import Number
 
 __all__ = ["LIMITS", "MAX_PDF_BYTES", "QTC_TOLERANCE_MS", "EkgTask", "Signature", "Tracing",
@@ -94,7 +94,7 @@ class Signature(BaseModel):
 
     model_config = _MODEL
 
-    by: PractitionerRef
+    by: ClinicianRef
     at: AwareDatetime = Field(description="when the provider signed (with offset)")
     impression: str = Field(min_length=1, max_length=4000,
                             description="the provider's interpretation, as written")
@@ -110,7 +110,7 @@ class EkgTask(TaskModel):
     patient: PatientRef
     effective: AwareDatetime = Field(description="when the EKG was recorded (with offset)")
     visit: VisitId | None = None
-    performer: PractitionerRef | None = None
+    performer: ClinicianRef | None = None
     tracing: Tracing
     heart_rate: Number = Field(description="ventricular rate, /min")
     pr_ms: Number | None = None

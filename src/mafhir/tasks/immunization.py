@@ -33,7 +33,7 @@ from pydantic import (
 from ..codes import cvx, mvx
 from ..errors import Problem
 from .base import TaskId, TaskModel, refuse_at
-from .common import LocationRef, Lot, PatientRef, PractitionerRef
+from .common import ClinicianRef, LocationRef, Lot, PatientRef
 
 __all__ = [
     "ELIGIBILITY",
@@ -196,8 +196,8 @@ class ImmunizationTask(TaskModel):
     dose_ml: float | None = Field(default=None, gt=0, le=10, description="dose in mL")
     site: Site | None = None
     route: Route | None = None
-    administered_by: PractitionerRef | None = None
-    ordered_by: PractitionerRef | None = None
+    administered_by: ClinicianRef | None = None
+    ordered_by: ClinicianRef | None = None
     vis: list[VisDocument] = Field(default_factory=list, max_length=10)
     funding_source: Funding | None = None
     eligibility: Eligibility | None = None

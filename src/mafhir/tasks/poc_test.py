@@ -38,7 +38,7 @@ from pydantic import (
 from ..codes.poc import DIPSTICK, HEMOGLOBIN_BY_SEX, QUANTITATIVE, Quantitative
 from ..errors import Problem
 from .base import TaskModel, refuse_at
-from .common import Lot, PatientRef, PractitionerRef, VisitId
+from .common import ClinicianRef, Lot, PatientRef, VisitId
 from .text import Name
 from .vitals import Number
 
@@ -196,7 +196,7 @@ class PocTestTask(TaskModel):
     test: Test
     effective: AwareDatetime = Field(description="When the result was read (with offset)")
     visit: VisitId | None = None
-    performer: PractitionerRef | None = None
+    performer: ClinicianRef | None = None
     kit: Kit | None = None
     value: Number | None = None
     unit: Annotated[str, BeforeValidator(_unit)] | None = Field(

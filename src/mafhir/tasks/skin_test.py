@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from ..errors import Problem
 from .base import TaskModel, refuse_at
-from .common import Lot, PatientRef, PractitionerRef, VisitId
+from .common import ClinicianRef, Lot, PatientRef, VisitId
 from .text import Name
 
 __all__ = ["READ_LATEST", "READ_WINDOW", "Placement", "Reading", "SkinTestTask"]
@@ -48,7 +48,7 @@ class Placement(BaseModel):
                                  description="the PPD product, e.g. Tubersol or Aplisol")
     lot: Lot | None = None
     expiration_date: date | None = None
-    performer: PractitionerRef | None = None
+    performer: ClinicianRef | None = None
     visit: VisitId | None = None
 
 
@@ -63,7 +63,7 @@ class Reading(BaseModel):
                                            "(not the redness); 0 when none")
     positive_from_mm: Literal[5, 10, 15] = Field(
         description="the risk group's cut-off (CDC: 5, 10 or 15 mm); positive at or above")
-    reader: PractitionerRef | None = None
+    reader: ClinicianRef | None = None
     visit: VisitId | None = None
 
     @field_validator("induration_mm")

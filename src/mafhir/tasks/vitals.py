@@ -30,7 +30,7 @@ from pydantic import (
 from ..errors import Problem
 from ..strictjson import exact_float
 from .base import TaskModel
-from .common import PatientRef, PractitionerRef, VisitId
+from .common import ClinicianRef, PatientRef, VisitId
 
 __all__ = [
     "BLOOD_PRESSURE_POSITIONS",
@@ -535,7 +535,7 @@ class VitalsTask(TaskModel):
     patient: PatientRef
     effective: AwareDatetime = Field(description="When the vitals were taken (with offset)")
     visit: VisitId | None = None
-    performer: PractitionerRef | None = None
+    performer: ClinicianRef | None = None
 
     blood_pressure: BloodPressure | None = None
     heart_rate: HeartRate | None = None
