@@ -303,3 +303,11 @@ def test_a_non_us_vaccine_given_abroad_is_kept_as_history(pipeline):
                    site=None, route=None)
     (imm,) = of_type(entries(pipeline, raw), "Immunization")
     assert imm["vaccineCode"]["coding"][0]["code"] == "77" and imm["primarySource"] is False
+
+
+def test_a_small_patient_of_unknown_age_gets_a_bmi_with_a_warning(pipeline):
+    raw = vitals(weight={"value": 5.1, "unit": "kg"}, height={"value": 57.5, "unit": "cm"})
+    mapped = pipeline.map_task(0, pipeline.parse(0, raw))
+    assert len(of_type(list(mapped.entries), "Observation")) == 3  # age unknown: BMI made
+    (warning,) = [w for w in mapped.warnings if w.location == "task[0].bmi"]
+    assert "birth_date" in warning.message and "length" in warning.message

@@ -34,7 +34,10 @@ from .common import ClinicianRef, PatientRef, VisitId
 
 __all__ = [
     "BLOOD_PRESSURE_POSITIONS",
+    "BMI_FROM_MONTHS",
     "BP_CUFF_SITES",
+    "HEAD_PERCENTILE_UNTIL_MONTHS",
+    "INFANT_HEIGHT_CM",
     "KG_PER_LB",
     "LIMITS",
     "MEASUREMENTS",
@@ -92,6 +95,9 @@ MEASUREMENTS = ("blood_pressure", "heart_rate", "respiratory_rate", "temperature
 
 #: No BMI under 2 years (CDC: BMI-for-age charts start at 2; WHO weight-for-length before).
 BMI_FROM_MONTHS = 24
+#: Shorter than a typical 2-year-old (CDC growth charts, ~86 cm): a BMI computed for a
+#: patient of unknown age from such a height may be an infant's (project heuristic).
+INFANT_HEIGHT_CM = 87
 #: The head circumference percentile charts end at 36 months (mapping-reference §2.1, C12).
 HEAD_PERCENTILE_UNTIL_MONTHS = 36
 
@@ -633,6 +639,12 @@ class VitalsTask(TaskModel):
             out.append(Problem("head_circumference",
                                "is usually measured only before age 3; please confirm", "value"))
         months = self.age_months
+        height_cm = self.height.cm if self.height is not None else None
+        if months is None and self.computed_bmi is not None and height_cm is not None \
+                and height_cm < INFANT_HEIGHT_CM:
+            out.append(Problem("bmi", "computed without knowing the age; there is no BMI "
+                                      "under 2 years: give the patient's birth_date, or "
+                                      "'length' for an infant", "incomplete"))
         if months is not None:
             if self.weight_for_length_percentile is not None and months >= BMI_FROM_MONTHS:
                 out.append(Problem("weight_for_length_percentile", "is the measure under 2 "
