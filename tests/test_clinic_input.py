@@ -5,6 +5,7 @@ wrongly, before. Expectations are written by hand from the issue, mapping-refere
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -311,3 +312,29 @@ def test_a_small_patient_of_unknown_age_gets_a_bmi_with_a_warning(pipeline):
     assert len(of_type(list(mapped.entries), "Observation")) == 3  # age unknown: BMI made
     (warning,) = [w for w in mapped.warnings if w.location == "task[0].bmi"]
     assert "birth_date" in warning.message and "length" in warning.message
+
+
+def _models_accept(resource: dict[str, Any]) -> bool:
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    try:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_fast_path_takes_a_name_only_plan_exactly_as_the_models_do(pipeline):
+    from mafhir.validation.fastpath import accepts
+
+    (cov,) = of_type(entries(pipeline, coverage(plan={"name": "Gold PPO 1500"})), "Coverage")
+    assert accepts(cov) and _models_accept(cov)
+    broken = copy.deepcopy(cov)  # an extension sibling without an extension: refused
+    for cls in broken["class"]:
+        if "_value" in cls:
+            cls["_value"] = {"id": "x"}
+    assert not _models_accept(broken) and not accepts(broken)
+    for cls in broken["class"]:
+        cls.pop("_value", None)
+    assert not _models_accept(broken) and not accepts(broken)
