@@ -42,7 +42,7 @@ from mafhir.io import dumps
 from mafhir.pipeline import Failed, Pipeline
 from mafhir.plugins import get_registry
 
-STATELESS = ("vitals", "immunization", "coverage")
+STATELESS = ("vitals", "immunization", "coverage", "poc_test", "ekg", "skin_test")
 
 
 def templates() -> list[dict]:

@@ -6,6 +6,7 @@ it is the project's own synthetic data. Run: python scripts/make_demo_day.py
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -67,6 +68,8 @@ PATIENTS = {
     "eli": {"mrn": "MS-10031", "system": MRN, "family": "Brooks", "given": ["Eli"],
             "gender": "male", "birth_date": "2015-08-08"},
     "tom": person("MS-10032", "Whitfield", "Tom", "male", "1952-01-27"),
+    # born two days ago and not yet named: known by MRN, birth date and sex
+    "baby": {"mrn": "MS-10033", "system": MRN, "gender": "female", "birth_date": "2026-11-25"},
 }
 
 
@@ -115,6 +118,51 @@ def shot(task_id: str, who: str, at: str, n: int, **fields) -> dict:
             "occurred": t(at), "visit": f"appt-{n}", "location": ROOM[1], **fields}
 
 
+def poc(task_id: str, who: str, at: str, test: str, n: int | None = None, **fields) -> dict:
+    task = {"task": "poc_test", "id": task_id, "patient": pat(who), "test": test,
+            "effective": t(at), "performer": RN_PATEL, **fields}
+    if n is not None:
+        task["visit"] = f"appt-{n}"
+    return task
+
+
+def kit(name: str, maker: str, lot: str, expires: str) -> dict:
+    return {"name": name, "manufacturer": maker, "lot": lot, "expiration_date": expires}
+
+
+HEMOCUE = kit("HemoCue Hb 201+", "HemoCue AB", "HB2611A", "2027-03-31")
+LEADCARE = kit("LeadCare II", "Magellan Diagnostics", "LC24-118", "2027-01-31")
+GLUCOMETER = kit("Accu-Chek Guide", "Roche", "GU4471", "2027-05-31")
+A1C_KIT = kit("A1CNow+", "PTS Diagnostics", "A1N-3390", "2027-02-28")
+INR_METER = kit("CoaguChek XS", "Roche", "CX-8812", "2027-01-31")
+DIPSTICK = kit("Multistix 10 SG", "Siemens Healthineers", "MX-5520", "2027-04-30")
+FLU_COVID = kit("Sofia 2 Flu + SARS Antigen FIA", "Quidel", "FS-77120", "2027-08-31")
+STREP_KIT = kit("QuickVue Strep A", "Quidel", "QS-2291", "2027-06-30")
+HCG_KIT = kit("QuickVue+ One-Step hCG", "Quidel", "HC-1044", "2027-06-30")
+
+
+def tracing_pdf(title: str) -> str:
+    """A one-page PDF (made up, like everything here) standing for the machine's print-out,
+    base64-encoded as the ekg task takes it."""
+    text = f"BT /F1 12 Tf 72 720 Td ({title}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 792 612] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return base64.b64encode(out).decode("ascii")
+
+
 FLU = {"vaccine": {"cvx": "140", "ndc": "49281-0425-50"}, "manufacturer": "PMC",
        "lot_number": "UT8531AA", "expiration_date": "2027-06-30", "dose_ml": 0.5, "site": "LD",
        "route": "IM", "administered_by": RN_PATEL, "ordered_by": DR_OKAFOR,
@@ -131,6 +179,14 @@ def injection(task_id: str, who: str, at: str, n: int, **fields) -> dict:
     return {"task": "injection", "id": task_id, "patient": pat(who), "occurred": t(at),
             "visit": f"appt-{n}", "administered_by": RN_PATEL, "ordered_by": DR_OKAFOR,
             **fields}
+
+
+EKG_MARCUS = {"task": "ekg", "id": "ekg-202", "patient": {"mrn": "MS-10022", "system": MRN},
+              "effective": t("09:10"), "visit": "appt-202", "performer": RN_PATEL,
+              "tracing": {"pdf_base64": tracing_pdf("Resting 12-lead EKG, MS-10022"),
+                          "title": "Resting 12-lead EKG"},
+              "heart_rate": 78, "pr_ms": 168, "qrs_ms": 94, "qt_ms": 372, "qtc_ms": 424,
+              "axis_deg": 12}
 
 
 def day() -> list[dict]:
@@ -168,6 +224,7 @@ def day() -> list[dict]:
     tasks.append({  # Eli is on his mother's plan; Medicaid is secondary
         "task": "coverage", "id": "cov-eli-2", "patient": pat("eli"),
         "payer": {"id": "77027", "name": "Illinois Medicaid"}, "member_id": "IL55012093",
+        "plan": {"name": "HealthChoice Illinois"},  # no plan number on the card
         "subscriber": {"relationship": "self"}, "period": {"start": "2026-07-01"},
         "order": "secondary", "payer_type": "2",
         "eligibility": {"checked_at": t("08:10"), "active": True, "copay": 0},
@@ -177,11 +234,18 @@ def day() -> list[dict]:
                         "Well child visit, 10 months", kind="CHECKUP")
     tasks.extend(first)
     tasks.append(vitals(201, "ana", "08:36", weight={"lb": 19, "oz": 6},
-                        height={"value": 72.5, "unit": "cm"},
+                        length={"value": 72.5, "unit": "cm"},
                         head_circumference={"value": 44.1, "unit": "cm"},
+                        weight_for_length_percentile={"value": 48,
+                                                      "chart": "WHO Girls, 0-2 years Chart"},
+                        head_circumference_percentile={"value": 55,
+                                                       "chart": "WHO Girls, 0-2 years Chart"},
                         temperature={"value": 98.9, "unit": "[degF]", "site": "axillary"},
                         heart_rate={"value": 122}, respiratory_rate={"value": 30},
                         performer=RN_PATEL))
+    tasks.append(poc("poc-201-hgb", "ana", "08:45", "hemoglobin", 201, value=11.8, kit=HEMOCUE))
+    tasks.append(poc("poc-201-lead", "ana", "08:47", "lead", 201, value=3.3, comparator="<",
+                     kit=LEADCARE))
     tasks.append(shot("imm-201-dtap", "ana", "08:52", 201, vaccine={"cvx": "20"},
                       manufacturer="SKB", lot_number="3K7X2", expiration_date="2027-02-28",
                       dose_ml=0.5, site="LT", route="IM", administered_by=RN_PATEL,
@@ -205,6 +269,8 @@ def day() -> list[dict]:
                         height={"value": 70, "unit": "[in_i]"},
                         weight={"value": 212, "unit": "[lb_av]"}, pain={"score": 0},
                         performer=RN_PATEL))
+    tasks.append(poc("poc-202-glucose", "marcus", "09:06", "glucose", 202, value=128,
+                     fasting=True, kit=GLUCOMETER))
     tasks.append(intake(
         202, "marcus", "09:08",
         allergies=[{"id": "alg-marcus-1", "substance": {"system": "rxnorm", "code": "7980",
@@ -221,6 +287,8 @@ def day() -> list[dict]:
                                                   "display": "Essential (primary) hypertension"},
                    "onset": "2021-04-12"}],
         smoking="former", screenings=[{"instrument": "phq-2", "answers": [0, 1], "total": 1}]))
+    tasks.append(poc("poc-202-a1c", "marcus", "09:08", "a1c", 202, value=7.2, kit=A1C_KIT))
+    tasks.append(EKG_MARCUS)
     tasks.append(shot("imm-202-flu", "marcus", "09:15", 202, **FLU))
     tasks.append({"task": "immunization", "id": "imm-202-tdap",
                   "patient": pat("marcus"), "status": "not-given",
@@ -251,6 +319,9 @@ def day() -> list[dict]:
         smoking="never",
         screenings=[{"instrument": "phq-9", "answers": [1, 1, 0, 2, 1, 0, 1, 0, 0],
                      "total": 6, "difficulty": "somewhat difficult"}]))
+    tasks.append(poc("poc-203-inr", "june", "09:40", "inr", 203, value=2.6, kit=INR_METER,
+                     reference_range={"low": 2.0, "high": 3.0},
+                     note="On warfarin; therapeutic range 2.0-3.0"))
     tasks.append(injection("inj-203-b12", "june", "09:48", 203,
                            medication={"rxnorm": "309594", "ndc": "0143-9621-25",
                                        "name": "cyanocobalamin 1000 mcg/mL"},
@@ -279,6 +350,18 @@ def day() -> list[dict]:
                   "patient": pat("omar"), "status": "historical",
                   "vaccine": {"cvx": "03"}, "occurred_date": "1989-10-02",
                   "report_origin": "record", "note": "From the patient's childhood record"})
+    tasks.append(poc("poc-301-ua", "omar", "10:15", "urine_dipstick", 301, kit=DIPSTICK,
+                     dipstick={"specific_gravity": 1.020, "ph": 6.0, "protein": "negative",
+                               "glucose": "negative", "ketones": "negative",
+                               "bilirubin": "negative", "blood": "negative",
+                               "nitrite": "negative", "leukocytes": "negative",
+                               "urobilinogen": 0.2}))
+    tasks.append({"task": "skin_test", "id": "tst-301", "patient": pat("omar"),
+                  "placement": {"placed": t("10:20"), "site": "left-forearm",
+                                "product": "Tubersol", "lot": "C6021AA",
+                                "expiration_date": "2027-05-31", "performer": RN_PATEL,
+                                "visit": "appt-301"},
+                  "note": "Pre-employment screening; read on Monday"})
     tasks.append(done)
     # 10:30 — Peter: febrile, high but possible temperature (warning, not an error)
     first, done = visit(204, "peter", "10:30", "10:50", "10:27", "10:35", "10:58",
@@ -292,10 +375,29 @@ def day() -> list[dict]:
                         temperature={"value": 104.0, "unit": "[degF]", "site": "oral"},
                         heart_rate={"value": 112}, respiratory_rate={"value": 22},
                         spo2={"value": 93}, blood_pressure={"systolic": 132, "diastolic": 84}))
+    nurse = {"performer": {"npi": RN_PATEL["npi"]}}  # the EHR knows her by NPI
+    tasks.append(poc("poc-204-flu", "peter", "10:44", "influenza", 204, kit=FLU_COVID,
+                     influenza_a="positive", influenza_b="negative", **nurse))
+    tasks.append(poc("poc-204-covid", "peter", "10:44", "covid", 204, kit=FLU_COVID,
+                     result="negative", **nurse))
+    tasks.append(poc("poc-204-strep", "peter", "10:46", "strep", 204, kit=STREP_KIT,
+                     result="negative", **nurse))
     tasks.append(done)
     # 11:00 — Victor and Hana do not come
     tasks.append(appt(205, "victor", "no_show", "11:00", "11:20", current_status="booked"))
     tasks.append(appt(206, "hana", "no_show", "11:20", "11:40", current_status="booked"))
+    # 11:45 — a two-day-old, not yet named: weight and recumbent length, no BMI
+    tasks.append({"task": "vitals", "id": "vitals-newborn-1", "patient": pat("baby"),
+                  "effective": t("11:45"), "performer": RN_PATEL,
+                  "weight": {"value": 3210, "unit": "g"},
+                  "length": {"value": 49.5, "unit": "cm"},
+                  "head_circumference": {"value": 34.2, "unit": "cm"},
+                  "weight_for_length_percentile": {"value": 41,
+                                                   "chart": "WHO Girls, 0-2 years Chart"}})
+    # 11:50 — Dr. Okafor reads Marcus's EKG: the same task, now signed, becomes final
+    tasks.append({**EKG_MARCUS, "signed": {
+        "by": {"npi": DR_OKAFOR["npi"]}, "at": t("11:50"),
+        "impression": "Normal sinus rhythm. Normal axis. No acute ST-T changes."}})
     # 13:00 — Eli, sports physical, Tdap given, HPV given
     first, done = visit(207, "eli", "13:00", "13:30", "12:51", "13:03", "13:36",
                         "Sports physical", kind="CHECKUP", room=2, doctor=DR_LINDQVIST)
@@ -309,7 +411,8 @@ def day() -> list[dict]:
                       manufacturer="SKB", lot_number="T9C44", expiration_date="2027-09-30",
                       dose_ml=0.5, site="LD", route="IM", administered_by=RN_PATEL,
                       ordered_by=DR_LINDQVIST, funding_source="VXC51", eligibility="V02",
-                      vis=[{"document": "253088698300027111250131", "published": "2025-01-31",
+                      vis=[{"document_type": "Tdap (Tetanus, Diphtheria, Pertussis) Vaccine "
+                                             "VIS", "published": "2025-01-31",
                             "presented": DAY}]))
     tasks.append(shot("imm-207-hpv", "eli", "13:22", 207, vaccine={"cvx": "165"},
                       manufacturer="MSD", lot_number="Y012345", expiration_date="2027-04-30",
@@ -326,6 +429,15 @@ def day() -> list[dict]:
                   "heart_rate": {"value": 74}})
     tasks.append(intake(208, "rosa", "14:05", pregnancy_status="not-pregnant",
                         pregnancy_intent="does-not-want", no_known_drug_allergies=True))
+    tasks.append({"task": "skin_test", "id": "tst-208", "patient": pat("rosa"),
+                  "placement": {"placed": "2026-11-25T13:30:00-05:00", "site": "right-forearm",
+                                "product": "Aplisol", "lot": "A3318B",
+                                "expiration_date": "2027-03-31", "performer": RN_PATEL},
+                  "reading": {"read": t("14:05"), "induration_mm": 4, "positive_from_mm": 10,
+                              "reader": RN_PATEL, "visit": "appt-208"},
+                  "note": "Annual health care worker screening"})
+    tasks.append(poc("poc-208-hcg", "rosa", "14:08", "urine_hcg", 208, kit=HCG_KIT,
+                     result="negative"))
     tasks.append(injection("inj-208-depo", "rosa", "14:12", 208,
                            medication={"rxnorm": "1000126",
                                        "name": "medroxyprogesterone acetate 150 mg/mL"},

@@ -132,24 +132,30 @@ def test_demo_maps_the_whole_day(demo):
     summary = json.loads((out / "summary.json").read_text())
     # counts worked out by hand from scripts/make_demo_day.py
     assert summary["tasks"] == {"appointment": 26, "coverage": 3, "immunization": 7,
-                                "vitals": 6, "intake": 4, "injection": 2}
+                                "vitals": 7, "intake": 4, "injection": 2, "poc_test": 10,
+                                "ekg": 2, "skin_test": 2}
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
-    # 37 measurements + 3 computed BMIs; intakes: 3 smoking + 2 pregnancy, screenings
-    # PHQ-2 (2 items + total + panel), PHQ-9 (9 + difficulty + total + panel), GAD-7 (7+1+1),
-    # HVS (2 + risk + panel)
-    assert summary["stored"]["Observation"] == 40 + 5 + 4 + 12 + 9 + 4
+    # 42 vital measurements + 3 computed BMIs (none for Ana nor the newborn: under 2
+    # years); intakes: 3 smoking + 2 pregnancy, screenings PHQ-2 (2 items + total + panel),
+    # PHQ-9 (9 + difficulty + total + panel), GAD-7 (7+1+1), HVS (2 + risk + panel);
+    # 21 point-of-care results (the dipstick is 10 pads + its panel), 7 EKG (six
+    # measurements, then the signed impression) and 1 skin test reading
+    assert summary["stored"]["Observation"] == 45 + 5 + 4 + 12 + 9 + 4 + 21 + 7 + 1
     assert summary["stored"]["AllergyIntolerance"] == 4  # penicillin, sulfa, NKA, NKDA
     assert summary["stored"]["MedicationRequest"] == 3 + 2  # reported meds + 2 orders
     assert summary["stored"]["Condition"] == 2
     assert summary["stored"]["MedicationAdministration"] == 2
-    assert summary["stored"]["Patient"] == 12  # every patient of the day, created once
+    assert summary["stored"]["Patient"] == 13  # every patient of the day, created once
     assert summary["stored"]["Immunization"] == 7
+    assert summary["stored"]["DiagnosticReport"] == 3  # dipstick, influenza A/B, EKG
+    assert summary["stored"]["Procedure"] == 3  # the EKG and two skin test placements
+    assert summary["stored"]["Device"] == 10  # one kit or meter per point-of-care test
     assert [q["problems"] for q in summary["quarantined"]] == [[
-        "task[45].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
+        "task[58].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
         "naive times are refused"]]
     assert any("temperature" in w for w in summary["warnings"])
-    assert len(list((out / "bundles").glob("*.json"))) == 48
+    assert len(list((out / "bundles").glob("*.json"))) == 63
     lines = (out / "quarantine.ndjson").read_text().splitlines()
     quarantined = [json.loads(line) for line in lines]
     assert quarantined[0]["task"]["id"] == "vitals-208"  # the bad task is kept, not dropped

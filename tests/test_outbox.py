@@ -370,13 +370,13 @@ def test_sync_command_end_to_end_with_summary(tmp_path):
     first = runner.invoke(build_cli(), args)
     assert first.exit_code == 1  # the day's one bad task is quarantined
     summary = json.loads(first.stdout.strip().splitlines()[-1])
-    assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == (48, 48, 1)
+    assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == (63, 63, 1)
     counts = LocalStore(tmp_path / "s.db").counts()
-    # 40 vital-sign Observations + 34 from the intakes (tests/test_cli.py counts them)
-    assert (counts["Patient"], counts["Observation"], counts["Appointment"]) == (12, 74, 12)
+    # the demo day's Observations (tests/test_cli.py counts them)
+    assert (counts["Patient"], counts["Observation"], counts["Appointment"]) == (13, 108, 12)
     second = json.loads(runner.invoke(build_cli(), args).stdout.strip().splitlines()[-1])
     assert (second["enqueued"], second["skipped"], second["sent"], second["writes"]) \
-        == (0, 48, 0, 0)
+        == (0, 63, 0, 0)
 
 
 def test_json_payload_roundtrip_is_exact(store):

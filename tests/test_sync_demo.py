@@ -23,7 +23,7 @@ def test_demo_drains_the_day_into_the_local_store_once(tmp_path):
     assert first.returncode == 0, first.stderr
     summary = json.loads((tmp_path / "day" / "summary.json").read_text())
     sync = summary["sync"]
-    assert (sync["enqueued"], sync["sent"], sync["dead"]) == (48, 48, 0)
+    assert (sync["enqueued"], sync["sent"], sync["dead"]) == (63, 63, 0)
     assert sync["destination"] == f"local:{tmp_path / 'day' / 'store.db'}"
     # the store holds what the per-type NDJSON holds: the latest state of each resource
     counts = LocalStore(tmp_path / "day" / "store.db").counts()
@@ -34,7 +34,7 @@ def test_demo_drains_the_day_into_the_local_store_once(tmp_path):
     again = demo("--out", "day", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     sync = json.loads((tmp_path / "day" / "summary.json").read_text())["sync"]
-    assert (sync["enqueued"], sync["skipped"], sync["sent"], sync["writes"]) == (0, 48, 0, 0)
+    assert (sync["enqueued"], sync["skipped"], sync["sent"], sync["writes"]) == (0, 63, 0, 0)
 
 
 def test_demo_to_a_fhir_server(tmp_path, fhir_base_url):
@@ -42,7 +42,7 @@ def test_demo_to_a_fhir_server(tmp_path, fhir_base_url):
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     sync = json.loads((tmp_path / "day" / "summary.json").read_text())["sync"]
-    assert (sync["destination"], sync["sent"], sync["dead"]) == (fhir_base_url, 48, 0)
+    assert (sync["destination"], sync["sent"], sync["dead"]) == (fhir_base_url, 63, 0)
     import requests
 
     r = requests.get(f"{fhir_base_url}/Appointment", params={
@@ -51,3 +51,10 @@ def test_demo_to_a_fhir_server(tmp_path, fhir_base_url):
     (entry,) = [e for e in r.json().get("entry", []) if e.get("search", {}).get("mode",
                                                                                "match") == "match"]
     assert entry["resource"]["status"] == "fulfilled"  # book, check in, start, complete
+    # the EKG was sent unsigned, then signed: the server holds one report, now final
+    r = requests.get(f"{fhir_base_url}/DiagnosticReport", params={
+        "identifier": "https://maple-street-clinic.example.org/fhir/id/ekg|ekg-202/report"},
+        headers={"Accept": "application/fhir+json"}, timeout=30)
+    (report,) = [e["resource"] for e in r.json().get("entry", [])
+                 if e.get("search", {}).get("mode", "match") == "match"]
+    assert report["status"] == "final" and report["presentedForm"][0]["size"] > 0

@@ -87,7 +87,10 @@ def test_everything_the_demo_day_makes_meets_us_core(corpus, registry, version):
             "us-core-coverage", "us-core-allergyintolerance", "us-core-medicationrequest",
             "us-core-condition-problems-health-concerns", "us-core-smokingstatus",
             "us-core-observation-pregnancystatus", "us-core-observation-pregnancyintent",
-            "us-core-observation-screening-assessment"} <= claimed
+            "us-core-observation-screening-assessment", "us-core-observation-lab",
+            "us-core-diagnosticreport-lab", "us-core-procedure", "us-core-diagnosticreport-note",
+            "us-core-observation-clinical-result", "pediatric-weight-for-height",
+            "head-occipital-frontal-circumference-percentile"} <= claimed
     assert {r["resourceType"] for r in resources} >= {"MedicationAdministration"}
     problems = {}
     for resource in resources:

@@ -63,11 +63,16 @@ def _matches(node: Any, pattern: Any) -> bool:
 def _children(node: Any, name: str) -> list[Any]:
     if not isinstance(node, dict):
         return []
+    # FHIR JSON: a primitive with only extensions (a data-absent-reason) is written as
+    # ``_name`` alone, and is present all the same.
     if name.endswith("[x]"):
         stem = name[:-3]
-        values = [v for k, v in node.items() if k.startswith(stem) and k[len(stem):][:1].isupper()]
+        values = [v for k, v in node.items()
+                  if k.lstrip("_").startswith(stem) and k.lstrip("_")[len(stem):][:1].isupper()
+                  and not (k.startswith("_") and k[1:] in node)]
     else:
-        values = [node[name]] if name in node else []
+        values = [node[name]] if name in node else [node[f"_{name}"]] if f"_{name}" in node \
+            else []
     out: list[Any] = []
     for v in values:
         out.extend(v if isinstance(v, list) else [v])

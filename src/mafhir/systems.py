@@ -14,6 +14,7 @@ __all__ = [
     "CDC_RACE_ETHNICITY",
     "COVERAGE_CLASS",
     "CVX",
+    "DATA_ABSENT_EXTENSION",
     "DATA_ABSENT_REASON",
     "IMMUNIZATION_FUNCTION",
     "LOINC",
@@ -62,6 +63,8 @@ SUBSCRIBER_RELATIONSHIP = THO + "subscriber-relationship"
 APPOINTMENT_CANCEL_REASON = THO + "appointment-cancellation-reason"
 
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+#: The core extension that says why a required element has no value (US Core missing data).
+DATA_ABSENT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 
 def profile(name: str) -> str:

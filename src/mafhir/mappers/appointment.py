@@ -54,7 +54,7 @@ from .common import (
     patient_from_fhir,
     patient_refs,
     practitioner_entry,
-    practitioner_from_fhir,
+    practitioner_from_ref,
 )
 
 __all__ = [
@@ -252,6 +252,8 @@ def _task_id(appt: JSON, appointment_id: str, action: str) -> str:
 def _actor_type(ref: Any, target: JSON | None) -> str:
     if target is not None:
         return str(target.get("resourceType", ""))
+    if isinstance(ref, dict) and isinstance(ref.get("type"), str) and "reference" not in ref:
+        return str(ref["type"])  # a reference by identifier (a practitioner's NPI)
     text = ref.get("reference", "") if isinstance(ref, dict) else ""
     match = re.match(r"^(?:.*/)?([A-Z][A-Za-z]+)(?:/[^/]+|\?.*)$", text)
     return match.group(1) if match else ""
@@ -326,8 +328,8 @@ def _task_from(appt: JSON, resources: ResourceSet, where: str) -> AppointmentTas
         kind = _actor_type(ref, target)
         if kind == "Patient" and patient is None:
             patient = _patient(target, ref)
-        elif kind == "Practitioner" and target is not None and practitioner is None:
-            practitioner = _optional(practitioner_from_fhir, target)
+        elif kind == "Practitioner" and practitioner is None:
+            practitioner = _optional(lambda r: practitioner_from_ref(r, resources), ref)
         elif kind == "Location" and target is not None and location is None:
             location = _optional(location_from_fhir, target)
     if patient is None:

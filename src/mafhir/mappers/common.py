@@ -19,7 +19,7 @@ from ..errors import InputError, Problem
 from ..fhirtypes import codeable, coding, fhir_date, identifier, reference
 from ..identity import identifier_from_reference, identifier_query
 from ..resourceset import ResourceSet
-from ..tasks.common import Address, LocationRef, PatientRef, PractitionerRef
+from ..tasks.common import Address, ClinicianRef, LocationRef, PatientRef, PractitionerRef
 
 __all__ = [
     "Refs",
@@ -32,6 +32,7 @@ __all__ = [
     "patient_refs",
     "practitioner_entry",
     "practitioner_from_fhir",
+    "practitioner_from_ref",
     "read_back",
     "visit_from_fhir",
 ]
@@ -88,6 +89,8 @@ def patient_refs(patient: PatientRef, ctx: MapContext) -> Refs:
         name["family"] = patient.family
     if patient.given:
         name["given"] = list(patient.given)
+    if patient.unnamed:  # a newborn not yet named: say so, never invent a name
+        name["extension"] = [{"url": systems.DATA_ABSENT_EXTENSION, "valueCode": "unknown"}]
     resource["name"] = [name]
     telecom = []
     if patient.phone:
@@ -171,8 +174,14 @@ def patient_from_fhir(resource: JSON | None, ref: JSON | None = None) -> Patient
     )
 
 
-def practitioner_entry(person: PractitionerRef) -> Refs:
-    """A US Core Practitioner, keyed on NPI."""
+def practitioner_entry(person: ClinicianRef) -> Refs:
+    """A US Core Practitioner keyed on NPI; for an NPI alone, a reference by identifier.
+
+    The EHR that knows a clinician by NPI resolves ``{"identifier": …}`` itself; writing a
+    Practitioner would need a name the clinic did not give.
+    """
+    if person.npi_only:
+        return Refs({"type": "Practitioner", "identifier": identifier(systems.NPI, person.npi)})
     name: JSON = {"family": person.family}
     if person.given:
         name["given"] = list(person.given)
@@ -197,6 +206,22 @@ def practitioner_from_fhir(resource: JSON) -> PractitionerRef:
         npi=npi, family=name["family"], given=name.get("given", []),
         prefix=(name.get("prefix") or [None])[0], suffix=(name.get("suffix") or [None])[0],
     )
+
+
+def practitioner_from_ref(ref: JSON | None, resources: ResourceSet) -> ClinicianRef | None:
+    """The practitioner a reference names: the Practitioner it resolves to in
+    ``resources``, or the NPI of a reference by identifier; None otherwise."""
+    if not isinstance(ref, dict):
+        return None
+    target = resources.resolve(ref)
+    if target is not None:
+        if target.get("resourceType") != "Practitioner":
+            return None
+        return ClinicianRef.model_validate(practitioner_from_fhir(target).model_dump())
+    ident = ref.get("identifier")
+    if isinstance(ident, dict) and ident.get("system") == systems.NPI and ident.get("value"):
+        return ClinicianRef(npi=ident["value"])
+    return None
 
 
 def location_entry(place: LocationRef, ctx: MapContext) -> Refs:
@@ -264,5 +289,5 @@ def read_back(label: str, build: Callable[[], T]) -> T:
         return build()
     except ValidationError as exc:
         raise InputError(problems_from_validation(exc, label)) from None
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, StopIteration) as exc:
         raise InputError([Problem(label, str(exc), "value")]) from None

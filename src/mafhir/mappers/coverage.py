@@ -204,8 +204,12 @@ def _subscriber_entry(sub: Subscriber, key: str, patient_ref: JSON, ctx: MapCont
 
 
 def _class(kind: str, value: PlanClass) -> JSON:
-    out: JSON = {"type": codeable(coding(systems.COVERAGE_CLASS, kind, _CLASS_DISPLAY[kind])),
-                 "value": value.id}
+    out: JSON = {"type": codeable(coding(systems.COVERAGE_CLASS, kind, _CLASS_DISPLAY[kind]))}
+    if value.id is not None:
+        out["value"] = value.id
+    else:  # class.value is 1..1: a name-only plan says its number is unknown (US Core DAR)
+        out["_value"] = {"extension": [{"url": systems.DATA_ABSENT_EXTENSION,
+                                        "valueCode": "unknown"}]}
     if value.name:
         out["name"] = value.name
     return out
@@ -415,7 +419,7 @@ def _card(coverage: JSON, resources: ResourceSet) -> JSON:
     for cls in coverage.get("class", []) or []:
         kind = _code(cls.get("type"), systems.COVERAGE_CLASS)
         if kind in ("group", "plan") and kind not in classes:
-            classes[kind] = PlanClass(id=cls["value"], name=cls.get("name"))
+            classes[kind] = PlanClass(id=cls.get("value"), name=cls.get("name"))
     period = coverage.get("period")
     copays: dict[str, Decimal] = {}
     by_code = {code: field for field, (code, _) in COPAY_TYPES.items()}

@@ -49,7 +49,7 @@ from .common import (
     patient_from_fhir,
     patient_refs,
     practitioner_entry,
-    practitioner_from_fhir,
+    practitioner_from_ref,
     visit_from_fhir,
 )
 
@@ -93,8 +93,8 @@ def _manufacturer(code: str) -> tuple[JSON, JSON]:
 
 def _education(vis: VisDocument) -> JSON:
     out: JSON = {}
-    if vis.document:
-        out["documentType"] = vis.document
+    if vis.document or vis.document_type:  # barcode, or the CDC document type's name
+        out["documentType"] = vis.document or vis.document_type
     if vis.reference:
         out["reference"] = vis.reference
     if vis.published:
@@ -207,10 +207,9 @@ def _performers(imm: JSON, resources: ResourceSet) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for perf in imm.get("performer", []):
         function = _code(perf.get("function"), systems.IMMUNIZATION_FUNCTION)
-        actor = resources.resolve(perf.get("actor"))
-        if function in ("AP", "OP") and actor and actor.get("resourceType") == "Practitioner":
-            key = "administered_by" if function == "AP" else "ordered_by"
-            out[key] = practitioner_from_fhir(actor)
+        person = practitioner_from_ref(perf.get("actor"), resources)
+        if function in ("AP", "OP") and person is not None:
+            out["administered_by" if function == "AP" else "ordered_by"] = person
     return out
 
 
@@ -257,15 +256,23 @@ def _one(imm: JSON, resources: ResourceSet) -> ImmunizationTask:
     data.update(_performers(imm, resources))
     if imm.get("note"):
         data["note"] = "\n".join(n.get("text", "") for n in imm["note"])
-    data["vis"] = [
-        {"document": e.get("documentType"), "reference": e.get("reference"),
-         "published": e.get("publicationDate"), "presented": e.get("presentationDate")}
-        for e in imm.get("education", [])
-    ]
+    data["vis"] = [_vis_from(e) for e in imm.get("education", [])]
     for concept in imm.get("programEligibility", []):
         data["eligibility"] = data.get("eligibility") or _code(concept, ELIGIBILITY_SYSTEM)
     data["funding_source"] = _code(imm.get("fundingSource"), systems.CDCPHINVS)
     return ImmunizationTask.model_validate({k: v for k, v in data.items() if v is not None})
+
+
+def _vis_from(education: JSON) -> JSON:
+    """A VIS read back: 24 digits in ``documentType`` are the barcode, other text the
+    CDC document type."""
+    doc = education.get("documentType")
+    barcode = isinstance(doc, str) and len(doc) == 24 and doc.isdigit()
+    out = {"document": doc if barcode else None, "document_type": None if barcode else doc,
+           "reference": education.get("reference"),
+           "published": education.get("publicationDate"),
+           "presented": education.get("presentationDate")}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def from_fhir(resources: ResourceSet) -> list[ImmunizationTask]:

@@ -15,7 +15,11 @@ Choices (mapping-reference §2):
   IG value set ``bodyTempMeasBodyLocationPrecoordVS``).
 * Pulse oximetry carries both 2708-6 and 59408-5; the inhaled O2 flow is component 3151-8
   in L/min (0 = room air, §2.4).
-* BMI is always computed from this visit's height and weight and written as us-core-bmi.
+* BMI is always computed from this visit's height and weight and written as us-core-bmi,
+  never under 2 years. An infant's recumbent length is us-core-body-height with 8306-3
+  (Body height --lying) beside the fixed 8302-2; weight-for-length and head circumference
+  percentiles (given by the EHR's charts) are the US Core pediatric profiles, in %, with
+  the chart's name in ``note``.
 * Pain has no US Core vital-sign profile (§2.5): it is written as
   us-core-observation-screening-assessment, category survey, LOINC 72514-3, valueInteger.
 * An infant weight in lb + oz is written as decimal pounds (``[lb_av]``).
@@ -49,7 +53,7 @@ from .common import (
     patient_from_fhir,
     patient_refs,
     practitioner_entry,
-    practitioner_from_fhir,
+    practitioner_from_ref,
     read_back,
     visit_from_fhir,
 )
@@ -163,6 +167,18 @@ SPECS: tuple[VitalSpec, ...] = (
               (coding(LOINC, "8302-2", "Body height"),), "Body height"),
     VitalSpec("weight", "body-weight", "us-core-body-weight",
               (coding(LOINC, "29463-7", "Body weight"),), "Body weight"),
+    VitalSpec("length", "body-length", "us-core-body-height",
+              (coding(LOINC, "8302-2", "Body height"), coding(LOINC, "8306-3",
+                                                              "Body height --lying")),
+              "Body length (recumbent)"),
+    VitalSpec("weight_for_length_percentile", "weight-for-length-percentile",
+              "pediatric-weight-for-height",
+              (coding(LOINC, "77606-2", "Weight-for-length Per age and sex"),),
+              "Weight-for-length percentile"),
+    VitalSpec("head_circumference_percentile", "head-circumference-percentile",
+              "head-occipital-frontal-circumference-percentile",
+              (coding(LOINC, "8289-1", "Head Occipital-frontal circumference Percentile"),),
+              "Head circumference percentile"),
     VitalSpec("head_circumference", "head-circumference", "us-core-head-circumference",
               (coding(LOINC, "9843-4", "Head Occipital-frontal circumference"),),
               "Head circumference"),
@@ -247,7 +263,11 @@ def _fill(obs: JSON, field: str, m: Any, task: VitalsTask) -> None:
         if m.o2_flow is not None:
             obs["component"] = [{"code": codeable(O2_FLOW, text=O2_FLOW["display"]),
                                  "valueQuantity": _qty(m.o2_flow, "L/min")}]
-    elif field in ("height", "head_circumference"):
+    elif field in ("weight_for_length_percentile", "head_circumference_percentile"):
+        _value_or_absent(obs, None if m.value is None else _qty(m.value, "%"), m.not_obtained)
+        if m.chart:
+            obs["note"] = [{"text": m.chart}]
+    elif field in ("height", "length", "head_circumference"):
         _value_or_absent(obs, None if m.value is None else _qty(m.value, m.unit), m.not_obtained)
     elif field == "weight":
         q = m.quantity
@@ -265,7 +285,7 @@ def _reorder(obs: JSON) -> JSON:
     """Elements in FHIR order (extension first, value before bodySite before component)."""
     order = ("resourceType", "meta", "extension", "identifier", "status", "category", "code",
              "subject", "encounter", "effectiveDateTime", "performer", "valueQuantity",
-             "valueInteger", "dataAbsentReason", "bodySite", "component")
+             "valueInteger", "dataAbsentReason", "note", "bodySite", "component")
     return {k: obs[k] for k in order if k in obs}
 
 
@@ -375,8 +395,14 @@ def _read(field: str, obs: JSON) -> JSON:
             if _has_code(comp.get("code"), "3151-8") and isinstance(q, dict):
                 out["o2_flow"] = q.get("value")
         return out
-    if field in ("height", "weight", "head_circumference"):
+    if field in ("height", "length", "weight", "head_circumference"):
         return _measure(obs, unit=True)
+    if field in ("weight_for_length_percentile", "head_circumference_percentile"):
+        out = _measure(obs, unit=False)
+        notes = [n.get("text") for n in obs.get("note") or [] if n.get("text")]
+        if notes:
+            out["chart"] = notes[0]
+        return out
     if field == "pain":
         if isinstance(obs.get("valueInteger"), int):
             return {"score": obs["valueInteger"]}
@@ -423,9 +449,9 @@ def _task_from(task_id: str, found: dict[str, JSON], resources: ResourceSet) -> 
     if visit:
         raw["visit"] = visit
     performers = first.get("performer") or []
-    practitioner = resources.resolve(performers[0]) if performers else None
-    if practitioner is not None and practitioner.get("resourceType") == "Practitioner":
-        raw["performer"] = practitioner_from_fhir(practitioner)
+    performer = practitioner_from_ref(performers[0], resources) if performers else None
+    if performer is not None:
+        raw["performer"] = performer
     for field, obs in found.items():
         raw[field] = _read(field, obs)
     # The BMI is re-checked against height and weight (model validation), then dropped:

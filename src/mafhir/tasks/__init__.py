@@ -1,6 +1,7 @@
 """Task models: the clinic's words for each piece of MA work."""
 
 from .base import TaskId, TaskModel
-from .common import Address, LocationRef, PatientRef, PractitionerRef
+from .common import Address, ClinicianRef, LocationRef, PatientRef, PractitionerRef
 
-__all__ = ["Address", "LocationRef", "PatientRef", "PractitionerRef", "TaskId", "TaskModel"]
+__all__ = ["Address", "ClinicianRef", "LocationRef", "PatientRef", "PractitionerRef", "TaskId",
+           "TaskModel"]

@@ -52,7 +52,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from .. import systems
 from ..errors import InputError, Problem, TransitionError
 from .base import TaskId, TaskModel
-from .common import LocationRef, PatientRef, PractitionerRef
+from .common import ClinicianRef, LocationRef, PatientRef
 from .text import Identifier
 
 __all__ = [
@@ -257,7 +257,7 @@ class AppointmentTask(TaskModel):
     service_type: CodedText | None = None
     appointment_type: AppointmentType | None = None
     reason: CodedText | None = None
-    practitioner: PractitionerRef | None = None
+    practitioner: ClinicianRef | None = None
     location: LocationRef | None = None
     cancel_reason: CancelReason | None = None
     at: AwareDatetime | None = Field(default=None, description="When the check-in, start or "

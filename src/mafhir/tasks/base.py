@@ -8,9 +8,9 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ..errors import Problem
+from ..errors import CODES, Problem
 
-__all__ = ["FieldError", "TaskId", "TaskModel", "refuse"]
+__all__ = ["FieldError", "TaskId", "TaskModel", "refuse_at"]
 
 #: A cross-field rule's refusal: the field's location in the task, and why.
 FieldError = tuple[tuple[str | int, ...], str]
@@ -41,12 +41,19 @@ class TaskModel(BaseModel):
         return []
 
 
-def refuse(title: str, errors: Sequence[FieldError]) -> None:
-    """Raise the refusals of a cross-field rule as one pydantic error, each at its own field,
-    so that the pipeline reports ``task[i].<field>``; nothing when there are none."""
-    if errors:
-        raise ValidationError.from_exception_data(title, [
-            InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                             input=None)
-            for loc, message in errors
-        ])
+def refuse_at(model: str, errors: Sequence[FieldError],
+              code: str = "value_error") -> None:
+    """Raise one validation error per ``(location, message)``, each at the field it is
+    about (so the pipeline reports ``task[i].<field>``); nothing when ``errors`` is empty.
+
+    Cross-field rules use this instead of a bare ``ValueError``, which pydantic would
+    place on the whole task. ``code`` is a problem code (:data:`mafhir.errors.CODES`)
+    that the refusal keeps, or pydantic's generic ``value_error``.
+    """
+    if not errors:
+        return
+    kind = code if code in CODES else "value_error"
+    raise ValidationError.from_exception_data(model, [
+        InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
+        for loc, message in errors
+    ])

@@ -9,9 +9,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from .text import Identifier, Name
 
-__all__ = ["Address", "LocationRef", "Npi", "PatientRef", "PractitionerRef", "npi_is_valid"]
+__all__ = ["Address", "ClinicianRef", "LocationRef", "Lot", "Npi", "PatientRef",
+           "PractitionerRef", "VisitId", "npi_is_valid"]
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+#: The visit a task belongs to: the appointment id whose Encounter check-in opened.
+VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
+                               description="The appointment id whose Encounter this is")]
+#: A product's lot number (a vaccine, a test kit, a PPD vial), as printed.
+Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 
 
 def npi_is_valid(npi: str) -> bool:
@@ -53,6 +60,8 @@ class PatientRef(BaseModel):
 
     With demographics a US Core Patient is written (conditional create on the MRN);
     with the MRN alone, resources refer to ``Patient?identifier=<system>|<mrn>``.
+    A newborn not yet named is a new patient with no ``family`` or ``given``: its
+    ``Patient.name`` carries a data-absent-reason (US Core us-core-6 allows it).
     """
 
     model_config = _MODEL
@@ -73,6 +82,11 @@ class PatientRef(BaseModel):
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
     @property
+    def unnamed(self) -> bool:
+        """A new patient not yet named (a newborn known by MRN, birth date and sex)."""
+        return self.has_demographics and not (self.family or self.given)
+
+    @property
     def has_demographics(self) -> bool:
         return any(
             (self.family, self.given, self.birth_date, self.gender, self.phone, self.email,
@@ -82,9 +96,10 @@ class PatientRef(BaseModel):
     @model_validator(mode="after")
     def _new_patient_is_complete(self) -> PatientRef:
         if self.has_demographics:
-            if not (self.family or self.given):
+            if not (self.family or self.given) and self.birth_date is None:
                 raise ValueError(
-                    "a new patient needs 'family' or 'given' (US Core Patient.name is required)"
+                    "a new patient needs a name ('family' or 'given'), or at least "
+                    "'birth_date' and 'gender' when not yet named (a newborn)"
                 )
             if self.gender is None:
                 raise ValueError(
@@ -94,16 +109,43 @@ class PatientRef(BaseModel):
         return self
 
 
-class PractitionerRef(BaseModel):
-    """A clinician, identified by NPI (US Core Practitioner needs identifier and name)."""
+class ClinicianRef(BaseModel):
+    """A clinician, identified by NPI, named or not.
+
+    With a name, a US Core Practitioner is written (it needs identifier and family name).
+    With the NPI alone the EHR already knows the clinician: resources refer to them by
+    identifier (``{"identifier": {"system": us-npi, "value": …}}``) and no name is
+    invented. The MA's own kinds take this (a vaccinator, an ordering provider, an
+    appointment's practitioner, a performer).
+    """
 
     model_config = _MODEL
 
     npi: Npi
-    family: Name = Field(min_length=1)
+    family: Name | None = Field(default=None, min_length=1)
     given: list[Annotated[Name, Field(min_length=1)]] = Field(default_factory=list)
     prefix: Name | None = None
     suffix: Name | None = None
+
+    @property
+    def npi_only(self) -> bool:
+        """Known by NPI alone: referred to by identifier, no Practitioner written."""
+        return self.family is None
+
+    @model_validator(mode="after")
+    def _name_has_family(self) -> ClinicianRef:
+        if self.family is None and (self.given or self.prefix or self.suffix):
+            raise ValueError("a practitioner's name needs 'family' (US Core "
+                             "Practitioner.name.family); or give the NPI alone")
+        return self
+
+
+class PractitionerRef(ClinicianRef):
+    """A clinician identified by NPI *and* named (US Core Practitioner needs identifier and
+    family name): for what must carry the name itself, such as an HL7 v2 message's
+    ordering provider or a prescription's prescriber."""
+
+    family: Name = Field(min_length=1)
 
 
 class LocationRef(BaseModel):

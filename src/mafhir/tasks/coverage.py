@@ -87,12 +87,23 @@ class Payer(BaseModel):
 
 
 class PlanClass(BaseModel):
-    """A group or plan on the card: its number and, when printed, its name."""
+    """A group or plan on the card: its number and, when printed, its name.
+
+    Many cards print a plan's name ("Gold PPO 1500") and no plan number: the name alone
+    is taken, and ``Coverage.class.value`` then says the number is unknown
+    (data-absent-reason) instead of inventing one.
+    """
 
     model_config = _MODEL
 
-    id: _Token
+    id: _Token | None = None
     name: Name | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _id_or_name(self) -> PlanClass:
+        if self.id is None and self.name is None:
+            raise ValueError("needs the number ('id') or the name ('name') printed on the card")
+        return self
 
 
 class Period(BaseModel):

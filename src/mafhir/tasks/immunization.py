@@ -21,13 +21,20 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ..codes import cvx, mvx
 from ..errors import Problem
-from .base import FieldError, TaskId, TaskModel, refuse
-from .common import LocationRef, PatientRef, PractitionerRef
-from .product import EXPIRED_LOT, Lot, lot_expired
+from .base import FieldError, TaskId, TaskModel, refuse_at
+from .common import ClinicianRef, LocationRef, Lot, PatientRef
+from .product import EXPIRED_LOT, lot_expired
 
 __all__ = [
     "ELIGIBILITY",
@@ -103,21 +110,42 @@ class VaccineGiven(BaseModel):
 
     model_config = _MODEL
 
-    cvx: str = Field(pattern=r"^\d{1,3}$", description="CDC CVX code, a string ('03', '140')")
+    cvx: str = Field(description="CDC CVX code, a string ('03', '140')")
     ndc: str | None = Field(
         default=None, pattern=r"^(\d{4,5}-\d{3,4}-\d{1,2}|\d{11})$",
         description="NDC of the product (dashed 10-digit or 11-digit), sent as a translation",
     )
 
+    @field_validator("cvx")
+    @classmethod
+    def _digits(cls, value: str) -> str:
+        """Whether a code is in the CDC table is judged once, with the status (in the
+        task); here only what cannot be a CVX code at all is refused, in words."""
+        if not value.isascii() or not value.isdigit() or len(value) > 8:
+            raise ValueError("is not a CVX code: CVX codes are the digits of the CDC CVX "
+                             "table, e.g. '03' or '140'")
+        return value
+
 
 class VisDocument(BaseModel):
-    """A Vaccine Information Statement given to the patient (Immunization.education)."""
+    """A Vaccine Information Statement given to the patient (Immunization.education).
+
+    Three ways a clinic records which VIS it gave, all accepted: the CDC VIS document
+    type and its edition date (``document_type`` + ``published``, the usual way), the
+    24-digit fully-encoded barcode (``document``), or a URL (``reference``).
+    """
 
     model_config = _MODEL
 
     document: str | None = Field(
         default=None, pattern=r"^\d{24}$",
         description="the 24-digit VIS fully-encoded barcode string (education.documentType)",
+    )
+    document_type: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="the CDC VIS document type as named on the statement, e.g. "
+                    "'Influenza (Flu) Vaccine (Inactivated or Recombinant) VIS'; with "
+                    "'published' (education.documentType + publicationDate)",
     )
     reference: str | None = Field(
         default=None, pattern=r"^(urn:|https?://)\S+$", description="URL of the VIS document",
@@ -127,8 +155,16 @@ class VisDocument(BaseModel):
 
     @model_validator(mode="after")
     def _document_or_reference(self) -> VisDocument:
-        if not (self.document or self.reference):
-            raise ValueError("a VIS needs 'document' (24-digit barcode) or 'reference' (imm-1)")
+        if self.document and self.document_type:
+            raise ValueError("give the VIS barcode ('document') or its document type "
+                             "('document_type' + 'published'), not both")
+        if self.document_type and self.published is None:
+            raise ValueError("a VIS given by 'document_type' needs its edition date in "
+                             "'published' (the date printed on the statement)")
+        if not (self.document or self.document_type or self.reference):
+            raise ValueError("a VIS needs its document type and edition date ('document_type'"
+                             " + 'published'), the 24-digit barcode ('document') or a URL "
+                             "('reference'); imm-1")
         return self
 
 
@@ -159,8 +195,8 @@ class ImmunizationTask(TaskModel):
     dose_ml: float | None = Field(default=None, gt=0, le=10, description="dose in mL")
     site: Site | None = None
     route: Route | None = None
-    administered_by: PractitionerRef | None = None
-    ordered_by: PractitionerRef | None = None
+    administered_by: ClinicianRef | None = None
+    ordered_by: ClinicianRef | None = None
     vis: list[VisDocument] = Field(default_factory=list, max_length=10)
     funding_source: Funding | None = None
     eligibility: Eligibility | None = None
@@ -207,7 +243,7 @@ class ImmunizationTask(TaskModel):
                            "is only for a dose not given (statusReason goes with not-done)"))
         if self.status == "given" and lot_expired(self.expiration_date, self.occurred):
             errors.append((("expiration_date",), EXPIRED_LOT))
-        refuse("ImmunizationTask", errors)
+        refuse_at("ImmunizationTask", errors)
         return self
 
     def warnings(self) -> list[Problem]:

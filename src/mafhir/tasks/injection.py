@@ -28,10 +28,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import Problem
-from .base import FieldError, TaskId, TaskModel, refuse
-from .common import PatientRef, PractitionerRef
+from .base import FieldError, TaskId, TaskModel, refuse_at
+from .common import Lot, PatientRef, PractitionerRef
 from .immunization import NOT_GIVEN_REASONS, SITES
-from .product import EXPIRED_LOT, Lot, lot_expired
+from .product import EXPIRED_LOT, lot_expired
 from .text import Name
 from .vitals import Number
 
@@ -161,7 +161,7 @@ class InjectionTask(TaskModel):
             for name in ("dose", "route", "site", "lot_number", "expiration_date"):
                 if getattr(self, name) is not None:
                     errors.append(((name,), "must be empty: nothing was given"))
-        refuse("InjectionTask", errors)
+        refuse_at("InjectionTask", errors)
         return self
 
     def warnings(self) -> list[Problem]:

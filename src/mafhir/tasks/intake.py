@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import Problem
-from .base import FieldError, TaskId, TaskModel, refuse
+from .base import FieldError, TaskId, TaskModel, refuse_at
 from .common import PatientRef, PractitionerRef
 from .screening import HVS_ANSWERS, INSTRUMENTS, total_of
 from .text import Identifier, Name
@@ -227,7 +227,7 @@ class IntakeTask(TaskModel):
                                "is given twice in one intake"))
             seen.add(screening.instrument)
             errors.extend(_screening_errors(screening, ("screenings", i)))
-        refuse("IntakeTask", errors)
+        refuse_at("IntakeTask", errors)
         return self
 
     def _allergy_errors(self) -> list[FieldError]:

@@ -8,16 +8,10 @@ hide it). The lot number itself is an identifier as the clinic writes it.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
 
-from pydantic import Field
-
-from .text import Identifier
+from .common import Lot
 
 __all__ = ["EXPIRED_LOT", "Lot", "lot_expired"]
-
-#: A lot number as printed on the vial (no leading or trailing blanks).
-Lot = Annotated[Identifier, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 
 #: The refusal, in the clinic's words, at ``expiration_date``.
 EXPIRED_LOT = "the lot had expired on the administration date"

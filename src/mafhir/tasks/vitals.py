@@ -30,11 +30,14 @@ from pydantic import (
 from ..errors import Problem
 from ..strictjson import exact_float
 from .base import TaskModel
-from .common import PatientRef, PractitionerRef
+from .common import ClinicianRef, PatientRef, VisitId
 
 __all__ = [
     "BLOOD_PRESSURE_POSITIONS",
+    "BMI_FROM_MONTHS",
     "BP_CUFF_SITES",
+    "HEAD_PERCENTILE_UNTIL_MONTHS",
+    "INFANT_HEIGHT_CM",
     "KG_PER_LB",
     "LIMITS",
     "MEASUREMENTS",
@@ -45,14 +48,18 @@ __all__ = [
     "HeadCircumference",
     "HeartRate",
     "Height",
+    "Length",
     "Limits",
+    "Number",
     "Pain",
+    "Percentile",
     "Rate",
     "RespiratoryRate",
     "SpO2",
     "Temperature",
     "VitalsTask",
     "Weight",
+    "age_in_months",
     "bmi_of",
     "celsius",
     "centimetres",
@@ -83,7 +90,16 @@ TEMPERATURE_SITES: tuple[str, ...] = get_args(TemperatureSite)
 
 #: The measurements a vitals task can carry (the task's field names, BMI excluded).
 MEASUREMENTS = ("blood_pressure", "heart_rate", "respiratory_rate", "temperature", "spo2",
-                "height", "weight", "head_circumference", "pain")
+                "height", "length", "weight", "head_circumference", "pain",
+                "weight_for_length_percentile", "head_circumference_percentile")
+
+#: No BMI under 2 years (CDC: BMI-for-age charts start at 2; WHO weight-for-length before).
+BMI_FROM_MONTHS = 24
+#: Shorter than a typical 2-year-old (CDC growth charts, ~86 cm): a BMI computed for a
+#: patient of unknown age from such a height may be an infant's (project heuristic).
+INFANT_HEIGHT_CM = 87
+#: The head circumference percentile charts end at 36 months (mapping-reference §2.1, C12).
+HEAD_PERCENTILE_UNTIL_MONTHS = 36
 
 
 def _number(value: Any) -> Any:
@@ -194,6 +210,7 @@ LIMITS: dict[str, Limits] = {
     "weight": Limits("kg", 0.3, 500),
     "head_circumference": Limits("cm", 20, 70),
     "bmi": Limits("kg/m2", 8, 100, 12, 60),
+    "percentile": Limits("%", 0, 100),
 }
 
 
@@ -402,6 +419,29 @@ class Height(_Length):
     limits_key: ClassVar[str] = "height"
 
 
+class Length(_Length):
+    """Recumbent length of an infant (lying down; LOINC 8306-3), inches or centimetres.
+
+    Its own measure, not a height: a BMI is never computed from it.
+    """
+
+    limits_key: ClassVar[str] = "height"
+
+
+class Percentile(_Measure):
+    """A growth percentile the EHR computed from its charts (0–100 %), with the chart's
+    name when known (US Core puts it in ``note``, e.g. 'WHO Males, 0-2 years Chart')."""
+
+    value: Number | None = None
+    chart: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("value")
+    @classmethod
+    def _limits(cls, v: float | None) -> float | None:
+        _check_hard(v, "percentile")
+        return v
+
+
 class HeadCircumference(_Length):
     """Occipital-frontal head circumference in inches or centimetres."""
 
@@ -487,9 +527,6 @@ class BmiCheck(BaseModel):
     value: Number
 
 
-VisitId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$",
-                               description="The appointment id whose Encounter this is")]
-
 
 class VitalsTask(TaskModel):
     """Vital signs taken at one moment of a visit (one Observation per measurement).
@@ -504,7 +541,7 @@ class VitalsTask(TaskModel):
     patient: PatientRef
     effective: AwareDatetime = Field(description="When the vitals were taken (with offset)")
     visit: VisitId | None = None
-    performer: PractitionerRef | None = None
+    performer: ClinicianRef | None = None
 
     blood_pressure: BloodPressure | None = None
     heart_rate: HeartRate | None = None
@@ -512,17 +549,33 @@ class VitalsTask(TaskModel):
     temperature: Temperature | None = None
     spo2: SpO2 | None = None
     height: Height | None = None
+    length: Length | None = None
     weight: Weight | None = None
     head_circumference: HeadCircumference | None = None
     pain: Pain | None = None
+    weight_for_length_percentile: Percentile | None = None
+    head_circumference_percentile: Percentile | None = None
     # Last, so that its validator sees height and weight; validated even when absent so
     # that a computed BMI outside the hard limits is refused at ``bmi``.
     bmi: BmiCheck | None = Field(default=None, validate_default=True)
+
+    @field_validator("length")
+    @classmethod
+    def _height_or_length(cls, v: Length | None, info: ValidationInfo) -> Length | None:
+        if v is not None and info.data.get("height") is not None:
+            raise ValueError("give the standing 'height' or the recumbent 'length', not both")
+        return v
 
     @field_validator("bmi")
     @classmethod
     def _bmi_matches(cls, v: BmiCheck | None, info: ValidationInfo) -> BmiCheck | None:
         height, weight = info.data.get("height"), info.data.get("weight")
+        months = _months_of(info.data.get("patient"), info.data.get("effective"))
+        if months is not None and months < BMI_FROM_MONTHS:
+            if v is not None:
+                raise ValueError(f"no BMI under 2 years (the patient is {months} months old): "
+                                 "weight-for-length percentile is the measure at this age")
+            return v
         computed = _computed_bmi(height, weight)
         if computed is None:
             if v is not None and "height" in info.data and "weight" in info.data:
@@ -547,8 +600,17 @@ class VitalsTask(TaskModel):
         return self
 
     @property
+    def age_months(self) -> int | None:
+        """Completed months of age when measured, or None when the birth date is unknown."""
+        return _months_of(self.patient, self.effective)
+
+    @property
     def computed_bmi(self) -> float | None:
-        """BMI from this visit's height and weight, or None when either is missing."""
+        """BMI from this visit's height and weight, or None when either is missing or the
+        patient is under 2 years (a recumbent length never makes a BMI)."""
+        months = self.age_months
+        if months is not None and months < BMI_FROM_MONTHS:
+            return None
         return _computed_bmi(self.height, self.weight)
 
     def warnings(self) -> list[Problem]:
@@ -576,7 +638,37 @@ class VitalsTask(TaskModel):
                 and born is not None and _years(born, self.effective.date()) >= 3):
             out.append(Problem("head_circumference",
                                "is usually measured only before age 3; please confirm", "value"))
+        months = self.age_months
+        height_cm = self.height.cm if self.height is not None else None
+        if months is None and self.computed_bmi is not None and height_cm is not None \
+                and height_cm < INFANT_HEIGHT_CM:
+            out.append(Problem("bmi", "computed without knowing the age; there is no BMI "
+                                      "under 2 years: give the patient's birth_date, or "
+                                      "'length' for an infant", "incomplete"))
+        if months is not None:
+            if self.weight_for_length_percentile is not None and months >= BMI_FROM_MONTHS:
+                out.append(Problem("weight_for_length_percentile", "is the measure under 2 "
+                                   "years; from 2 years BMI-for-age is charted", "value"))
+            if (self.head_circumference_percentile is not None
+                    and months > HEAD_PERCENTILE_UNTIL_MONTHS):
+                out.append(Problem("head_circumference_percentile", "the head circumference "
+                                   "charts end at 36 months; please confirm", "value"))
+            if self.length is not None and months >= BMI_FROM_MONTHS:
+                out.append(Problem("length", "a recumbent length is usually measured only "
+                                   "before age 2; standing height after", "value"))
         return out
+
+
+def age_in_months(born: date, on: date) -> int:
+    """Completed months of age on a day (a month is complete on the same day of month)."""
+    months = (on.year - born.year) * 12 + on.month - born.month
+    return months - 1 if on.day < born.day else months
+
+
+def _months_of(patient: Any, when: Any) -> int | None:
+    if not isinstance(patient, PatientRef) or patient.birth_date is None or when is None:
+        return None
+    return age_in_months(patient.birth_date, when.date())
 
 
 def _years(born: date, on: date) -> int:

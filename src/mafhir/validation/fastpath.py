@@ -54,6 +54,9 @@ class _Field:
 class _Node:
     fields: dict[str, _Field] = field(default_factory=dict)
     required: tuple[str, ...] = ()
+    #: required primitives the model also takes as their ``_name`` extension alone (a
+    #: data-absent-reason in place of a value): name → the ``_name`` alias
+    required_ext: dict[str, str] = field(default_factory=dict)
     choices: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (aliases, one required)
     any_of: tuple[str, ...] = ()  # at least one of these present (a primitive's extension)
 
@@ -154,6 +157,9 @@ def _compile(model: type) -> _Node:
             except _Unsupported:
                 continue  # left out of the table: not sure when present
         node.required = tuple(alias[name] for name in required)
+        node.required_ext = {alias[name]: alias[ext]
+                             for name, ext in sample.get_required_fields()
+                             if ext in alias and alias[ext] in node.fields}
         node.choices = tuple(
             (tuple(alias[f] for f in names),
              model.model_fields[names[0]].json_schema_extra["one_of_many_required"]  # type: ignore[attr-defined]
@@ -233,7 +239,9 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
                     return False
     for name in node.required:
         if name not in data:
-            return False
+            ext = node.required_ext.get(name)  # extension-only: the model wants `extension`
+            if ext is None or type(data.get(ext)) is not dict or not data[ext].get("extension"):
+                return False
     if node.any_of and not any(name in data for name in node.any_of):
         return False
     for names, needed in node.choices:

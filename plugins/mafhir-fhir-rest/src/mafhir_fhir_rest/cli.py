@@ -30,7 +30,8 @@ JSON = dict[str, Any]
 
 #: pull WHAT → the task kind --tasks maps it to
 TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals": "vitals",
-             "coverage": "coverage", "intake": "intake", "injections": "injection"}
+             "coverage": "coverage", "intake": "intake", "injections": "injection",
+             "poc-tests": "poc_test", "ekgs": "ekg", "skin-tests": "skin_test"}
 
 
 def _load_clinic(path: str | None) -> Any:
@@ -170,7 +171,8 @@ def _parse_date(text: str) -> date:
 @click.option("--from", "target", required=True,
               help="FHIR base URL, or a source named in mafhir.toml.")
 @click.argument("what", type=click.Choice(["schedule", "patient", "immunizations", "vitals",
-                                           "coverage", "allergies", "intake", "injections"]))
+                                           "coverage", "allergies", "intake", "injections",
+                                           "poc-tests", "ekgs", "skin-tests"]))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--date", "day", help="schedule: first day (YYYY-MM-DD; default today).")
 @click.option("--end", help="schedule: end (exclusive; default the day after --date).")
@@ -183,9 +185,10 @@ def _parse_date(text: str) -> date:
 @click.option("--birthdate", help="patient: birth date YYYY-MM-DD.")
 @click.option("--since", help="vitals: only from this date.")
 @click.option("--tasks", "as_tasks", is_flag=True,
-              help="schedule, immunizations, vitals, coverage, intake, injections: print the "
-                   "tasks (appointment, immunization, vitals, coverage, intake, injection) "
-                   "instead of FHIR resources.")
+              help="schedule, immunizations, vitals, coverage, intake, injections, poc-tests, "
+                   "ekgs, skin-tests: print the tasks (appointment, immunization, vitals, "
+                   "coverage, intake, injection, poc_test, ekg, skin_test) instead of FHIR "
+                   "resources.")
 @click.option("--count", type=int, default=None, help="Page size (_count).")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False),
               help="Also keep what is read in this local store file (the `local` "
@@ -227,6 +230,8 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                 if as_tasks:
                     stream = (reads.vitals_set(client, ref, when) if what == "vitals" else
                               getattr(reads, f"{TASK_KIND[what]}_set")(client, ref))
+                elif what in reads.RESULT_SETS:  # the resources a result kind is made of
+                    stream = reads.RESULT_SETS[what](client, ref)
                 elif what == "vitals":
                     stream = reads.vitals(client, ref, when)
                 else:

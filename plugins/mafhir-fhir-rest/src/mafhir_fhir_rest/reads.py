@@ -21,9 +21,11 @@ from mafhir.io import loads
 from .client import JSON_TYPES, FhirClient
 
 __all__ = [
+    "RESULT_SETS",
     "allergies",
     "coverage",
     "coverage_set",
+    "ekg_set",
     "find_patient",
     "immunization_set",
     "immunizations",
@@ -33,8 +35,10 @@ __all__ = [
     "intake_set",
     "keeping_decimals",
     "patient_reference",
+    "poc_test_set",
     "schedule",
     "schedule_tasks",
+    "skin_test_set",
     "vitals",
     "vitals_set",
 ]
@@ -248,6 +252,10 @@ def coverage_set(client: FhirClient, patient: str) -> list[JSON]:
     return found
 
 
+def _entries(client: FhirClient, rtype: str, params: list[tuple[str, str]]) -> list[JSON]:
+    return [e["resource"] for e in client.search_entries(rtype, params)]
+
+
 #: What an intake records, by resource type, and the search that finds it for a patient
 #: (the reported med list is ``intent=plan``: orders and prescriptions are not intake).
 _INTAKE_SEARCHES: tuple[tuple[str, list[tuple[str, str]]], ...] = (
@@ -295,11 +303,63 @@ def injections(client: FhirClient, patient: str) -> Iterator[JSON]:
 
 def injection_set(client: FhirClient, patient: str) -> list[JSON]:
     """MedicationAdministrations with the patient, the MA, the order and its prescriber."""
-    found = [e["resource"] for e in client.search_entries("MedicationAdministration", [
+    found = _entries(client, "MedicationAdministration", [
         ("patient", patient), ("_include", "MedicationAdministration:patient"),
         ("_include", "MedicationAdministration:performer"),
-        ("_include", "MedicationAdministration:request")])]
+        ("_include", "MedicationAdministration:request")])
     found += _by_id(client, "Practitioner", _ids(_refs(found, "requester"), "Practitioner"))
     found += _by_id(client, "Encounter", _ids(_refs(found, "context"), "Encounter"))
     _visit_by_identifier(found, "MedicationAdministration", key="context")
     return found
+
+
+def poc_test_set(client: FhirClient, patient: str) -> list[JSON]:
+    """Laboratory Observations (point-of-care results among them) with the patient,
+    performers, kits (Device) and visits."""
+    found = _entries(client, "Observation", [
+        ("patient", patient), ("category", "laboratory"), ("_sort", "-date"),
+        ("_include", "Observation:patient"), ("_include", "Observation:performer"),
+        ("_include", "Observation:device"), ("_include", "Observation:encounter")])
+    have = {f"Device/{r.get('id')}" for r in found if r.get("resourceType") == "Device"}
+    refs = [str((r.get("device") or {}).get("reference", "")) for r in found
+            if r.get("resourceType") == "Observation"]
+    # not every server follows _include=Observation:device: the kits are fetched by id
+    found += _by_id(client, "Device", [i for i in _ids(refs, "Device")
+                                       if f"Device/{i}" not in have])
+    _visit_by_identifier(found, "Observation")
+    return found
+
+
+def ekg_set(client: FhirClient, patient: str) -> list[JSON]:
+    """EKG Procedures (SNOMED CT 29303009), their reports (11524-6) with the tracing and
+    interpreter, and their measurements (category procedure)."""
+    found = _entries(client, "Procedure", [
+        ("patient", patient), ("code", "http://snomed.info/sct|29303009"),
+        ("_include", "Procedure:patient"), ("_include", "Procedure:performer"),
+        ("_include", "Procedure:encounter")])
+    found += _entries(client, "DiagnosticReport", [
+        ("patient", patient), ("code", "http://loinc.org|11524-6"),
+        ("_include", "DiagnosticReport:results-interpreter")])
+    found += _entries(client, "Observation", [("patient", patient),
+                                              ("category", "procedure")])
+    _visit_by_identifier(found, "Procedure")
+    return found
+
+
+def skin_test_set(client: FhirClient, patient: str) -> list[JSON]:
+    """TB skin test placements (CPT 86580) and readings (LOINC 1648-5), with the patient,
+    who placed and read them, and their visits."""
+    found = _entries(client, "Procedure", [
+        ("patient", patient), ("code", "http://www.ama-assn.org/go/cpt|86580"),
+        ("_include", "Procedure:patient"), ("_include", "Procedure:performer"),
+        ("_include", "Procedure:encounter")])
+    found += _entries(client, "Observation", [
+        ("patient", patient), ("code", "http://loinc.org|1648-5"),
+        ("_include", "Observation:performer"), ("_include", "Observation:encounter")])
+    _visit_by_identifier(found, "Procedure")
+    _visit_by_identifier(found, "Observation")
+    return found
+
+
+#: pull WHAT → the resources of that result kind (without --tasks)
+RESULT_SETS = {"poc-tests": poc_test_set, "ekgs": ekg_set, "skin-tests": skin_test_set}

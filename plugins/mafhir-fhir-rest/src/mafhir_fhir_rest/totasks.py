@@ -40,34 +40,36 @@ def _by_id(resource: JSON) -> str:
     return str(resource.get("id", ""))
 
 
-def _vitals_key(resource: JSON) -> str:
-    """The vitals task an Observation belongs to: its ``<task id>/<slug>`` identifier
-    (system ending ``/observation``, the vitals mapper's convention), else itself."""
-    for ident in resource.get("identifier") or []:
-        system, value = str(ident.get("system", "")), str(ident.get("value", ""))
-        if system.endswith("/observation") and "/" in value:
-            return f"{system}|{value.rsplit('/', 1)[0]}"
-    return f"id:{resource.get('id', '')}"
+def _task_key(suffix: str, whole: bool = False) -> Callable[[JSON], str]:
+    """The task a resource belongs to: its identifier in a system ending ``suffix`` (the
+    clinic's ``…/<kind>`` namespace) — ``<task id>/<slug>``, or with ``whole`` the task id
+    itself (an intake's) — else the resource itself."""
+    def key(resource: JSON) -> str:
+        for ident in resource.get("identifier") or []:
+            system, value = str(ident.get("system", "")), str(ident.get("value", ""))
+            if not system.endswith(suffix) or not value:
+                continue
+            if whole:
+                return f"{system}|{value}"
+            if "/" in value:
+                return f"{system}|{value.rsplit('/', 1)[0]}"
+        return f"id:{resource.get('resourceType')}/{resource.get('id', '')}"
 
-
-def _intake_key(resource: JSON) -> str:
-    """The intake a resource was recorded by (its ``…/intake`` identifier), else itself."""
-    for ident in resource.get("identifier") or []:
-        system, value = str(ident.get("system", "")), str(ident.get("value", ""))
-        if system.endswith("/intake") and value:
-            return f"{system}|{value}"
-    return f"id:{resource.get('resourceType')}/{resource.get('id', '')}"
+    return key
 
 
 #: task kind → (the resource types an item is made of, how its resources are grouped)
 KINDS: dict[str, tuple[tuple[str, ...], Callable[[JSON], str]]] = {
     "appointment": (("Appointment",), _by_id),
     "immunization": (("Immunization",), _by_id),
-    "vitals": (("Observation",), _vitals_key),
+    "vitals": (("Observation",), _task_key("/observation")),
     "coverage": (("Coverage",), _by_id),
     "intake": (("AllergyIntolerance", "MedicationRequest", "Condition", "Observation"),
-               _intake_key),
+               _task_key("/intake", whole=True)),
     "injection": (("MedicationAdministration",), _by_id),
+    "poc_test": (("Observation",), _task_key("/poc-test")),
+    "ekg": (("Procedure", "DiagnosticReport", "Observation"), _task_key("/ekg")),
+    "skin_test": (("Procedure", "Observation"), _task_key("/skin-test")),
 }
 
 
@@ -104,8 +106,8 @@ def to_tasks(kind: str, resources: Iterable[JSON]) -> Iterator[Any]:
         except Exception as exc:  # one unreadable item must not lose the rest
             # the mapper names the item by its place in the set ("Appointment[0]"): the
             # reference replaces that
-            primary = str(group[0].get("resourceType"))
-            reason = re.sub(rf"^{primary}\[\d+\]:?\s*", "", _reason(exc, kind))
-            yield Unmapped(f"{primary}/{group[0].get('id', '?')}", reason)
+            first = str(group[0].get("resourceType"))
+            reason = re.sub(rf"^{first}\[\d+\]:?\s*", "", _reason(exc, kind))
+            yield Unmapped(f"{first}/{group[0].get('id', '?')}", reason)
             continue
         yield from tasks

@@ -31,7 +31,7 @@ def check_patient(p: JSON) -> Iterator[Issue]:
     yield from require(p, "name", "US Core Patient needs a name")
     for where, name in select(p, "name", "Patient"):
         has_name = bool(name.get("family") or name.get("given"))
-        dar = any(e.get("url") == "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+        dar = any(e.get("url") == systems.DATA_ABSENT_EXTENSION
                   for e in name.get("extension", []))
         if has_name == dar:
             yield error(where, "needs family or given, or else a data-absent-reason (us-core-6)",

@@ -127,8 +127,9 @@ def check_coverage(cov: JSON) -> Iterator[Issue]:
                         yield error(where, f"a second '{code}' class (class:{code} 0..1)",
                                     code="structure")
                     seen[code] = where
-                    if not cls.get("value"):
-                        yield error(f"{where}.value", "is required")
+                    if not (cls.get("value") or _absent(cls.get("_value"))):
+                        yield error(f"{where}.value", "is required (or a data-absent-reason "
+                                    "when only the name is known)")
     yield from _codes_in(cov, "costToBeneficiary.type", COVERAGE_COPAY_TYPE,
                          COVERAGE_COPAY_TYPE_CODES, "coverage-copay-type")
     order = cov.get("order")
@@ -196,3 +197,10 @@ PROFILES = [
     Profile(CORE + "CoverageEligibilityResponse", "CoverageEligibilityResponse",
             check_eligibility_response, "CoverageEligibilityResponse (base R4)"),
 ]
+
+
+def _absent(element: Any) -> bool:
+    """Does a primitive's ``_x`` element carry a data-absent-reason extension?"""
+    return isinstance(element, dict) and any(
+        isinstance(e, dict) and e.get("url") == systems.DATA_ABSENT_EXTENSION and e.get("valueCode")
+        for e in element.get("extension", []) or [])
