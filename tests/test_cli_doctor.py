@@ -86,7 +86,10 @@ def test_plugins_json_lists_what_each_plugin_adds(tmp_path):
     pharmacy = infos["pharmacy"]["adds"]
     assert {"prescription", "refill_request", "refill_decision"} <= set(pharmacy["task kind"])
     assert "hl7v2:RDE^O11" in pharmacy["converter"]
-    assert "convert" in infos["mafhir.hl7v2.plugin"]["adds"]["command"]
+    # the v2 layer's commands are registered by name by the built-in commands plugin
+    assert {"convert", "listen", "hl7", "messages"} <= \
+        set(infos["mafhir.cli.builtin"]["adds"]["command"])
+    assert infos["mafhir.hl7v2.plugin"]["adds"] == {"connector": ["mllp"]}
 
 
 def test_the_clinic_comes_from_mafhir_toml_and_its_absence_is_said_once(tmp_path):
