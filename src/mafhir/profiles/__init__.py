@@ -1,0 +1,1 @@
+"""Profile validation from the StructureDefinitions (the engine lands from branch w1)."""
