@@ -42,6 +42,13 @@ def obs(**extra: Any) -> JSON:
 
 # --- results and the three answers -------------------------------------------------------------
 
+def test_a_leading_type_name_selects_the_resource():
+    o = obs()
+    assert evaluate("Observation.status = 'final'", o, o) is True
+    assert evaluate("Patient.exists()", o, o) is False
+    assert evaluate("(Observation | code).count() = 2", o, o) is True
+
+
 def test_true_false_and_empty_results():
     o = obs(valueQuantity={"value": 70, "unit": "kg"})
     assert evaluate("status = 'final'", o, o) is True

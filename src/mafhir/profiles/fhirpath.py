@@ -372,7 +372,11 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     compiled = _compiled(expression)
     if compiled is None:
         return None
-    node = ResourceNode.create_node(_without_shadows(focus), path)
+    focus = _without_shadows(focus)
+    # a resource goes in as itself: fhirpathpy filters a leading type name (``Patient.name``)
+    # only on plain dicts, and takes the type from resourceType anyway
+    node = focus if isinstance(focus, dict) and "resourceType" in focus \
+        else ResourceNode.create_node(focus, path)
     if "%resource" in expression or "%rootResource" in expression or "resolve(" in expression:
         resource, root = _without_shadows(resource), _without_shadows(root)
     token = _SCOPE.set((resource, root))
