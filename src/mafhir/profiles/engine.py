@@ -1,0 +1,388 @@
+"""Check a resource (a plain JSON dict) against compiled profiles.
+
+One walk over the resource per profile: cardinality, types and choice types, fixed and
+pattern values, slicing, bindings, references, extensions, invariants (through
+``mafhir.profiles.fhirpath``, when present) and, on request, must-support. No model
+object is built; the tables are compiled once per structure and reused.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .context import Definitions
+from .issue import Issue, Severity
+from .matching import matches
+from .terminology import member
+from .tree import Elem, Structure
+
+__all__ = ["check"]
+
+JSON = dict[str, Any]
+Evaluate = Callable[[str, Any, Any], "bool | None"]
+
+_NUMBER = (int, float)
+_JSON_KIND: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,), "integer": (int,), "positiveInt": (int,), "unsignedInt": (int,),
+    "decimal": _NUMBER,
+}
+_STRING_TYPES = frozenset({
+    "string", "code", "id", "uri", "url", "canonical", "oid", "uuid", "markdown",
+    "base64Binary", "instant", "date", "dateTime", "time", "xhtml"})
+#: Invariants the structure pre-check already decides (ele-1: every element has a value
+#: or children), skipped so they are not evaluated at every node.
+_SKIP = frozenset({"ele-1"})
+
+
+def _evaluator() -> Evaluate | None:
+    try:
+        module = importlib.import_module("mafhir.profiles.fhirpath")
+    except ImportError:
+        return None
+    fn = getattr(module, "evaluate", None)
+    return fn if callable(fn) else None
+
+
+@dataclass
+class Run:
+    """The state of one validation: where issues go, what the Bundle holds."""
+
+    defs: Definitions
+    must_support: bool = False
+    evaluate: Evaluate | None = None
+    issues: list[Issue] = field(default_factory=list)
+    resource: Any = None
+    structure: Structure | None = None
+    bundle: dict[str, JSON] = field(default_factory=dict)  # fullUrl / Type/id -> resource
+    not_evaluated: set[str] = field(default_factory=set)
+    explicit: tuple[Structure, ...] = ()
+
+    def add(self, severity: Severity, code: str, path: str, elem: Elem | None,
+            message: str, rule: str) -> None:
+        where = self.structure.label if self.structure is not None else ""
+        self.issues.append(Issue(severity, code, path, f"{rule}: {message} ({where})",
+                                 rule, elem.id if elem is not None else ""))
+
+
+def _type_of(key: str, elem: Elem) -> str | None:
+    """The type a JSON key names for a choice element (``valueQuantity`` -> Quantity)."""
+    stem = elem.name[:-3]
+    suffix = key[len(stem):]
+    for code in elem.type_codes:
+        if code[:1].upper() + code[1:] == suffix:
+            return code
+    return None
+
+
+def _items(data: JSON, elem: Elem) -> list[tuple[str, Any, str]]:
+    """(JSON key, value, type code) of every value of ``elem`` in ``data``."""
+    out: list[tuple[str, Any, str]] = []
+    if elem.choice:
+        stem = elem.name[:-3]
+        for key in data:
+            if key.startswith(stem) and key[len(stem):][:1].isupper():
+                code = _type_of(key, elem) or "?" + key[len(stem):]
+                out.append((key, data[key], code))
+        return out
+    value = data.get(elem.name)
+    code = elem.types[0][0] if len(elem.types) == 1 else ""
+    if value is None:
+        if f"_{elem.name}" in data:  # a primitive with only an extension
+            ext = data[f"_{elem.name}"]
+            count = len(ext) if isinstance(ext, list) else 1
+            return [(elem.name, None, code)] * count
+        return out
+    out.append((elem.name, value, code))
+    return out
+
+
+def _allowed_keys(elem: Elem) -> tuple[frozenset[str], tuple[str, ...]]:
+    names = set()
+    stems = []
+    for name in elem.children:
+        if name.endswith("[x]"):
+            stems.append(name[:-3])
+        else:
+            names.add(name)
+            names.add("_" + name)
+    return frozenset(names), tuple(stems)
+
+
+_ALLOWED: dict[int, tuple[frozenset[str], tuple[str, ...]]] = {}
+
+
+def _unknown(data: JSON, elem: Elem, path: str, run: Run, resource_level: bool) -> None:
+    allowed = _ALLOWED.get(id(elem))
+    if allowed is None:
+        allowed = _ALLOWED[id(elem)] = _allowed_keys(elem)
+    names, stems = allowed
+    for key in data:
+        if key in names or (resource_level and key == "resourceType"):
+            continue
+        bare = key[1:] if key.startswith("_") else key
+        if any(bare.startswith(s) and bare[len(s):][:1].isupper() for s in stems):
+            continue
+        run.add("error", "structure", f"{path}.{key}", elem,
+                f"{key} is not an element of {elem.id}", "structure")
+
+
+def check(resource: JSON, structure: Structure, run: Run, path: str) -> None:
+    """Issues of ``resource`` against ``structure``, appended to ``run.issues``."""
+    outer, run.structure = run.structure, structure
+    try:
+        if structure.root.constraints:
+            _invariants(resource, structure.root, path, run)
+        _node(resource, structure.root, path, run, resource_level=True,
+              derived=structure.derived)
+    finally:
+        run.structure = outer
+
+
+def _definition(elem: Elem, item: Any, type_code: str, run: Run) -> tuple[Elem, bool] | None:
+    """The element whose children describe ``item``: the snapshot's own, else the type's
+    profile, else a known extension's definition, else the base type."""
+    if elem.children:
+        return elem, False
+    for code, profiles, _targets in elem.types:
+        if code == type_code and profiles:
+            found = run.defs.structure(profiles[0])
+            if found is not None:
+                return found.root, found.derived
+    if type_code == "Extension" and isinstance(item, dict):
+        url = item.get("url")
+        found = run.defs.structure(url) if isinstance(url, str) else None
+        if found is not None and found.type == "Extension":
+            return found.root, found.derived
+    base = run.defs.base(type_code) if type_code else None
+    if base is None:
+        return None
+    return base.root, base.derived
+
+
+def _node(data: JSON, elem: Elem, path: str, run: Run, resource_level: bool = False,
+          derived: bool = False) -> None:
+    if not derived and elem.children:
+        _unknown(data, elem, path, run, resource_level)
+    for child in elem.children.values():
+        _element(data, child, path, run, derived)
+
+
+def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool) -> None:
+    items = _items(data, elem)
+    count = sum(len(v) if isinstance(v, list) else 1 for _k, v, _t in items)
+    if count < elem.min:
+        run.add("error", "required", f"{path}.{elem.name.replace('[x]', '')}", elem,
+                f"{elem.id}: minimum required = {elem.min}, but only found {count}",
+                "cardinality")
+    elif elem.max >= 0 and count > elem.max:
+        run.add("error", "structure", f"{path}.{items[0][0]}", elem,
+                f"{elem.id}: max allowed = {elem.max}, but found {count}", "cardinality")
+    if not items:
+        if run.must_support and elem.ms:
+            run.add("information", "informational", f"{path}.{elem.name}", elem,
+                    f"must-support element {elem.id} is absent", "must-support")
+        if elem.slicing is None or not any(s.min for s in elem.slices):
+            return
+    flat: list[tuple[str, Any, str]] = []
+    for key, value, code in items:
+        if isinstance(value, list):
+            flat.extend((f"{path}.{key}[{i}]", v, code) for i, v in enumerate(value))
+        else:
+            flat.append((f"{path}.{key}", value, code))
+    if elem.slicing is not None and elem.slices:
+        from .slicing import assign
+
+        targets = assign(elem, flat, run, f"{path}.{elem.name.replace('[x]', '')}")
+    else:
+        targets = [elem] * len(flat)
+    for (where, value, code), target in zip(flat, targets, strict=True):
+        _item(value, target, code, where, run, derived)
+
+
+def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool) -> None:
+    if value is None:  # present only as an extension
+        return
+    if code.startswith("?"):
+        run.add("error", "structure", path, elem,
+                f"type {code[1:]} is not allowed for {elem.id}", "type")
+        return
+    if not code and elem.types:
+        code = elem.types[0][0]
+    if not _kind_ok(value, code):
+        run.add("error", "structure", path, elem,
+                f"{elem.id} is of type {code}, not a JSON {type(value).__name__}", "type")
+        return
+    if elem.fixed is not None and not _equal(value, elem.fixed[1]):
+        run.add("error", "value", path, elem,
+                f"value must be exactly {_show(elem.fixed[1])}", "fixed")
+    if elem.pattern is not None and not matches(value, elem.pattern[1]):
+        run.add("error", "value", path, elem,
+                f"value must match pattern {_show(elem.pattern[1])}", "pattern")
+    if elem.binding is not None:
+        _binding(value, elem, code, path, run)
+    if code == "Reference" and isinstance(value, dict):
+        _reference(value, elem, path, run)
+    if elem.constraints:
+        _invariants(value, elem, path, run)
+    if code in ("Resource", "DomainResource") or (isinstance(value, dict)
+                                                  and "resourceType" in value
+                                                  and code not in _STRING_TYPES):
+        if isinstance(value, dict):
+            validate_resource(value, run, path, explicit=())
+        return
+    if not isinstance(value, dict):
+        return
+    found = _definition(elem, value, code, run)
+    if found is not None:
+        _node(value, found[0], path, run, derived=derived or found[1])
+
+
+def _kind_ok(value: Any, code: str) -> bool:
+    kinds = _JSON_KIND.get(code)
+    if kinds is not None:
+        return isinstance(value, kinds) and (code == "boolean" or not isinstance(value, bool))
+    if code in _STRING_TYPES:
+        return isinstance(value, str)
+    if code[:1].isupper():
+        return isinstance(value, dict)
+    return True
+
+
+def _equal(value: Any, fixed: Any) -> bool:
+    if isinstance(fixed, dict):
+        return isinstance(value, dict) and set(value) == set(fixed) and all(
+            _equal(value[k], v) for k, v in fixed.items())
+    if isinstance(fixed, list):
+        return isinstance(value, list) and len(value) == len(fixed) and all(
+            _equal(a, b) for a, b in zip(value, fixed, strict=True))
+    return bool(value == fixed)
+
+
+def _show(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _binding(value: Any, elem: Elem, code: str, path: str, run: Run) -> None:
+    assert elem.binding is not None
+    strength, url = elem.binding
+    vs = run.defs.valueset(url)
+    if vs is None:
+        run.add("information", "informational", path, elem,
+                f"value set {url} is not available; binding not checked", "binding")
+        return
+    verdict, coded = member(vs, value, code)
+    if verdict is True:
+        return
+    if verdict is None and coded:
+        run.add("information", "informational", path, elem,
+                f"codes of value set {url} cannot be expanded here; not checked", "binding")
+        return
+    if verdict is None and not coded:
+        if strength == "required" and code == "CodeableConcept":
+            run.add("error", "code-invalid", path, elem,
+                    f"no code provided, and a code from {url} is required", "binding")
+        return
+    shown = value if isinstance(value, str) else _codes(value)
+    if strength == "required":
+        run.add("error", "code-invalid", path, elem,
+                f"{shown} is not in the required value set {url}", "binding")
+    else:
+        run.add("warning", "code-invalid", path, elem,
+                f"{shown} is not in the extensible value set {url}", "binding")
+
+
+def _codes(value: JSON) -> str:
+    codings = value.get("coding", [value]) if isinstance(value, dict) else []
+    return ", ".join(f"{c.get('system', '')}#{c.get('code', '')}"
+                     for c in codings if isinstance(c, dict)) or "no code"
+
+
+def _reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
+    ref = value.get("reference")
+    if not isinstance(ref, str) or ref.startswith("#"):
+        return
+    targets = [t for code, _p, ts in elem.types if code == "Reference" for t in ts]
+    if not targets:
+        return
+    target = run.bundle.get(ref)
+    rtype = target.get("resourceType") if isinstance(target, dict) else None
+    if rtype is None:
+        parts = ref.split("/")
+        if len(parts) >= 2 and parts[-2][:1].isupper() and "_history" not in parts:
+            rtype = parts[-2]
+    if not isinstance(rtype, str):
+        return
+    types = {run.defs.type_of(t) for t in targets}
+    if "Resource" in types or None in types:
+        return
+    if rtype not in types:
+        run.add("error", "structure", f"{path}.reference", elem,
+                f"refers to a {rtype}, but {elem.id} allows only "
+                f"{', '.join(sorted(t for t in types if t))}", "reference")
+        return
+    if isinstance(target, dict):
+        profiles = [t for t in targets if run.defs.type_of(t) == rtype]
+        if profiles and not any(run.defs.conforms(target, p) for p in profiles):
+            run.add("error", "structure", f"{path}.reference", elem,
+                    f"the {rtype} it refers to conforms to none of {', '.join(profiles)}",
+                    "reference")
+
+
+def _invariants(value: Any, elem: Elem, path: str, run: Run) -> None:
+    for key, severity, human, expression in elem.constraints:
+        if key in _SKIP or not expression:
+            continue
+        if run.evaluate is None:
+            run.not_evaluated.add(key)
+            continue
+        try:
+            verdict = run.evaluate(expression, value, run.resource)
+        except Exception:  # the FHIRPath engine's failure is not the resource's fault
+            verdict = None
+        if verdict is None:
+            run.not_evaluated.add(key)
+        elif verdict is False:
+            run.add("warning" if severity == "warning" else "error", "invariant", path, elem,
+                    human or expression, key)
+
+
+def validate_resource(resource: JSON, run: Run, path: str,
+                      explicit: Iterable[Structure]) -> None:
+    """``resource`` against the profiles chosen for it (explicit ones of its type, its
+    ``meta.profile`` claims, else the base definition)."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):
+        run.add("error", "structure", path, None, "has no resourceType", "structure")
+        return
+    outer = run.resource
+    run.resource = resource
+    try:
+        chosen = [s for s in (*explicit, *run.explicit) if s.type == rtype]
+        meta = resource.get("meta")
+        claims = meta.get("profile", []) if isinstance(meta, dict) else []
+        for i, url in enumerate(claims if isinstance(claims, list) else []):
+            found = run.defs.structure(url) if isinstance(url, str) else None
+            if found is None:
+                run.add("warning", "not-supported", f"{path}.meta.profile[{i}]", None,
+                        f"profile {url} is not installed, so not checked; add its package "
+                        "with `mafhir ig add FILE.tgz`", "profile")
+            elif found.type != rtype:
+                run.add("error", "invalid", f"{path}.meta.profile[{i}]", None,
+                        f"{url} is a profile of {found.type}, not {rtype}", "profile")
+            elif found not in chosen:
+                chosen.append(found)
+        if not chosen:
+            base = run.defs.base(rtype)
+            if base is None:
+                run.add("error", "structure", path, None,
+                        f"{rtype} is not a known resource type", "structure")
+                return
+            chosen = [base]
+        for structure in chosen:
+            check(resource, structure, run, path)
+    finally:
+        run.resource = outer
