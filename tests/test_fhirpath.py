@@ -163,8 +163,24 @@ def test_choice_types_need_the_focus_type():
     rule = "value.exists() or dataAbsentReason.exists()"
     assert evaluate(rule, component, o, path="Observation.component") is True
     assert evaluate(rule, {"code": {"text": "x"}}, o, path="Observation.component") is False
-    # without the element's path fhirpathpy cannot see value[x]: not a violation, "cannot tell"
-    assert evaluate(rule, component, o) is None
+    # without the element's path: choice elements one level down are still found and typed
+    assert evaluate(rule, component, o) is True
+    assert evaluate(rule, {"code": {"text": "x"}}, o) is False
+    assert evaluate("value is Quantity", component, o) is True
+    assert evaluate("value.ofType(Quantity).value = 1", component, o) is True
+    assert evaluate("value.is(CodeableConcept)", component, o) is False
+    identifier = {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}
+    assert evaluate("value.matches('^[0-9]{10}$')", identifier, o) is True  # a plain `value`
+    assert evaluate("value.matches('^[0-9]{9}$')", identifier, o) is False
+    # ... but not deeper: there a choice element may look absent, so False is "cannot tell"
+    target = {"measure": {"text": "weight"}, "detailQuantity": {"value": 60}}
+    assert evaluate("detail.exists()", target, o) is True
+    # below an extension the walk is typed again (Extension.value is a known choice)
+    race = {"url": "u", "extension": [{"url": "ombCategory", "valueCoding": {"code": "UNK"}},
+                                      {"url": "ombCategory", "valueCoding": {"code": "2106-3"}}]}
+    assert evaluate("extension.value.where(code = 'UNK').exists() implies extension.count() = 1",
+                    race, o) is False
+    assert evaluate("target.detail.exists()", {"target": [target]}, o) is None
     assert evaluate("value is Quantity", component, o, path="Observation.component") is True
     assert evaluate("value.is(CodeableConcept)", component, o,
                     path="Observation.component") is False

@@ -622,14 +622,39 @@ def _validator() -> Any:
     return Validator.default()
 
 
-@pytest.mark.parametrize("row", ROWS, ids=ids)
+# Where the engine (branch w1) misses a row: findings, reported to w1. Strict: a fix makes the
+# test pass, and then the mark must go.
+NO_TYPE = ("the engine calls evaluate(expression, value, resource) without the value's type, "
+           "so a choice value ('2024-03' as dateTime, a Quantity dict) cannot be typed: "
+           "it should pass path=<type code>, key=<key>")
+SLICED = ("the engine does not evaluate a sliced element's own constraints on the items "
+          "assigned to its slices")
+ENGINE_MISSES = {
+    "ele-1": "ele-1 is in the engine's _SKIP, but its structure pre-check does not report an "
+             "element holding only an id (Patient.name = [{id}])",
+    "vs-1": NO_TYPE, "us-core-1": NO_TYPE, "us-core-3": NO_TYPE, "us-core-4": NO_TYPE,
+    "us-core-26": SLICED, "provenance-1": SLICED,
+}
+
+
+def _engine_row(row: Row) -> Any:
+    reason = ENGINE_MISSES.get(row.key)
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(row, id=ids(row), marks=marks)
+
+
+@pytest.mark.parametrize("row", [_engine_row(r) for r in ROWS])
 def test_the_engine_names_the_broken_invariant(us_core, row):
     validator = _validator()
     c = constraint(us_core, row)
     url = US_CORE + row.profile
-    broken = [i for i in validator.validate(row.failing, profiles=[url]) if i.rule == row.key]
+
+    def reported(resource: JSON) -> list[Any]:
+        return [i for i in validator.validate(resource, profiles=[url])
+                if i.rule == row.key and i.severity in ("error", "warning")]
+
+    broken = reported(row.failing)
     assert broken, f"{row.key} ({c.human}) not reported"
-    expected = {"error": "error", "warning": "warning"}[c.severity]
-    assert {i.severity for i in broken} == {expected}
-    kept = [i for i in validator.validate(row.passing, profiles=[url]) if i.rule == row.key]
+    assert {i.severity for i in broken} == {c.severity}
+    kept = reported(row.passing)
     assert not kept, f"{row.key} reported on the passing resource: {kept}"

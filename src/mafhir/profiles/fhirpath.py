@@ -37,7 +37,36 @@ from fhirpathpy.models import models
 __all__ = ["NATIVE_KEYS", "UNSUPPORTED", "evaluate", "is_native"]
 
 JSON = dict[str, Any]
-_R4 = models["r4"]
+_PRIMITIVES = frozenset((
+    "boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64Binary",
+    "instant", "date", "dateTime", "time", "code", "oid", "id", "markdown", "unsignedInt",
+    "positiveInt", "uuid"))
+
+
+def _untyped_model(r4: JSON) -> JSON:
+    """fhirpathpy's R4 model, plus choice elements seen from a focus of unknown type.
+
+    fhirpathpy finds ``value`` in ``valueQuantity`` only through the focus's path
+    (``Observation.component.value``). A caller that gives no path (a validator walking JSON)
+    still gets choice elements one level down: every choice name of R4 is added under the
+    unknown path ``_``, the plain key first (``Identifier.value`` is no choice), with the type
+    each suffix names (``_.valueQuantity`` -> Quantity).
+    """
+    choices: dict[str, list[str]] = {}
+    types: dict[str, str] = {}
+    for path, suffixes in r4["choiceTypePaths"].items():
+        stem = path.rsplit(".", 1)[-1]
+        known = choices.setdefault(f"_.{stem}", [""])
+        for suffix in suffixes:
+            if suffix not in known:
+                known.append(suffix)
+            lower = suffix[:1].lower() + suffix[1:]
+            types[f"_.{stem}{suffix}"] = lower if lower in _PRIMITIVES else suffix
+    return {**r4, "choiceTypePaths": {**r4["choiceTypePaths"], **choices},
+            "path2Type": {**r4["path2Type"], **types}}
+
+
+_R4 = _untyped_model(models["r4"])
 _XHTML = "{http://www.w3.org/1999/xhtml}"
 
 #: Functions of FHIRPath/FHIR that fhirpathpy lacks and this module does not add: an
@@ -388,7 +417,35 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
         _SCOPE.reset(token)
     verdict = _verdict(result)
     if verdict is False and path is None and isinstance(focus, dict) \
-            and "resourceType" not in focus:
-        return None  # without the element's type, a choice element looked absent: cannot tell
+            and "resourceType" not in focus and _deep_choice(expression, focus):
+        return None  # without the element's type a choice element may have looked absent
     return verdict
+
+
+def _deep_choice(expression: str, focus: JSON) -> bool:
+    """Whether a name in ``expression`` may be a choice element below the focus's own keys
+    (``detail`` of ``detailQuantity`` two levels down), which an untyped walk cannot see.
+
+    Below an extension or a choice value the walk is typed again (fhirpathpy types
+    ``extension`` as Extension; ``_untyped_model`` types ``valueQuantity``): not looked at.
+    """
+    names = set(re.findall(r"[A-Za-z_]\w*", expression))
+    typed = _R4["path2Type"]
+
+    def walk(node: Any, depth: int) -> bool:
+        if isinstance(node, list):
+            return any(walk(v, depth) for v in node)
+        if not isinstance(node, dict):
+            return False
+        for key, value in node.items():
+            if key in ("extension", "modifierExtension") or (depth == 0 and f"_.{key}" in typed):
+                continue
+            if depth > 0 and key not in names and any(
+                    c.isupper() and key[:i] in names for i, c in enumerate(key)):
+                return True
+            if walk(value, depth + 1):
+                return True
+        return False
+
+    return walk(focus, 0)
 
