@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .modeltypes import CORE, derive_structure
+from .modeltypes import CORE, ENUM_PREFIX, derive_structure
 from .terminology import ValueSet
 from .tree import Structure
 
@@ -67,12 +67,21 @@ class Definitions:
         self._valuesets[url] = found
         return found
 
+    def model_enum(self, type_name: str, element: str) -> ValueSet | None:
+        """The code list the fhir.resources model of ``type_name`` has for ``element``."""
+        derived = derive_structure(type_name) if type_name else None
+        if derived is None:
+            return None
+        url = f"{ENUM_PREFIX}{type_name}.{element}"
+        data = derived[1].get(url)
+        return ValueSet(url, data) if data is not None else None
+
     def type_of(self, url: str) -> str | None:
         """The resource type a (target) profile constrains, when known."""
-        if url.startswith(CORE):
-            return url[len(CORE):]
         found = self.structure(url)
-        return found.type if found is not None else None
+        if found is not None:
+            return found.type
+        return url[len(CORE):] if url.startswith(CORE) else None
 
     def conforms(self, resource: JSON, url: str) -> bool:
         """Does ``resource`` meet ``url`` with no error? Remembered per object."""

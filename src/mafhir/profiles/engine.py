@@ -32,6 +32,8 @@ _JSON_KIND: dict[str, tuple[type, ...]] = {
 _STRING_TYPES = frozenset({
     "string", "code", "id", "uri", "url", "canonical", "oid", "uuid", "markdown",
     "base64Binary", "instant", "date", "dateTime", "time", "xhtml"})
+#: The types a binding on a choice element applies to (not a string beside a Quantity).
+_CODED = frozenset({"code", "Coding", "CodeableConcept", "Quantity"})
 #: Invariants the structure pre-check already decides (ele-1: every element has a value
 #: or children), skipped so they are not evaluated at every node.
 _SKIP = frozenset({"ele-1"})
@@ -136,7 +138,7 @@ def check(resource: JSON, structure: Structure, run: Run, path: str) -> None:
         if structure.root.constraints:
             _invariants(resource, structure.root, path, run)
         _node(resource, structure.root, path, run, resource_level=True,
-              derived=structure.derived)
+              derived=structure.derived, owner=structure.type)
     finally:
         run.structure = outer
 
@@ -163,14 +165,15 @@ def _definition(elem: Elem, item: Any, type_code: str, run: Run) -> tuple[Elem, 
 
 
 def _node(data: JSON, elem: Elem, path: str, run: Run, resource_level: bool = False,
-          derived: bool = False) -> None:
+          derived: bool = False, owner: str = "") -> None:
+    """``data`` (a JSON object) against ``elem``'s children; ``owner`` is its FHIR type."""
     if not derived and elem.children:
         _unknown(data, elem, path, run, resource_level)
     for child in elem.children.values():
-        _element(data, child, path, run, derived)
+        _element(data, child, path, run, derived, owner)
 
 
-def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool) -> None:
+def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool, owner: str) -> None:
     items = _items(data, elem)
     count = sum(len(v) if isinstance(v, list) else 1 for _k, v, _t in items)
     if count < elem.min:
@@ -178,7 +181,9 @@ def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool) -> None
                 f"{elem.id}: minimum required = {elem.min}, but only found {count}",
                 "cardinality")
     elif elem.max >= 0 and count > elem.max:
-        run.add("error", "structure", f"{path}.{items[0][0]}", elem,
+        key, first = items[0][0], items[0][1]
+        where = f"{path}.{key}[{elem.max}]" if isinstance(first, list) else f"{path}.{key}"
+        run.add("error", "structure", where, elem,
                 f"{elem.id}: max allowed = {elem.max}, but found {count}", "cardinality")
     if not items:
         if run.must_support and elem.ms:
@@ -199,10 +204,11 @@ def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool) -> None
     else:
         targets = [elem] * len(flat)
     for (where, value, code), target in zip(flat, targets, strict=True):
-        _item(value, target, code, where, run, derived)
+        _item(value, target, code, where, run, derived, owner)
 
 
-def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool) -> None:
+def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool,
+          owner: str) -> None:
     if value is None:  # present only as an extension
         return
     if code.startswith("?"):
@@ -221,8 +227,8 @@ def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool)
     if elem.pattern is not None and not matches(value, elem.pattern[1]):
         run.add("error", "value", path, elem,
                 f"value must match pattern {_show(elem.pattern[1])}", "pattern")
-    if elem.binding is not None:
-        _binding(value, elem, code, path, run)
+    if elem.binding is not None and (not elem.choice or code in _CODED):
+        _binding(value, elem, code, path, run, owner)
     if code == "Reference" and isinstance(value, dict):
         _reference(value, elem, path, run)
     if elem.constraints:
@@ -237,7 +243,7 @@ def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool)
         return
     found = _definition(elem, value, code, run)
     if found is not None:
-        _node(value, found[0], path, run, derived=derived or found[1])
+        _node(value, found[0], path, run, derived=derived or found[1], owner=code)
 
 
 def _kind_ok(value: Any, code: str) -> bool:
@@ -266,10 +272,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _binding(value: Any, elem: Elem, code: str, path: str, run: Run) -> None:
+def _binding(value: Any, elem: Elem, code: str, path: str, run: Run, owner: str) -> None:
     assert elem.binding is not None
     strength, url = elem.binding
     vs = run.defs.valueset(url)
+    if vs is None and strength == "required":  # a core value set not shipped: the
+        vs = run.defs.model_enum(owner, elem.name)  # models' code list, when complete
     if vs is None:
         run.add("information", "informational", path, elem,
                 f"value set {url} is not available; binding not checked", "binding")
@@ -321,7 +329,7 @@ def _reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
         return
     if rtype not in types:
         run.add("error", "structure", f"{path}.reference", elem,
-                f"refers to a {rtype}, but {elem.id} allows only "
+                f"refers to {rtype}, but {elem.id} allows only "
                 f"{', '.join(sorted(t for t in types if t))}", "reference")
         return
     if isinstance(target, dict):

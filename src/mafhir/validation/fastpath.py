@@ -60,6 +60,8 @@ class _Node:
     any_of: tuple[str, ...] = ()  # at least one of these present (a primitive's extension)
 
 
+#: FHIR primitive types some models declare as bare Python types.
+_PLAIN: dict[Any, str] = {bool: "Boolean", int: "Integer", Decimal: "Decimal", str: "String"}
 _ADAPTERS: list[TypeAdapter[Any]] = []
 _ADAPTER_INDEX: dict[Any, int] = {}
 _NODES: dict[type, _Node] = {}
@@ -97,7 +99,7 @@ def _field(annotation: Any) -> _Field:
     klass = getattr(inner, "get_model_klass", None)
     if klass is None:
         marks = getattr(inner, "__metadata__", ())
-        name = type(marks[0]).__name__ if marks else ""
+        name = type(marks[0]).__name__ if marks else _PLAIN.get(inner, "")
         return _Field(many, primitive=_adapter(inner), fhir_type=name[:1].lower() + name[1:])
     target = klass()
     rtype = getattr(target, "__resource_type__", "")

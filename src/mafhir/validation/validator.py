@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from ..io import dumps
+from ..profiles import Validator
 from ..registry import Profile
 from .issues import Issue
 from .structure import check_structure
 
-__all__ = ["check_bundle", "check_document", "check_profiles", "check_resource"]
+__all__ = ["check_bundle", "check_definitions", "check_document", "check_profiles",
+           "check_resource"]
 
 JSON = dict[str, Any]
 
@@ -21,22 +24,39 @@ CORE = "http://hl7.org/fhir/StructureDefinition/"
 
 
 def check_profiles(resource: JSON, profiles: Mapping[str, Profile], where: str = "") -> list[Issue]:
-    """Issues from the rules of every profile the resource claims in ``meta.profile``."""
+    """Issues from the hand-written rules of every profile the resource claims in
+    ``meta.profile`` (the StructureDefinitions' own rules are ``check_definitions``')."""
     out: list[Issue] = []
     rtype = resource.get("resourceType", "Resource")
-    base = where or rtype
-    for i, url in enumerate(resource.get("meta", {}).get("profile", []) or []):
+    for url in resource.get("meta", {}).get("profile", []) or []:
         canonical = str(url).split("|")[0]
         profile = profiles.get(canonical)
         if profile is None:
-            out.append(Issue("information", "informational", f"{base}.meta.profile[{i}]",
-                             f"profile {canonical} is not known to mafhir; not checked"))
-            continue
+            continue  # the engine checks it, or says it is not installed
         if profile.resource_type != rtype:
-            out.append(Issue("error", "value", f"{base}.meta.profile[{i}]",
-                             f"{canonical} is a profile of {profile.resource_type}, not {rtype}"))
-            continue
+            continue  # the engine reports the mismatch
         out.extend(profile.check(resource))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _engine() -> Validator:
+    return Validator.default()
+
+
+def check_definitions(resource: JSON, where: str = "") -> list[Issue]:
+    """Issues from the StructureDefinitions (claimed profiles, else base R4), by the
+    profile engine (``mafhir.profiles``); its notes (information) are left out here."""
+    rtype = resource.get("resourceType", "Resource")
+    base = where or rtype
+    out = []
+    for found in _engine().validate(resource):
+        if found.severity == "information":
+            continue
+        expr = found.expression
+        if expr.startswith(rtype):
+            expr = base + expr[len(rtype):]
+        out.append(Issue(found.severity, found.code, expr, found.message))
     return out
 
 
@@ -58,7 +78,12 @@ def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str =
     core = profiles.get(CORE + rtype)  # invariants of the base resource apply to all
     if core is not None:
         issues.extend(core.check(resource))
-    return [_fix(i, base, rtype) for i in issues]
+    fixed = [_fix(i, base, rtype) for i in issues]
+    said = {(i.severity, i.expression) for i in fixed}
+    # a hand-written rule and a definition saying the same at the same place: one issue
+    fixed.extend(i for i in check_definitions(resource, where)
+                 if (i.severity, i.expression) not in said)
+    return fixed
 
 
 def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
