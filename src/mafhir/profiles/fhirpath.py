@@ -30,9 +30,12 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-import fhirpathpy
+from fhirpathpy.engine import do_eval
+from fhirpathpy.engine.invocations.constants import constants
 from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.engine.util import process_user_invocation_table
 from fhirpathpy.models import models
+from fhirpathpy.parser import parse
 
 __all__ = ["NATIVE_KEYS", "UNSUPPORTED", "evaluate", "is_native"]
 
@@ -320,7 +323,13 @@ NATIVE_KEYS = ("ele-1", "ext-1", "dom-2", "dom-3", "dom-4", "dom-5", "dom-6", "t
 
 def is_native(expression: str) -> bool:
     """Whether ``expression`` runs as native Python rather than through fhirpathpy."""
-    return " ".join(expression.split()) in _NATIVE
+    return _native(expression) is not None
+
+
+@lru_cache(maxsize=4096)
+def _native(expression: str) -> Callable[[Any, JSON, JSON | None, str | None], bool] | None:
+    """The native code for an R4 expression (matched on its text, whitespace aside)."""
+    return _NATIVE.get(" ".join(expression.split()))
 
 
 # --- fhirpathpy ---------------------------------------------------------------------------------
@@ -329,43 +338,74 @@ def _no_trace(label: str, items: Any) -> None:
     """trace() writes nothing: its items are patient data."""
 
 
+_TABLE = process_user_invocation_table(_USER_FUNCTIONS)
+
+
 @lru_cache(maxsize=4096)
-def _compiled(expression: str) -> Callable[..., list[Any]] | None:
-    """The expression compiled once (None when fhirpathpy cannot parse it)."""
+def _compiled(expression: str) -> Callable[[Any, JSON], list[Any]] | None:
+    """The expression parsed once (None when fhirpathpy cannot parse it).
+
+    Evaluated through fhirpathpy's ``do_eval`` with a context prepared here, not its
+    ``compile()``: that re-wraps the user functions and converts the whole result to plain
+    JSON on every call, about half the time of a small invariant; a verdict needs neither.
+    """
     try:
-        return fhirpathpy.compile(expression, model=_R4, options={
-            "userInvocationTable": _USER_FUNCTIONS,
-            "traceFn": _no_trace,  # fhirpathpy prints trace() to stdout: patient data
-        })
+        tree = parse(expression)["children"][0]
     except Exception:
         return None
 
+    def run(node: Any, variables: JSON) -> list[Any]:
+        constants.reset()  # now()/today() fixed for one evaluation, as fhirpathpy does
+        root = [node]
+        ctx = {"dataRoot": root, "vars": {"ucum": "http://unitsofmeasure.org", **variables},
+               "model": _R4, "userInvocationTable": _TABLE,
+               "traceFn": _no_trace}  # fhirpathpy prints trace() to stdout: patient data
+        return do_eval(ctx, root, tree)
 
-def _without_shadows(node: Any) -> Any:
-    """``node`` without the ``_name`` objects of its primitives (itself when it has none).
+    return run
+
+
+class _NoShadow(dict[str, Any]):
+    """A JSON object as fhirpathpy should see it: without its primitives' ``_name`` objects.
 
     fhirpathpy returns a primitive's ``_name`` object as an item of its own beside the value,
     so ``status = 'final'`` is false and ``status.count()`` is 2 when ``_status`` is present.
-    Leaving them out costs only navigation into a primitive's extensions, which no R4
-    resource-level or US Core invariant does.
+    This view leaves them out, lazily: a nested object is wrapped when fhirpathpy reaches it
+    (and kept), so an invariant reading two elements of a large resource copies two levels,
+    not the resource. The caller's JSON is never changed. The cost: no navigation into a
+    primitive's extensions, which no R4 resource-level or US Core invariant does.
     """
-    if isinstance(node, dict):
-        out: JSON | None = None
-        for k, v in node.items():
-            if k[:1] == "_":
-                if out is None:
-                    out = {kk: vv for kk, vv in node.items() if kk[:1] != "_"}
-                continue
-            stripped = _without_shadows(v)
-            if stripped is not v:
-                if out is None:
-                    out = {kk: vv for kk, vv in node.items() if kk[:1] != "_"}
-                out[k] = stripped
-        return node if out is None else out
-    if isinstance(node, list):
-        items = [_without_shadows(v) for v in node]
-        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
-    return node
+
+    __slots__ = ()
+
+    def __init__(self, source: JSON) -> None:
+        super().__init__((k, v) for k, v in source.items() if k[:1] != "_")
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        hidden = _hide(value)
+        if hidden is not value:
+            super().__setitem__(key, hidden)
+        return hidden
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 (self.get would recurse)
+
+    def values(self) -> Any:
+        return [self[k] for k in self]
+
+    def items(self) -> Any:
+        return [(k, self[k]) for k in self]
+
+
+def _hide(value: Any) -> Any:
+    if isinstance(value, _NoShadow):
+        return value
+    if isinstance(value, dict):
+        return _NoShadow(value)
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return [_hide(v) for v in value]
+    return value
 
 
 def _verdict(result: list[Any]) -> bool | None:
@@ -373,7 +413,7 @@ def _verdict(result: list[Any]) -> bool | None:
         return True
     if len(result) > 1:
         return None
-    value = result[0]
+    value = result[0].data if isinstance(result[0], ResourceNode) else result[0]
     return value if isinstance(value, bool) else True
 
 
@@ -392,7 +432,7 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     primitive's ``_name`` object (its id/extensions), for ele-1. Never raises.
     """
     root = resource if root is None else root
-    native = _NATIVE.get(expression) or _NATIVE.get(" ".join(expression.split()))
+    native = _native(expression)
     if native is not None:
         try:
             return native(focus, resource, shadow, key)
@@ -401,13 +441,12 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     compiled = _compiled(expression)
     if compiled is None:
         return None
-    focus = _without_shadows(focus)
+    seen = _hide(focus)
     # a resource goes in as itself: fhirpathpy filters a leading type name (``Patient.name``)
     # only on plain dicts, and takes the type from resourceType anyway
-    node = focus if isinstance(focus, dict) and "resourceType" in focus \
-        else ResourceNode.create_node(focus, path)
-    if "%resource" in expression or "%rootResource" in expression or "resolve(" in expression:
-        resource, root = _without_shadows(resource), _without_shadows(root)
+    node = seen if isinstance(seen, dict) and "resourceType" in seen \
+        else ResourceNode.create_node(seen, path)
+    resource, root = _hide(resource), _hide(root)
     token = _SCOPE.set((resource, root))
     try:
         result = compiled(node, {"resource": resource, "rootResource": root, "context": node})
