@@ -658,3 +658,67 @@ def test_the_engine_names_the_broken_invariant(us_core, row):
     assert {i.severity for i in broken} == {c.severity}
     kept = reported(row.passing)
     assert not kept, f"{row.key} reported on the passing resource: {kept}"
+
+
+# --- every invariant on real resources: the examples keep them --------------------------------
+
+def _all_verdicts(resource: JSON, sd: JSON) -> Iterator[tuple[str, str, bool | None]]:
+    """(key, severity, verdict) of every invariant of ``sd`` on every node it sits on."""
+    seen: set[tuple[str, str]] = set()
+    for element in sd["snapshot"]["element"]:
+        if ":" in element["id"]:
+            continue  # a slice repeats its element's invariants on fewer nodes
+        for c in element.get("constraint", []):
+            if (c["key"], element["path"]) in seen:
+                continue
+            seen.add((c["key"], element["path"]))
+            for node, hint in foci(resource, element["path"]):
+                yield c["key"], c["severity"], evaluate(c["expression"], node, resource,
+                                                        path=hint, key=c["key"])
+
+
+def test_every_invariant_holds_on_the_us_core_examples(corpus, us_core):
+    """The package's own examples keep every invariant of the profiles they claim; the only
+    exception is dom-6 (a warning: 'should have narrative') on the examples without text."""
+    by_url = {sd["url"]: sd for sd in us_core.values()}
+    broken: set[tuple[str, str]] = set()
+    count = 0
+    without_text = set()
+    for path in sorted((corpus / "us-core" / "7.0.0" / "examples").glob("*.json")):
+        resource = json.loads(path.read_text(encoding="utf-8"))
+        if resource["resourceType"] == "Bundle":
+            continue
+        if "text" not in resource:
+            without_text.add(path.stem)
+        for url in resource.get("meta", {}).get("profile", []):
+            sd = by_url.get(url.split("|")[0])
+            if sd is None:
+                continue
+            for key, _severity, verdict in _all_verdicts(resource, sd):
+                count += 1
+                if verdict is not True:
+                    broken.add((path.stem, f"{key}:{verdict}"))
+    assert count > 4000
+    assert broken == {(name, "dom-6:False") for name in without_text}
+
+
+def test_every_invariant_holds_on_the_r4_examples(corpus):
+    """The official R4 examples keep every invariant of their base resource definitions
+    (the corpus's R4 StructureDefinitions): none violated, none undecidable."""
+    base = {}
+    for path in (corpus / "fhir-r4-core" / "resources").glob("StructureDefinition-*.json"):
+        sd = json.loads(path.read_text(encoding="utf-8"))
+        base[sd["type"]] = sd
+    broken = []
+    count = 0
+    for path in sorted((corpus / "fhir-r4-examples").glob("*/*.json")):
+        resource = json.loads(path.read_text(encoding="utf-8"))
+        sd = base.get(resource["resourceType"])
+        if sd is None:
+            continue
+        for key, _severity, verdict in _all_verdicts(resource, sd):
+            count += 1
+            if verdict is not True:
+                broken.append((path.stem, key, verdict))
+    assert count > 2000
+    assert not broken
