@@ -9,11 +9,16 @@ agreeing, not the code against its own output.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
+import json
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import fhirpathpy
 import pytest
+from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
 from mafhir.profiles import fhirpath
@@ -252,11 +257,15 @@ def test_quantity_comparison_gap_of_fhirpathpy():
 
 # --- the native invariants agree with fhirpathpy where fhirpathpy can decide ---------------------
 
-def _fhirpathpy(expression: str, focus: Any, path: str | None = None) -> list[Any]:
-    from fhirpathpy.engine.nodes import ResourceNode
+@functools.cache
+def _plain_fhirpathpy(expression: str) -> Any:
+    return fhirpathpy.compile(expression, model=models["r4"])
 
+
+def _fhirpathpy(expression: str, focus: Any, path: str | None = None) -> list[Any]:
+    """fhirpathpy itself, as its users call it (compiled, its own R4 model, nothing added)."""
     node = ResourceNode.create_node(focus, path)
-    return fhirpathpy.evaluate(node, expression, {"resource": focus}, model=models["r4"])
+    return _plain_fhirpathpy(expression)(node, {"resource": focus})
 
 
 CONTAINED_VARIANTS: list[list[JSON]] = [
@@ -355,7 +364,7 @@ def test_native_dom_3(resource, holds):
     assert evaluate(DOM_3, resource, resource) is holds
     if "contained" in resource:
         with pytest.raises(Exception, match="singleton"):
-            _fhirpathpy(DOM_3, resource)
+            fhirpathpy.evaluate(resource, DOM_3, {"resource": resource}, model=models["r4"])
 
 
 def test_trace_prints_no_patient_data(capsys):
@@ -368,3 +377,53 @@ def test_native_rules_answer_none_or_a_bool_on_odd_input():
     for expression in (ELE_1, EXT_1, DOM_2, DOM_3, DOM_4, DOM_5, DOM_6, "htmlChecks()"):
         for focus in (None, [], "x", 3, {"contained": "not a list"}, {"contained": [1, "x"]}):
             assert evaluate(expression, focus, {}) in (True, False, None)
+
+
+# --- native against fhirpathpy on every resource of the corpus ----------------------------------
+
+def _corpus_resources(corpus) -> list[JSON]:
+    out = []
+    for pattern in ("us-core/7.0.0/examples/*.json", "fhir-r4-examples/*/*.json"):
+        for path in sorted(corpus.glob(pattern)):
+            resource = json.loads(path.read_text(encoding="utf-8"))
+            out.append(resource)
+            if resource.get("resourceType") == "Bundle":
+                out.extend(e["resource"] for e in resource.get("entry", [])
+                           if isinstance(e.get("resource"), dict))
+    return out
+
+
+def _nodes(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """(JSON key, object) of every object below ``node``, contained resources aside."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "contained":
+                continue
+            for item in v if isinstance(v, list) else [v]:
+                if isinstance(item, dict):
+                    yield k, item
+                    yield from _nodes(item, k)
+
+
+def test_native_rules_agree_with_fhirpathpy_on_the_corpus(corpus):
+    """dom-2/4/5/6 on every resource, ext-1 on every extension, ele-1's complex half on every
+    object of every resource of the corpus: the native code and fhirpathpy agree."""
+    resources = _corpus_resources(corpus)
+    assert len(resources) > 550
+    checked = Counter()
+    for resource in resources:
+        for expression in (DOM_2, DOM_4, DOM_5, DOM_6):
+            assert evaluate(expression, resource, resource) is \
+                _fhirpathpy(expression, resource)[0], (expression, resource.get("id"))
+            checked[expression] += 1
+        for key, node in _nodes(resource):
+            if key in ("extension", "modifierExtension"):
+                assert evaluate(EXT_1, node, resource, path="Extension") is \
+                    _fhirpathpy(EXT_1, node, "Extension")[0], node
+                checked["ext-1"] += 1
+            if "resourceType" not in node:
+                expected = _fhirpathpy("children().count() > id.count()", node, "Element")
+                assert evaluate(ELE_1, node, resource) is expected[0], node
+                checked["ele-1"] += 1
+    assert checked["ext-1"] > 300
+    assert checked["ele-1"] > 10000
