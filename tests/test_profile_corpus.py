@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from mafhir.profiles import Validator
+from profile_validators import validator as shared_validator
 
 JSON = dict[str, Any]
 
@@ -40,7 +41,7 @@ FOLDERS = ("fhir-r4-examples/*/*.json", "synthea/*.json")
 
 @pytest.fixture(scope="module")
 def validator() -> Validator:
-    return Validator.default()
+    return shared_validator()
 
 
 def _files(corpus: Path) -> list[str]:

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from mafhir.profiles import Validator
+from profile_validators import validator as shared_validator
 from uscore import Snapshot
 
 JSON = dict[str, Any]
@@ -498,17 +499,9 @@ def release(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@cache
-def _validator(release: str) -> Validator:
-    """One validator per release, kept for the whole run: the engine (branch w1) caches
-    allowed keys by ``id(elem)`` (engine.py ``_ALLOWED``), so a freed validator's ids, reused
-    by the next one's elements, answer "meta is not an element of Location" (a finding)."""
-    return Validator.default(prefer=f"us-core@{release}")
-
-
 @pytest.fixture(scope="module")
 def validator(release: str) -> Validator:
-    return _validator(release)
+    return shared_validator(f"us-core@{release}")
 
 
 @pytest.fixture(scope="module")
