@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -106,11 +106,14 @@ class Validator:
                 and s["derivation"] == "constraint"]
         return urls if len(urls) == 1 else []
 
-    def validate(self, resource: JSON, profiles: Sequence[str] | None = None) -> list[Issue]:
+    def validate(self, resource: JSON, profiles: Sequence[str] | None = None,
+                 checked_elsewhere: Collection[str] = ()) -> list[Issue]:
         """Issues of ``resource`` (a resource or a Bundle, as a JSON dict) against
         ``profiles`` (canonical URLs) plus its ``meta.profile`` claims, else the base
-        R4 definition of its type."""
-        run = Run(self.defs, must_support=self.must_support, evaluate=self._evaluate)
+        R4 definition of its type. A claimed profile with no definition installed is a
+        warning, unless in ``checked_elsewhere`` (a plugin's own rules check it)."""
+        run = Run(self.defs, must_support=self.must_support, evaluate=self._evaluate,
+                  elsewhere=frozenset(checked_elsewhere))
         self.defs._conforms.clear()
         explicit = []
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
