@@ -60,8 +60,18 @@ class Run:
     resource: Any = None
     structure: Structure | None = None
     bundle: dict[str, JSON] = field(default_factory=dict)  # fullUrl / Type/id -> resource
+    #: (id of a resource in ``bundle``, profile) -> conforms; the Bundle holds the
+    #: resources, so their ids stay theirs while it is checked
+    verdicts: dict[tuple[int, str], bool] = field(default_factory=dict)
     not_evaluated: set[str] = field(default_factory=set)
     elsewhere: frozenset[str] = frozenset()  # claimed profiles other rules check
+
+    def conforms(self, resource: JSON, url: str) -> bool:
+        """Does ``resource`` (in this Bundle) meet profile ``url`` with no error?"""
+        key = (id(resource), url)
+        if key not in self.verdicts:
+            self.verdicts[key] = bool(self.defs.validate_quietly(resource, url))
+        return self.verdicts[key]
 
     def add(self, severity: Severity, code: str, path: str, elem: Elem | None,
             message: str, rule: str) -> None:
@@ -374,7 +384,7 @@ def _reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
         return
     if isinstance(target, dict):
         profiles = [t for t in targets if run.defs.type_of(t) == rtype]
-        if profiles and not any(run.defs.conforms(target, p) for p in profiles):
+        if profiles and not any(run.conforms(target, p) for p in profiles):
             run.add("error", "structure", f"{path}.reference", elem,
                     f"the {rtype} it refers to conforms to none of {', '.join(profiles)}",
                     "reference")

@@ -97,7 +97,7 @@ def _test(slice_: Elem, kind: str, path: str, run: Run) -> Any:
             return _UNREADABLE
         profiles = target.types[0][1]
         return lambda item: isinstance(item, dict) and any(
-            run.defs.conforms(item, p) for p in profiles)
+            run.conforms(item, p) for p in profiles)
     return _UNREADABLE
 
 

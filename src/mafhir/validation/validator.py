@@ -9,6 +9,7 @@ from typing import Any
 
 from ..io import dumps
 from ..profiles import Validator
+from ..profiles.validator import BundleContext
 from ..registry import Profile
 from .issues import Issue
 from .structure import check_structure
@@ -46,7 +47,8 @@ def _engine() -> Validator:
 
 def check_definitions(resource: JSON, where: str = "", engine: Validator | None = None,
                       explicit: Sequence[str] = (), notes: bool = False,
-                      elsewhere: Collection[str] = ()) -> list[Issue]:
+                      elsewhere: Collection[str] = (),
+                      bundle: BundleContext | None = None) -> list[Issue]:
     """Issues from the StructureDefinitions (``explicit`` profiles and claimed ones, else
     base R4), by the profile engine (``mafhir.profiles``); its notes (information) only
     when asked. Inside a Bundle (``where``) an explicit profile applies to the entries of
@@ -57,7 +59,8 @@ def check_definitions(resource: JSON, where: str = "", engine: Validator | None 
     if where:
         explicit = [u for u in explicit if engine.defs.type_of(u) in (rtype, None)]
     out = []
-    for found in engine.validate(resource, profiles=explicit, checked_elsewhere=elsewhere):
+    for found in engine.validate(resource, profiles=explicit, checked_elsewhere=elsewhere,
+                                 bundle=bundle):
         if found.severity == "information" and not notes:
             continue
         expr = found.expression
@@ -76,9 +79,11 @@ def _fix(issue: Issue, base: str, rtype: str) -> Issue:
 
 def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str = "", *,
                    engine: Validator | None = None, explicit: Sequence[str] = (),
-                   notes: bool = False) -> list[Issue]:
+                   notes: bool = False, bundle: BundleContext | None = None,
+                   ) -> list[Issue]:
     """Structure issues, then profile issues (only when the structure is sound): the
-    hand-written rules of ``profiles`` and the definitions' (see ``check_definitions``)."""
+    hand-written rules of ``profiles`` and the definitions' (see ``check_definitions``);
+    ``bundle`` resolves references to the other entries of the Bundle it is in."""
     structural = check_structure(resource, where)
     if structural:
         return structural
@@ -92,7 +97,7 @@ def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str =
     said = {(i.severity, i.expression) for i in fixed}
     # a hand-written rule and a definition saying the same at the same place: one issue
     fixed.extend(i for i in check_definitions(resource, where, engine, explicit, notes,
-                                              elsewhere=profiles)
+                                              elsewhere=profiles, bundle=bundle)
                  if (i.severity, i.expression) not in said)
     return fixed
 
@@ -135,6 +140,7 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile], *,
     issues = check_structure({**bundle, "entry": []})
     btype = bundle.get("type")
     full_urls: dict[str, int] = {}
+    index: BundleContext | None = None
     for i, entry in enumerate(bundle.get("entry", []) or []):
         where = f"Bundle.entry[{i}]"
         full_url = entry.get("fullUrl")
@@ -158,8 +164,10 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile], *,
         resource = entry.get("resource")
         if resource is None:
             continue
+        if index is None:
+            index = BundleContext.of(bundle)
         issues.extend(check_resource(resource, profiles, f"{where}.resource", engine=engine,
-                                     explicit=explicit, notes=notes))
+                                     explicit=explicit, notes=notes, bundle=index))
     for i, entry in enumerate(bundle.get("entry", []) or []):
         resource = entry.get("resource")
         if resource is None or not _may_dangle(resource, full_urls):
