@@ -217,3 +217,29 @@ def test_reference_type_checked(validator):
     found = errors(validator.validate(obs))
     assert [(i.expression, i.rule) for i in found] == [("Observation.subject.reference",
                                                         "reference")]
+
+
+def _encounter_bundle(patient: dict[str, Any]) -> dict[str, Any]:
+    """US Core Encounter.subject is Reference(US Core Patient Profile)."""
+    enc = {"resourceType": "Encounter",
+           "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/"
+                                "us-core-encounter"]},
+           "status": "finished",
+           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                     "code": "AMB"},
+           "type": [{"text": "office visit"}], "subject": {"reference": "urn:uuid:p1"}}
+    return {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:e1", "resource": enc},
+        {"fullUrl": "urn:uuid:p1", "resource": patient}]}
+
+
+def test_reference_target_profile_checked_within_the_bundle(validator):
+    good = {"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}],
+            "name": [{"family": "Doe"}], "gender": "female"}
+    assert [i for i in validator.validate(_encounter_bundle(good))
+            if i.rule == "reference"] == []
+    bad = {"resourceType": "Patient", "gender": "female"}  # no identifier, no name
+    found = [i for i in validator.validate(_encounter_bundle(bad)) if i.rule == "reference"]
+    assert [(i.severity, i.expression) for i in found] == [
+        ("error", "Bundle.entry[0].resource.subject.reference")]
+    assert "us-core-patient" in found[0].message

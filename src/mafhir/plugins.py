@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.commands",
+    "mafhir.profiles.cli",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",
 )

@@ -27,7 +27,6 @@ class Definitions:
         self._valueset_data: dict[str, JSON] = {}
         self._structures: dict[str, Structure | None] = {}
         self._valuesets: dict[str, ValueSet | None] = {}
-        self._conforms: dict[tuple[int, str], bool] = {}
         self.validate_quietly: Any = None  # set by the Validator: resource, url -> errors?
 
     def add(self, compiled: JSON) -> None:
@@ -82,10 +81,3 @@ class Definitions:
         if found is not None:
             return found.type
         return url[len(CORE):] if url.startswith(CORE) else None
-
-    def conforms(self, resource: JSON, url: str) -> bool:
-        """Does ``resource`` meet ``url`` with no error? Remembered per object."""
-        key = (id(resource), url)
-        if key not in self._conforms:
-            self._conforms[key] = bool(self.validate_quietly(resource, url))
-        return self._conforms[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from .context import Definitions
@@ -24,7 +25,7 @@ __all__ = ["check"]
 JSON = dict[str, Any]
 Evaluate = Callable[[str, Any, Any], "bool | None"]
 
-_NUMBER = (int, float)
+_NUMBER = (int, float, Decimal)  # mafhir's strict reader gives decimals as Decimal
 _JSON_KIND: dict[str, tuple[type, ...]] = {
     "boolean": (bool,), "integer": (int,), "positiveInt": (int,), "unsignedInt": (int,),
     "decimal": _NUMBER,
@@ -59,8 +60,18 @@ class Run:
     resource: Any = None
     structure: Structure | None = None
     bundle: dict[str, JSON] = field(default_factory=dict)  # fullUrl / Type/id -> resource
+    #: (id of a resource in ``bundle``, profile) -> conforms; the Bundle holds the
+    #: resources, so their ids stay theirs while it is checked
+    verdicts: dict[tuple[int, str], bool] = field(default_factory=dict)
     not_evaluated: set[str] = field(default_factory=set)
-    explicit: tuple[Structure, ...] = ()
+    elsewhere: frozenset[str] = frozenset()  # claimed profiles other rules check
+
+    def conforms(self, resource: JSON, url: str) -> bool:
+        """Does ``resource`` (in this Bundle) meet profile ``url`` with no error?"""
+        key = (id(resource), url)
+        if key not in self.verdicts:
+            self.verdicts[key] = bool(self.defs.validate_quietly(resource, url))
+        return self.verdicts[key]
 
     def add(self, severity: Severity, code: str, path: str, elem: Elem | None,
             message: str, rule: str) -> None:
@@ -113,13 +124,10 @@ def _allowed_keys(elem: Elem) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(names), tuple(stems)
 
 
-_ALLOWED: dict[int, tuple[frozenset[str], tuple[str, ...]]] = {}
-
-
 def _unknown(data: JSON, elem: Elem, path: str, run: Run, resource_level: bool) -> None:
-    allowed = _ALLOWED.get(id(elem))
+    allowed = elem.allowed
     if allowed is None:
-        allowed = _ALLOWED[id(elem)] = _allowed_keys(elem)
+        allowed = elem.allowed = _allowed_keys(elem)
     names, stems = allowed
     for key in data:
         if key in names or (resource_level and key == "resourceType"):
@@ -169,13 +177,51 @@ def _node(data: JSON, elem: Elem, path: str, run: Run, resource_level: bool = Fa
     """``data`` (a JSON object) against ``elem``'s children; ``owner`` is its FHIR type."""
     if not derived and elem.children:
         _unknown(data, elem, path, run, resource_level)
-    for child in elem.children.values():
+    index = elem.index
+    if index is None:
+        index = elem.index = _index(elem)
+    by_key, stems, always = index
+    seen: set[int] = set()
+    for child in always:
+        seen.add(id(child))
         _element(data, child, path, run, derived, owner)
+    if run.must_support:
+        for child in elem.children.values():
+            if child.ms and id(child) not in seen:
+                seen.add(id(child))
+                _element(data, child, path, run, derived, owner)
+    for key in data:
+        found = by_key.get(key)
+        if found is None:
+            bare = key[1:] if key.startswith("_") else key
+            found = next((c for c in stems if bare.startswith(c.name[:-3])
+                          and bare[len(c.name) - 3:][:1].isupper()), None)
+        if found is not None and id(found) not in seen:
+            seen.add(id(found))
+            _element(data, found, path, run, derived, owner)
+
+
+def _index(elem: Elem) -> tuple[dict[str, Elem], tuple[Elem, ...], tuple[Elem, ...]]:
+    """Children by JSON key, choice children, and those to check even when absent (a
+    minimum, or a slice with one): an absent optional element needs no visit."""
+    by_key: dict[str, Elem] = {}
+    stems = []
+    always = []
+    for child in elem.children.values():
+        if child.choice:
+            stems.append(child)
+        else:
+            by_key[child.name] = by_key["_" + child.name] = child
+        if child.min > 0 or any(s.min > 0 for s in child.slices):
+            always.append(child)
+    return by_key, tuple(stems), tuple(always)
 
 
 def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool, owner: str) -> None:
     items = _items(data, elem)
-    count = sum(len(v) if isinstance(v, list) else 1 for _k, v, _t in items)
+    count = 0
+    for _k, v, _t in items:
+        count += len(v) if type(v) is list else 1
     if count < elem.min:
         run.add("error", "required", f"{path}.{elem.name.replace('[x]', '')}", elem,
                 f"{elem.id}: minimum required = {elem.min}, but only found {count}",
@@ -318,9 +364,13 @@ def _reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
         return
     target = run.bundle.get(ref)
     rtype = target.get("resourceType") if isinstance(target, dict) else None
-    if rtype is None:
+    if rtype is None and "?" in ref:  # a conditional reference: Patient?identifier=...
+        rtype = ref.split("?", 1)[0].rsplit("/", 1)[-1]
+    elif rtype is None:
         parts = ref.split("/")
-        if len(parts) >= 2 and parts[-2][:1].isupper() and "_history" not in parts:
+        if "_history" in parts:
+            parts = parts[:parts.index("_history")]
+        if len(parts) >= 2 and parts[-2][:1].isupper():
             rtype = parts[-2]
     if not isinstance(rtype, str):
         return
@@ -334,7 +384,7 @@ def _reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
         return
     if isinstance(target, dict):
         profiles = [t for t in targets if run.defs.type_of(t) == rtype]
-        if profiles and not any(run.defs.conforms(target, p) for p in profiles):
+        if profiles and not any(run.conforms(target, p) for p in profiles):
             run.add("error", "structure", f"{path}.reference", elem,
                     f"the {rtype} it refers to conforms to none of {', '.join(profiles)}",
                     "reference")
@@ -369,11 +419,13 @@ def validate_resource(resource: JSON, run: Run, path: str,
     outer = run.resource
     run.resource = resource
     try:
-        chosen = [s for s in (*explicit, *run.explicit) if s.type == rtype]
+        chosen = [s for s in explicit if s.type == rtype]
         meta = resource.get("meta")
         claims = meta.get("profile", []) if isinstance(meta, dict) else []
         for i, url in enumerate(claims if isinstance(claims, list) else []):
             found = run.defs.structure(url) if isinstance(url, str) else None
+            if found is None and str(url).split("|")[0] in run.elsewhere:
+                continue
             if found is None:
                 run.add("warning", "not-supported", f"{path}.meta.profile[{i}]", None,
                         f"profile {url} is not installed, so not checked; add its package "

@@ -97,7 +97,7 @@ def _test(slice_: Elem, kind: str, path: str, run: Run) -> Any:
             return _UNREADABLE
         profiles = target.types[0][1]
         return lambda item: isinstance(item, dict) and any(
-            run.defs.conforms(item, p) for p in profiles)
+            run.conforms(item, p) for p in profiles)
     return _UNREADABLE
 
 
@@ -122,6 +122,7 @@ def assign(elem: Elem, flat: list[tuple[str, Any, str]], run: Run,
     out: list[Elem] = []
     positions: list[int] = []
     counts = [0] * len(tests)
+    unmatched = late = False
     for where, value, code in flat:
         probe = (value, code) if elem.choice and any(k == "type" and p == "$this"
                                                      for k, p in discriminators) else value
@@ -135,17 +136,19 @@ def assign(elem: Elem, flat: list[tuple[str, Any, str]], run: Run,
                 run.add("error", "structure", where, elem,
                         f"matches none of the slices of {elem.id}, and the slicing is "
                         "closed", "slicing")
-            elif rules == "openAtEnd" and positions:
-                positions.append(len(tests))
+            elif rules == "openAtEnd":
+                unmatched = True
             out.append(elem)
             continue
+        if unmatched:
+            late = True  # a slice's value after one matching no slice
         counts[chosen] += 1
         positions.append(chosen)
         out.append(tests[chosen][0])
     if ordered and positions != sorted(positions):
         run.add("error", "structure", parent, elem,
                 f"the values of {elem.id} are not in the order of its slices", "slicing")
-    if rules == "openAtEnd" and positions != sorted(positions):
+    if late:
         run.add("error", "structure", parent, elem,
                 f"{elem.id}: values matching no slice must come after the slices",
                 "slicing")

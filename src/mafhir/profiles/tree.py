@@ -17,14 +17,33 @@ JSON = dict[str, Any]
 class Elem:
     """One element definition: what the engine checks at one place in a resource."""
 
-    __slots__ = ("binding", "children", "constraints", "fixed", "id", "max", "min", "ms",
-                 "name", "pattern", "ref", "slice_name", "slices", "slicing", "type_codes",
-                 "types")
+    __slots__ = (
+        "allowed",
+        "binding",
+        "children",
+        "choice",
+        "constraints",
+        "fixed",
+        "id",
+        "index",
+        "max",
+        "min",
+        "ms",
+        "name",
+        "pattern",
+        "ref",
+        "slice_name",
+        "slices",
+        "slicing",
+        "type_codes",
+        "types",
+    )
 
     def __init__(self, data: JSON) -> None:
         self.id: str = data["id"]
         last = _segments(self.id)[-1]
         self.name: str = last.split(":", 1)[0]
+        self.choice: bool = self.name.endswith("[x]")
         self.slice_name: str = data.get("slice", "")
         self.min: int = data.get("min", 0)
         self.max: int = data.get("max", -1)
@@ -47,10 +66,10 @@ class Elem:
         self.ref: str = data.get("ref", "")
         self.children: dict[str, Elem] = {}
         self.slices: list[Elem] = []
-
-    @property
-    def choice(self) -> bool:
-        return self.name.endswith("[x]")
+        #: (names, choice stems) of the JSON keys its children allow; the engine's cache
+        self.allowed: tuple[frozenset[str], tuple[str, ...]] | None = None
+        #: (children by JSON key, children checked even when absent); the engine's cache
+        self.index: tuple[dict[str, Elem], tuple[Elem, ...], tuple[Elem, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"Elem({self.id})"

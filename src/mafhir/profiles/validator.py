@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from .engine import Run, _evaluator, check, validate_resource
 from .issue import Issue
 from .packages import cache_dir, read_folder, read_tgz
 
-__all__ = ["SHIPPED", "Validator", "install_package", "installed_packages"]
+__all__ = ["SHIPPED", "BundleContext", "Validator", "bundle_index", "install_package",
+           "installed_packages"]
 
 JSON = dict[str, Any]
 #: The compiled tables that ship with mafhir (R4 core subset, US Core 6.1.0 and 7.0.0).
@@ -106,12 +107,17 @@ class Validator:
                 and s["derivation"] == "constraint"]
         return urls if len(urls) == 1 else []
 
-    def validate(self, resource: JSON, profiles: Sequence[str] | None = None) -> list[Issue]:
+    def validate(self, resource: JSON, profiles: Sequence[str] | None = None,
+                 checked_elsewhere: Collection[str] = (),
+                 bundle: BundleContext | None = None) -> list[Issue]:
         """Issues of ``resource`` (a resource or a Bundle, as a JSON dict) against
         ``profiles`` (canonical URLs) plus its ``meta.profile`` claims, else the base
-        R4 definition of its type."""
-        run = Run(self.defs, must_support=self.must_support, evaluate=self._evaluate)
-        self.defs._conforms.clear()
+        R4 definition of its type. A claimed profile with no definition installed is a
+        warning, unless in ``checked_elsewhere`` (a plugin's own rules check it).
+        ``bundle`` (``BundleContext.of(the_bundle)``) resolves references of an entry
+        checked alone, and remembers which entries meet which profiles."""
+        run = Run(self.defs, must_support=self.must_support, evaluate=self._evaluate,
+                  elsewhere=frozenset(checked_elsewhere))
         explicit = []
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         wanted = list(profiles or [])
@@ -133,7 +139,10 @@ class Validator:
                     "resourceType)", "structure")
             return run.issues
         if rtype == "Bundle":
-            run.bundle = _bundle_index(resource)
+            run.bundle = bundle_index(resource)
+        elif bundle is not None:
+            run.bundle = bundle.entries
+            run.verdicts = bundle.verdicts
         validate_resource(resource, run, rtype, explicit)
         for key in sorted(run.not_evaluated):
             run.issues.append(Issue("information", "informational", rtype,
@@ -152,7 +161,21 @@ class Validator:
         return not any(i.severity in ("error", "fatal") for i in run.issues)
 
 
-def _bundle_index(bundle: JSON) -> dict[str, JSON]:
+class BundleContext:
+    """The entries of the Bundle an entry is checked in, for its references."""
+
+    __slots__ = ("entries", "verdicts")
+
+    def __init__(self, entries: dict[str, JSON]) -> None:
+        self.entries = entries
+        self.verdicts: dict[tuple[int, str], bool] = {}
+
+    @classmethod
+    def of(cls, bundle: JSON) -> BundleContext:
+        return cls(bundle_index(bundle))
+
+
+def bundle_index(bundle: JSON) -> dict[str, JSON]:
     """Bundle entries by fullUrl and by ``Type/id``, for resolving references."""
     out: dict[str, JSON] = {}
     for entry in bundle.get("entry", []) or []:
