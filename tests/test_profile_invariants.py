@@ -720,3 +720,29 @@ def test_every_invariant_holds_on_the_r4_examples(corpus):
                 broken.append((path.stem, key, verdict))
     assert count > 2000
     assert not broken
+
+
+# --- through `mafhir validate`: an error fails the run, a warning does not --------------------
+
+@pytest.mark.parametrize(("key", "exit_code"), [("pd-1", 1), ("us-core-20", 1), ("us-core-25", 0)])
+def test_mafhir_validate_names_the_invariant_and_exits_by_its_severity(tmp_path, us_core, key,
+                                                                       exit_code):
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+
+    row = next(r for r in ROWS if r.key == key)
+    url = US_CORE + row.profile
+    failing = {**row.failing, "meta": {"profile": [url]}}
+    path = tmp_path / f"{key}.json"
+    path.write_text(json.dumps(failing), encoding="utf-8")
+    result = CliRunner().invoke(build_cli(), ["validate", "--json", str(path)])
+    assert result.exit_code == exit_code, result.output
+    outcome = json.loads(result.output.strip().splitlines()[0])
+    named = [i for i in outcome["issue"] if i["diagnostics"].startswith(f"{key}:")]
+    assert [i["severity"] for i in named] == [constraint(us_core, row).severity]
+    assert named[0]["code"] == "invariant"
+    passing = tmp_path / f"{key}-ok.json"
+    passing.write_text(json.dumps({**row.passing, "meta": {"profile": [url]}}), encoding="utf-8")
+    result = CliRunner().invoke(build_cli(), ["validate", "--json", str(passing)])
+    assert f"{key}:" not in result.output
