@@ -196,6 +196,33 @@ def test_choice_types_need_the_focus_type():
     assert evaluate(dt, {"start": "2020"}, o, path="Period") is True
 
 
+def test_an_object_of_unknown_type_is_typed_by_its_keys_for_type_tests():
+    """A caller without the element's type (the validator walking JSON): for an expression
+    that tests types, the object gets the one R4 data type all its keys fit."""
+    o = obs()
+    us_core_3 = ("ofType(Quantity).system.empty() or "
+                 "ofType(Quantity).system = 'http://unitsofmeasure.org'")
+    ucum = {"value": 70, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
+    other = {**ucum, "system": "http://example.org/units"}
+    assert evaluate(us_core_3, ucum, o) is True
+    assert evaluate(us_core_3, other, o) is False
+    assert evaluate("$this is CodeableConcept", {"coding": [{"code": "x"}]}, o) is True
+    assert evaluate("$this is Quantity", {"coding": [{"code": "x"}]}, o) is False
+    assert evaluate("$this is Period", {"start": "2020", "end": "2021"}, o) is True
+    # Quantity, not one of its many specialisations, for a plain quantity's keys
+    assert evaluate("$this is Quantity", {"value": 3, "unit": "d"}, o) is True
+    # keys that fit several types, or none: no type, and a failed type test is "cannot tell"
+    assert evaluate("$this is CodeableConcept", {"text": "x"}, o) is None
+    assert evaluate("$this is Quantity", {"code": {"text": "x"}, "valueString": "y"}, o) is None
+    # a primitive value has no keys: its type stays unknown
+    assert evaluate("$this is string", "final", o) is None
+    # below an untyped object a child is untyped too, but a resolved resource is typed
+    assert evaluate("detail is Quantity", {"detail": {"value": 1}}, o) is None
+    agent = {"who": {"reference": "Practitioner/1"}}
+    assert evaluate("who.resolve() is Practitioner", agent, o) is True
+    assert evaluate("who.resolve() is Device", agent, o) is False
+
+
 def test_resolve_in_contained_bundle_and_by_reference_type():
     practitioner = {"resourceType": "Practitioner", "id": "pr1"}
     device = {"resourceType": "Device", "id": "d1"}

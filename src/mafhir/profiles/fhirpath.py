@@ -28,9 +28,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from fhirpathpy.engine import do_eval
+from fhirpathpy.engine.invocations import invocation_registry as base_invocation_registry
 from fhirpathpy.engine.invocations.constants import constants
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.engine.util import process_user_invocation_table
@@ -70,6 +71,66 @@ def _untyped_model(r4: JSON) -> JSON:
 
 
 _R4 = _untyped_model(models["r4"])
+
+
+def _datatype_index(r4: JSON) -> dict[str, frozenset[str]]:
+    """JSON key -> the R4 data types having an element of that name (choices expanded:
+    ``valueQuantity`` -> Extension...). Data types only: their chain reaches Element."""
+    parents = r4["type2Parent"]
+
+    def is_datatype(name: str) -> bool:
+        while name in parents:
+            name = parents[name]
+            if name == "Element":
+                return True
+        return False
+
+    index: dict[str, set[str]] = {}
+    for path in r4["path2Type"]:
+        owner, _, name = path.partition(".")
+        if name and "." not in name and owner[:1].isupper() and is_datatype(owner):
+            index.setdefault(name, set()).add(owner)
+    for path, suffixes in r4["choiceTypePaths"].items():
+        owner, _, name = path.partition(".")
+        if name and "." not in name and is_datatype(owner):
+            for suffix in suffixes:
+                index.setdefault(f"{name}{suffix}", set()).add(owner)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+_DATATYPES = _datatype_index(models["r4"])
+_TYPE_TEST = re.compile(r"\bofType\(|\bis\b|\bas\b|\.is\(|\.as\(")
+_COMMON = frozenset(("id", "extension", "modifierExtension", "fhir_comments"))
+
+
+@lru_cache(maxsize=1024)
+def _datatype_of(keys: frozenset[str]) -> str | None:
+    """The one R4 data type whose elements hold all ``keys`` (Quantity for value, unit,
+    system, code), else None: an ambiguous object (``{"text": ...}``) stays untyped."""
+    own = [k[1:] if k[:1] == "_" else k for k in keys]
+    candidates: frozenset[str] | None = None
+    for key in own:
+        if key in _COMMON:
+            continue
+        found = _DATATYPES.get(key, frozenset())
+        candidates = found if candidates is None else candidates & found
+        if not candidates:
+            return None
+    if not candidates:
+        return None
+    parents = _R4["type2Parent"]
+    for candidate in candidates:  # Quantity among Age, Count, Duration...: their ancestor
+
+        def line(name: str) -> set[str]:
+            seen = {name}
+            while name in parents:
+                name = parents[name]
+                seen.add(name)
+            return seen
+
+        if all(candidate in line(other) for other in candidates):
+            return candidate
+    return None
 _XHTML = "{http://www.w3.org/1999/xhtml}"
 
 #: Functions of FHIRPath/FHIR that fhirpathpy lacks and this module does not add: an
@@ -338,11 +399,34 @@ def _no_trace(label: str, items: Any) -> None:
     """trace() writes nothing: its items are patient data."""
 
 
-_TABLE = process_user_invocation_table(_USER_FUNCTIONS)
+def _untyped(item: Any) -> bool:
+    """A node fhirpathpy cannot type: no path, or one below a focus of unknown type."""
+    if not isinstance(item, ResourceNode):
+        return False
+    path = item.path
+    return path is None or (path.startswith("_.") and path not in _R4["path2Type"])
+
+
+def _watching(name: str) -> dict[str, Any]:
+    """fhirpathpy's type test ``name``, noting in the context when it looked at a node of
+    unknown type (whose "no" then means "cannot tell")."""
+    entry: dict[str, Any] = dict(cast(dict[str, Any], base_invocation_registry[name]))
+    test = entry["fn"]
+
+    def fn(ctx: JSON, coll: Any, *args: Any) -> Any:
+        if any(_untyped(item) for item in (coll if isinstance(coll, list) else [coll])):
+            ctx["untyped_type_test"] = True
+        return test(ctx, coll, *args)
+
+    return {**entry, "fn": fn}
+
+
+_TABLE = {**process_user_invocation_table(_USER_FUNCTIONS),
+          **{name: _watching(name) for name in ("ofType", "is", "as", "isOp", "asOp")}}
 
 
 @lru_cache(maxsize=4096)
-def _compiled(expression: str) -> Callable[[Any, JSON], list[Any]] | None:
+def _compiled(expression: str) -> Callable[[Any, JSON], tuple[list[Any], bool]] | None:
     """The expression parsed once (None when fhirpathpy cannot parse it).
 
     Evaluated through fhirpathpy's ``do_eval`` with a context prepared here, not its
@@ -354,13 +438,14 @@ def _compiled(expression: str) -> Callable[[Any, JSON], list[Any]] | None:
     except Exception:
         return None
 
-    def run(node: Any, variables: JSON) -> list[Any]:
+    def run(node: Any, variables: JSON) -> tuple[list[Any], bool]:
+        """(the result, whether a type test met a node of unknown type)."""
         constants.reset()  # now()/today() fixed for one evaluation, as fhirpathpy does
         root = [node]
         ctx = {"dataRoot": root, "vars": {"ucum": "http://unitsofmeasure.org", **variables},
                "model": _R4, "userInvocationTable": _TABLE,
                "traceFn": _no_trace}  # fhirpathpy prints trace() to stdout: patient data
-        return do_eval(ctx, root, tree)
+        return do_eval(ctx, root, tree), bool(ctx.get("untyped_type_test"))
 
     return run
 
@@ -444,17 +529,25 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     seen = _hide(focus)
     # a resource goes in as itself: fhirpathpy filters a leading type name (``Patient.name``)
     # only on plain dicts, and takes the type from resourceType anyway
+    if path is None and isinstance(focus, dict) and "resourceType" not in focus \
+            and _TYPE_TEST.search(expression):
+        # a caller that gives no type, and an expression that tests types: the one data type
+        # the object's keys fit, if there is one (navigation alone does without)
+        path = _datatype_of(frozenset(focus))
     node = seen if isinstance(seen, dict) and "resourceType" in seen \
         else ResourceNode.create_node(seen, path)
     resource, root = _hide(resource), _hide(root)
     token = _SCOPE.set((resource, root))
     try:
-        result = compiled(node, {"resource": resource, "rootResource": root, "context": node})
+        result, blind = compiled(node, {"resource": resource, "rootResource": root,
+                                        "context": node})
     except Exception:
         return None
     finally:
         _SCOPE.reset(token)
     verdict = _verdict(result)
+    if verdict is False and blind:
+        return None  # a type test on a node of unknown type said no: cannot tell
     if verdict is False and path is None and isinstance(focus, dict) \
             and "resourceType" not in focus and _deep_choice(expression, focus):
         return None  # without the element's type a choice element may have looked absent
