@@ -493,6 +493,12 @@ def _hide(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=4096)
+def _uses_resource(expression: str) -> bool:
+    """Whether the expression reads %resource/%rootResource or resolves references."""
+    return "%" in expression or "resolve(" in expression
+
+
 def _verdict(result: list[Any]) -> bool | None:
     if not result:
         return True
@@ -536,15 +542,20 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
         path = _datatype_of(frozenset(focus))
     node = seen if isinstance(seen, dict) and "resourceType" in seen \
         else ResourceNode.create_node(seen, path)
-    resource, root = _hide(resource), _hide(root)
-    token = _SCOPE.set((resource, root))
     try:
-        result, blind = compiled(node, {"resource": resource, "rootResource": root,
-                                        "context": node})
+        if _uses_resource(expression):
+            hidden = _hide(resource)
+            resource, root = hidden, hidden if root is resource else _hide(root)
+            token = _SCOPE.set((resource, root))
+            try:
+                result, blind = compiled(node, {"resource": resource, "rootResource": root,
+                                                "context": node})
+            finally:
+                _SCOPE.reset(token)
+        else:  # neither %resource nor resolve(): no view of the resource to make
+            result, blind = compiled(node, {"context": node})
     except Exception:
         return None
-    finally:
-        _SCOPE.reset(token)
     verdict = _verdict(result)
     if verdict is False and blind:
         return None  # a type test on a node of unknown type said no: cannot tell
