@@ -214,8 +214,15 @@ def test_an_object_of_unknown_type_is_typed_by_its_keys_for_type_tests():
     # keys that fit several types, or none: no type, and a failed type test is "cannot tell"
     assert evaluate("$this is CodeableConcept", {"text": "x"}, o) is None
     assert evaluate("$this is Quantity", {"code": {"text": "x"}, "valueString": "y"}, o) is None
-    # a primitive value has no keys: its type stays unknown
-    assert evaluate("$this is string", "final", o) is None
+    # a primitive choice value: typed by the key that holds this very object
+    vs_1 = "$this is dateTime implies $this.toString().length() >= 10"
+    month = obs(effectiveDateTime="2024-03".upper())  # a str object of its own
+    assert evaluate(vs_1, month["effectiveDateTime"], month) is False
+    day = obs(effectiveDateTime="2024-03-01".upper())
+    assert evaluate(vs_1, day["effectiveDateTime"], day) is True
+    # ... but not an equal string held elsewhere, nor a plain (non-choice) element
+    assert evaluate(vs_1, "2024-03".upper(), month) is None
+    assert evaluate("$this is string", month["status"], month) is None
     # below an untyped object a child is untyped too, but a resolved resource is typed
     assert evaluate("detail is Quantity", {"detail": {"value": 1}}, o) is None
     agent = {"who": {"reference": "Practitioner/1"}}

@@ -493,6 +493,33 @@ def _hide(value: Any) -> Any:
     return value
 
 
+def _choice_type_of(value: Any, resource: JSON) -> str | None:
+    """The type of a primitive choice value, by the key holding this very object in the
+    resource (``effectiveDateTime`` -> dateTime); None when no choice key, or several, hold
+    it (small ints and one-letter strings are shared objects: never told apart)."""
+    if isinstance(value, bool | int) or (isinstance(value, str) and len(value) < 2):
+        return None
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if child is value:
+                    found.add(key)
+                elif isinstance(child, dict | list):
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                if child is value:
+                    found.add("")
+                elif isinstance(child, dict | list):
+                    walk(child)
+
+    walk(resource)
+    types = {_R4["path2Type"].get(f"_.{key}") for key in found}
+    return types.pop() if len(types) == 1 and None not in types else None
+
+
 @lru_cache(maxsize=4096)
 def _uses_resource(expression: str) -> bool:
     """Whether the expression reads %resource/%rootResource or resolves references."""
@@ -535,11 +562,14 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     seen = _hide(focus)
     # a resource goes in as itself: fhirpathpy filters a leading type name (``Patient.name``)
     # only on plain dicts, and takes the type from resourceType anyway
-    if path is None and isinstance(focus, dict) and "resourceType" not in focus \
-            and _TYPE_TEST.search(expression):
-        # a caller that gives no type, and an expression that tests types: the one data type
-        # the object's keys fit, if there is one (navigation alone does without)
-        path = _datatype_of(frozenset(focus))
+    if path is None and _TYPE_TEST.search(expression):
+        # a caller that gives no type, and an expression that tests types (navigation alone
+        # does without): an object's type is the one data type its keys fit; a primitive's,
+        # the type its choice key names (effectiveDateTime -> dateTime), if it is found
+        if isinstance(focus, dict) and "resourceType" not in focus:
+            path = _datatype_of(frozenset(focus))
+        elif focus is not None and not isinstance(focus, dict | list):
+            path = _choice_type_of(focus, resource)
     node = seen if isinstance(seen, dict) and "resourceType" in seen \
         else ResourceNode.create_node(seen, path)
     try:
