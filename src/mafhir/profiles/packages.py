@@ -67,6 +67,18 @@ def _manifest(data: bytes, where: str) -> tuple[str, str]:
             from exc
 
 
+def _indexed(tar: tarfile.TarFile, member: tarfile.TarInfo | None) -> set[str] | None:
+    """The files ``package/.index.json`` lists as definitions, or None (read them all)."""
+    stream = tar.extractfile(member) if member is not None else None
+    if stream is None:
+        return None
+    try:
+        files = json.loads(stream.read())["files"]
+        return {f["filename"] for f in files if f.get("resourceType") in KINDS}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def read_tgz(path: str | Path, examples: bool = False) -> Package:
     """A ``package.tgz``; ``examples`` also keeps ``package/example/*.json``."""
     where = str(path)
@@ -83,6 +95,7 @@ def read_tgz(path: str | Path, examples: bool = False) -> Package:
         stream = tar.extractfile(manifest)
         assert stream is not None
         package = Package(*_manifest(stream.read(), where))
+        wanted = _indexed(tar, members.get("package/.index.json"))
         for name, member in sorted(members.items()):
             if not name.endswith(".json") or name.endswith("package.json") \
                     or name.split("/")[-1].startswith("."):
@@ -92,6 +105,9 @@ def read_tgz(path: str | Path, examples: bool = False) -> Package:
                 continue
             if folder[-1] == "example" and not examples:
                 continue
+            if folder == ["package"] and wanted is not None \
+                    and name.split("/")[-1] not in wanted:
+                continue  # the package's index says it is no definition
             stream = tar.extractfile(member)
             if stream is None:
                 continue
