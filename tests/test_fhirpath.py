@@ -20,6 +20,8 @@ import fhirpathpy
 import pytest
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mafhir.profiles import fhirpath
 from mafhir.profiles.fhirpath import evaluate, is_native
@@ -461,3 +463,50 @@ def test_native_rules_agree_with_fhirpathpy_on_the_corpus(corpus):
                 checked["ele-1"] += 1
     assert checked["ext-1"] > 300
     assert checked["ele-1"] > 10000
+
+
+# --- never raises, whatever the JSON --------------------------------------------------------
+
+#: invariants of R4 and US Core 7.0.0 that use every kind of FHIRPath they hold: type tests,
+#: %resource, resolve(), repeat/select/aggregates, string functions, arithmetic
+EXPRESSIONS = [
+    ELE_1, EXT_1, DOM_2, DOM_3, DOM_4, DOM_5, DOM_6, "htmlChecks()",
+    "$this is dateTime implies $this.toString().length() >= 10",
+    "ofType(Quantity).system.empty() or ofType(Quantity).system = 'http://unitsofmeasure.org'",
+    "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists())"
+    ".empty()",
+    "onBehalfOf.exists() implies (member.resolve().iif(empty(), true, "
+    "ofType(Practitioner).exists()))",
+    "(QuestionnaireResponse|repeat(answer|item)).select(item.where(answer.value.exists())"
+    ".linkId.isDistinct()).allTrue()",
+    "extension.where(url = 'ombCategory').value.where(code in 'ASKU'|'UNK').exists() implies "
+    "extension.where(url = 'ombCategory').count() = 1",
+    "code.coding.where(code in '72166-2'|'11367-0').exists() implies value.is(CodeableConcept)",
+    "clinicalStatus.exists() or verificationStatus.coding.where(system='http://terminology.hl7"
+    ".org/CodeSystem/condition-ver-status' and code = 'entered-in-error').exists() or "
+    "category.select($this='problem-list-item').empty()",
+    "(identifier.count() + name.count()) > 0",
+    "value.matches('^[0-9]{10}$')",
+    "((select(value.substring(0,1).toInteger()).select(iif($this<5, $this*2, (($this*2)-9))))"
+    "+(value.substring(1,1).toInteger()) + 24) mod 10 = 0",
+    "whenHandedOver.empty() or whenPrepared.empty() or whenHandedOver >= whenPrepared",
+    "who.exists((resolve() is Practitioner) or (resolve() is Device)) implies "
+    "onBehalfOf.exists()",
+]
+_KEYS = st.sampled_from(["value", "valueQuantity", "valueString", "_status", "status", "code",
+                         "coding", "system", "extension", "url", "id", "contained",
+                         "resourceType", "component", "reference", "text", "div", "item",
+                         "answer", "linkId", "effectiveDateTime", "telecom"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False)
+    | st.text(max_size=8) | st.sampled_from(["Patient", "#p", "Practitioner/1", "2024-03"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(expression=st.sampled_from(EXPRESSIONS), focus=_JSON, resource=_JSON,
+       path=st.sampled_from([None, "Observation.component", "Quantity", "dateTime"]))
+def test_evaluate_never_raises(expression, focus, resource, path):
+    resource = resource if isinstance(resource, dict) else {"resourceType": "Observation"}
+    assert evaluate(expression, focus, resource, path=path) in (True, False, None)
