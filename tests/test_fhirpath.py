@@ -510,3 +510,58 @@ _JSON = st.recursive(
 def test_evaluate_never_raises(expression, focus, resource, path):
     resource = resource if isinstance(resource, dict) else {"resourceType": "Observation"}
     assert evaluate(expression, focus, resource, path=path) in (True, False, None)
+
+
+#: invariants the fast path takes (no type tests, no %resource), from R4 and US Core 7.0.0
+FAST = [
+    "dataAbsentReason.empty() or value.empty()",
+    "(component.empty() and hasMember.empty()) implies "
+    "(dataAbsentReason.exists() or value.exists())",
+    "value.exists() or dataAbsentReason.exists()",
+    "where(use = 'home').empty()",
+    "status='completed' implies whenHandedOver.exists()",
+    "(status='partial' or status='preliminary' or status='final' or status='amended' or "
+    "status='corrected' or status='appended' ) implies effective.exists()",
+    "verificationStatus.coding.where(system = 'http://terminology.hl7.org/CodeSystem/"
+    "allergyintolerance-verification' and code = 'entered-in-error').exists() or "
+    "clinicalStatus.exists()",
+    "(answer.exists() and item.exists()).not()",
+    "extension.where(url = 'ombCategory').value.where(code in 'ASKU'|'UNK').exists() implies "
+    "extension.where(url = 'ombCategory').count() = 1",
+    "(family.exists() or given.exists()) xor extension.where(url='http://hl7.org/fhir/"
+    "StructureDefinition/data-absent-reason').exists()",
+    "code.coding.first().code = 'x' or status != 'final'",
+    "(detail.exists() and measure.exists()) or detail.exists().not()",
+]
+
+
+_FAST_KEYS = st.sampled_from([
+    "dataAbsentReason", "value", "valueQuantity", "valueString", "valueBoolean", "component",
+    "hasMember", "use", "status", "whenHandedOver", "effectiveDateTime", "verificationStatus",
+    "clinicalStatus", "coding", "system", "code", "answer", "item", "extension", "url",
+    "valueCoding", "family", "given", "measure", "detail", "detailQuantity", "_status"])
+_FAST_LEAVES = (st.none() | st.booleans() | st.integers(0, 3)
+                | st.sampled_from(["final", "home", "completed", "ombCategory", "ASKU", "x",
+                                   "entered-in-error", "http://terminology.hl7.org/CodeSystem/"
+                                   "allergyintolerance-verification", "2024-03"]))
+_FAST_JSON = st.recursive(
+    _FAST_LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_FAST_KEYS, inner, max_size=4),
+    max_leaves=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(expression=st.sampled_from(FAST),
+       focus=st.dictionaries(_FAST_KEYS, _FAST_JSON, max_size=6),
+       path=st.sampled_from([None, "Observation", "Observation.component", "HumanName",
+                             "Extension", "AllergyIntolerance"]))
+def test_the_fast_path_answers_as_fhirpathpy_on_random_json(expression, focus, path):
+    from unittest import mock
+
+    from mafhir.profiles import fhirpath
+
+    assert fhirpath._fast(expression) is not None
+    fast = evaluate(expression, focus, {}, path=path)
+    with mock.patch.object(fhirpath, "_fast", lambda expression: None):
+        slow = evaluate(expression, focus, {}, path=path)
+    assert fast is slow

@@ -499,25 +499,39 @@ def _choice_type_of(value: Any, resource: JSON) -> str | None:
     it (small ints and one-letter strings are shared objects: never told apart)."""
     if isinstance(value, bool | int) or (isinstance(value, str) and len(value) < 2):
         return None
-    found: set[str] = set()
+    found = _primitive_keys(resource).get(id(value))
+    if found is None or found[0] is not value:
+        return None
+    types = {_R4["path2Type"].get(f"_.{key}") for key in found[1]}
+    return types.pop() if len(types) == 1 and None not in types else None
 
-    def walk(node: Any) -> None:
+
+# The last resources indexed, held (so the ids in their index stay theirs): a validator asks
+# about one resource's primitives many times in a row.
+_INDEXED: list[tuple[JSON, dict[int, tuple[Any, set[str]]]]] = []
+
+
+def _primitive_keys(resource: JSON) -> dict[int, tuple[Any, set[str]]]:
+    """id(primitive) -> (the primitive, the keys holding it) over the whole resource."""
+    for held, known in _INDEXED:
+        if held is resource:
+            return known
+    index: dict[int, tuple[Any, set[str]]] = {}
+
+    def walk(node: Any, key: str) -> None:
         if isinstance(node, dict):
-            for key, child in node.items():
-                if child is value:
-                    found.add(key)
-                elif isinstance(child, dict | list):
-                    walk(child)
+            for k, child in node.items():
+                walk(child, k)
         elif isinstance(node, list):
             for child in node:
-                if child is value:
-                    found.add("")
-                elif isinstance(child, dict | list):
-                    walk(child)
+                walk(child, key)
+        elif node is not None:
+            index.setdefault(id(node), (node, set()))[1].add(key)
 
-    walk(resource)
-    types = {_R4["path2Type"].get(f"_.{key}") for key in found}
-    return types.pop() if len(types) == 1 and None not in types else None
+    walk(resource, "")
+    _INDEXED.insert(0, (resource, index))
+    del _INDEXED[4:]
+    return index
 
 
 @lru_cache(maxsize=4096)
@@ -533,6 +547,238 @@ def _verdict(result: list[Any]) -> bool | None:
         return None
     value = result[0].data if isinstance(result[0], ResourceNode) else result[0]
     return value if isinstance(value, bool) else True
+
+
+# --- the fast path: the common subset, without fhirpathpy's machinery ----------------------
+
+class _Unfit(Exception):
+    """Outside the fast path's subset (at compile time: the expression; at run time: a value
+    it does not decide alone, e.g. a non-boolean under ``and``): fhirpathpy answers."""
+
+
+Item = tuple[Any, str | None]  # a JSON value and its model path, as fhirpathpy types it
+Step = Callable[[list[Item]], list[Item]]
+_SYSTEM = "System.Value"
+_STRINGS = frozenset(("code", "string", "uri", "url", "canonical", "id", "oid", "uuid",
+                      "markdown", "System.String"))
+
+
+def _member(key: str) -> Step:
+    """Navigation to ``key`` exactly as fhirpathpy does it (choices through the model, the
+    type from path2Type), over objects without their ``_name`` shadows."""
+    elsewhere, choices, types = (_R4["pathsDefinedElsewhere"], _R4["choiceTypePaths"],
+                                 _R4["path2Type"])
+
+    def step(items: list[Item]) -> list[Item]:
+        out: list[Item] = []
+        for data, path in items:
+            if not isinstance(data, dict):
+                continue
+            if "resourceType" in data:
+                path = data["resourceType"]
+            child = f"{path}.{key}" if path else f"_.{key}"
+            child = elsewhere.get(child, child)
+            actual = choices.get(child)
+            value = None
+            if actual:
+                for suffix in actual:
+                    value = data.get(f"{key}{suffix}")
+                    if value is not None:
+                        child += suffix
+                        break
+            else:
+                value = data.get(key)
+                if key == "extension":
+                    child = "Extension"
+            child = types.get(child, child)
+            if value is None:
+                continue
+            for v in value if isinstance(value, list) else [value]:
+                if v is None:
+                    raise _Unfit("a list with gaps")
+                out.append((v, child))
+        return out
+
+    return step
+
+
+def _boolean(items: list[Item]) -> bool | None:
+    if not items:
+        return None
+    if len(items) == 1 and isinstance(items[0][0], bool):
+        return bool(items[0][0])
+    raise _Unfit("not a boolean")
+
+
+def _truth(value: bool | None) -> list[Item]:
+    return [] if value is None else [(value, _SYSTEM)]
+
+
+def _scalar(items: list[Item]) -> Any:
+    """A singleton's value for ``=``/``in``: strings of string types, booleans, integers."""
+    if len(items) != 1:
+        raise _Unfit("not a singleton")
+    value, path = items[0]
+    if isinstance(value, bool) or (isinstance(value, int) and path == _SYSTEM):
+        return value
+    if isinstance(value, str) and (path == _SYSTEM or path in _STRINGS):
+        return value
+    raise _Unfit("a value fhirpathpy converts (dates, quantities, decimals)")
+
+
+def _logic(op: str, left: Step, right: Step) -> Step:
+    def step(items: list[Item]) -> list[Item]:
+        a, b = _boolean(left(items)), _boolean(right(items))
+        if op == "and":
+            return _truth(False if False in (a, b) else None if None in (a, b) else True)
+        if op == "or":
+            return _truth(True if True in (a, b) else None if None in (a, b) else False)
+        if op == "xor":
+            return _truth(None if None in (a, b) else a != b)
+        # implies
+        if a is False or b is True:
+            return _truth(True)
+        return _truth(None if a is None or b is None else b)
+
+    return step
+
+
+def _equality(op: str, left: Step, right: Step) -> Step:
+    def step(items: list[Item]) -> list[Item]:
+        a, b = left(items), right(items)
+        if not a or not b:
+            return []
+        same = _scalar(a) == _scalar(b)
+        return _truth(same if op == "=" else not same)
+
+    return step
+
+
+def _membership(left: Step, right: Step) -> Step:
+    def step(items: list[Item]) -> list[Item]:
+        a = left(items)
+        if not a:
+            return []
+        return _truth(_scalar(a) in [_scalar([i]) for i in right(items)])
+
+    return step
+
+
+def _union(left: Step, right: Step) -> Step:
+    def step(items: list[Item]) -> list[Item]:
+        out: list[Item] = []
+        for item in left(items) + right(items):
+            value = _scalar([item])
+            if all(v != value or type(v) is not type(value) for v, _ in out):
+                out.append((value, _SYSTEM))
+        return out
+
+    return step
+
+
+def _function(name: str, params: list[Any]) -> Callable[[Step], Step]:
+    """``exists``, ``empty``, ``not``, ``count``, ``where``, ``first``, applied to what
+    ``source`` gives."""
+    criteria = _build(params[0]) if params else None
+    if (name in ("empty", "not", "count", "first") and params) or (
+            name == "where" and criteria is None) or name not in (
+            "exists", "empty", "not", "count", "where", "first"):
+        raise _Unfit(name)
+
+    def apply(source: Step) -> Step:
+        def step(items: list[Item]) -> list[Item]:
+            found = source(items)
+            if criteria is not None:  # where(criteria), exists(criteria)
+                found = [i for i in found if _boolean(criteria([i])) is True]
+            if name == "exists":
+                return _truth(bool(found))
+            if name == "empty":
+                return _truth(not found)
+            if name == "count":
+                return [(len(found), _SYSTEM)]
+            if name == "first":
+                return found[:1]
+            if name == "not":
+                value = _boolean(found)
+                return _truth(None if value is None else not value)
+            return found  # where
+
+        return step
+
+    return apply
+
+
+def _identifier(node: JSON) -> str:
+    name = str(node["text"]).replace("`", "")
+    if not name or name[0].isupper() or name[0] in "$%":
+        raise _Unfit(name)  # a type name (filters the resource), a variable
+    return name
+
+
+def _invocation(node: JSON, source: Step) -> Step:
+    """A member or function invocation applied to ``source``."""
+    kind = node["type"]
+    if kind == "MemberInvocation":
+        member = _member(_identifier(node["children"][0]))
+        return lambda items: member(source(items))
+    if kind == "FunctionInvocation":
+        functn = node["children"][0]
+        name = _identifier(functn["children"][0])
+        params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
+        return _function(name, params)(source)
+    if kind == "ThisInvocation":
+        return source
+    raise _Unfit(kind)
+
+
+def _literal(node: JSON) -> Step:
+    kind, text = node["type"], str(node["text"])
+    if kind == "StringLiteral" and "\\" not in text:
+        value: Any = text[1:-1]
+    elif kind == "BooleanLiteral":
+        value = text == "true"
+    elif kind == "NumberLiteral" and text.isdigit():
+        value = int(text)
+    else:
+        raise _Unfit(kind)
+    return lambda items: [(value, _SYSTEM)]
+
+
+def _build(node: JSON) -> Step:
+    kind = node.get("type")
+    children = node.get("children", [])
+    ops = node.get("terminalNodeText") or []
+    if kind == "TermExpression":
+        return _build(children[0])
+    if kind == "InvocationTerm":
+        return _invocation(children[0], lambda items: items)
+    if kind == "InvocationExpression":
+        return _invocation(children[1], _build(children[0]))
+    if kind == "ParenthesizedTerm":
+        return _build(children[0])
+    if kind == "LiteralTerm":
+        return _literal(children[0])
+    if kind in ("OrExpression", "AndExpression", "ImpliesExpression") and len(ops) == 1:
+        return _logic(ops[0], _build(children[0]), _build(children[1]))
+    if kind == "EqualityExpression" and ops in (["="], ["!="]):
+        return _equality(ops[0], _build(children[0]), _build(children[1]))
+    if kind == "MembershipExpression" and ops == ["in"]:
+        return _membership(_build(children[0]), _build(children[1]))
+    if kind == "UnionExpression":
+        return _union(_build(children[0]), _build(children[1]))
+    raise _Unfit(str(kind))
+
+
+@lru_cache(maxsize=4096)
+def _fast(expression: str) -> Step | None:
+    """The expression as plain Python closures when it stays in the subset (navigation,
+    exists/empty/not/count/where/first, and/or/xor/implies, =, !=, in, | of literals),
+    else None. The same navigation and three-valued logic as fhirpathpy, compared with it
+    on every invariant and example of the corpus in the tests."""
+    try:
+        return _build(parse(expression)["children"][0])
+    except Exception:
+        return None
 
 
 def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = None,
@@ -556,6 +802,15 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
             return native(focus, resource, shadow, key)
         except Exception:
             return None
+    fast = _fast(expression)
+    if fast is not None:
+        root = focus if isinstance(focus, dict) and "resourceType" in focus else None
+        try:
+            items = fast([(focus, root["resourceType"] if root else path)])
+        except Exception:  # _Unfit, or anything the subset does not foresee: fhirpathpy
+            pass
+        else:
+            return _trusted(_verdict_of_items(items), expression, focus, path)
     compiled = _compiled(expression)
     if compiled is None:
         return None
@@ -589,10 +844,18 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     verdict = _verdict(result)
     if verdict is False and blind:
         return None  # a type test on a node of unknown type said no: cannot tell
+    return _trusted(verdict, expression, focus, path)
+
+
+def _trusted(verdict: bool | None, expression: str, focus: Any, path: str | None) -> bool | None:
     if verdict is False and path is None and isinstance(focus, dict) \
             and "resourceType" not in focus and _deep_choice(expression, focus):
         return None  # without the element's type a choice element may have looked absent
     return verdict
+
+
+def _verdict_of_items(items: list[Item]) -> bool | None:
+    return _verdict([value for value, _ in items])
 
 
 def _deep_choice(expression: str, focus: JSON) -> bool:
