@@ -430,7 +430,14 @@ def validate_resource(resource: JSON, run: Run, path: str,
                 run.add("warning", "not-supported", f"{path}.meta.profile[{i}]", None,
                         f"profile {url} is not installed, so not checked; add its package "
                         "with `mafhir ig add FILE.tgz`", "profile")
-            elif found.type != rtype:
+            elif "|" in url and found.version != url.split("|", 1)[1]:
+                run.add("warning", "not-supported", f"{path}.meta.profile[{i}]", None,
+                        f"version {url.split('|', 1)[1]} of {url.split('|', 1)[0]} is not "
+                        f"installed; checked against version {found.version} instead",
+                        "profile")
+            if found is None:
+                continue
+            if found.type != rtype:
                 run.add("error", "invalid", f"{path}.meta.profile[{i}]", None,
                         f"{url} is a profile of {found.type}, not {rtype}", "profile")
             elif found not in chosen:
