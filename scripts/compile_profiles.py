@@ -2,7 +2,7 @@
 
 Reads the FHIR packages of the public corpus (the R4 core subset and the US Core 6.1.0
 and 7.0.0 package archives) and writes ``src/mafhir/profiles/compiled/*.json.gz``.
-``tests/test_profiles_compiled.py`` runs the same and compares the bytes.
+``tests/test_profiles_corpus.py`` runs the same and compares the bytes.
 
     python scripts/compile_profiles.py [CORPUS] [OUT]
 """

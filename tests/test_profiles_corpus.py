@@ -135,3 +135,22 @@ def test_vaccine_without_cvx_is_not_an_error(version, vaccine):
            "status": "completed", "vaccineCode": vaccine, "patient": {"reference": "Patient/1"},
            "occurrenceDateTime": "2024-05-01", "primarySource": True}
     assert errors(Validator.default(prefer=f"us-core@{version}"), imm) == []
+
+
+def test_profiles_without_hand_written_rules_are_checked_by_check_resource(corpus, registry):
+    """The issue's second complaint: pediatric BMI-for-age and QuestionnaireResponse were
+    "not known; not checked". Now their StructureDefinitions decide, in the pipeline's
+    check too."""
+    from mafhir.validation import check_resource
+
+    bmi = load_json(corpus / "us-core/7.0.0/examples/Observation-pediatric-bmi-example.json")
+    assert [i for i in check_resource(bmi, registry.profiles)
+            if i.severity in ("error", "warning")] == []
+    del bmi["valueQuantity"]["system"]  # 1..1 in the profile (vital signs valueQuantity)
+    found = [i for i in check_resource(bmi, registry.profiles) if i.severity == "error"]
+    assert [i.expression for i in found] == ["Observation.valueQuantity.system"]
+    qr = load_json(corpus / "us-core/7.0.0/examples/QuestionnaireResponse-AUDIT-C.json")
+    assert [i for i in check_resource(qr, registry.profiles) if i.severity == "error"] == []
+    del qr["subject"]  # US Core QuestionnaireResponse.subject is 1..1
+    found = [i for i in check_resource(qr, registry.profiles) if i.severity == "error"]
+    assert "QuestionnaireResponse.subject" in [i.expression for i in found]

@@ -243,3 +243,16 @@ def test_reference_target_profile_checked_within_the_bundle(validator):
     assert [(i.severity, i.expression) for i in found] == [
         ("error", "Bundle.entry[0].resource.subject.reference")]
     assert "us-core-patient" in found[0].message
+
+
+def test_claimed_version_not_installed_is_a_warning_and_the_installed_one_is_used(validator):
+    pat = {"resourceType": "Patient", "meta": {"profile": [US_PATIENT + "|3.1.1"]}}
+    found = validator.validate(pat)
+    assert [(i.severity, i.expression) for i in found if i.rule == "profile"] == [
+        ("warning", "Patient.meta.profile[0]")]
+    assert "3.1.1" in next(i.message for i in found if i.rule == "profile")
+    assert "Patient.identifier" in [i.expression for i in errors(found)]  # still checked
+    pat["meta"]["profile"] = [US_PATIENT + "|6.1.0"]
+    found = validator.validate(pat)
+    assert [i for i in found if i.rule == "profile"] == []
+    assert all("|6.1.0" in i.message for i in errors(found))

@@ -8,76 +8,17 @@ object is built; the tables are compiled once per structure and reused.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
-from .context import Definitions
-from .issue import Issue, Severity
+from .checks import CODED, STRING_TYPES, binding, equal, invariants, kind_ok, reference, show
 from .matching import matches
-from .terminology import member
+from .run import Run
 from .tree import Elem, Structure
 
-__all__ = ["check"]
+__all__ = ["check", "validate_resource"]
 
 JSON = dict[str, Any]
-Evaluate = Callable[[str, Any, Any], "bool | None"]
-
-_NUMBER = (int, float, Decimal)  # mafhir's strict reader gives decimals as Decimal
-_JSON_KIND: dict[str, tuple[type, ...]] = {
-    "boolean": (bool,), "integer": (int,), "positiveInt": (int,), "unsignedInt": (int,),
-    "decimal": _NUMBER,
-}
-_STRING_TYPES = frozenset({
-    "string", "code", "id", "uri", "url", "canonical", "oid", "uuid", "markdown",
-    "base64Binary", "instant", "date", "dateTime", "time", "xhtml"})
-#: The types a binding on a choice element applies to (not a string beside a Quantity).
-_CODED = frozenset({"code", "Coding", "CodeableConcept", "Quantity"})
-#: Invariants the structure pre-check already decides (ele-1: every element has a value
-#: or children), skipped so they are not evaluated at every node.
-_SKIP = frozenset({"ele-1"})
-
-
-def _evaluator() -> Evaluate | None:
-    try:
-        module = importlib.import_module("mafhir.profiles.fhirpath")
-    except ImportError:
-        return None
-    fn = getattr(module, "evaluate", None)
-    return fn if callable(fn) else None
-
-
-@dataclass
-class Run:
-    """The state of one validation: where issues go, what the Bundle holds."""
-
-    defs: Definitions
-    must_support: bool = False
-    evaluate: Evaluate | None = None
-    issues: list[Issue] = field(default_factory=list)
-    resource: Any = None
-    structure: Structure | None = None
-    bundle: dict[str, JSON] = field(default_factory=dict)  # fullUrl / Type/id -> resource
-    #: (id of a resource in ``bundle``, profile) -> conforms; the Bundle holds the
-    #: resources, so their ids stay theirs while it is checked
-    verdicts: dict[tuple[int, str], bool] = field(default_factory=dict)
-    not_evaluated: set[str] = field(default_factory=set)
-    elsewhere: frozenset[str] = frozenset()  # claimed profiles other rules check
-
-    def conforms(self, resource: JSON, url: str) -> bool:
-        """Does ``resource`` (in this Bundle) meet profile ``url`` with no error?"""
-        key = (id(resource), url)
-        if key not in self.verdicts:
-            self.verdicts[key] = bool(self.defs.validate_quietly(resource, url))
-        return self.verdicts[key]
-
-    def add(self, severity: Severity, code: str, path: str, elem: Elem | None,
-            message: str, rule: str) -> None:
-        where = self.structure.label if self.structure is not None else ""
-        self.issues.append(Issue(severity, code, path, f"{rule}: {message} ({where})",
-                                 rule, elem.id if elem is not None else ""))
 
 
 def _type_of(key: str, elem: Elem) -> str | None:
@@ -144,7 +85,7 @@ def check(resource: JSON, structure: Structure, run: Run, path: str) -> None:
     outer, run.structure = run.structure, structure
     try:
         if structure.root.constraints:
-            _invariants(resource, structure.root, path, run)
+            invariants(resource, structure.root, path, run)
         _node(resource, structure.root, path, run, resource_level=True,
               derived=structure.derived, owner=structure.type)
     finally:
@@ -263,25 +204,25 @@ def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool,
         return
     if not code and elem.types:
         code = elem.types[0][0]
-    if not _kind_ok(value, code):
+    if not kind_ok(value, code):
         run.add("error", "structure", path, elem,
                 f"{elem.id} is of type {code}, not a JSON {type(value).__name__}", "type")
         return
-    if elem.fixed is not None and not _equal(value, elem.fixed[1]):
+    if elem.fixed is not None and not equal(value, elem.fixed[1]):
         run.add("error", "value", path, elem,
-                f"value must be exactly {_show(elem.fixed[1])}", "fixed")
+                f"value must be exactly {show(elem.fixed[1])}", "fixed")
     if elem.pattern is not None and not matches(value, elem.pattern[1]):
         run.add("error", "value", path, elem,
-                f"value must match pattern {_show(elem.pattern[1])}", "pattern")
-    if elem.binding is not None and (not elem.choice or code in _CODED):
-        _binding(value, elem, code, path, run, owner)
+                f"value must match pattern {show(elem.pattern[1])}", "pattern")
+    if elem.binding is not None and (not elem.choice or code in CODED):
+        binding(value, elem, code, path, run, owner)
     if code == "Reference" and isinstance(value, dict):
-        _reference(value, elem, path, run)
+        reference(value, elem, path, run)
     if elem.constraints:
-        _invariants(value, elem, path, run)
+        invariants(value, elem, path, run)
     if code in ("Resource", "DomainResource") or (isinstance(value, dict)
                                                   and "resourceType" in value
-                                                  and code not in _STRING_TYPES):
+                                                  and code not in STRING_TYPES):
         if isinstance(value, dict):
             validate_resource(value, run, path, explicit=())
         return
@@ -290,122 +231,6 @@ def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool,
     found = _definition(elem, value, code, run)
     if found is not None:
         _node(value, found[0], path, run, derived=derived or found[1], owner=code)
-
-
-def _kind_ok(value: Any, code: str) -> bool:
-    kinds = _JSON_KIND.get(code)
-    if kinds is not None:
-        return isinstance(value, kinds) and (code == "boolean" or not isinstance(value, bool))
-    if code in _STRING_TYPES:
-        return isinstance(value, str)
-    if code[:1].isupper():
-        return isinstance(value, dict)
-    return True
-
-
-def _equal(value: Any, fixed: Any) -> bool:
-    if isinstance(fixed, dict):
-        return isinstance(value, dict) and set(value) == set(fixed) and all(
-            _equal(value[k], v) for k, v in fixed.items())
-    if isinstance(fixed, list):
-        return isinstance(value, list) and len(value) == len(fixed) and all(
-            _equal(a, b) for a, b in zip(value, fixed, strict=True))
-    return bool(value == fixed)
-
-
-def _show(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _binding(value: Any, elem: Elem, code: str, path: str, run: Run, owner: str) -> None:
-    assert elem.binding is not None
-    strength, url = elem.binding
-    vs = run.defs.valueset(url)
-    if vs is None and strength == "required":  # a core value set not shipped: the
-        vs = run.defs.model_enum(owner, elem.name)  # models' code list, when complete
-    if vs is None:
-        run.add("information", "informational", path, elem,
-                f"value set {url} is not available; binding not checked", "binding")
-        return
-    verdict, coded = member(vs, value, code)
-    if verdict is True:
-        return
-    if verdict is None and coded:
-        run.add("information", "informational", path, elem,
-                f"codes of value set {url} cannot be expanded here; not checked", "binding")
-        return
-    if verdict is None and not coded:
-        if strength == "required" and code == "CodeableConcept":
-            run.add("error", "code-invalid", path, elem,
-                    f"no code provided, and a code from {url} is required", "binding")
-        return
-    shown = value if isinstance(value, str) else _codes(value)
-    if strength == "required":
-        run.add("error", "code-invalid", path, elem,
-                f"{shown} is not in the required value set {url}", "binding")
-    else:
-        run.add("warning", "code-invalid", path, elem,
-                f"{shown} is not in the extensible value set {url}", "binding")
-
-
-def _codes(value: JSON) -> str:
-    codings = value.get("coding", [value]) if isinstance(value, dict) else []
-    return ", ".join(f"{c.get('system', '')}#{c.get('code', '')}"
-                     for c in codings if isinstance(c, dict)) or "no code"
-
-
-def _reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
-    ref = value.get("reference")
-    if not isinstance(ref, str) or ref.startswith("#"):
-        return
-    targets = [t for code, _p, ts in elem.types if code == "Reference" for t in ts]
-    if not targets:
-        return
-    target = run.bundle.get(ref)
-    rtype = target.get("resourceType") if isinstance(target, dict) else None
-    if rtype is None and "?" in ref:  # a conditional reference: Patient?identifier=...
-        rtype = ref.split("?", 1)[0].rsplit("/", 1)[-1]
-    elif rtype is None:
-        parts = ref.split("/")
-        if "_history" in parts:
-            parts = parts[:parts.index("_history")]
-        if len(parts) >= 2 and parts[-2][:1].isupper():
-            rtype = parts[-2]
-    if not isinstance(rtype, str):
-        return
-    types = {run.defs.type_of(t) for t in targets}
-    if "Resource" in types or None in types:
-        return
-    if rtype not in types:
-        run.add("error", "structure", f"{path}.reference", elem,
-                f"refers to {rtype}, but {elem.id} allows only "
-                f"{', '.join(sorted(t for t in types if t))}", "reference")
-        return
-    if isinstance(target, dict):
-        profiles = [t for t in targets if run.defs.type_of(t) == rtype]
-        if profiles and not any(run.conforms(target, p) for p in profiles):
-            run.add("error", "structure", f"{path}.reference", elem,
-                    f"the {rtype} it refers to conforms to none of {', '.join(profiles)}",
-                    "reference")
-
-
-def _invariants(value: Any, elem: Elem, path: str, run: Run) -> None:
-    for key, severity, human, expression in elem.constraints:
-        if key in _SKIP or not expression:
-            continue
-        if run.evaluate is None:
-            run.not_evaluated.add(key)
-            continue
-        try:
-            verdict = run.evaluate(expression, value, run.resource)
-        except Exception:  # the FHIRPath engine's failure is not the resource's fault
-            verdict = None
-        if verdict is None:
-            run.not_evaluated.add(key)
-        elif verdict is False:
-            run.add("warning" if severity == "warning" else "error", "invariant", path, elem,
-                    human or expression, key)
 
 
 def validate_resource(resource: JSON, run: Run, path: str,
@@ -430,7 +255,14 @@ def validate_resource(resource: JSON, run: Run, path: str,
                 run.add("warning", "not-supported", f"{path}.meta.profile[{i}]", None,
                         f"profile {url} is not installed, so not checked; add its package "
                         "with `mafhir ig add FILE.tgz`", "profile")
-            elif found.type != rtype:
+            elif "|" in url and found.version != url.split("|", 1)[1]:
+                run.add("warning", "not-supported", f"{path}.meta.profile[{i}]", None,
+                        f"version {url.split('|', 1)[1]} of {url.split('|', 1)[0]} is not "
+                        f"installed; checked against version {found.version} instead",
+                        "profile")
+            if found is None:
+                continue
+            if found.type != rtype:
                 run.add("error", "invalid", f"{path}.meta.profile[{i}]", None,
                         f"{url} is a profile of {found.type}, not {rtype}", "profile")
             elif found not in chosen:

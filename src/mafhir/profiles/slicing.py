@@ -16,7 +16,7 @@ from .matching import matches, values_at
 from .tree import Elem
 
 if TYPE_CHECKING:
-    from .engine import Run
+    from .run import Run
 
 __all__ = ["assign"]
 

@@ -11,9 +11,10 @@ from typing import Any
 from ..errors import InputError, Problem
 from .compiler import FORMAT, compile_package, load_compiled, write_compiled
 from .context import Definitions
-from .engine import Run, _evaluator, check, validate_resource
+from .engine import check, validate_resource
 from .issue import Issue
 from .packages import cache_dir, read_folder, read_tgz
+from .run import Run, evaluator
 
 __all__ = ["SHIPPED", "BundleContext", "Validator", "bundle_index", "install_package",
            "installed_packages"]
@@ -91,7 +92,7 @@ class Validator:
         for package in ordered:
             self.defs.add(package)
         self.defs.validate_quietly = self._conforms
-        self._evaluate = _evaluator()
+        self._evaluate = evaluator()
 
     @classmethod
     def default(cls, prefer: str | None = None, must_support: bool = False) -> Validator:

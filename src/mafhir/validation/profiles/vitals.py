@@ -142,9 +142,10 @@ def vital_sign_check(code: str | None, units: tuple[str, ...] | None,
 def _blood_pressure(obs: JSON) -> Iterator[Issue]:
     key = _value_key(obs)
     if key is not None:
-        yield error(f"Observation.{key}",
-                    "a blood pressure panel has no value of its own; the readings are "
-                    "components (R4 bp: value[x] 0..0)", code="structure")
+        # R4's bp profile says value[x] 0..0; US Core 6.1.0/7.0.0 leave it 0..1
+        yield plausibility(f"Observation.{key}",
+                           "a blood pressure panel has no value of its own; the readings "
+                           "are components")
     comps = obs.get("component") or []
     if len(comps) < 2:
         yield error("Observation.component",
