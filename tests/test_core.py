@@ -78,7 +78,8 @@ def test_new_patient_matches_the_us_core_patient_example(corpus, registry):
     assert {(t["system"], t["value"]) for t in ours["telecom"]} == {
         (t["system"], t["value"]) for t in example["telecom"]}
     assert ours["meta"]["profile"] == [example["meta"]["profile"][0].split("|")[0]]
-    assert check_resource(ours, registry.profiles) == []
+    assert [i for i in check_resource(ours, registry.profiles)
+            if not i.diagnostics.startswith("dom-6")] == []  # narrative: mafhir writes none
     # and the example itself passes our Patient rules
     assert [i for i in check_resource(example, registry.profiles) if i.severity == "error"] == []
 
@@ -109,7 +110,8 @@ def test_practitioner_matches_the_us_core_example(corpus, registry):
     (entry,) = practitioner_entry(person).entries
     assert entry.resource["identifier"] == [{"system": "http://hl7.org/fhir/sid/us-npi",
                                             "value": npi}]
-    assert check_resource(entry.resource, registry.profiles) == []
+    assert [i for i in check_resource(entry.resource, registry.profiles)
+            if not i.diagnostics.startswith("dom-6")] == []  # narrative: mafhir writes none
     assert practitioner_from_fhir(entry.resource) == person
 
 
@@ -121,8 +123,8 @@ def test_profile_rules_catch_broken_shared_resources(registry):
     assert ("Patient.identifier", "required") in found
     (org,) = organization_entry(CLINIC).entries
     no_active = {k: v for k, v in org.resource.items() if k != "active"}
-    assert [i.expression for i in check_resource(no_active, registry.profiles)] == [
-        "Organization.active"]
+    assert [i.expression for i in check_resource(no_active, registry.profiles)
+            if not i.diagnostics.startswith("dom-6")] == ["Organization.active"]
 
 
 # ------------------------------------------------------------------ bundles

@@ -288,7 +288,9 @@ def test_validate_and_convert_read_a_bundle_with_a_bom(tmp_path):
     assert mapped.returncode == 0, mapped.stderr
     (tmp_path / "b.json").write_bytes(BOM + mapped.stdout)
     checked = mafhir("validate", "b.json", cwd=tmp_path)
-    assert checked.returncode == 0 and checked.stdout.decode().strip() == "b.json: ok"
+    # dom-6 (narrative) is a best-practice warning on each resource; mafhir writes none
+    lines = [line for line in checked.stdout.decode().splitlines() if "dom-6" not in line]
+    assert checked.returncode == 0 and lines == ["b.json: ok"]
     converted = mafhir("convert", "--to", "hl7v2", "--message", "OML^O21", "--clinic",
                        str(CLINIC_FILE), "b.json", cwd=tmp_path)
     assert converted.returncode == 0, converted.stderr

@@ -84,7 +84,8 @@ def test_hook_register_mappers(fresh):
     assert comm["sent"] == "2026-03-04T16:00:00-05:00"
     assert comm["subject"] == {"reference": "Patient?identifier=urn:mafhir:clinic/mrn|A100"}
     assert entry.if_none_exist == "identifier=urn:mafhir:clinic/communication|call-1"
-    assert check_resource(comm, registry.profiles) == []
+    assert [i for i in check_resource(comm, registry.profiles)
+            if not i.diagnostics.startswith("dom-6")] == []  # narrative: mafhir writes none
 
 
 def test_hook_register_profiles(fresh):
@@ -93,11 +94,13 @@ def test_hook_register_profiles(fresh):
     registry = plugins.get_registry()
     resource = {"resourceType": "Communication", "status": "completed",
                 "meta": {"profile": [example.URL]}}
-    issues = check_resource(resource, registry.profiles)
+    issues = [i for i in check_resource(resource, registry.profiles)
+              if not i.diagnostics.startswith("dom-6")]  # narrative: mafhir writes none
     assert [(i.severity, i.expression) for i in issues] == [
         ("error", "Communication.sent"), ("error", "Communication.payload")]
     resource |= {"sent": "2026-03-04T16:00:00Z", "payload": [{"contentString": "hi"}]}
-    assert check_resource(resource, registry.profiles) == []
+    assert [i for i in check_resource(resource, registry.profiles)
+            if not i.diagnostics.startswith("dom-6")] == []
 
 
 def test_hook_register_connectors(fresh):

@@ -39,6 +39,8 @@ COMMANDS = {
                "or hand to a plugin, acknowledge (Ctrl-C stops)."),
     "hl7": ("mafhir.hl7v2.send_cli:hl7_group",
             "Raw HL7 v2 over MLLP: send files of messages, listen for them."),
+    "ig": ("mafhir.profiles.cli:ig_group",
+           "FHIR packages (implementation guides) for `mafhir validate`."),
     "messages": ("mafhir.hl7v2.messages_cli:messages_group",
                  "The listener's inbound store: list, show and reprocess received messages."),
 }

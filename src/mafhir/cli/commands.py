@@ -190,12 +190,28 @@ def _write_quarantine(path: str, source: str, failures: list[Failed]) -> None:
 @click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print an OperationOutcome per document.")
-def validate_command(files: tuple[str, ...], as_json: bool) -> None:
-    """Validate FHIR JSON (a resource, a Bundle, or NDJSON): structure and US Core rules.
+@click.option("--profile", "explicit", multiple=True, metavar="URL",
+              help="Also check against this profile (repeatable).")
+@click.option("--ig", default=None, metavar="NAME@VER",
+              help="Prefer this package's definitions (e.g. us-core@6.1.0); its profile "
+                   "for a type applies when it has exactly one.")
+@click.option("--must-support", is_flag=True, help="Report absent must-support elements.")
+def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str, ...],
+                     ig: str | None, must_support: bool) -> None:
+    """Validate FHIR JSON (a resource, a Bundle, or NDJSON) against R4, the profiles it
+    claims (US Core 6.1.0/7.0.0 ship with mafhir; `mafhir ig add` adds others) and
+    mafhir's own rules.
 
-    Exit status 1 when any error is found.
+    Exit status 1 when any error is found (warnings do not fail).
     """
+    from ..profiles import Validator
+
     profiles = get_registry().profiles
+    try:
+        engine = Validator.default(prefer=ig, must_support=must_support) \
+            if ig or must_support else None
+    except InputError as exc:
+        _refuse(exc.problems)
     failed = False
     for name in files:
         with open(name, "rb") as stream:
@@ -209,14 +225,16 @@ def validate_command(files: tuple[str, ...], as_json: bool) -> None:
                     failed = True
                     click.echo(f"{label}: error: {doc}")
                     continue
-                issues = check_document(doc, profiles)
+                issues = check_document(doc, profiles, engine=engine, explicit=explicit,
+                                        notes=must_support)
                 failed = failed or has_errors(issues)
                 if as_json:
                     click.echo(json.dumps({"document": label, **operation_outcome(issues)}))
                     continue
                 errors = [i for i in issues if i.severity in ("error", "fatal")]
                 for issue in issues:
-                    if issue.severity != "information":
+                    if issue.severity != "information" or (
+                            must_support and "must-support" in issue.diagnostics):
                         click.echo(f"{label}: {issue}")
                 if not errors:
                     click.echo(f"{label}: ok")

@@ -30,7 +30,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import TypeAdapter
 
-__all__ = ["accepts"]
+__all__ = ["accepts", "type_table"]
 
 #: The model configuration the tables assume; a model configured otherwise is not compiled.
 _CONFIG = {"extra": "forbid", "validate_assignment": True, "populate_by_name": True}
@@ -48,6 +48,8 @@ class _Field:
     node: _Node | None = None  # a complex type
     primitive: int = -1  # index into _ADAPTERS
     resource: bool = False  # any resource, by its resourceType (contained)
+    fhir_type: str = ""  # the FHIR type's name (code, Quantity, Resource...)
+    enum: tuple[str, ...] = ()  # the codes of a complete required binding, if any
 
 
 @dataclass(slots=True)
@@ -61,6 +63,8 @@ class _Node:
     any_of: tuple[str, ...] = ()  # at least one of these present (a primitive's extension)
 
 
+#: FHIR primitive types some models declare as bare Python types.
+_PLAIN: dict[Any, str] = {bool: "Boolean", int: "Integer", Decimal: "Decimal", str: "String"}
 _ADAPTERS: list[TypeAdapter[Any]] = []
 _ADAPTER_INDEX: dict[Any, int] = {}
 _NODES: dict[type, _Node] = {}
@@ -97,13 +101,16 @@ def _field(annotation: Any) -> _Field:
     inner, many = _unwrap(annotation)
     klass = getattr(inner, "get_model_klass", None)
     if klass is None:
-        return _Field(many, primitive=_adapter(inner))
+        marks = getattr(inner, "__metadata__", ())
+        name = type(marks[0]).__name__ if marks else _PLAIN.get(inner, "")
+        return _Field(many, primitive=_adapter(inner), fhir_type=name[:1].lower() + name[1:])
     target = klass()
-    if getattr(target, "__resource_type__", "") == "Resource":
-        return _Field(many, resource=True)
-    if getattr(target, "__resource_type__", "") == "DomainResource":
+    rtype = getattr(target, "__resource_type__", "")
+    if rtype == "Resource":
+        return _Field(many, resource=True, fhir_type=rtype)
+    if rtype == "DomainResource":
         raise _Unsupported("an abstract domain resource")
-    return _Field(many, node=_compile(target))
+    return _Field(many, node=_compile(target), fhir_type=rtype)
 
 
 def _primitive_extension() -> _Node:
@@ -153,7 +160,10 @@ def _compile(model: type) -> _Node:
             if not extra.get("element_property"):
                 continue  # fhir_comments: present means not sure
             try:
-                node.fields[alias[name]] = _field(info.annotation)
+                node.fields[alias[name]] = spec = _field(info.annotation)
+                enum = extra.get("enum_values") or ()
+                if enum and "+" not in enum:  # "+": the model lists only some codes
+                    spec.enum = tuple(enum)
             except _Unsupported:
                 continue  # left out of the table: not sure when present
         node.required = tuple(alias[name] for name in required)
@@ -182,6 +192,16 @@ def _resource_node(resource_type: str) -> _Node | None:
                 return None
             return _compile(model)
         except Exception:  # whatever the reason, the models decide
+            return None
+
+
+def type_table(type_name: str) -> _Node | None:
+    """The compiled table of any FHIR type (data type or resource) the R4B models define,
+    for the profile validator: base R4 structure where no StructureDefinition is at hand."""
+    with _LOCK:
+        try:
+            return _compile(get_fhir_model_class(type_name))
+        except Exception:  # not a model, or one the tables do not reproduce
             return None
 
 

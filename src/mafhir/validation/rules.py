@@ -16,6 +16,7 @@ __all__ = [
     "codings",
     "error",
     "has_coding",
+    "plausibility",
     "require",
     "require_coding",
     "select",
@@ -32,6 +33,12 @@ def error(expression: str, message: str, code: str = "required") -> Issue:
 
 def warning(expression: str, message: str, code: str = "business-rule") -> Issue:
     return Issue("warning", code, expression, message)
+
+
+def plausibility(expression: str, message: str) -> Issue:
+    """A warning of mafhir's own: what the profiles allow but a clinic's data rarely
+    should be. Named as such, so nobody mistakes it for a conformance rule."""
+    return Issue("warning", "business-rule", expression, f"plausibility (mafhir): {message}")
 
 
 def select(node: Any, path: str, base: str) -> Iterator[tuple[str, Any]]:

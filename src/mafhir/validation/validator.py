@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from ..io import dumps
+from ..profiles import Validator
+from ..profiles.validator import BundleContext
 from ..registry import Profile
 from .issues import Issue
 from .structure import check_structure
 
-__all__ = ["check_bundle", "check_document", "check_profiles", "check_resource"]
+__all__ = ["check_bundle", "check_definitions", "check_document", "check_profiles",
+           "check_resource"]
 
 JSON = dict[str, Any]
 
@@ -21,22 +25,48 @@ CORE = "http://hl7.org/fhir/StructureDefinition/"
 
 
 def check_profiles(resource: JSON, profiles: Mapping[str, Profile], where: str = "") -> list[Issue]:
-    """Issues from the rules of every profile the resource claims in ``meta.profile``."""
+    """Issues from the hand-written rules of every profile the resource claims in
+    ``meta.profile`` (the StructureDefinitions' own rules are ``check_definitions``')."""
     out: list[Issue] = []
     rtype = resource.get("resourceType", "Resource")
-    base = where or rtype
-    for i, url in enumerate(resource.get("meta", {}).get("profile", []) or []):
+    for url in resource.get("meta", {}).get("profile", []) or []:
         canonical = str(url).split("|")[0]
         profile = profiles.get(canonical)
         if profile is None:
-            out.append(Issue("information", "informational", f"{base}.meta.profile[{i}]",
-                             f"profile {canonical} is not known to mafhir; not checked"))
-            continue
+            continue  # the engine checks it, or says it is not installed
         if profile.resource_type != rtype:
-            out.append(Issue("error", "value", f"{base}.meta.profile[{i}]",
-                             f"{canonical} is a profile of {profile.resource_type}, not {rtype}"))
-            continue
+            continue  # the engine reports the mismatch
         out.extend(profile.check(resource))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _engine() -> Validator:
+    return Validator.default()
+
+
+def check_definitions(resource: JSON, where: str = "", engine: Validator | None = None,
+                      explicit: Sequence[str] = (), notes: bool = False,
+                      elsewhere: Collection[str] = (),
+                      bundle: BundleContext | None = None) -> list[Issue]:
+    """Issues from the StructureDefinitions (``explicit`` profiles and claimed ones, else
+    base R4), by the profile engine (``mafhir.profiles``); its notes (information) only
+    when asked. Inside a Bundle (``where``) an explicit profile applies to the entries of
+    its type only."""
+    rtype = resource.get("resourceType", "Resource")
+    base = where or rtype
+    engine = engine or _engine()
+    if where:
+        explicit = [u for u in explicit if engine.defs.type_of(u) in (rtype, None)]
+    out = []
+    for found in engine.validate(resource, profiles=explicit, checked_elsewhere=elsewhere,
+                                 bundle=bundle):
+        if found.severity == "information" and not notes:
+            continue
+        expr = found.expression
+        if expr.startswith(rtype):
+            expr = base + expr[len(rtype):]
+        out.append(Issue(found.severity, found.code, expr, found.message))
     return out
 
 
@@ -47,8 +77,13 @@ def _fix(issue: Issue, base: str, rtype: str) -> Issue:
     return Issue(issue.severity, issue.code, expr, issue.diagnostics)
 
 
-def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str = "") -> list[Issue]:
-    """Structure issues, then profile issues (only when the structure is sound)."""
+def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str = "", *,
+                   engine: Validator | None = None, explicit: Sequence[str] = (),
+                   notes: bool = False, bundle: BundleContext | None = None,
+                   ) -> list[Issue]:
+    """Structure issues, then profile issues (only when the structure is sound): the
+    hand-written rules of ``profiles`` and the definitions' (see ``check_definitions``);
+    ``bundle`` resolves references to the other entries of the Bundle it is in."""
     structural = check_structure(resource, where)
     if structural:
         return structural
@@ -58,7 +93,13 @@ def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str =
     core = profiles.get(CORE + rtype)  # invariants of the base resource apply to all
     if core is not None:
         issues.extend(core.check(resource))
-    return [_fix(i, base, rtype) for i in issues]
+    fixed = [_fix(i, base, rtype) for i in issues]
+    said = {(i.severity, i.expression) for i in fixed}
+    # a hand-written rule and a definition saying the same at the same place: one issue
+    fixed.extend(i for i in check_definitions(resource, where, engine, explicit, notes,
+                                              elsewhere=profiles, bundle=bundle)
+                 if (i.severity, i.expression) not in said)
+    return fixed
 
 
 def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -92,11 +133,14 @@ def _may_dangle(resource: Any, full_urls: Mapping[str, int]) -> bool:
                for found, end in _URN_REFERENCE.findall(text))
 
 
-def check_bundle(bundle: JSON, profiles: Mapping[str, Profile]) -> list[Issue]:
+def check_bundle(bundle: JSON, profiles: Mapping[str, Profile], *,
+                 engine: Validator | None = None, explicit: Sequence[str] = (),
+                 notes: bool = False) -> list[Issue]:
     """A Bundle's own rules (bdl-3/7/8, urn:uuid references resolve) and each entry's."""
     issues = check_structure({**bundle, "entry": []})
     btype = bundle.get("type")
     full_urls: dict[str, int] = {}
+    index: BundleContext | None = None
     for i, entry in enumerate(bundle.get("entry", []) or []):
         where = f"Bundle.entry[{i}]"
         full_url = entry.get("fullUrl")
@@ -120,7 +164,10 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile]) -> list[Issue]:
         resource = entry.get("resource")
         if resource is None:
             continue
-        issues.extend(check_resource(resource, profiles, f"{where}.resource"))
+        if index is None:
+            index = BundleContext.of(bundle)
+        issues.extend(check_resource(resource, profiles, f"{where}.resource", engine=engine,
+                                     explicit=explicit, notes=notes, bundle=index))
     for i, entry in enumerate(bundle.get("entry", []) or []):
         resource = entry.get("resource")
         if resource is None or not _may_dangle(resource, full_urls):
@@ -132,10 +179,14 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile]) -> list[Issue]:
     return issues
 
 
-def check_document(doc: Any, profiles: Mapping[str, Profile]) -> list[Issue]:
-    """A resource or a Bundle, whichever ``doc`` is."""
-    if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
-        return check_bundle(doc, profiles)
+def check_document(doc: Any, profiles: Mapping[str, Profile], *,
+                   engine: Validator | None = None, explicit: Sequence[str] = (),
+                   notes: bool = False) -> list[Issue]:
+    """A resource or a Bundle, whichever ``doc`` is; ``explicit`` profiles (canonical
+    URLs) are checked besides the claimed ones (in a Bundle, on entries of their type)."""
+    if isinstance(doc, dict) and doc.get("resourceType") == "Bundle" and not any(
+            (engine or _engine()).defs.type_of(u) == "Bundle" for u in explicit):
+        return check_bundle(doc, profiles, engine=engine, explicit=explicit, notes=notes)
     if isinstance(doc, dict):
-        return check_resource(doc, profiles)
+        return check_resource(doc, profiles, engine=engine, explicit=explicit, notes=notes)
     return [Issue("error", "structure", "Resource", "is not a JSON object")]

@@ -14,7 +14,7 @@ from ... import systems
 from ...codes import cvx
 from ...registry import Profile
 from ..issues import Issue
-from ..rules import codings, error, require, select, warning
+from ..rules import codings, error, plausibility, require, select, warning
 
 __all__ = ["PROFILES", "check_immunization", "check_us_core_immunization"]
 
@@ -77,8 +77,11 @@ def check_us_core_immunization(imm: JSON) -> Iterator[Issue]:
     yield from require(imm, "vaccineCode", "US Core Immunization needs the vaccine (CVX)")
     cvx_codings = [c for c in codings(imm.get("vaccineCode")) if c.get("system") == systems.CVX]
     if imm.get("vaccineCode") and not cvx_codings:
-        yield error("Immunization.vaccineCode",
-                    f"needs a CVX coding ({systems.CVX}); NDC only as a translation", code="value")
+        # US Core binds vaccineCode extensibly (CVX, NDC as an additional binding): NDC
+        # alone or text alone is conformant, though registries want CVX
+        yield plausibility("Immunization.vaccineCode",
+                           f"no CVX coding ({systems.CVX}); immunization registries expect "
+                           "one (NDC as a translation)")
     for i, c in enumerate(codings(imm.get("vaccineCode"))):
         if c.get("system") != systems.CVX:
             continue

@@ -15,7 +15,16 @@ from typing import Any
 from ... import systems
 from ...registry import Profile
 from ..issues import Issue
-from ..rules import codings, error, has_coding, require, require_coding, select, ucum_quantity
+from ..rules import (
+    codings,
+    error,
+    has_coding,
+    plausibility,
+    require,
+    require_coding,
+    select,
+    ucum_quantity,
+)
 from .observation import is_vital_sign as _is_vital_sign
 from .observation import value_key as _value_key
 
@@ -67,8 +76,8 @@ def _quantity_value(obs: JSON, allowed: tuple[str, ...]) -> Iterator[Issue]:
     if key is None:
         return  # absence is vs-2's business (dataAbsentReason or components)
     if key != "valueQuantity":
-        yield error(f"Observation.{key}", "a vital sign value must be a valueQuantity",
-                    code="structure")
+        yield plausibility(f"Observation.{key}", "a vital sign value is usually a "
+                           "valueQuantity (US Core 6.1.0/7.0.0 allow other types)")
         return
     yield from ucum_quantity(obs["valueQuantity"], "Observation.valueQuantity", allowed)
 
@@ -95,8 +104,8 @@ def _component_slice(obs: JSON, code: str, name: str, unit: str,
         if key is None:
             continue  # vs-3 reports a component with neither value nor dataAbsentReason
         if key != "valueQuantity":
-            yield error(f"{where}.{key}", f"the {name} value must be a valueQuantity",
-                        code="structure")
+            yield plausibility(f"{where}.{key}", f"the {name} value is usually a "
+                               "valueQuantity")
             continue
         yield from ucum_quantity(comp["valueQuantity"], f"{where}.valueQuantity", (unit,))
 
@@ -133,9 +142,10 @@ def vital_sign_check(code: str | None, units: tuple[str, ...] | None,
 def _blood_pressure(obs: JSON) -> Iterator[Issue]:
     key = _value_key(obs)
     if key is not None:
-        yield error(f"Observation.{key}",
-                    "a blood pressure panel has no value of its own; the readings are "
-                    "components (R4 bp: value[x] 0..0)", code="structure")
+        # R4's bp profile says value[x] 0..0; US Core 6.1.0/7.0.0 leave it 0..1
+        yield plausibility(f"Observation.{key}",
+                           "a blood pressure panel has no value of its own; the readings "
+                           "are components")
     comps = obs.get("component") or []
     if len(comps) < 2:
         yield error("Observation.component",
