@@ -21,7 +21,8 @@ COMMANDS = {
     "map": ("mafhir.cli.commands:map_command",
             "Map tasks (JSON object, JSON list or NDJSON) to a FHIR transaction Bundle."),
     "validate": ("mafhir.cli.commands:validate_command", "Validate FHIR JSON (a resource, a "
-                 "Bundle, or NDJSON): structure and US Core rules."),
+                 "Bundle, or NDJSON) against R4, the profiles it claims (US Core 6.1.0/7.0.0 "
+                 "ship with mafhir; `mafhir ig add` adds others) and mafhir's own rules."),
     "schema": ("mafhir.cli.commands:schema_command",
                "Print the JSON Schema of task inputs (all kinds, or one TASK)."),
     "plugins": ("mafhir.cli.commands:plugins_command", "List loaded plugins, their versions, "
