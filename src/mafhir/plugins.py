@@ -32,6 +32,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "get_manager",
+    "get_profiles",
     "get_registry",
     "plugin_contents",
     "plugin_infos",
@@ -229,9 +230,39 @@ def _collect(pm: pluggy.PluginManager) -> Registry:
     return registry
 
 
+_profiles: Registry | None = None
+
+
+def get_profiles() -> Registry:
+    """Only the profile rules the plugins register (``register_profiles``): what
+    ``mafhir validate`` needs, without loading every plugin's mappers, converters and
+    connectors. The full registry, once built, answers instead."""
+    global _profiles
+    if _registry is not None:
+        return _registry
+    pm = get_manager()
+    with _lock:
+        if _profiles is None:
+            registry = Registry()
+            builtin = {info.name for info in _infos if info.builtin}
+            for impl in pm.hook.register_profiles.get_hookimpls():
+                items: list[Any] = []
+                try:
+                    impl.function(items.append)
+                except Exception as exc:
+                    if impl.plugin_name in builtin:
+                        raise PluginError(f"plugin '{impl.plugin_name}' failed in "
+                                          f"register_profiles: {exc}") from exc
+                    continue  # `mafhir plugins` names it; its rules are not used
+                for item in items:
+                    registry.add_profile(item, impl.plugin_name)
+            _profiles = registry
+        return _profiles
+
+
 def get_registry() -> Registry:
     """Everything the loaded plugins registered (built once)."""
-    global _registry
+    global _registry, _profiles
     pm = get_manager()
     with _lock:
         if _registry is None:
@@ -296,17 +327,18 @@ def register(plugin: object, name: str) -> None:
 
     The registry is rebuilt on next use, so what the plugin registers is checked then.
     """
-    global _registry
+    global _registry, _profiles
     pm = get_manager()
     with _lock:
         _register_checked(pm, plugin, name)
         _infos.append(PluginInfo(name, getattr(plugin, "__version__", None), builtin=False,
                                  hooks=sorted(h.name for h in pm.get_hookcallers(plugin) or [])))
         _registry = None
+        _profiles = None
 
 
 def reset() -> None:
     """Forget loaded plugins (tests and long-lived hosts that change the environment)."""
-    global _manager, _registry, _infos
+    global _manager, _registry, _infos, _profiles
     with _lock:
-        _manager, _registry, _infos = None, None, []
+        _manager, _registry, _infos, _profiles = None, None, [], None

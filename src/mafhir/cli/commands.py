@@ -20,7 +20,7 @@ from ..context import MapContext
 from ..errors import InputError, MafhirError, Problem
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
-from ..plugins import get_registry, plugin_infos
+from ..plugins import get_profiles, get_registry, plugin_infos
 from ..validation import check_document, has_errors, operation_outcome
 from .options import clinic_option
 
@@ -206,7 +206,7 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
     """
     from ..profiles import Validator
 
-    profiles = get_registry().profiles
+    profiles = get_profiles().profiles  # the rules only: no mapper or connector loaded
     try:
         engine = Validator.default(prefer=ig, must_support=must_support) \
             if ig or must_support else None

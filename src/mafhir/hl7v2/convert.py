@@ -26,7 +26,6 @@ from typing import Any
 from ..errors import CODES, InputError, MafhirError, Problem
 from ..registry import Converter, Registry
 from ..resourceset import ResourceSet
-from ..validation import check_bundle
 from .context import V2Context
 from .message import Message
 from .receiver import ORIGINAL, Outcome, Status
@@ -157,6 +156,8 @@ class ConvertHandler:
         bundle, warnings = converted.bundle, tuple(converted.warnings)
         if warnings and self.strict:
             return Outcome("error", warnings, bundle)
+        from ..validation import check_bundle  # the models load when a message comes
+
         errors = [i for i in check_bundle(bundle, self.registry.profiles)
                   if i.severity in ("error", "fatal")]
         if errors:

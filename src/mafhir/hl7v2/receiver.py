@@ -19,13 +19,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import InputError, Problem, unexpected
 from .ack import Response, ack_bytes, ack_for, ack_for_unreadable, as_problem
 from .message import MAX_MESSAGE_BYTES, Message, check_header, parse
 from .mllp import Rejected
-from .store import Claim, MessageStore
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) loads with the listener, not with convert
+    from .store import MessageStore
 
 __all__ = ["Handler", "Outcome", "Receiver", "is_acknowledgment"]
 
@@ -104,6 +106,8 @@ class Receiver:
                 # stored but never finished (the process stopped mid-way): process it now
                 log.info("%s (row %d) was stored but not finished: processing it",
                          msg.type, claim.id)
+                from .store import Claim
+
                 claim = Claim(claim.id, duplicate=False)
         if claim.duplicate:
             log.info("duplicate %s (row %d): original ACK returned", msg.type, claim.id)
