@@ -468,3 +468,30 @@ def test_phq9_total_band_and_round_trip_for_any_answers(registry, answers, off):
     assert ("task[0].screenings[0].total",
             f"is {expected + off} but the 9 answers add up to {expected}") in problems(
         pipeline, wrong)
+
+
+# ---------------------------------------------------------------- fall-risk screening
+@pytest.mark.parametrize(("falls", "code"), [(0, "NEG"), (1, "POS"), (3, "POS")])
+def test_falls_in_the_past_year_screen_for_fall_risk(pipeline, falls, code):
+    """LOINC 75856-5 "Number of falls in the past 12Mo" (loinc.org: Qn, reported, example
+    unit /a); CDC STEADI: a fall in the past year screens positive."""
+    obs = observation(mapped(pipeline, intake(falls_past_year=falls)), "75856-5")
+    assert obs["valueQuantity"] == {"value": falls, "unit": "per year",
+                                    "system": "http://unitsofmeasure.org", "code": "/a"}
+    assert obs["interpretation"][0]["coding"][0]["code"] == code
+    assert [c["coding"][0]["code"] for c in obs["category"]] == ["survey"]
+    assert obs["meta"]["profile"] == [
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_falls_screen_meets_us_core(corpus, pipeline, version):
+    obs = observation(mapped(pipeline, intake(falls_past_year=2)), "75856-5")
+    assert uscore.check(obs, corpus, version) == []
+
+
+def test_the_falls_screen_round_trips_and_refuses_a_negative_count(pipeline, registry):
+    task = pipeline.parse(0, intake(falls_past_year=2))
+    assert round_trip(registry, task) == [task]
+    assert any(loc.endswith("falls_past_year") for loc, _ in
+               problems(pipeline, intake(falls_past_year=-1)))

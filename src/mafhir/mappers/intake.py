@@ -53,7 +53,8 @@ from .common import (
     read_back,
     visit_from_fhir,
 )
-from .screening import screening_entries, screening_from_fhir
+from .screening import PROFILE as SCREENING_PROFILE
+from .screening import SURVEY, screening_entries, screening_from_fhir
 
 __all__ = ["CODE_SYSTEMS", "NO_KNOWN", "SOCIAL", "from_fhir", "register_mappers", "to_fhir"]
 
@@ -256,6 +257,32 @@ def _social(field: str, answer: str, c: _Context) -> JSON:
     }
 
 
+#: Fall-risk screening: falls in the past 12 months as the patient reports them (LOINC
+#: 75856-5, a count per year, UCUM ``/a``); any fall screens positive (CDC STEADI: a fall in
+#: the past year is a positive screen, whatever the questionnaire's score).
+FALLS = ("75856-5", "Number of falls in the past 12 months")
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
+def _falls(count: int, c: _Context) -> JSON:
+    positive = count > 0
+    return {
+        "resourceType": "Observation",
+        "meta": {"profile": [SCREENING_PROFILE]},
+        "identifier": c.identifiers("observation", f"{c.task.id}/falls-past-year"),
+        "status": "final",
+        "category": [SURVEY],
+        "code": codeable(coding(systems.LOINC, *FALLS), text=FALLS[1]),
+        **c.observation_base(),
+        "valueQuantity": {"value": count, "unit": "per year", "system": systems.UCUM,
+                          "code": "/a"},
+        "interpretation": [codeable(coding(INTERPRETATION, "POS" if positive else "NEG",
+                                           "Positive" if positive else "Negative"),
+                                    text="at risk of falling: a fall in the past year"
+                                    if positive else "no fall in the past year")],
+    }
+
+
 def to_fhir(task: IntakeTask, ctx: MapContext) -> list[Entry]:
     """Every resource the intake records, with the Patient/Practitioner it refers to."""
     c = _Context(task, ctx)
@@ -273,6 +300,8 @@ def to_fhir(task: IntakeTask, ctx: MapContext) -> list[Entry]:
               "identifiers": [c.intake], "base": c.observation_base()}
     for screening in task.screenings:
         entries.extend(screening_entries(screening, common))
+    if task.falls_past_year is not None:
+        entries.append(create(_falls(task.falls_past_year, c)))
     return entries
 
 
@@ -399,6 +428,8 @@ def _task_from(task_id: str, found: list[JSON], resources: ResourceSet) -> Intak
             data["medications"].append(_read_medication(res))
         elif rtype == "Condition":
             data["problems"].append(_read_condition(res))
+        elif rtype == "Observation" and code_in(res.get("code"), systems.LOINC) == FALLS[0]:
+            data["falls_past_year"] = (res.get("valueQuantity") or {}).get("value")
         elif rtype == "Observation" and not _read_social(res, data) and res.get("hasMember"):
             screening = screening_from_fhir(res, resources)
             if screening is not None:

@@ -171,7 +171,8 @@ class Screening(BaseModel):
 
 
 _PARTS = ("allergies", "no_known_allergies", "no_known_drug_allergies", "medications",
-          "problems", "smoking", "pregnancy_status", "pregnancy_intent", "screenings")
+          "problems", "smoking", "pregnancy_status", "pregnancy_intent", "screenings",
+          "falls_past_year")
 
 
 class IntakeTask(TaskModel):
@@ -198,6 +199,10 @@ class IntakeTask(TaskModel):
     pregnancy_status: Literal["pregnant", "not-pregnant", "unknown"] | None = None
     pregnancy_intent: Literal["wants", "does-not-want", "unknown"] | None = None
     screenings: list[Screening] = Field(default_factory=list, max_length=20)
+    falls_past_year: Annotated[int, Field(strict=True, ge=0, le=365)] | None = Field(
+        default=None, description="fall-risk screening: how many times the patient fell in the "
+                                  "past 12 months, as they report it (LOINC 75856-5; one or "
+                                  "more screens positive, as in CDC STEADI)")
 
     @model_validator(mode="after")
     def _consistent(self) -> IntakeTask:
