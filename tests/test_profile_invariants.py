@@ -623,13 +623,7 @@ def _validator() -> Any:
 
 # Where the engine (branch w1) misses a row: findings, reported to w1. Strict: a fix makes the
 # test pass, and then the mark must go.
-SLICED = ("the engine does not evaluate a sliced element's own constraints on the items "
-          "assigned to its slices")
-ENGINE_MISSES = {
-    "ele-1": "ele-1 is in the engine's _SKIP, but its structure pre-check does not report an "
-             "element holding only an id (Patient.name = [{id}])",
-    "us-core-26": SLICED, "provenance-1": SLICED,
-}
+ENGINE_MISSES: dict[str, str] = {}
 
 
 def _engine_row(row: Row) -> Any:

@@ -135,10 +135,12 @@ def reference(value: JSON, elem: Elem, path: str, run: Run) -> None:
                     "reference")
 
 
-def invariants(value: Any, elem: Elem, path: str, run: Run) -> None:
-    """Each constraint's FHIRPath, by the FHIRPath engine when there is one."""
+def invariants(value: Any, elem: Elem, path: str, run: Run,
+               skip: frozenset[str] = frozenset()) -> None:
+    """Each constraint's FHIRPath (but those in ``skip``), by the FHIRPath engine when
+    there is one."""
     for key, severity, human, expression in elem.constraints:
-        if key in _SKIP or not expression:
+        if key in _SKIP or key in skip or not expression:
             continue
         if run.evaluate is None:
             run.not_evaluated.add(key)

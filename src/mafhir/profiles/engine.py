@@ -192,6 +192,11 @@ def _element(data: JSON, elem: Elem, path: str, run: Run, derived: bool, owner: 
         targets = [elem] * len(flat)
     for (where, value, code), target in zip(flat, targets, strict=True):
         _item(value, target, code, where, run, derived, owner)
+        if target is not elem and elem.constraints and value is not None:
+            # an item in a slice is still an item of the sliced element: its constraints
+            # hold too (us-core-26, provenance-1), but those the slice repeats only once
+            own = frozenset(c[0] for c in target.constraints)
+            invariants(value, elem, where, run, skip=own)
 
 
 def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool,
@@ -208,6 +213,11 @@ def _item(value: Any, elem: Elem, code: str, path: str, run: Run, derived: bool,
         run.add("error", "structure", path, elem,
                 f"{elem.id} is of type {code}, not a JSON {type(value).__name__}", "type")
         return
+    if type(value) is dict and value.keys() == {"id"}:
+        # ele-1 (every element has a value or children), which the engine does not run
+        # through FHIRPath: an element holding only its id has neither
+        run.add("error", "invariant", path, elem,
+                "All FHIR elements must have a @value or children", "ele-1")
     if elem.fixed is not None and not equal(value, elem.fixed[1]):
         run.add("error", "value", path, elem,
                 f"value must be exactly {show(elem.fixed[1])}", "fixed")
