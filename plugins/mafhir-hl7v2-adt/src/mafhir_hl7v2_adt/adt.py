@@ -64,8 +64,9 @@ PARTICIPANTS = ((7, "ATND", "attender"), (8, "REF", "referrer"), (9, "CON", "con
                 (17, "ADM", "admitter"))
 
 MAPPED = {
-    "PID": "Patient (mafhir.hl7v2.patient: PID-2/3/4/5/6/7/8/9/10/11/13/14/15/16/17/19/20/"
-           "22/23/24/25/26/28/29/30/40)",
+    **{f"PID-{n}": "Patient (mafhir.hl7v2.patient.patient_from_pid)"
+       for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 19, 20, 22, 23, 24, 25,
+                 26, 28, 29, 30, 40)},
     "PD1-4": "Patient.generalPractitioner",
     "NK1-2": "RelatedPerson.name", "NK1-3": "RelatedPerson.relationship (table 0063)",
     "NK1-4": "RelatedPerson.address", "NK1-5": "RelatedPerson.telecom (home)",
@@ -91,7 +92,22 @@ MAPPED = {
     "MRG-1": "the merged-away Patient's identifier (A40)",
 }
 NOT_MAPPED = {
+    "PID-1": "set id", "PID-12": "county code: the address carries the place",
+    "PID-18": "patient account number: billing", "PID-21": "mother's identifier",
+    "PID-27": "veterans military status", "PID-31": "identity unknown indicator",
+    "PID-32": "identity reliability code", "PID-33": "last update date/time: the "
+                                                     "Patient's own meta says it",
+    "PID-34": "last update facility", "PID-35": "species (veterinary)",
+    "PID-36": "breed (veterinary)", "PID-37": "strain (veterinary)",
+    "PID-38": "production class (veterinary)", "PID-39": "tribal citizenship: no US Core "
+                                                         "element is written for it yet",
+    "PID-41": "past the last PID field of v2.8 (a sender's shifted field): not read",
     "SFT": "the sending software: not about the patient",
+    "DB1": "disability information: no US Core Patient element carries it",
+    "PR1": "procedures come from the clinical record, not the registration feed",
+    "ACC": "accident information: billing and claims",
+    "PDA": "patient death and autopsy: PID-29/30 carry the death itself",
+    "RF1": "referral information: referrals are tracked as tasks, not from this feed",
     "EVN-1": "event type code: MSH-9 says it", "EVN-3": "planned event time",
     "EVN-4": "event reason", "EVN-5": "operator: who typed it", "EVN-7": "event facility",
     "PD1": "only PD1-4 (primary care provider) is kept; living arrangements, student and "

@@ -75,7 +75,8 @@ MAPPED = {
     "SCH-27": "basedOn (filler order, by identifier)",
     "TQ1-7": "start", "TQ1-8": "end",
     "NTE-3": "comment",
-    "PID": "participant (patient), the US Core Patient from PID (mafhir.hl7v2.patient)",
+    "PID": "participant (patient); the US Core Patient from PID (mafhir.hl7v2.patient, "
+           "field by field in .adt.MAPPED)",
     "DG1-3": "reasonCode",
     "AIS-3": "serviceType", "AIS-4": "start when no TQ1/SCH-11",
     "AIS-7": "end (start + duration) when no TQ1/SCH-11", "AIS-8": "duration units",
