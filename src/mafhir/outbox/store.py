@@ -150,7 +150,6 @@ class OutboxStore(ABC):
         from ..bundle import rewrite_references
         from ..io import dumps, loads
 
-        refs = {f"Patient?{old}": f"Patient?{new}"}
         needle = old.encode()
         changed = 0
         with self._tx() as conn:
@@ -160,6 +159,12 @@ class OutboxStore(ABC):
                 if needle not in bytes(payload):
                     continue
                 before = loads(bytes(payload))
+                refs = {f"Patient?{old}": f"Patient?{new}"}
+                for entry in before.get("entry") or []:  # the old Patient's own entry
+                    request = entry.get("request") or {}
+                    if (entry.get("resource") or {}).get("resourceType") == "Patient" and \
+                            old in (request.get("ifNoneExist"), request.get("url", "")[8:]):
+                        refs[entry.get("fullUrl", "")] = f"Patient?{new}"
                 after = rewrite_references(before, refs)
                 if after != before:
                     conn.execute(update(items).where(items.c.id == item_id).values(
