@@ -164,8 +164,7 @@ def _visit_identifier(reader: Reader, pv1: Segment, times: Times) -> JSON | None
         return None
     msg, ctx = reader.msg, reader.ctx
     return cx_full(rep, ctx.namespaces_for(msg.sender_name),
-                   sender_system(ctx.map.clinic.system, msg.sender_name,
-                                 rep.c(4, 1) or rep.c(4, 2) or "visit"),
+                   f"{ctx.map.clinic.system}/v2/visit",  # a key: no sender-quoted system
                    times, pv1.where(19), reader.warnings)
 
 

@@ -134,7 +134,9 @@ def appointment_key(msg: Message, ctx: V2Context) -> tuple[JSON, list[JSON]]:
     sch = msg.first("SCH")
     if sch is None:
         raise InputError([Problem("SCH", "the SCH segment is missing", "required")])
-    own = sender_system(ctx.map.clinic.system, msg.sender_name, "appointment")
+    # the clinic's own namespace, not the sender-quoted one: a key's system must survive
+    # URL escaping unchanged (``%`` in a system is escaped one way and matched another)
+    own = f"{ctx.map.clinic.system}/v2/appointment"
     idents: list[JSON] = []
     for n, kind in ((2, "FILL"), (1, "PLAC")):
         value = sch.v(n)
