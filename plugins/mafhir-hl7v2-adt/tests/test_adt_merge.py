@@ -119,7 +119,8 @@ def test_a40_moves_results_in_the_store_and_the_outbox_to_the_survivor(at):
         reset()
 
 
-def test_a40_without_mrg_is_an_error_naming_mrg(tmp_path):
+def test_a40_without_mrg_is_an_error_naming_mrg(tmp_path, monkeypatch):
+    monkeypatch.delenv("MAFHIR_OUTBOX", raising=False)
     reset()
     registry = get_registry()
     handler = RoutingHandler(HandlerSetup(registry, CTX, None))
@@ -135,5 +136,9 @@ def test_a40_without_mrg_is_an_error_naming_mrg(tmp_path):
     held = handler(parse(foreign))
     assert held.status == "review"
     assert [(p.location, p.code) for p in held.problems] == [("MRG-1", "business-rule")]
+    # a good A40 with no local store or outbox configured says nothing was re-pointed
+    done = handler(parse(a40("M-6")))
+    assert done.status == "processed"
+    assert [(p.location, p.code) for p in done.warnings] == [("MRG-1", "incomplete")]
     handler.close()
     reset()

@@ -11,7 +11,8 @@ as one Appointment in the S14's state.
 :class:`RegistrationHandler` (ADT) converts and delivers without the "patient known"
 check (the registration feed is where patients become known); on an A40 it then
 re-points the local store and the outbox's pending work from the merged-away patient to
-the survivor (``adt.local-store`` / ``adt.outbox`` settings).
+the survivor (``--set adt.local-store=PATH|URL``, ``--set adt.outbox=PATH|URL``, else
+``$MAFHIR_OUTBOX``; with neither, the ACK says nothing was re-pointed).
 """
 
 from __future__ import annotations
@@ -138,11 +139,19 @@ class RegistrationHandler:
         outcome = self.convert(msg)
         if outcome.status != "processed" or msg.msh.get(9, 2).upper() != "A40":
             return outcome
+        from dataclasses import replace
+
         from .merge import repoint
 
+        local = self.settings.get("adt.local-store")
+        outbox = self.settings.get("adt.outbox") or os.environ.get("MAFHIR_OUTBOX")
+        if not (local or outbox):  # said, not silently skipped
+            return replace(outcome, warnings=(*outcome.warnings, Problem(
+                "MRG-1", "no local store or outbox is configured (--set adt.local-store=…, "
+                         "adt.outbox=… or MAFHIR_OUTBOX): nothing kept here was re-pointed",
+                "incomplete")))
         try:
-            moved = repoint(msg, self.ctx, self.settings.get("adt.local-store"),
-                            self.settings.get("adt.outbox"))
+            moved = repoint(msg, self.ctx, local, outbox)
         except MafhirError as exc:
             problem = Problem("MRG-1", f"the merge was delivered but its re-pointing "
                                        f"failed ({type(exc).__name__})",
