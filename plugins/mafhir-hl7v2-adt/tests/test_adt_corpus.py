@@ -239,3 +239,30 @@ def test_a40_links_both_ways(corpus, registry):
     urls = {e["resource"]["identifier"][0]["value"]: e["fullUrl"] for e in bundle["entry"]}
     assert survivor["link"][0]["other"]["reference"] == urls["102"]
     assert gone["link"][0]["other"]["reference"] == urls["103"]
+
+
+@pytest.mark.corpus
+def test_mafhir_convert_takes_an_siu_and_an_adt(corpus, tmp_path):
+    """``mafhir convert --from hl7v2`` (the command a person runs) on corpus messages."""
+    import json
+
+    from click.testing import CliRunner
+
+    from mafhir.cli.main import build_cli
+
+    (tmp_path / "clinic.json").write_text(CLINIC.model_dump_json())
+    for path, kind in ((CORPUS / "hl7v2/siu/microsoft-fhir-converter/SIU-S15-02.hl7",
+                        "Appointment"),
+                       (CORPUS / "hl7v2/adt/microsoft-fhir-converter/ADT-A28-01.hl7",
+                        "RelatedPerson")):
+        authority = ehr_authority(theirs(path.read_bytes()))
+        result = CliRunner().invoke(build_cli(), [
+            "convert", "--from", "hl7v2", "--tz", "America/Chicago",
+            "--clinic", str(tmp_path / "clinic.json"),
+            "--namespace", f"{authority}={CLINIC.mrn_namespace}", str(path)])
+        assert result.exit_code == 0, result.output
+        bundle = json.loads(result.stdout[result.stdout.index("{"):])
+        kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+        assert kind in kinds
+        if kind == "Appointment":
+            assert bundle["entry"][-1]["resource"]["status"] == "cancelled"  # S15
