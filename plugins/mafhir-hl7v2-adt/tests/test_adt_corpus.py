@@ -201,6 +201,7 @@ def test_ig_adt_a01_values_by_hand(corpus, registry):
     rp = _only(bundle, "RelatedPerson")  # NK1-2 (the IG's NK1 has no set id)
     assert rp["name"][0]["family"] == "Everyone" and rp["name"][0]["given"][0] == "Elliot"
     assert rp["active"] is True and rp["patient"]["reference"] == bundle["entry"][0]["fullUrl"]
+    assert "relationship" not in rp  # NK1-3 holds an address here (shifted): not a code
     cov = _only(bundle, "Coverage")
     assert cov["period"] == {"start": "2015-01-01", "end": "2015-12-31"}  # IN1-12/13
     assert next(c["code"] for c in cov["relationship"]["coding"]) == "self"  # IN1-17 SEL

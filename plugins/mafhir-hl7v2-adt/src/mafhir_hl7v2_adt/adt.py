@@ -16,6 +16,7 @@ for review. :data:`MAPPED` / :data:`NOT_MAPPED` account for every field.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = ["ENCOUNTER_CLASS", "ENCOUNTER_STATUS", "MAPPED", "NOT_MAPPED", "PATIE
            "adt_to_fhir", "merge_to_fhir", "merged_away"]
 
 JSON = dict[str, Any]
+_CODE = re.compile(r"^[A-Za-z0-9._-]{1,20}$")
 ACT_CODE = systems.THO + "v3-ActCode"
 PARTICIPATION = systems.THO + "v3-ParticipationType"
 NULL_FLAVOR = systems.THO + "v3-NullFlavor"
@@ -261,7 +263,14 @@ def related_person(reader: Reader, nk1: Segment, patient: JSON, k: int) -> JSON 
                 telecom.append(point)
     addresses = [a for rep in nk1.reps(4) + nk1.reps(32)
                  if (a := xad_address(rep, times, nk1.where(4)))]
-    relationship = [c for n in (3, 7) if (c := codeable(nk1.v(n))) is not None]
+    relationship = []
+    for n in (3, 7):  # tables 0063 / 0131: short codes; a shifted field (an address) is not
+        concept = codeable(nk1.v(n))
+        if concept is not None and _CODE.match(nk1.get(n)):
+            relationship.append(concept)
+        elif concept is not None:
+            reader.warnings.append(Problem(nk1.where(n), "is not a relationship code; not "
+                                                         "mapped", "code-invalid"))
     if not (names or telecom or addresses):
         reader.warnings.append(Problem(nk1.where(2), "names nobody (no name, phone or "
                                                      "address); not mapped", "incomplete"))
