@@ -84,7 +84,7 @@ class ScheduleHandler:
         trigger = msg.msh.get(9, 2).upper()
         sch = msg.first("SCH")
         where = "SCH-2" if sch is not None and sch.get(2) else "SCH-1"
-        with self.state.locked():
+        with self.state.locked(key):
             known = self.state.get(key)
             if known is None and trigger != BOOKING:
                 self.state.hold(key, when, trigger, msg.control_id, msg.text.encode("utf-8"))

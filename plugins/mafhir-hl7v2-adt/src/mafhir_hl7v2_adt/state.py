@@ -18,10 +18,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, Text, delete, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.engine import Connection
 
-from mafhir.storage import create_tables, open_engine, upsert, write_transaction
+from mafhir.storage import create_tables, lock_key, open_engine, upsert, write_transaction
 
 __all__ = ["AppointmentState", "Held", "ScheduleState", "metadata"]
 
@@ -65,7 +75,7 @@ class Held:
 
 
 class ScheduleState:
-    """The table above; one writer at a time in this process, one transaction per call."""
+    """The table above; one transaction per call, one message per appointment at a time."""
 
     def __init__(self, location: str | Path) -> None:
         self.engine = open_engine(str(location), pool_size=2)
@@ -82,10 +92,22 @@ class ScheduleState:
             yield conn
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Held while one message is decided and applied (check, deliver, record)."""
+    def locked(self, key: str) -> Iterator[None]:
+        """Held while one message for appointment ``key`` is decided and applied (check,
+        deliver, record): by this process's threads, and on PostgreSQL by every listener
+        sharing the table (a session advisory lock on the key)."""
         with self._lock:
-            yield
+            if self._dialect != "postgresql":
+                yield
+                return
+            with self.engine.connect() as conn:
+                conn.execute(select(func.pg_advisory_lock(lock_key(f"adt:{key}"))))
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(select(func.pg_advisory_unlock(lock_key(f"adt:{key}"))))
+                    conn.commit()
 
     def get(self, key: str) -> AppointmentState | None:
         with self.engine.connect() as conn:
