@@ -12,6 +12,7 @@ Field by field (v2-to-FHIR IG SCH/AIS/AIG/AIL/AIP[Appointment] maps, mapping ref
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from mafhir import systems
@@ -210,8 +211,6 @@ def _times(reader: Reader, msg: Message, sch: Segment, warnings: list[Problem]
             start = reader.instant(ais.get(4), ais.where(4))
             minutes = _minutes(ais.get(7), ais.v(8), ais.where(7), warnings)
             if start and minutes:
-                from datetime import datetime, timedelta
-
                 end = datetime.fromisoformat(start) + timedelta(minutes=minutes)
                 return start, end.isoformat()
             return start, None
