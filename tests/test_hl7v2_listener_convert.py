@@ -37,8 +37,9 @@ def adt(control_id: str, z: str = "") -> bytes:
 
 
 @pytest.fixture
-def registry():
+def registry(monkeypatch):
     """ADT^A04 by the documented example; ZWN adds a warning, ZBR a business-rule refusal."""
+    monkeypatch.setenv("MAFHIR_DISABLE_PLUGINS", "hl7v2_adt")  # it registers ADT^A04 too
     example = load_example("register_converters")
 
     def to_fhir(msg, ctx):

@@ -33,7 +33,8 @@ def new_respond(msg, ack_code, status):
 
 
 @pytest.fixture
-def registry_with(request):
+def registry_with(request, monkeypatch):
+    monkeypatch.setenv("MAFHIR_DISABLE_PLUGINS", "hl7v2_adt")  # it registers ADT^A04 too
     example = load_example("register_converters")
     module = types.ModuleType("respond_plugin")
 

@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from ..bundle import rewrite_references
 from ..errors import InputError, Problem
 from ..io import dumps, loads
 from ..storage import (
@@ -265,6 +266,36 @@ class LocalStore:
             request = {"method": "POST", "url": rtype}
         entry = {"resource": resource, "request": request}
         return self.send({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+
+    def repoint_patient(self, old: tuple[str, str], new: tuple[str, str]) -> int:
+        """Move everything filed under one patient to another (an ADT^A40 merge).
+
+        ``old`` and ``new`` are (system, value) of the two patients' identifiers. In one
+        transaction, every resource whose patient is the old record gets each reference to
+        it re-pointed to the survivor (a new version; its history keeps the old one). The
+        Patient records themselves are left as they are (their ``link`` says the rest).
+        Returns how many resources moved; with the old record empty, none (idempotent).
+        InputError naming the patient when the survivor is not in the store.
+        """
+        from ..identity import identifier_query
+
+        with self._tx() as conn:
+            old_id = self._match(conn, "Patient", identifier_query(*old))
+            new_id = self._match(conn, "Patient", identifier_query(*new))
+            if old_id is None:
+                return 0
+            if new_id is None:
+                raise InputError([Problem("Patient", "the surviving patient is not in the "
+                                                     "local store", "not-found")])
+            if old_id == new_id:
+                return 0
+            refs = {f"Patient/{old_id}": f"Patient/{new_id}"}
+            rows = conn.execute(select(resources.c.rtype, resources.c.id, resources.c.body)
+                                .where(resources.c.patient == f"Patient/{old_id}",
+                                       resources.c.rtype != "Patient")).all()
+            for rtype, rid, body in rows:
+                self._write(conn, rtype, rid, rewrite_references(loads(body), refs))
+        return len(rows)
 
     # ------------------------------------------------------------------ reading
     def read(self, rtype: str, rid: str, version: int | None = None) -> JSON | None:

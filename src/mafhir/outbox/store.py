@@ -139,6 +139,41 @@ class OutboxStore(ABC):
             conn.execute(self._upsert(quarantine, data, ["qkey"], None))
         return len(rows)
 
+    def repoint_patient(self, old: str, new: str) -> int:
+        """Re-point the work still to do from one patient to another (an ADT^A40 merge).
+
+        ``old`` and ``new`` are ``identifier=system|value`` queries. Every reference
+        ``Patient?<old>`` in a pending or retrying item's Bundle becomes ``Patient?<new>``,
+        in one transaction, so no result is delivered onto the merged-away record. Items in
+        flight are left to finish (their worker holds them); the Patient entries themselves
+        are kept (a conditional create of the old record changes nothing after the merge).
+        Returns how many items changed; a second call changes none (idempotent).
+        """
+        from ..bundle import rewrite_references
+        from ..io import dumps, loads
+
+        needle = old.encode()
+        changed = 0
+        with self._tx() as conn:
+            rows = conn.execute(select(items.c.id, items.c.payload).where(
+                items.c.state.in_(("pending", "retry")))).all()
+            for item_id, payload in rows:
+                if needle not in bytes(payload):
+                    continue
+                before = loads(bytes(payload))
+                refs = {f"Patient?{old}": f"Patient?{new}"}
+                for entry in before.get("entry") or []:  # the old Patient's own entry
+                    request = entry.get("request") or {}
+                    if (entry.get("resource") or {}).get("resourceType") == "Patient" and \
+                            old in (request.get("ifNoneExist"), request.get("url", "")[8:]):
+                        refs[entry.get("fullUrl", "")] = f"Patient?{new}"
+                after = rewrite_references(before, refs)
+                if after != before:
+                    conn.execute(update(items).where(items.c.id == item_id).values(
+                        payload=dumps(after), updated_at=time.time()))
+                    changed += 1
+        return changed
+
     # ------------------------------------------------------------------ claiming
     def claim(self, worker: str, limit: int = 1, lease: float = 300.0) -> list[Item]:
         """Take up to ``limit`` items that are due, at most one per patient, in order."""
