@@ -48,6 +48,11 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.immunization",
     "mafhir.mappers.appointment",
     "mafhir.mappers.coverage",
+    # --- issue 18 part B (w10): front-office task kinds ---
+    "mafhir.mappers.phone_call",
+    "mafhir.mappers.reminder",
+    "mafhir.mappers.follow_up",
+    # --- end issue 18 part B ---
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
     "mafhir.cli.builtin",
@@ -65,6 +70,11 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "mafhir.mappers.immunization": ("register_mappers",),
     "mafhir.mappers.appointment": ("register_mappers",),
     "mafhir.mappers.coverage": ("register_mappers",),
+    # --- issue 18 part B (w10): front-office task kinds ---
+    "mafhir.mappers.phone_call": ("register_mappers",),
+    "mafhir.mappers.reminder": ("register_mappers",),
+    "mafhir.mappers.follow_up": ("register_mappers",),
+    # --- end issue 18 part B ---
     "mafhir.validation.profiles": ("register_profiles",),
 }
 
