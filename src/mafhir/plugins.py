@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     # --- end issue 18 part B ---
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
+    "mafhir.connectors.messaging",  # issue 18 part B (w10): reminders out
     "mafhir.cli.builtin",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",
