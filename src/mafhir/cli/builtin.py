@@ -31,6 +31,10 @@ COMMANDS = {
     "doctor": ("mafhir.cli.doctor:doctor_command", "What this installation will do: clinic, "
                "settings, outbox, destinations (and whether they answer), plugins and what "
                "each adds."),
+    # issue 18 part B (w10): the MA's worklist
+    "worklist": ("mafhir.worklist.cli:worklist_group", "The MA's open items, most urgent "
+                 "first: follow-ups, result calls, refill requests, recalls, no-shows to call "
+                 "and cancelled slots to refill."),
 }
 
 

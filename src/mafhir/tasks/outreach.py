@@ -19,11 +19,13 @@ __all__ = ["ITEM_RESOURCES", "ItemKind", "ItemRef", "Priority", "problem"]
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-ItemKind = Literal["appointment", "result", "order", "referral", "prior_auth", "prescription"]
+ItemKind = Literal["appointment", "result", "order", "referral", "prior_auth", "prescription",
+                   "reminder"]
 
 #: item kind → (FHIR resource type, the clinic identifier namespace it is looked up in).
 #: A prior authorization is a Claim with ``use = preauthorization`` in R4; a referral is
-#: a ServiceRequest like an order, in a namespace of its own.
+#: a ServiceRequest like an order, in a namespace of its own; a reminder (a recall the MA
+#: closed on the worklist) is the reminder kind's CommunicationRequest.
 ITEM_RESOURCES: dict[str, tuple[str, str]] = {
     "appointment": ("Appointment", "appointment"),
     "result": ("DiagnosticReport", "result"),
@@ -31,6 +33,7 @@ ITEM_RESOURCES: dict[str, tuple[str, str]] = {
     "referral": ("ServiceRequest", "referral"),
     "prior_auth": ("Claim", "prior-auth"),
     "prescription": ("MedicationRequest", "prescription"),
+    "reminder": ("CommunicationRequest", "reminder"),
 }
 
 #: R4 request-priority, least urgent first.
