@@ -204,3 +204,38 @@ def test_hook_worklist_items(tmp_path):
         assert "broken-example: its worklist could not be read (OSError)" in result.stderr
     finally:
         plugins.reset()
+
+
+def test_the_worklist_reads_the_ehr_and_closes_its_items_there(tmp_path, fresh_fhir_server):
+    """Items from the clinic's EHR (a real FHIR server on loopback): a follow-up Task and
+    a recall found by search, shown by MRN; ``done --to URL`` completes the Task there."""
+    url = fresh_fhir_server.base_url
+    now = datetime.now(EST).replace(second=0, microsecond=0)
+    ana = {"mrn": "MS-3100", "system": MRN_SYSTEM, "family": "Reyes", "given": ["Ana"],
+           "gender": "female", "birth_date": "1980-02-14"}
+    follow = {"task": "follow_up", "id": "fu-ehr-1", "patient": ana,
+              "created": now.isoformat(), "due": (now + timedelta(hours=4)).isoformat(),
+              "reason": "Prior authorization to chase"}
+    recall = {"task": "reminder", "id": "recall-31", "patient": ana,
+              "purpose": "recall_vaccine", "channel": "portal",
+              "scheduled": (now + timedelta(days=3)).isoformat(), "due": "2031-01-15"}
+    got = sync(tmp_path, "ehr", [follow, recall], url)
+    assert got["dead"] == 0
+    items = worklist(tmp_path, "--from", url)
+    assert [(i["id"], i["kind"], i["patient"], i["source"]) for i in items] == [
+        ("fu-ehr-1", "follow_up", "MS-3100", url),
+        ("recall:recall-31", "recall", "MS-3100", url)]
+    assert items[1]["summary"] == "Recall: vaccine due, due 2031-01-15"
+    closed = cli(tmp_path, "worklist", "--store", str(tmp_path / "store.db"), "--from", url,
+                 "done", "fu-ehr-1", "--outcome", "Approved by the payer", "--to", url,
+                 "--db", str(tmp_path / "outbox.db"), "--clinic", str(tmp_path / "clinic.json"))
+    assert closed.exit_code == 0, closed.output
+    assert [i["id"] for i in worklist(tmp_path, "--from", url)] == ["recall:recall-31"]
+    import requests
+
+    found = requests.get(f"{url}/Task", params={"identifier": f"{SYS}/follow-up|fu-ehr-1"},
+                         timeout=30).json()
+    (task,) = [e["resource"] for e in found["entry"]]
+    assert task["status"] == "completed"
+    assert task["output"][0]["valueString"] == "Approved by the payer"
+    assert task["restriction"]["period"]["end"] == follow["due"]

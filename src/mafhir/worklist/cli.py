@@ -80,7 +80,8 @@ def _local(store_path: str) -> tuple[list[JSON], dict[str, JSON]]:
 
 
 def _ehr(url: str) -> list[JSON]:
-    """The EHR's open Tasks and active CommunicationRequests (FHIR search)."""
+    """The EHR's open Tasks and active CommunicationRequests (FHIR search), with the
+    Patients they name (read by id: the MRN is what the MA looks for)."""
     scheme = url.split("://", 1)[0].lower()
     spec = get_registry().connector_for_scheme(scheme)
     if spec is None:
@@ -92,8 +93,14 @@ def _ehr(url: str) -> list[JSON]:
             raise PermanentError(f"the '{spec.name}' connector cannot search",
                                  code="not-supported")
         search = connector.search  # type: ignore[attr-defined]
-        return [*search("Task", {"status": "requested,in-progress"}),
-                *search("CommunicationRequest", {"status": "active"})]
+        found = [*search("Task", {"status": "requested,in-progress"}),
+                 *search("CommunicationRequest", {"status": "active"})]
+        ids = sorted({str(ref).split("/", 1)[1] for r in found
+                      for ref in [(r.get("for") or r.get("subject") or {}).get("reference")]
+                      if isinstance(ref, str) and ref.startswith("Patient/")})
+        for i in range(0, len(ids), 50):
+            found += search("Patient", {"_id": ",".join(ids[i:i + 50])})
+        return found
     finally:
         connector.close()
 
