@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from conftest import CTX, assert_valid_bundle
+import uscore
+from conftest import CTX, assert_valid_bundle, load_json
 from mafhir.errors import TransitionError
 from mafhir.pipeline import Failed, Mapped, Pipeline
 from mafhir.resourceset import ResourceSet
@@ -390,3 +391,38 @@ def named(task: Any) -> dict[str, Any]:
                      "referral": "referral"}[item["type"]]
         item.setdefault("system", f"{SYS}/{namespace}")
     return data
+
+
+def _codes(corpus, name: str) -> set[str]:
+    cs = load_json(corpus / f"fhir-r4-core/codesystems/CodeSystem-{name}.json")
+    return {c["code"] for c in cs["concept"]}
+
+
+def test_codes_are_r4_and_the_profiled_resources_meet_us_core(registry, corpus):
+    """Statuses, intents and priorities from the R4 CodeSystems in the corpus; the Patient,
+    Practitioner and Organization these kinds write pass the independent US Core snapshot
+    reader (tests/uscore.py) in 6.1.0 and 7.0.0 — the only resources here with a profile."""
+    allowed = {("Communication", "status"): _codes(corpus, "event-status"),
+               ("CommunicationRequest", "status"): _codes(corpus, "request-status"),
+               ("CommunicationRequest", "priority"): _codes(corpus, "request-priority"),
+               ("Task", "status"): _codes(corpus, "task-status"),
+               ("Task", "priority"): _codes(corpus, "request-priority"),
+               ("Task", "intent"): _codes(corpus, "request-intent") | _codes(corpus,
+                                                                            "task-intent")}
+    profiled: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    for kind, samples in SAMPLES.items():
+        mapper = registry.mapper(kind)
+        for raw in samples:
+            for entry in mapper.to_fhir(mapper.model.model_validate(raw), CTX):
+                res = entry.resource
+                for (rtype, element), codes in allowed.items():
+                    if res["resourceType"] == rtype:
+                        assert res[element] in codes, (rtype, element, res[element])
+                        seen.add((rtype, element))
+                if res.get("meta", {}).get("profile"):
+                    profiled.add(res["resourceType"])
+                    for version in ("6.1.0", "7.0.0"):
+                        assert uscore.check(res, corpus, version) == []
+    assert seen == set(allowed)
+    assert profiled == {"Patient", "Practitioner", "Organization", "Location"}
