@@ -131,7 +131,14 @@ def test_demo_maps_the_whole_day(demo):
     summary = json.loads((out / "summary.json").read_text())
     # counts worked out by hand from scripts/make_demo_day.py
     assert summary["tasks"] == {"appointment": 26, "coverage": 3, "immunization": 7,
-                                "vitals": 6}
+                                "vitals": 6,
+                                # issue 18 part B (w10): the front office at day's end
+                                "follow_up": 1, "phone_call": 1, "reminder": 2}
+    # issue 18 part B (w10): the call's follow-up and the result call-back; the
+    # confirmation and the recall, each sent
+    assert summary["stored"]["Task"] == 2
+    assert summary["stored"]["CommunicationRequest"] == 2
+    assert summary["stored"]["Communication"] == 3  # the call + two sent reminders
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
     assert summary["stored"]["Observation"] == 40  # 37 measurements + 3 computed BMIs
@@ -141,7 +148,8 @@ def test_demo_maps_the_whole_day(demo):
         "task[41].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
         "naive times are refused"]]
     assert any("temperature" in w for w in summary["warnings"])
-    assert len(list((out / "bundles").glob("*.json"))) == 42
+    # 42 + the 4 front-office tasks of issue 18 part B (w10)
+    assert len(list((out / "bundles").glob("*.json"))) == 42 + 4
     lines = (out / "quarantine.ndjson").read_text().splitlines()
     quarantined = [json.loads(line) for line in lines]
     assert quarantined[0]["task"]["id"] == "vitals-208"  # the bad task is kept, not dropped

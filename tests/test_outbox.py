@@ -370,12 +370,14 @@ def test_sync_command_end_to_end_with_summary(tmp_path):
     first = runner.invoke(build_cli(), args)
     assert first.exit_code == 1  # the day's one bad task is quarantined
     summary = json.loads(first.stdout.strip().splitlines()[-1])
-    assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == (42, 42, 1)
+    day_items = 42 + 4  # + the 4 front-office tasks of issue 18 part B (w10)
+    assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == \
+        (day_items, day_items, 1)
     counts = LocalStore(tmp_path / "s.db").counts()
     assert (counts["Patient"], counts["Observation"], counts["Appointment"]) == (12, 40, 12)
     second = json.loads(runner.invoke(build_cli(), args).stdout.strip().splitlines()[-1])
     assert (second["enqueued"], second["skipped"], second["sent"], second["writes"]) \
-        == (0, 42, 0, 0)
+        == (0, day_items, 0, 0)
 
 
 def test_json_payload_roundtrip_is_exact(store):
