@@ -239,3 +239,55 @@ def test_the_worklist_reads_the_ehr_and_closes_its_items_there(tmp_path, fresh_f
     assert task["status"] == "completed"
     assert task["output"][0]["valueString"] == "Approved by the payer"
     assert task["restriction"]["period"]["end"] == follow["due"]
+
+
+def test_pull_reads_the_front_office_back_as_tasks(tmp_path, fresh_fhir_server):
+    """task → FHIR server (resolving every reference) → ``pull … --tasks`` → the same
+    tasks: a call with its follow-up, a reply that cancelled an appointment, a follow-up."""
+    url = fresh_fhir_server.base_url
+    now = datetime.now(EST).replace(second=0, microsecond=0)
+    start = (now + timedelta(days=2)).replace(hour=10, minute=0)
+    ana = {"mrn": "MS-3200", "system": MRN_SYSTEM, "family": "Reyes", "given": ["Ana"],
+           "gender": "female", "birth_date": "1980-02-14"}
+    nurse = {"npi": "1245319599", "family": "Okafor", "given": ["Grace"]}
+    book = {"task": "appointment", "id": "appt-32-book", "appointment_id": "appt-32",
+            "action": "book", "patient": ana, "start": start.isoformat(), "minutes": 20,
+            "practitioner": nurse}
+    call = {"task": "phone_call", "id": "call-32", "patient": {"mrn": "MS-3200",
+                                                               "system": MRN_SYSTEM},
+            "direction": "outbound", "topic": "appointment", "outcome": "voicemail",
+            "about": [{"type": "appointment", "id": "appt-32",
+                       "system": f"{SYS}/appointment"}],
+            "at": now.isoformat(), "by": nurse,
+            "follow_up": {"due": (now + timedelta(days=1)).isoformat(),
+                          "reason": "Call again", "owner": nurse, "priority": "urgent"}}
+    sent = now + timedelta(minutes=5)
+    reply = {"task": "reminder", "id": "rem-32", "patient": {"mrn": "MS-3200",
+                                                             "system": MRN_SYSTEM},
+             "purpose": "appointment_reminder", "channel": "sms", "to": "555-201-7732",
+             "scheduled": sent.isoformat(), "sent": sent.isoformat(),
+             "reply": "cancel_requested", "replied_at": (sent + timedelta(minutes=3)).isoformat(),
+             "appointment": {"id": "appt-32", "start": start.isoformat(), "minutes": 20,
+                             "practitioner": nurse, "status": "booked"}}
+    got = sync(tmp_path, "pull", [book, call, reply], url)
+    assert got["dead"] == 0 and got["sent"] == 3
+
+    def pull(what: str) -> list[dict[str, Any]]:
+        result = cli(tmp_path, "pull", "--from", url, what, "--patient",
+                     f"{MRN_SYSTEM}|MS-3200", "--tasks")
+        assert result.exit_code == 0, result.output
+        return [json.loads(x) for x in result.stdout.splitlines()]
+
+    # read back with the Patient the server holds (its demographics) and reasons as
+    # coded text, as every kind's reader gives them
+    (call_back,) = pull("calls")
+    assert call_back == {**call, "patient": ana, "party": "patient",
+                         "follow_up": {**call["follow_up"], "reason": {"text": "Call again"}}}
+    (follow,) = [t for t in pull("follow-ups") if t["task"] == "follow_up"]
+    assert follow == {"task": "follow_up", "id": "call-32.follow-up", "status": "requested",
+                      "patient": ana, "created": now.isoformat(),
+                      "due": call["follow_up"]["due"], "reason": {"text": "Call again"},
+                      "focus": call["about"][0], "owner": nurse, "priority": "urgent",
+                      "call": "call-32"}
+    (reminder,) = pull("reminders")
+    assert reminder == {**reply, "patient": ana}

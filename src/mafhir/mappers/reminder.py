@@ -42,7 +42,7 @@ from ..fhirtypes import (
     reference,
 )
 from ..hookspecs import hookimpl
-from ..identity import identifier_query
+from ..identity import identifier_from_reference, identifier_query
 from ..registry import Mapper
 from ..resourceset import ResourceSet
 from ..tasks.base import TaskModel
@@ -207,16 +207,21 @@ def _appointment(req: JSON, resources: ResourceSet, where: str) -> JSON | None:
     if ref is None:
         return None
     target = resources.resolve(ref)
+    parsed = identifier_from_reference(str(ref.get("reference", "")))
     if target is not None and target.get("resourceType") == "Appointment":
-        a = appointment_mapper._task_from(target, resources, where + ".about")
-        if a is not None:
+        try:
+            a = appointment_mapper._task_from(target, resources, where + ".about")
+        except ValueError:  # not readable as a task: its identifier and start will do
+            a = None
+        if a is not None and a.action in ("book", "confirm", "reschedule", "cancel"):
             out = a.model_dump(include={"start", "minutes", "end", "practitioner", "location",
                                         "service_type", "appointment_type", "reason"},
                                exclude_none=True)
             return {"id": a.appointment_id, **out}
-    from ..identity import identifier_from_reference
-
-    parsed = identifier_from_reference(str(ref.get("reference", "")))
+        ident = next((i for i in target.get("identifier", [])
+                      if str(i.get("system", "")).endswith("/appointment")), None)
+        if ident is not None:
+            parsed = ("Appointment", str(ident.get("system", "")), str(ident["value"]))
     start = _ext(req, APPOINTMENT_START)
     if parsed is None or start is None:
         raise ValueError(f"{where}: the appointment it is about is neither in the set nor "

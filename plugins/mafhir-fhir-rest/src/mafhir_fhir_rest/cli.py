@@ -30,7 +30,12 @@ JSON = dict[str, Any]
 
 #: pull WHAT → the task kind --tasks maps it to
 TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals": "vitals",
-             "coverage": "coverage"}
+             "coverage": "coverage",
+             # issue 18 part B (w10): the front office (with --tasks only)
+             "calls": "phone_call", "reminders": "reminder", "follow-ups": "follow_up"}
+#: what the front-office WHATs read (always as tasks)
+FRONT_OFFICE = {"calls": "phone_call_set", "reminders": "reminder_set",
+                "follow-ups": "follow_up_set"}
 
 
 def _load_clinic(path: str | None) -> Any:
@@ -170,7 +175,8 @@ def _parse_date(text: str) -> date:
 @click.option("--from", "target", required=True,
               help="FHIR base URL, or a source named in mafhir.toml.")
 @click.argument("what", type=click.Choice(["schedule", "patient", "immunizations", "vitals",
-                                           "coverage", "allergies"]))
+                                           "coverage", "allergies", "calls", "reminders",
+                                           "follow-ups"]))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--date", "day", help="schedule: first day (YYYY-MM-DD; default today).")
 @click.option("--end", help="schedule: end (exclusive; default the day after --date).")
@@ -183,8 +189,9 @@ def _parse_date(text: str) -> date:
 @click.option("--birthdate", help="patient: birth date YYYY-MM-DD.")
 @click.option("--since", help="vitals: only from this date.")
 @click.option("--tasks", "as_tasks", is_flag=True,
-              help="schedule, immunizations, vitals, coverage: print the tasks (appointment, "
-                   "immunization, vitals, coverage) instead of FHIR resources.")
+              help="schedule, immunizations, vitals, coverage, calls, reminders, follow-ups: "
+                   "print the tasks (appointment, immunization, vitals, coverage, phone_call, "
+                   "reminder, follow_up) instead of FHIR resources.")
 @click.option("--count", type=int, default=None, help="Page size (_count).")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False),
               help="Also keep what is read in this local store file (the `local` "
@@ -223,7 +230,9 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                     raise InputError(f"pull {what} needs --patient")
                 ref = reads.patient_reference(client, patient, mrn_system)
                 when = _parse_day(since) if since else None
-                if as_tasks:
+                if what in FRONT_OFFICE:
+                    stream = getattr(reads, FRONT_OFFICE[what])(client, ref)
+                elif as_tasks:
                     stream = (reads.vitals_set(client, ref, when) if what == "vitals" else
                               getattr(reads, f"{TASK_KIND[what]}_set")(client, ref))
                 elif what == "vitals":

@@ -25,10 +25,13 @@ __all__ = [
     "coverage",
     "coverage_set",
     "find_patient",
+    "follow_up_set",
     "immunization_set",
     "immunizations",
     "keeping_decimals",
     "patient_reference",
+    "phone_call_set",
+    "reminder_set",
     "schedule",
     "schedule_tasks",
     "vitals",
@@ -242,3 +245,55 @@ def coverage_set(client: FhirClient, patient: str) -> list[JSON]:
         ("patient", patient), ("_include", "CoverageEligibilityRequest:provider")])]
     found += list(client.search("CoverageEligibilityResponse", [("patient", patient)]))
     return found
+
+
+# --- issue 18 part B (w10): the front office, read back ---
+def _with_referenced(client: FhirClient, found: list[JSON]) -> list[JSON]:
+    """``found`` and every resource it names by ``Type/id`` that is not in it yet (the
+    server stores conditional references resolved; the reverse mappers read identifiers
+    from the resources they point at)."""
+    have = {f"{r.get('resourceType')}/{r.get('id')}" for r in found}
+    wanted: dict[str, list[str]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and "?" not in ref:
+                parts = ref.split("/_history/")[0].rstrip("/").split("/")
+                key = "/".join(parts[-2:])
+                if len(parts) >= 2 and key not in have:
+                    wanted.setdefault(parts[-2], []).append(parts[-1])
+                    have.add(key)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(found)
+    extra = [r for rtype, ids in sorted(wanted.items()) for r in _by_id(client, rtype, ids)]
+    if extra:
+        extra = _with_referenced(client, [*found, *extra])[len(found):]
+    return [*found, *extra]
+
+
+def phone_call_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's Communications (calls among them), the follow-up Tasks, and what
+    they name."""
+    found = [*client.search("Communication", [("patient", patient)]),
+             *client.search("Task", [("patient", patient)])]
+    return _with_referenced(client, found)
+
+
+def reminder_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's CommunicationRequests, the Communications that sent and answered
+    them, and what they name (the Appointment a reply moved, with its people)."""
+    found = [*client.search("CommunicationRequest", [("patient", patient)]),
+             *client.search("Communication", [("patient", patient)])]
+    return _with_referenced(client, found)
+
+
+def follow_up_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's Tasks with what they name."""
+    return _with_referenced(client, list(client.search("Task", [("patient", patient)])))
+# --- end issue 18 part B ---

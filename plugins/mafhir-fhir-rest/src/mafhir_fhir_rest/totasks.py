@@ -56,6 +56,10 @@ KINDS: dict[str, tuple[str, Callable[[JSON], str]]] = {
     "immunization": ("Immunization", _by_id),
     "vitals": ("Observation", _vitals_key),
     "coverage": ("Coverage", _by_id),
+    # issue 18 part B (w10): the front office
+    "phone_call": ("Communication", _by_id),
+    "reminder": ("CommunicationRequest", _by_id),
+    "follow_up": ("Task", _by_id),
 }
 
 
