@@ -27,7 +27,8 @@ from .appointment import _concept, _concept_from
 from .common import patient_refs, practitioner_entry
 from .outreach import item_from_reference, item_reference, once, patient_of, practitioner_of
 
-__all__ = ["FOLLOW_UP_CODE", "LIFECYCLE", "OUTCOME", "follow_up_task", "from_fhir",
+__all__ = ["FOLLOW_UP_CODE", "LIFECYCLE", "OUTCOME", "follow_up_entries", "follow_up_task",
+           "from_fhir", "is_follow_up",
            "register_mappers", "to_fhir"]
 
 JSON = dict[str, Any]
@@ -65,19 +66,26 @@ def follow_up_task(task: FollowUpTask, ctx: MapContext, patient: JSON,
     return res
 
 
-def to_fhir(task: FollowUpTask, ctx: MapContext) -> list[Entry]:
-    """The Task, as a conditional PUT on its identifier (plus the people it names)."""
-    if not isinstance(task, FollowUpTask):
-        raise TypeError(f"not a follow_up task: {type(task).__name__}")
-    pat = patient_refs(task.patient, ctx)
-    entries: list[Entry] = list(pat.entries)
+def follow_up_entries(task: FollowUpTask, ctx: MapContext, patient: JSON,
+                      write: Callable[[JSON], Entry] = update) -> list[Entry]:
+    """The owner (when there is one) and the Task, written with ``write`` (a phone call's
+    follow-up is a conditional create: resending the call must not undo later steps)."""
+    entries: list[Entry] = []
     owner = None
     if task.owner is not None:
         p = practitioner_entry(task.owner)
         entries.extend(p.entries)
         owner = p.ref
-    entries.append(update(follow_up_task(task, ctx, pat.ref, owner)))
-    return once(entries)
+    entries.append(write(follow_up_task(task, ctx, patient, owner)))
+    return entries
+
+
+def to_fhir(task: FollowUpTask, ctx: MapContext) -> list[Entry]:
+    """The Task, as a conditional PUT on its identifier (plus the people it names)."""
+    if not isinstance(task, FollowUpTask):
+        raise TypeError(f"not a follow_up task: {type(task).__name__}")
+    pat = patient_refs(task.patient, ctx)
+    return once([*pat.entries, *follow_up_entries(task, ctx, pat.ref)])
 
 
 def _read(res: JSON, resources: ResourceSet, where: str) -> FollowUpTask:

@@ -32,7 +32,7 @@ from ..resourceset import ResourceSet
 from ..tasks.base import TaskModel
 from ..tasks.follow_up import FollowUpTask
 from ..tasks.phone_call import CallFollowUp, PhoneCallTask
-from .follow_up import follow_up_task
+from .follow_up import follow_up_entries
 from .follow_up import from_fhir as follow_ups_from_fhir
 from .outreach import (
     CALL_OUTCOME,
@@ -130,12 +130,7 @@ def to_fhir(task: PhoneCallTask, ctx: MapContext) -> list[Entry]:
     entries.append(create(res))
     follow = follow_up_of(task)
     if follow is not None:
-        owner = None
-        if follow.owner is not None:
-            o = practitioner_entry(follow.owner)
-            entries.extend(o.entries)
-            owner = o.ref
-        entries.append(create(follow_up_task(follow, ctx, pat.ref, owner)))
+        entries.extend(follow_up_entries(follow, ctx, pat.ref, create))
     return once(entries)
 
 

@@ -27,6 +27,7 @@ from rich.table import Table
 from ..cli.options import clinic_option, load_clinic
 from ..connectors.local import DEFAULT_STORE, LocalStore
 from ..errors import EXIT_FAILED, InputError, PermanentError, Problem
+from ..fhirtypes import local_references
 from ..identity import identifier_from_reference
 from ..plugins import get_manager, get_registry
 from ..registry import capabilities_of
@@ -44,22 +45,8 @@ ITEM_KIND = {"Appointment": "appointment", "CommunicationRequest": "reminder"}
 
 def _referenced(resources: list[JSON], store: LocalStore) -> dict[str, JSON]:
     """The resources (``Type/id``) that ``resources`` refer to, read from the store."""
-    wanted: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            ref = node.get("reference")
-            if isinstance(ref, str) and ref.count("/") == 1 and "?" not in ref:
-                wanted.add(ref)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(resources)
     out = {}
-    for ref in wanted:
+    for ref in sorted(local_references(resources)):
         rtype, rid = ref.split("/")
         found = store.read(rtype, rid)
         if found is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from mafhir.errors import InputError, Problem
+from mafhir.fhirtypes import local_references
 from mafhir.identity import identifier_query
 from mafhir.io import loads
 
@@ -254,23 +255,9 @@ def _with_referenced(client: FhirClient, found: list[JSON]) -> list[JSON]:
     from the resources they point at)."""
     have = {f"{r.get('resourceType')}/{r.get('id')}" for r in found}
     wanted: dict[str, list[str]] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            ref = node.get("reference")
-            if isinstance(ref, str) and "?" not in ref:
-                parts = ref.split("/_history/")[0].rstrip("/").split("/")
-                key = "/".join(parts[-2:])
-                if len(parts) >= 2 and key not in have:
-                    wanted.setdefault(parts[-2], []).append(parts[-1])
-                    have.add(key)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(found)
+    for ref in sorted(local_references(found) - have):
+        rtype, rid = ref.split("/")
+        wanted.setdefault(rtype, []).append(rid)
     extra = [r for rtype, ids in sorted(wanted.items()) for r in _by_id(client, rtype, ids)]
     if extra:
         extra = _with_referenced(client, [*found, *extra])[len(found):]
