@@ -20,7 +20,8 @@ NOWHERE = "127.0.0.1:9"  # the discard port: nothing is sent while building a co
 def _targets(tmp_path) -> dict[str, str]:
     return {"dir": str(tmp_path / "dir"), "local": str(tmp_path / "local.sqlite"),
             "mllp": f"{NOWHERE}/OML^O21", "fhir-rest": f"http://{NOWHERE}/fhir",
-            "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE}
+            "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE,
+            "messaging": str(tmp_path / "reminders.ndjson")}  # issue 18 part B
 
 
 def test_every_registered_connector_keeps_its_declared_contract(tmp_path):
@@ -43,6 +44,8 @@ def test_every_registered_connector_keeps_its_declared_contract(tmp_path):
         "fhir-rest": {"configure", "search"},
         "pharmacy-fhir": {"use_clinic", "search"},
         "pharmacy-v2": {"whole_bundles", "use_clinic"},
+        # issue 18 part B: each Bundle's reminders go out whole; the webhook's timeout
+        "messaging": {"whole_bundles", "configure"},
     }
 
 

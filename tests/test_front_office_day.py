@@ -208,7 +208,8 @@ def test_hook_worklist_items(tmp_path):
 
 def test_the_worklist_reads_the_ehr_and_closes_its_items_there(tmp_path, fresh_fhir_server):
     """Items from the clinic's EHR (a real FHIR server on loopback): a follow-up Task and
-    a recall found by search, shown by MRN; ``done --to URL`` completes the Task there."""
+    a recall found by search, shown by MRN; ``done`` completes the Task there (where it
+    was read)."""
     url = fresh_fhir_server.base_url
     now = datetime.now(EST).replace(second=0, microsecond=0)
     ana = {"mrn": "MS-3100", "system": MRN_SYSTEM, "family": "Reyes", "given": ["Ana"],
@@ -227,7 +228,7 @@ def test_the_worklist_reads_the_ehr_and_closes_its_items_there(tmp_path, fresh_f
         ("recall:recall-31", "recall", "MS-3100", url)]
     assert items[1]["summary"] == "Recall: vaccine due, due 2031-01-15"
     closed = cli(tmp_path, "worklist", "--store", str(tmp_path / "store.db"), "--from", url,
-                 "done", "fu-ehr-1", "--outcome", "Approved by the payer", "--to", url,
+                 "done", "fu-ehr-1", "--outcome", "Approved by the payer",  # back to the EHR
                  "--db", str(tmp_path / "outbox.db"), "--clinic", str(tmp_path / "clinic.json"))
     assert closed.exit_code == 0, closed.output
     assert [i["id"] for i in worklist(tmp_path, "--from", url)] == ["recall:recall-31"]

@@ -219,8 +219,8 @@ def closing_task(item: WorklistItem, known: dict[str, JSON], outcome: str,
 @worklist_group.command("done")
 @click.argument("item_id", metavar="ID")
 @click.option("--outcome", required=True, help="How it ended (the follow-up's output).")
-@click.option("--to", "to", default=None, help="Where the completion goes (default: the "
-              "local store the worklist was read from).")
+@click.option("--to", "to", default=None, help="Where the completion goes (default: where "
+              "the item was read: the local store, or the EHR of --from).")
 @click.option("--db", "db", envvar="MAFHIR_OUTBOX", default="mafhir.db", show_default=True,
               help="The outbox.")
 @clinic_option
@@ -250,7 +250,10 @@ def done_command(ctx: click.Context, item_id: str, outcome: str, to: str | None,
         source.write_text(json.dumps(task) + "\n", encoding="utf-8")
         store = open_store(db)
         try:
-            destination = resolve_destination(to or f"local:{store_path}")
+            # by default the completion goes back where the item was read
+            home = item.source if item.source.startswith(("http://", "https://")) \
+                else f"local:{store_path}"
+            destination = resolve_destination(to or home)
             tally = run_sync(store, destination, [str(source)], ctx=MapContext(
                 clinic=load_clinic(clinic_path)), engine=Engine(store, threads=1),
                 console=console)
