@@ -447,7 +447,40 @@ def day() -> list[dict]:
     tasks.append({**appt(209, "tom", "book", "09:00", "09:20", appointment_type="FOLLOWUP",
                          reason="Lab review"),
                   "start": "2026-12-04T09:00:00-05:00", "end": "2026-12-04T09:20:00-05:00"})
+    tasks.extend(front_office())
     return tasks
+
+
+# --- issue 18 part B (w10): the front office at the end of the day ---
+def front_office() -> list[dict]:
+    """Calls, a confirmation, a recall and a result call-back, after the last patient.
+
+    Reminders are sent at once here (the day is in the past: one scheduled and not sent
+    would never go out, and is refused)."""
+    return [
+        # 16:05 — Tom's follow-up of next week is confirmed by SMS, sent at once
+        {"task": "reminder", "id": "rem-209-confirm", "patient": pat("tom"),
+         "purpose": "appointment_confirmation", "channel": "sms", "to": "217-555-0191",
+         "scheduled": t("16:05"), "sent": t("16:05"),
+         "appointment": {"id": "appt-209", "start": "2026-12-04T09:00:00-05:00",
+                         "end": "2026-12-04T09:20:00-05:00"}},
+        # 16:10 — Victor missed his 11:00: no answer; call again tomorrow
+        {"task": "phone_call", "id": "call-205-noshow", "patient": pat("victor"),
+         "direction": "outbound", "topic": "appointment",
+         "about": [{"type": "appointment", "id": "appt-205"}], "outcome": "no_answer",
+         "at": t("16:10"), "follow_up": {"due": "2026-11-30T12:00:00-05:00",
+                                         "reason": "Call Victor to reschedule"}},
+        # 16:30 — June's A1c to call back by Monday (no focus: the result is not in the
+        # day, and a server refuses a reference to what it does not hold)
+        {"task": "follow_up", "id": "fu-203-a1c", "patient": pat("june"),
+         "created": t("16:30"), "due": "2026-11-30T17:00:00-05:00",
+         "reason": "Call back with the A1c result", "owner": RN_PATEL},
+        # 16:40 — Eli's second HPV dose is due in six months: a recall letter
+        {"task": "reminder", "id": "recall-207-hpv", "patient": pat("eli"),
+         "purpose": "recall_vaccine", "channel": "mail", "scheduled": t("16:40"),
+         "sent": t("16:40"), "due": "2027-05-27"},
+    ]
+# --- end issue 18 part B ---
 
 
 def main() -> None:

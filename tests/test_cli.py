@@ -133,7 +133,14 @@ def test_demo_maps_the_whole_day(demo):
     # counts worked out by hand from scripts/make_demo_day.py
     assert summary["tasks"] == {"appointment": 26, "coverage": 3, "immunization": 7,
                                 "vitals": 7, "intake": 4, "injection": 2, "poc_test": 10,
-                                "ekg": 2, "skin_test": 2}
+                                "ekg": 2, "skin_test": 2,
+                                # issue 18 part B (w10): the front office at day's end
+                                "follow_up": 1, "phone_call": 1, "reminder": 2}
+    # issue 18 part B (w10): the call's follow-up and the result call-back; the
+    # confirmation and the recall, each sent
+    assert summary["stored"]["Task"] == 2
+    assert summary["stored"]["CommunicationRequest"] == 2
+    assert summary["stored"]["Communication"] == 3  # the call + two sent reminders
     assert summary["stored"]["Appointment"] == 12
     assert summary["stored"]["Encounter"] == 7
     # 42 vital measurements + 3 computed BMIs (none for Ana nor the newborn: under 2
@@ -155,7 +162,8 @@ def test_demo_maps_the_whole_day(demo):
         "task[58].effective: needs an explicit UTC offset (e.g. 2026-03-04T09:15:00-05:00); "
         "naive times are refused"]]
     assert any("temperature" in w for w in summary["warnings"])
-    assert len(list((out / "bundles").glob("*.json"))) == 63
+    # 63 + the 4 front-office tasks of issue 18 part B (w10)
+    assert len(list((out / "bundles").glob("*.json"))) == 63 + 4
     lines = (out / "quarantine.ndjson").read_text().splitlines()
     quarantined = [json.loads(line) for line in lines]
     assert quarantined[0]["task"]["id"] == "vitals-208"  # the bad task is kept, not dropped

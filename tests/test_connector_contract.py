@@ -22,7 +22,8 @@ def _targets(tmp_path) -> dict[str, str]:
             "mllp": f"{NOWHERE}/OML^O21", "fhir-rest": f"http://{NOWHERE}/fhir",
             "pharmacy-fhir": f"http://{NOWHERE}/fhir", "pharmacy-v2": NOWHERE,
             "iis": "nowhere",
-            "x12": "contract"}
+            "x12": "contract",
+            "messaging": str(tmp_path / "reminders.ndjson")}  # issue 18 part B
 
 
 def test_every_registered_connector_keeps_its_declared_contract(tmp_path, monkeypatch):
@@ -56,6 +57,8 @@ def test_every_registered_connector_keeps_its_declared_contract(tmp_path, monkey
         "pharmacy-v2": {"whole_bundles", "use_clinic"},
         "iis": {"whole_bundles", "use_clinic", "configure"},
         "x12": {"whole_bundles", "configure"},
+        # issue 18 part B: each Bundle's reminders go out whole; the webhook's timeout
+        "messaging": {"whole_bundles", "configure"},
     }
 
 

@@ -26,7 +26,9 @@ CTX = MapContext(clinic=load_clinic(str(DAY / "clinic.json")))
 SAMPLES = [json.loads(x) for x in (DAY / "day.ndjson").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("kind", ["vitals", "immunization", "appointment", "coverage"])
+@pytest.mark.parametrize("kind", ["vitals", "immunization", "appointment", "coverage",
+                                  # issue 18 part B (w10)
+                                  "phone_call", "reminder", "follow_up"])
 def test_the_built_in_kinds_keep_the_mapper_contract(kind):
     # the day's one vitals task with a time and no offset is refused on purpose (quarantine)
     samples = [s for s in SAMPLES if s["task"] == kind and s.get("id") != "vitals-208"]

@@ -370,13 +370,15 @@ def test_sync_command_end_to_end_with_summary(tmp_path):
     first = runner.invoke(build_cli(), args)
     assert first.exit_code == 1  # the day's one bad task is quarantined
     summary = json.loads(first.stdout.strip().splitlines()[-1])
-    assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == (63, 63, 1)
+    day_items = 63 + 4  # + the 4 front-office tasks of issue 18 part B (w10)
+    assert (summary["enqueued"], summary["sent"], summary["quarantined"]) == \
+        (day_items, day_items, 1)
     counts = LocalStore(tmp_path / "s.db").counts()
     # the demo day's Observations (tests/test_cli.py counts them)
     assert (counts["Patient"], counts["Observation"], counts["Appointment"]) == (13, 108, 12)
     second = json.loads(runner.invoke(build_cli(), args).stdout.strip().splitlines()[-1])
     assert (second["enqueued"], second["skipped"], second["sent"], second["writes"]) \
-        == (0, 63, 0, 0)
+        == (0, day_items, 0, 0)
 
 
 def test_json_payload_roundtrip_is_exact(store):

@@ -59,7 +59,7 @@ def test_hooks_exist():
 def test_every_hook_is_documented_with_its_signature(hook):
     sig = inspect.signature(getattr(hookspecs, hook))
     params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
-    assert f"{hook}({params}) -> None" in DOCS
+    assert f"{hook}({params}) -> {sig.return_annotation}" in DOCS
 
 
 @pytest.mark.parametrize("hook", HOOKS)

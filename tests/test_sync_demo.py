@@ -11,6 +11,8 @@ from pathlib import Path
 from mafhir.outbox import LocalStore
 
 MAFHIR = Path(sys.executable).parent / "mafhir"
+#: The demo day's outbox items: 63 + the 4 front-office tasks of issue 18 part B (w10).
+DAY_ITEMS = 63 + 4
 
 
 def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -23,7 +25,7 @@ def test_demo_drains_the_day_into_the_local_store_once(tmp_path):
     assert first.returncode == 0, first.stderr
     summary = json.loads((tmp_path / "day" / "summary.json").read_text())
     sync = summary["sync"]
-    assert (sync["enqueued"], sync["sent"], sync["dead"]) == (63, 63, 0)
+    assert (sync["enqueued"], sync["sent"], sync["dead"]) == (DAY_ITEMS, DAY_ITEMS, 0)
     assert sync["destination"] == f"local:{tmp_path / 'day' / 'store.db'}"
     # the store holds what the per-type NDJSON holds: the latest state of each resource
     counts = LocalStore(tmp_path / "day" / "store.db").counts()
@@ -34,7 +36,8 @@ def test_demo_drains_the_day_into_the_local_store_once(tmp_path):
     again = demo("--out", "day", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     sync = json.loads((tmp_path / "day" / "summary.json").read_text())["sync"]
-    assert (sync["enqueued"], sync["skipped"], sync["sent"], sync["writes"]) == (0, 63, 0, 0)
+    assert (sync["enqueued"], sync["skipped"], sync["sent"], sync["writes"]) == \
+        (0, DAY_ITEMS, 0, 0)
 
 
 def test_demo_to_a_fhir_server(tmp_path, fhir_base_url):
@@ -42,7 +45,7 @@ def test_demo_to_a_fhir_server(tmp_path, fhir_base_url):
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     sync = json.loads((tmp_path / "day" / "summary.json").read_text())["sync"]
-    assert (sync["destination"], sync["sent"], sync["dead"]) == (fhir_base_url, 63, 0)
+    assert (sync["destination"], sync["sent"], sync["dead"]) == (fhir_base_url, DAY_ITEMS, 0)
     import requests
 
     r = requests.get(f"{fhir_base_url}/Appointment", params={

@@ -20,6 +20,7 @@ __all__ = [
     "fhir_date",
     "fhir_datetime",
     "identifier",
+    "local_references",
     "quantity",
     "reference",
 ]
@@ -107,3 +108,22 @@ DATA_ABSENT_DISPLAY = {
     "not-performed": "Not Performed",
     "not-permitted": "Not Permitted",
 }
+
+
+def local_references(node: Any) -> set[str]:
+    """Every ``Type/id`` a resource (or a list of them) refers to — the references a
+    server stores resolved — without versions; conditional and absolute ones left out."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("reference")
+            if isinstance(ref, str) and "?" not in ref and ":" not in ref:
+                parts = ref.split("/_history/")[0].rstrip("/").split("/")
+                if len(parts) == 2 and all(parts):
+                    out.add("/".join(parts))
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+    return out

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .registry import ConnectorSpec, Converter, Delivery, Mapper, MessageHandler, Profile
     from .web.panels import Panel
+    from .worklist import WorklistItem
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
 
@@ -83,6 +84,17 @@ def register_handlers(register: Callable[[MessageHandler], None]) -> None:
 
     :param register: call once per :class:`mafhir.registry.MessageHandler`.
     """
+
+
+# ---------------------------------------------------------------- the MA's worklist
+@hookspec
+def worklist_items() -> list[WorklistItem]:
+    """The open items a plugin keeps for the MA (refill requests waiting…), shown by
+    ``mafhir worklist`` beside the local store's and the EHR's: one list, not one per
+    plugin. Return :class:`mafhir.worklist.WorklistItem`; closing them stays the
+    plugin's own command (say which in ``summary``).
+    """
+    return []
 
 
 # ---------------------------------------------------------------- command line

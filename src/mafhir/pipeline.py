@@ -52,7 +52,11 @@ def _loc(parts: Iterable[Any]) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         elif not str(p).startswith("function-"):
-            out += f".{p}" if out else str(p)
+            # an unknown key may hold a control character (a form feed splits the line
+            # the error is printed on): shown escaped, so each problem stays one line
+            name = str(p) if str(p).isprintable() else \
+                str(p).encode("unicode_escape").decode("ascii")
+            out += f".{name}" if out else name
     return out
 
 

@@ -54,8 +54,14 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mafhir.mappers.poc_test",
     "mafhir.mappers.skin_test",
     "mafhir.mappers.ekg",
+    # --- issue 18 part B (w10): front-office task kinds ---
+    "mafhir.mappers.phone_call",
+    "mafhir.mappers.reminder",
+    "mafhir.mappers.follow_up",
+    # --- end issue 18 part B ---
     "mafhir.validation.profiles",
     "mafhir.connectors.dir",
+    "mafhir.connectors.messaging",  # issue 18 part B (w10): reminders out
     "mafhir.cli.builtin",
     "mafhir.outbox.plugin",
     "mafhir.hl7v2.plugin",
@@ -77,6 +83,11 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "mafhir.mappers.poc_test": ("register_mappers",),
     "mafhir.mappers.skin_test": ("register_mappers",),
     "mafhir.mappers.ekg": ("register_mappers",),
+    # --- issue 18 part B (w10): front-office task kinds ---
+    "mafhir.mappers.phone_call": ("register_mappers",),
+    "mafhir.mappers.reminder": ("register_mappers",),
+    "mafhir.mappers.follow_up": ("register_mappers",),
+    # --- end issue 18 part B ---
     "mafhir.validation.profiles": ("register_profiles",),
     "mafhir.hl7v2.plugin": ("register_connectors",),
 }

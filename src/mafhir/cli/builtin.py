@@ -44,6 +44,10 @@ COMMANDS = {
            "FHIR packages (implementation guides) for `mafhir validate`."),
     "messages": ("mafhir.hl7v2.messages_cli:messages_group",
                  "The listener's inbound store: list, show and reprocess received messages."),
+    # issue 18 part B (w10): the MA's worklist
+    "worklist": ("mafhir.worklist.cli:worklist_group", "The MA's open items, most urgent "
+                 "first: follow-ups, result calls, refill requests, recalls, no-shows to call "
+                 "and cancelled slots to refill."),
 }
 
 

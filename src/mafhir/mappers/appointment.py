@@ -33,6 +33,7 @@ from typing import Any
 from .. import systems
 from ..bundle import Entry, update
 from ..context import MapContext
+from ..errors import InputError, Problem, TransitionError
 from ..fhirtypes import codeable, coding, fhir_datetime, identifier, parse_fhir_datetime, reference
 from ..hookspecs import hookimpl
 from ..identity import identifier_query
@@ -61,6 +62,7 @@ __all__ = [
     "ACTION_BY_STATUS",
     "DEFAULT_ENCOUNTER_TYPE",
     "ENCOUNTER_STATUS",
+    "LIFECYCLE",
     "STATUS",
     "from_fhir",
     "register_mappers",
@@ -408,10 +410,42 @@ def from_fhir(resources: ResourceSet) -> list[TaskModel]:
     return out
 
 
+def _as_appointment(task: TaskModel) -> AppointmentTask | None:
+    """The appointment step a task stands for: itself, or what another kind's task does to
+    an appointment (a reminder's reply: ``appointment_change()``), or None."""
+    if isinstance(task, AppointmentTask):
+        return task
+    change = getattr(task, "appointment_change", None)
+    found = change() if callable(change) else None
+    return found if isinstance(found, AppointmentTask) else None
+
+
 def _key(task: TaskModel) -> str:
-    if not isinstance(task, AppointmentTask):
-        raise TypeError(f"not an appointment task: {type(task).__name__}")
-    return task.appointment_id
+    appt = _as_appointment(task)
+    # a task that does not move an appointment keeps a state of its own (a space cannot
+    # be in an appointment id, so the keys never meet)
+    return appt.appointment_id if appt is not None else f"{task.task} {task.id}"
+
+
+def _step(task: TaskModel, known: str | None) -> str:
+    appt = _as_appointment(task)
+    if appt is None:
+        return "unchanged"
+    if appt is task:
+        return step(task, known)
+    try:
+        return step(appt, known)
+    except TransitionError as exc:  # named as the other kind's fields
+        raise TransitionError("reply", exc.current, exc.requested) from None
+    except InputError as exc:
+        raise InputError([Problem("appointment.status" if p.location == "current_status"
+                                  else p.location, p.message, p.code)
+                          for p in exc.problems]) from None
+
+
+#: The appointment lifecycle, shared with the kinds whose tasks move appointments (a
+#: reminder's reply): the pipeline keys states by lifecycle, so they see one state.
+LIFECYCLE = Lifecycle(key=_key, step=_step)
 
 
 @hookimpl
@@ -419,4 +453,4 @@ def register_mappers(register: Callable[[Mapper], None]) -> None:
     register(Mapper("appointment", AppointmentTask, to_fhir, from_fhir,
                     "book, confirm, reschedule, cancel, no-show, check-in (Encounter), start, "
                     "complete",
-                    lifecycle=Lifecycle(key=_key, step=step)))
+                    lifecycle=LIFECYCLE))

@@ -31,7 +31,12 @@ JSON = dict[str, Any]
 #: pull WHAT → the task kind --tasks maps it to
 TASK_KIND = {"schedule": "appointment", "immunizations": "immunization", "vitals": "vitals",
              "coverage": "coverage", "intake": "intake", "injections": "injection",
-             "poc-tests": "poc_test", "ekgs": "ekg", "skin-tests": "skin_test"}
+             "poc-tests": "poc_test", "ekgs": "ekg", "skin-tests": "skin_test",
+             # issue 18 part B (w10): the front office (with --tasks only)
+             "calls": "phone_call", "reminders": "reminder", "follow-ups": "follow_up"}
+#: what the front-office WHATs read (always as tasks)
+FRONT_OFFICE = {"calls": "phone_call_set", "reminders": "reminder_set",
+                "follow-ups": "follow_up_set"}
 
 
 def _load_clinic(path: str | None) -> Any:
@@ -172,7 +177,8 @@ def _parse_date(text: str) -> date:
               help="FHIR base URL, or a source named in mafhir.toml.")
 @click.argument("what", type=click.Choice(["schedule", "patient", "immunizations", "vitals",
                                            "coverage", "allergies", "intake", "injections",
-                                           "poc-tests", "ekgs", "skin-tests"]))
+                                           "poc-tests", "ekgs", "skin-tests", "calls",
+                                           "reminders", "follow-ups"]))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--date", "day", help="schedule: first day (YYYY-MM-DD; default today).")
 @click.option("--end", help="schedule: end (exclusive; default the day after --date).")
@@ -186,8 +192,9 @@ def _parse_date(text: str) -> date:
 @click.option("--since", help="vitals: only from this date.")
 @click.option("--tasks", "as_tasks", is_flag=True,
               help="schedule, immunizations, vitals, coverage, intake, injections, poc-tests, "
-                   "ekgs, skin-tests: print the tasks (appointment, immunization, vitals, "
-                   "coverage, intake, injection, poc_test, ekg, skin_test) instead of FHIR "
+                   "ekgs, skin-tests, calls, reminders, follow-ups: print the tasks "
+                   "(appointment, immunization, vitals, coverage, intake, injection, poc_test, "
+                   "ekg, skin_test, phone_call, reminder, follow_up) instead of FHIR "
                    "resources.")
 @click.option("--count", type=int, default=None, help="Page size (_count).")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False),
@@ -227,7 +234,9 @@ def pull_command(target: str, what: str, config_path: str | None, day: str | Non
                     raise InputError(f"pull {what} needs --patient")
                 ref = reads.patient_reference(client, patient, mrn_system)
                 when = _parse_day(since) if since else None
-                if as_tasks:
+                if what in FRONT_OFFICE:
+                    stream = getattr(reads, FRONT_OFFICE[what])(client, ref)
+                elif as_tasks:
                     stream = (reads.vitals_set(client, ref, when) if what == "vitals" else
                               getattr(reads, f"{TASK_KIND[what]}_set")(client, ref))
                 elif what in reads.RESULT_SETS:  # the resources a result kind is made of

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from mafhir.errors import InputError, Problem
+from mafhir.fhirtypes import local_references
 from mafhir.identity import identifier_query
 from mafhir.io import loads
 
@@ -27,6 +28,7 @@ __all__ = [
     "coverage_set",
     "ekg_set",
     "find_patient",
+    "follow_up_set",
     "immunization_set",
     "immunizations",
     "injection_set",
@@ -35,7 +37,9 @@ __all__ = [
     "intake_set",
     "keeping_decimals",
     "patient_reference",
+    "phone_call_set",
     "poc_test_set",
+    "reminder_set",
     "schedule",
     "schedule_tasks",
     "skin_test_set",
@@ -363,3 +367,39 @@ def skin_test_set(client: FhirClient, patient: str) -> list[JSON]:
 
 #: pull WHAT → the resources of that result kind (without --tasks)
 RESULT_SETS = {"poc-tests": poc_test_set, "ekgs": ekg_set, "skin-tests": skin_test_set}
+# --- issue 18 part B (w10): the front office, read back ---
+def _with_referenced(client: FhirClient, found: list[JSON]) -> list[JSON]:
+    """``found`` and every resource it names by ``Type/id`` that is not in it yet (the
+    server stores conditional references resolved; the reverse mappers read identifiers
+    from the resources they point at)."""
+    have = {f"{r.get('resourceType')}/{r.get('id')}" for r in found}
+    wanted: dict[str, list[str]] = {}
+    for ref in sorted(local_references(found) - have):
+        rtype, rid = ref.split("/")
+        wanted.setdefault(rtype, []).append(rid)
+    extra = [r for rtype, ids in sorted(wanted.items()) for r in _by_id(client, rtype, ids)]
+    if extra:
+        extra = _with_referenced(client, [*found, *extra])[len(found):]
+    return [*found, *extra]
+
+
+def phone_call_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's Communications (calls among them), the follow-up Tasks, and what
+    they name."""
+    found = [*client.search("Communication", [("patient", patient)]),
+             *client.search("Task", [("patient", patient)])]
+    return _with_referenced(client, found)
+
+
+def reminder_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's CommunicationRequests, the Communications that sent and answered
+    them, and what they name (the Appointment a reply moved, with its people)."""
+    found = [*client.search("CommunicationRequest", [("patient", patient)]),
+             *client.search("Communication", [("patient", patient)])]
+    return _with_referenced(client, found)
+
+
+def follow_up_set(client: FhirClient, patient: str) -> list[JSON]:
+    """The patient's Tasks with what they name."""
+    return _with_referenced(client, list(client.search("Task", [("patient", patient)])))
+# --- end issue 18 part B ---

@@ -70,6 +70,10 @@ KINDS: dict[str, tuple[tuple[str, ...], Callable[[JSON], str]]] = {
     "poc_test": (("Observation",), _task_key("/poc-test")),
     "ekg": (("Procedure", "DiagnosticReport", "Observation"), _task_key("/ekg")),
     "skin_test": (("Procedure", "Observation"), _task_key("/skin-test")),
+    # issue 18 part B (w10): the front office
+    "phone_call": (("Communication",), _by_id),
+    "reminder": (("CommunicationRequest",), _by_id),
+    "follow_up": (("Task",), _by_id),
 }
 
 

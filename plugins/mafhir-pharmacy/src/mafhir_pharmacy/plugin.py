@@ -23,6 +23,7 @@ __all__ = [
     "register_handlers",
     "register_mappers",
     "register_profiles",
+    "worklist_items",
     "worklist_path",
 ]
 
@@ -157,6 +158,46 @@ def register_dashboard_panels(register: Callable[[Any], None]) -> None:
                    ("request", "status", "prescription", "received", "answer"),
                    worklist_rows, "Refill requests from pharmacies (mafhir pharmacy worklist; "
                                   f"${WORKLIST_ENV} or {DEFAULT_WORKLIST})."))
+
+
+#: When a refill request is due on the MA's worklist: two days after it came (a project
+#: rule: pharmacies commonly ask for an answer within 48-72 hours).
+REFILL_TURNAROUND_HOURS = 48
+
+
+@hookimpl
+def worklist_items() -> list[Any]:
+    """The refill requests waiting for a decision, on the MA's one worklist (``mafhir
+    worklist``); they are closed with ``mafhir pharmacy decide``. None when there is no
+    worklist file yet (reading must not create one)."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from mafhir.storage import is_postgres
+    from mafhir.worklist import WorklistItem
+
+    from .worklist import LocalWorklist
+
+    path = worklist_path()
+    if not is_postgres(path) and not Path(path).exists():
+        return []
+    worklist = LocalWorklist(path)
+    try:
+        rows = worklist.items("requested") + worklist.items("review")
+    finally:
+        worklist.close()
+    out = []
+    for state, task in rows:
+        held = " (held for review: no prescription of ours matches)" if state == "review" \
+            else ""
+        out.append(WorklistItem(
+            id=f"refill:{task.id}", kind="refill", patient=task.patient.mrn,
+            patient_system=task.patient.system or "",
+            summary=f"Refill request for prescription {task.prescription}{held}; decide with "
+                    "mafhir pharmacy decide",
+            due=task.received + timedelta(hours=REFILL_TURNAROUND_HOURS), status=state,
+            source="pharmacy"))
+    return out
 
 
 @hookimpl
