@@ -8,8 +8,9 @@ duplicates), :mod:`.receiver` (store → process → ACK), :mod:`.listener` (MLL
 Nothing here knows a message type: plugins add those with ``register_converters``.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazyexports import exporter
 
 # Two functions share their module's name (``convert``, ``escape``): once a module named so
 # is imported, Python sets the package attribute to the module, so these two are bound
@@ -102,10 +103,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = exporter(__name__, globals(), _EXPORTS)

@@ -8,8 +8,9 @@ delivered where, and an :mod:`.audit` trail. :mod:`.local` is the embedded desti
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazyexports import exporter
 
 if TYPE_CHECKING:  # the names for type checkers; at run time they load on first use
     from .delivery import Delivery, LocalConnector, connect, resolve_destination
@@ -55,10 +56,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = exporter(__name__, globals(), _EXPORTS)
