@@ -96,8 +96,14 @@ def test_sigkill_during_iis_delivery_loses_and_duplicates_nothing(tmp_path, db):
             proc.wait()
             assert proc.stderr is not None
             proc.stderr.close()
-            enqueued = sum(n for states in store.counts().values() for n in states.values())
-            if len(tasks) < RECORDS and enqueued == len(tasks):
+            counts = store.counts()
+            enqueued = sum(n for states in counts.values() for n in states.values())
+            drained = all(set(states) == {"delivered"} for states in counts.values())
+            # more work while records are wanted, or while kills are still owed and all was
+            # delivered (a run that finishes before it can be killed must not leave the
+            # loop waiting for a kill that an idle sync never gives)
+            if enqueued == len(tasks) and (len(tasks) < RECORDS or
+                                           (kills < KILLS and drained)):
                 next_batch()
         final = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
         assert final.returncode == 0, final.stderr[-2000:]

@@ -51,7 +51,9 @@ class IisConnector:
         if ctx is None:
             from mafhir.clinic import load_clinic
 
-            ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"))))
+            # the command running it names the clinic (use_clinic) and warns if none
+            ctx = V2Context(map=MapContext(clinic=load_clinic(os.environ.get("MAFHIR_CLINIC"),
+                                                              warn=False)))
         self.ctx = ctx
         self.soap: SoapClient | None = None
         self.mllp: MLLPClient | None = None
