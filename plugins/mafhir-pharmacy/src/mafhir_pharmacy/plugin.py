@@ -128,20 +128,28 @@ def register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
                            "prescription, RRE^O12/ACK checked"))
 
 
-def worklist_rows() -> list[tuple[str, ...]]:
-    """The refill worklist for the dashboard, without patient data: each request's id,
-    state, prescription id, the day it arrived and its answer's delivery. Nothing when the
-    worklist file does not exist (the dashboard never creates one)."""
+def _existing_worklist() -> Any:
+    """The refill worklist, or None when its file does not exist yet: a reader (the
+    dashboard, ``mafhir worklist``) never creates one."""
     from pathlib import Path
 
     from mafhir.storage import is_postgres
 
-    path = worklist_path()
-    if not is_postgres(path) and not Path(path).exists():
-        return []
     from .worklist import LocalWorklist
 
-    worklist = LocalWorklist(path)
+    path = worklist_path()
+    if not is_postgres(path) and not Path(path).exists():
+        return None
+    return LocalWorklist(path)
+
+
+def worklist_rows() -> list[tuple[str, ...]]:
+    """The refill worklist for the dashboard, without patient data: each request's id,
+    state, prescription id, the day it arrived and its answer's delivery. Nothing when the
+    worklist file does not exist (the dashboard never creates one)."""
+    worklist = _existing_worklist()
+    if worklist is None:
+        return []
     try:
         answered = {row[0]: row[2] for row in worklist.answers(None)}
         return [(task.id, status, task.prescription, task.received.date().isoformat(),
@@ -171,17 +179,12 @@ def worklist_items() -> list[Any]:
     worklist``); they are closed with ``mafhir pharmacy decide``. None when there is no
     worklist file yet (reading must not create one)."""
     from datetime import timedelta
-    from pathlib import Path
 
-    from mafhir.storage import is_postgres
     from mafhir.worklist import WorklistItem
 
-    from .worklist import LocalWorklist
-
-    path = worklist_path()
-    if not is_postgres(path) and not Path(path).exists():
+    worklist = _existing_worklist()
+    if worklist is None:
         return []
-    worklist = LocalWorklist(path)
     try:
         rows = worklist.items("requested") + worklist.items("review")
     finally:
