@@ -88,8 +88,10 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 
 def _rate(units: float, seconds: list[float]) -> str:
-    best, med = summary([units / s if s > 0 else float("inf") for s in seconds])
-    return f"{med:,.0f}/s median (best {best:,.0f}/s)" if units > 1 else ""
+    rates = [units / s if s > 0 else float("inf") for s in seconds]
+    if units <= 1:
+        return ""
+    return f"{statistics.median(rates):,.0f}/s median (best {max(rates):,.0f}/s)"
 
 
 def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
