@@ -133,10 +133,13 @@ def open_engine(location: str | Path, *, durable: bool = True, pool_size: int = 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:
     """``CREATE TABLE IF NOT EXISTS`` for ``metadata``, and every index a later release
-    added to a table that was already there; on PostgreSQL under an advisory lock, since
-    two processes creating the same table at once make one of them fail."""
+    added to a table that was already there, by one creator at a time: two creating the
+    same table at once make one of them fail. On SQLite the check and the creation share
+    one ``BEGIN IMMEDIATE`` transaction (the others wait out the busy timeout, then find
+    the tables made; a plain ``BEGIN`` would upgrade its read lock and fail at once with
+    "database is locked"); on PostgreSQL an advisory lock."""
     if engine.dialect.name != "postgresql":
-        with engine.begin() as conn:
+        with engine.connect() as conn, write_transaction(conn):
             _create(conn, metadata)
         return
     with engine.connect() as conn:
