@@ -157,3 +157,58 @@ def test_mafhir_sync_to_a_local_postgres_store_holds_every_record_once(tmp_path)
     assert obs == Counter({f"v-{i}/heart-rate": 1 for i in range(n)})
     assert Counter(b["resourceType"] for b in bodies) == \
         {"Observation": n, "Patient": n, "Practitioner": 2}
+
+
+#: Identifier systems with a percent sign: before a digit (an escape's look-alike), before
+#: two hex digits (reads as an escape when decoded twice), and beside the other characters
+#: a URL query escapes. The first two name different systems and must not collide.
+PERCENT_SYSTEMS = ("urn:oid:1.2%3", "urn:x:100%25off", "urn:x:100%off", "urn:x:a b+c&d#e%")
+
+
+@pytest.mark.parametrize("system", PERCENT_SYSTEMS)
+def test_conditional_writes_find_an_identifier_whose_system_has_a_percent(store_at, system):
+    from mafhir.identity import identifier_query
+
+    query = identifier_query(system, "42")
+    create = {"fullUrl": "urn:uuid:p-42",
+              "request": {"method": "POST", "url": "Patient", "ifNoneExist": query},
+              "resource": {"resourceType": "Patient", "name": [{"family": "Create"}],
+                           "identifier": [{"system": system, "value": "42"}]}}
+    update = {"request": {"method": "PUT", "url": f"Patient?{query}"},
+              "resource": {"resourceType": "Patient", "name": [{"family": "Update"}],
+                           "identifier": [{"system": system, "value": "42"}]}}
+    obs = {"request": {"method": "POST", "url": "Observation"},
+           "resource": {"resourceType": "Observation", "status": "final",
+                        "code": {"text": "HR"}, "subject": {"reference": f"Patient?{query}"}}}
+    store = LocalStore(store_at("local.db"))
+    try:
+        first = store.send(transaction(create))
+        pid = first["entry"][0]["response"]["location"].split("/")[1]
+        again = store.send(transaction(create, update, obs))
+        assert [e["response"]["location"] for e in again["entry"][:2]] == \
+            [f"Patient/{pid}/_history/1", f"Patient/{pid}/_history/2"]
+        assert store.counts() == {"Patient": 1, "Observation": 1}
+        assert store.read("Patient", pid)["name"] == [{"family": "Update"}]
+        assert store.find("Patient", system, "42")["id"] == pid
+        (found,) = store.search("Observation")
+        assert found["subject"] == {"reference": f"Patient/{pid}"}
+    finally:
+        store.close()
+
+
+def test_systems_differing_only_by_an_escape_look_alike_stay_two_patients(tmp_path):
+    store = LocalStore(tmp_path / "local.db")
+    try:
+        from mafhir.identity import identifier_query
+
+        for system in ("urn:x:100%25off", "urn:x:100%off"):
+            store.send(transaction({
+                "request": {"method": "PUT",
+                            "url": f"Patient?{identifier_query(system, '1')}"},
+                "resource": {"resourceType": "Patient", "name": [{"family": system}],
+                             "identifier": [{"system": system, "value": "1"}]}}))
+        assert store.counts() == {"Patient": 2}
+        for system in ("urn:x:100%25off", "urn:x:100%off"):
+            assert store.find("Patient", system, "1")["name"] == [{"family": system}]
+    finally:
+        store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import unquote
 
-__all__ = ["identifier_from_reference", "identifier_query", "resource_uuid"]
+__all__ = ["identifier_from_reference", "identifier_query", "query_escape", "resource_uuid"]
 
 # A fixed namespace for mafhir's name-based UUIDs (uuid5 of the DNS name below).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mafhir.fhir.resources")
@@ -20,15 +20,21 @@ def resource_uuid(resource_type: str, system: str, value: str) -> str:
     return f"urn:uuid:{uuid.uuid5(NAMESPACE, f'{resource_type}|{system}|{value}')}"
 
 
+def query_escape(text: str) -> str:
+    """``text`` with what would end or split the URL query it travels in escaped (``%``
+    first): the URL half of :func:`identifier_query`, so a query decoded with ``unquote``
+    can be brought back to the one spelling that function gives."""
+    for char, code in (("%", "%25"), ("#", "%23"), ("&", "%26"), ("+", "%2B"), (" ", "%20")):
+        text = text.replace(char, code)
+    return text
+
+
 def identifier_query(system: str, value: str) -> str:
     """The ``identifier=system|value`` search: FHIR search escapes, then URL escapes."""
     def esc(text: str) -> str:
         for special in ("\\", "|", ",", "$"):
             text = text.replace(special, "\\" + special)
-        # what would end or split the URL query it travels in
-        for char, code in (("%", "%25"), ("#", "%23"), ("&", "%26"), ("+", "%2B"), (" ", "%20")):
-            text = text.replace(char, code)
-        return text
+        return query_escape(text)
 
     return f"identifier={esc(system)}|{esc(value)}"
 

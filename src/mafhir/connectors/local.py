@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection
 
 from ..bundle import rewrite_references
 from ..errors import InputError, Problem
+from ..identity import query_escape
 from ..io import dumps, loads
 from ..storage import (
     create_tables,
@@ -199,9 +200,11 @@ class LocalStore:
         if ident is None:
             raise InputError([Problem("request", "only identifier= conditions are supported",
                                       "not-supported")])
+        # Keys are stored as identity_of spells them (identifier_query's URL escapes); the
+        # condition is decoded, then escaped that one way, so `%` in a system matches too.
         return conn.execute(select(identifiers.c.id).where(
             identifiers.c.rtype == rtype,
-            identifiers.c.ident == f"identifier={unquote(ident)}")).scalar()
+            identifiers.c.ident == f"identifier={query_escape(unquote(ident))}")).scalar()
 
     @staticmethod
     def _version(conn: Connection, rtype: str, rid: str) -> int:
