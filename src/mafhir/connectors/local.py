@@ -7,6 +7,8 @@ transaction Bundle the way a FHIR server does: ``urn:uuid`` and conditional refe
 (``ifNoneExist``) that find what is there, conditional updates, updates by id with a new
 version, one transaction per Bundle (all or nothing). It is the default target of
 ``mafhir sync`` and ``mafhir demo``, and a cache other plugins can store pulled data in.
+Like an EHR's allergy list, a positive allergy makes the patient's earlier "no known
+allergies" inactive (:mod:`mafhir.allergies`).
 
 Its tables are SQLAlchemy Core over :mod:`mafhir.storage`, like every store: a path is a
 SQLite file (the tables of earlier releases, unchanged, so their files open as they are),
@@ -38,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from ..allergies import closed_by, is_positive
 from ..bundle import rewrite_references
 from ..errors import InputError, Problem
 from ..identity import query_escape
@@ -189,6 +192,8 @@ class LocalStore:
                 continue
             body = self._resolve(conn, res, ids)
             version = self._write(conn, rtype, rid, body)
+            if rtype == "AllergyIntolerance":
+                self._close_negations(conn, {**body, "id": rid})
             answers.append({"response": {"status": "201 Created" if version == 1 else "200 OK",
                                          "location": f"{rtype}/{rid}/_history/{version}",
                                          "etag": f'W/"{version}"'}})
@@ -250,6 +255,20 @@ class LocalStore:
                                     {"rtype": rtype, "ident": q, "id": rid},
                                     ("rtype", "ident"), ("id",)))
         return version
+
+    def _close_negations(self, conn: Connection, allergy: JSON) -> None:
+        """A positive allergy makes the patient's earlier "no known allergies" inactive, as
+        an EHR's allergy list does (:mod:`mafhir.allergies`), in the same transaction."""
+        patient = _patient(allergy)
+        if patient is None or not is_positive(allergy):
+            return
+        rows = conn.execute(select(resources.c.id, resources.c.body).where(
+            resources.c.patient == patient,
+            resources.c.rtype == "AllergyIntolerance",
+            resources.c.id != allergy["id"])).all()
+        recorded = [loads(body) for _, body in rows]
+        for closed in closed_by(allergy, f"AllergyIntolerance/{allergy['id']}", recorded):
+            self._write(conn, "AllergyIntolerance", closed["id"], closed)
 
     def put(self, resource: JSON) -> JSON:
         """Store a resource as read from elsewhere (a pull's cache).

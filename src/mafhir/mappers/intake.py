@@ -9,7 +9,9 @@ Choices (mapping-reference §6, §12; docs/intake.md):
   its own ids: a *conditional update* (``PUT Type?identifier=<clinic>/<list>|<id>``) so a
   later intake updates the entry, or marks it entered-in-error, instead of adding another.
 * "No known allergies" is AllergyIntolerance SNOMED 716186003 (409137002 for no known
-  drug allergies), verificationStatus confirmed, clinicalStatus active (§6.2).
+  drug allergies), verificationStatus confirmed, clinicalStatus active (§6.2). A later
+  allergy of the patient closes it where the patient's allergies are kept (the local
+  store: :mod:`mafhir.allergies`).
 * Smoking status, pregnancy status and intent → US Core smokingstatus,
   observation-pregnancystatus and observation-pregnancyintent (category social-history);
   screenings → ``mappers/screening.py``. Observations are conditional creates under
@@ -26,6 +28,7 @@ from functools import partial
 from typing import Any
 
 from .. import systems
+from ..allergies import NO_KNOWN_ALLERGY, NO_KNOWN_DRUG_ALLERGY
 from ..bundle import Entry, create, update
 from ..context import MapContext
 from ..fhirtypes import codeable, coding, fhir_date, fhir_datetime, identifier, parse_fhir_datetime
@@ -79,8 +82,8 @@ SOCIAL_HISTORY = codeable(coding(systems.OBSERVATION_CATEGORY, "social-history",
 
 #: The negation codes (SNOMED CT situations, mapping-reference §6.2), by task field.
 NO_KNOWN: dict[str, tuple[str, str]] = {
-    "no_known_allergies": ("716186003", "No known allergy (situation)"),
-    "no_known_drug_allergies": ("409137002", "No known drug allergy (situation)"),
+    "no_known_allergies": (NO_KNOWN_ALLERGY, "No known allergy (situation)"),
+    "no_known_drug_allergies": (NO_KNOWN_DRUG_ALLERGY, "No known drug allergy (situation)"),
 }
 #: Social-history observations: task field → (slug, profile, LOINC code, display, answers).
 SOCIAL: dict[str, tuple[str, str, str, str, dict[str, tuple[str, str]]]] = {
