@@ -267,11 +267,12 @@ def test_cents_are_exact(registry, ctx):
                      "deductible": {"amount": "1234.56", "remaining": "0.56"}}))
     benefits = {b["type"]["coding"][0]["code"]: b for b in
                 one(bundle, "CoverageEligibilityResponse")["insurance"][0]["item"][0]["benefit"]}
-    assert benefits["copay"]["allowedMoney"]["value"] == 19.99
-    assert benefits["deductible"]["usedMoney"]["value"] == 1234  # 1234.56 - 0.56
+    assert benefits["copay"]["allowedMoney"]["value"] == Decimal("19.99")
+    # 1234.56 - 0.56, in cents: the precision of its operands
+    assert str(benefits["deductible"]["usedMoney"]["value"]) == "1234.00"
     costs = {c["type"]["coding"][0]["code"]: c["valueMoney"]["value"]
              for c in one(bundle, "Coverage")["costToBeneficiary"]}
-    assert costs == {"spvisit": 47.5, "urgentcare": 75.05}
+    assert costs == {"spvisit": Decimal("47.5"), "urgentcare": Decimal("75.05")}
 
 
 def test_deductible_without_remaining_has_no_used(registry, ctx):
@@ -565,3 +566,32 @@ def test_warnings(registry, ctx):
                      "task[0].eligibility.service_date"}
     clean = pipe.map_task(1, pipe.parse(1, card(eligibility=ELIG)))
     assert clean.warnings == ()
+
+
+def test_money_keeps_the_digits_it_was_given(registry, ctx):
+    """Copays and benefits are written digit for digit as the clinic's NDJSON gave them:
+    25.50 stays 25.50 (not 25.5), 10 stays 10, 0.10 stays 0.10, and a difference is exact
+    decimal arithmetic (0.30 - 0.10 = 0.20, never 0.19999999999999998)."""
+    from mafhir import io
+
+    raw = io.loads(b'{"copays": {"primary_care": 25.50, "specialist": 10, '
+                   b'"urgent_care": 0.10, "telehealth": "7.00"}, '
+                   b'"eligibility": {"checked_at": "2026-03-04T09:15:00-05:00", '
+                   b'"active": true, "copay": 25.50, '
+                   b'"deductible": {"amount": 0.30, "remaining": 0.10}}}')
+    _, bundle = mapped(registry, ctx, card(**raw))
+    written = io.dumps(bundle)
+    costs = {c["type"]["coding"][0]["code"]: c["valueMoney"]
+             for c in one(bundle, "Coverage")["costToBeneficiary"]}
+    assert {k: io.dumps(v) for k, v in costs.items()} == {
+        "gpvisit": b'{"value":25.50,"currency":"USD"}',
+        "spvisit": b'{"value":10,"currency":"USD"}',
+        "urgentcare": b'{"value":0.10,"currency":"USD"}',
+        "televisit": b'{"value":7.00,"currency":"USD"}'}
+    item = one(bundle, "CoverageEligibilityResponse")["insurance"][0]["item"][0]
+    benefits = {b["type"]["coding"][0]["code"]: b for b in item["benefit"]}
+    assert io.dumps(benefits["copay"]["allowedMoney"]) == b'{"value":25.50,"currency":"USD"}'
+    assert io.dumps(benefits["deductible"]["allowedMoney"]) == \
+        b'{"value":0.30,"currency":"USD"}'
+    assert io.dumps(benefits["deductible"]["usedMoney"]) == b'{"value":0.20,"currency":"USD"}'
+    assert b"25.5," not in written and b"0.1," not in written

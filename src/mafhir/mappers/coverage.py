@@ -159,13 +159,15 @@ def coverage_key(mrn_system: str, mrn: str, payer_id: str, member_id: str) -> st
 
 
 def _money(value: Decimal) -> JSON:
-    """USD Money; integral amounts as JSON integers, others as the exact short decimal."""
-    number: int | float = int(value) if value == value.to_integral_value() else float(value)
-    return {"value": number, "currency": "USD"}
+    """USD Money, the amount the Decimal the task holds: :func:`mafhir.io.dumps` writes it
+    digit for digit (25.50 stays 25.50, 10 stays 10), as every FHIR decimal here is; a
+    float would drop the trailing zero and carry binary error into sums."""
+    return {"value": value, "currency": "USD"}
 
 
 def _decimal(money: JSON) -> Decimal:
-    return Decimal(str(money["value"]))
+    value = money["value"]
+    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 def _payer_entry(payer: Payer, ctx: MapContext) -> Entry:
