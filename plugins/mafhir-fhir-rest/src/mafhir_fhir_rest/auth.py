@@ -32,6 +32,7 @@ from mafhir.errors import InputError, Problem
 from mafhir.redact import redact_text, remember_secret
 
 from .errors import PermanentHttpError, TransientHttpError
+from .transport import pinned_verify
 
 __all__ = [
     "ASSERTION_TYPE",
@@ -260,7 +261,8 @@ class SmartBackendAuth(AuthBase):
                 "client_assertion_type": ASSERTION_TYPE, "client_assertion": self.assertion()}
         try:
             r = self._session.post(self.token_url, data=form, timeout=self.timeout,
-                                   verify=self.verify, headers={"Accept": "application/json"})
+                                   verify=pinned_verify(self.verify),
+                                   headers={"Accept": "application/json"})
         except requests.RequestException as exc:
             raise TransientHttpError(f"token endpoint unreachable ({type(exc).__name__})",
                                      request="POST token") from None

@@ -27,13 +27,23 @@ from mafhir.retry import RetryPolicy, parse_retry_after
 
 from .errors import PermanentHttpError, ProtocolError, TransientHttpError, http_error
 
-__all__ = ["FHIR_JSON", "JSON_TYPES", "Response", "Transport"]
+__all__ = ["FHIR_JSON", "JSON_TYPES", "Response", "Transport", "pinned_verify"]
 
 JSON = dict[str, Any]
 log = logging.getLogger("mafhir_fhir_rest.http")
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+
+
+def pinned_verify(verify: bool | str) -> bool | str:
+    """``verify`` as requests cannot change it: ``True`` becomes requests' own default CA
+    bundle by path. Given ``True``, requests takes $REQUESTS_CA_BUNDLE (or
+    $CURL_CA_BUNDLE) instead, so the environment would decide which servers are trusted; a
+    path is used as it is, and ``False`` only ever comes from the configuration."""
+    if verify is True:
+        return str(requests.utils.DEFAULT_CA_BUNDLE_PATH)
+    return verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +126,8 @@ class Transport:
             try:
                 r = self.session.request(method, url, params=params, data=data, headers=hdrs,
                                          auth=self.auth, timeout=self.timeout,
-                                         verify=self.verify, allow_redirects=False)
+                                         verify=pinned_verify(self.verify),
+                                         allow_redirects=False)
             except requests.exceptions.SSLError:
                 self._log(method, label, "tls-error", attempt, started)
                 raise PermanentHttpError("TLS verification failed (check the certificate or "
