@@ -37,10 +37,10 @@ from mafhir.hl7v2.datatypes import (
     xpn_name,
     xtn_contact,
 )
+from mafhir.hl7v2.insurance import coverage
 from mafhir.hl7v2.message import Message, Segment
 from mafhir.hl7v2.patient import GENDER
 from mafhir.identity import identifier_from_reference, identifier_query
-from mafhir_hl7v2_lab.insurance import coverage
 from mafhir_hl7v2_lab.v2in import Reader
 
 __all__ = ["ENCOUNTER_CLASS", "ENCOUNTER_STATUS", "MAPPED", "NOT_MAPPED", "PATIENT_TRIGGERS",
@@ -89,7 +89,7 @@ MAPPED = {
     "PV2-3": "Encounter.reasonCode",
     "EVN-2": "Encounter.period start/end when PV1-44/45 are empty",
     "EVN-6": "Encounter.period start/end when PV1-44/45 are empty (wins over EVN-2)",
-    "IN1": "Coverage + payer Organization (mafhir_hl7v2_lab.insurance: IN1-2/3/4/8/9/12/13/"
+    "IN1": "Coverage + payer Organization (mafhir.hl7v2.insurance: IN1-2/3/4/8/9/12/13/"
            "15/17/36/49)",
     "MRG-1": "the merged-away Patient's identifier (A40)",
 }

@@ -15,9 +15,9 @@ from mafhir.bundle import create, transaction, update
 from mafhir.errors import InputError, Problem
 from mafhir.hl7v2.context import V2Context
 from mafhir.hl7v2.convert import Converted
+from mafhir.hl7v2.insurance import coverages
 from mafhir.hl7v2.message import Message
 
-from .insurance import coverages
 from .results import _ref, result_identifier, split_order_group
 from .v2in import Reader, order_identifiers
 

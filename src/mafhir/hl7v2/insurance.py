@@ -1,11 +1,15 @@
-"""IN1 of an inbound order → US Core Coverage + its payer Organization (pure).
+"""IN1 → US Core Coverage + its payer Organization (pure), for every inbound v2 message
+that carries insurance: the lab plugin's orders (the lab bills the insurance the order
+names: ``ServiceRequest.insurance`` points at the Coverage) and the ADT plugin's
+registrations. It lives in the core so that neither plugin imports the other; what it
+needs of a message reader (times in the message's zone, the problems list, the clinic) is
+the small :class:`InsuranceReader` protocol, which the lab plugin's ``Reader`` meets.
 
-The lab bills the insurance the order names, so an order read into FHIR keeps it:
-``ServiceRequest.insurance`` points at the Coverage. Identifiers follow the core's
-coverage mapper (payer ``<clinic>/payer``, member id ``<clinic>/payer/<id>/member-id``,
-the card key :func:`~mafhir.mappers.coverage.coverage_key`), so the clinic's own order
-read back finds the clinic's own Coverage; both are conditional creates, so a richer card
-already on the server is never overwritten by what an order carried.
+Identifiers follow the core's coverage mapper (payer ``<clinic>/payer``, member id
+``<clinic>/payer/<id>/member-id``, the card key
+:func:`~mafhir.mappers.coverage.coverage_key`), so the clinic's own order read back finds
+the clinic's own Coverage; both are conditional creates, so a richer card already on the
+server is never overwritten by what an order carried.
 
 Fields (v2-to-FHIR IG IN1[Coverage], US Core Coverage): IN1-2 → class plan, IN1-3 →
 payer identifier, IN1-4 → payer name, IN1-8/9 → class group, IN1-12/13 → period,
@@ -17,21 +21,20 @@ or a relationship is still written (nothing dropped) but does not claim US Core.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
-from mafhir import systems
-from mafhir.bundle import Entry, create
-from mafhir.errors import Problem
-from mafhir.fhirtypes import codeable as fhir_codeable
-from mafhir.fhirtypes import coding, identifier
-from mafhir.hl7v2.datatypes import codeable
-from mafhir.hl7v2.message import Message, Segment
-from mafhir.identity import identifier_from_reference, identifier_query
-from mafhir.mappers.coverage import MB_TYPE, RELATIONSHIP_DISPLAY, coverage_key
+from .. import systems
+from ..bundle import Entry, create
+from ..errors import Problem
+from ..fhirtypes import codeable as fhir_codeable
+from ..fhirtypes import coding, identifier
+from ..identity import identifier_from_reference, identifier_query
+from ..mappers.coverage import MB_TYPE, RELATIONSHIP_DISPLAY, coverage_key
+from .context import V2Context
+from .datatypes import codeable
+from .message import Message, Segment
 
-from .v2in import Reader
-
-__all__ = ["RELATIONSHIP_FROM_V2", "coverages"]
+__all__ = ["RELATIONSHIP_FROM_V2", "InsuranceReader", "coverage", "coverages"]
 
 JSON = dict[str, Any]
 ORGANIZATION_TYPE = systems.THO + "organization-type"
@@ -47,6 +50,17 @@ RELATIONSHIP_FROM_V2 = {
     "PAR": "child", "MTH": "child", "FTH": "child",
     "CHD": "parent", "NCH": "parent", "SCH": "parent", "FCH": "parent",
 }
+
+
+class InsuranceReader(Protocol):
+    """What IN1 needs of the reader of its message."""
+
+    ctx: V2Context
+    problems: list[Problem]
+
+    def time(self, text: str, where: str) -> str | None:
+        """A DTM as FHIR, or None with a problem naming ``where`` added to ``problems``."""
+        ...
 
 
 def _ref(resource: JSON) -> JSON:
@@ -79,7 +93,7 @@ def _payer(in1: Segment, system: str) -> JSON | None:
     return org
 
 
-def coverage(reader: Reader, in1: Segment, patient: JSON) -> tuple[JSON | None, JSON]:
+def coverage(reader: InsuranceReader, in1: Segment, patient: JSON) -> tuple[JSON | None, JSON]:
     """The payer Organization (None when IN1 names none) and the Coverage of one IN1."""
     clinic = reader.ctx.map.clinic
     payer = _payer(in1, clinic.task_system("payer"))
@@ -129,7 +143,8 @@ def coverage(reader: Reader, in1: Segment, patient: JSON) -> tuple[JSON | None, 
     return payer, cov
 
 
-def coverages(reader: Reader, msg: Message, patient: JSON) -> tuple[list[Entry], list[JSON]]:
+def coverages(reader: InsuranceReader, msg: Message,
+              patient: JSON) -> tuple[list[Entry], list[JSON]]:
     """Entries (payers, Coverages) for every IN1, and references to the Coverages."""
     entries: list[Entry] = []
     refs: list[JSON] = []
