@@ -435,12 +435,12 @@ def test_users_commands_add_token_list_and_refuse_a_short_password(tmp_path, mon
                                         "--db", db])
     assert added.exit_code == 0, added.output
     token = runner.invoke(build_cli(), ["users", "token", "eve", "--db", db])
-    assert token.exit_code == 0 and token.output.startswith("mfh_")
+    assert token.exit_code == 0 and token.stdout.startswith("mfh_")  # stderr: its expiry
     listed = runner.invoke(build_cli(), ["users", "list", "--db", db])
     assert listed.output == "eve\toperator\n"
     store = WebStore(db)
-    assert store.token_user(token.output.strip()).role == "operator"
-    assert token.output.strip() not in (tmp_path / "o.db").read_bytes().decode("latin-1")
+    assert store.token_user(token.stdout.strip()).role == "operator"
+    assert token.stdout.strip() not in (tmp_path / "o.db").read_bytes().decode("latin-1")
     assert [e["subtype"][0]["code"] for e in store.events()] == ["token-add", "user-add"]
     store.close()
     unknown = runner.invoke(build_cli(), ["users", "token", "nobody", "--db", db])

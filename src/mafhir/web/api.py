@@ -42,6 +42,11 @@ def routes(dash: Dashboard) -> list[Route]:
             return None
         return dash.web.token_user(token.strip())
 
+    def expired(request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and bool(token.strip()) \
+            and dash.web.token_expired(token.strip())
+
     def guarded(role: str, fn: Callable[[Request, User, Any], Response],
                 body: bool = False) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
@@ -61,6 +66,9 @@ def routes(dash: Dashboard) -> list[Route]:
             data: Any) -> Response:
         user = bearer(request)
         if user is None:
+            if expired(request):
+                return _error(401, Problem("Authorization", "this token has expired: make a "
+                                           "new one with `mafhir users token NAME`", "expired"))
             return _error(401, Problem("Authorization", "a Bearer token from `mafhir users "
                                                         "token NAME` is needed", "login"))
         if not user.may(role):

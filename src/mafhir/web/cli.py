@@ -145,18 +145,24 @@ def users_add(name: str, role: str, db: str) -> None:
 
 @users_group.command("token")
 @click.argument("name")
+@click.option("--days", type=int, default=None, metavar="N",
+              help="How many days the token is valid (default 90, at most 3650).")
 @db_option
-def users_token(name: str, db: str) -> None:
-    """A new API token for NAME (printed once; only its hash is kept)."""
+def users_token(name: str, days: int | None, db: str) -> None:
+    """A new API token for NAME (printed once; only its hash is kept). It expires after
+    --days (default 90); the expiry date goes to stderr, the token alone to stdout."""
     store = _store(db)
     try:
-        token = store.new_token(name)
+        token, expires = store.issue_token(name) if days is None \
+            else store.issue_token(name, days)
         _audit(store, "token-add", name, "API token created")
     except InputError as exc:
         _refused(exc)
     finally:
         store.close()
     click.echo(token)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
+    click.echo(f"expires {when}", err=True)
 
 
 @users_group.command("list")

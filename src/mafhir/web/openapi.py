@@ -86,7 +86,7 @@ def _answers(ok: JSON, *errors: int) -> JSON:
         "schema": ok}}}}
     for status in (401, *errors):
         out[str(status)] = {"description": {400: "bad parameter (each named)",
-                                            401: "no or unknown token",
+                                            401: "no, unknown or expired token",
                                             403: "the token's user lacks the role",
                                             404: "no such item",
                                             409: "not a dead letter",

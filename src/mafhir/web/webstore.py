@@ -4,6 +4,11 @@ Passwords are argon2id hashes (argon2-cffi's defaults, RFC 9106); an API token i
 (256 bits) and kept as its SHA-256 only, so a copy of the database gives neither.
 Failed logins are counted per user: after :data:`MAX_FAILURES` in a row the account is
 locked for :data:`LOCK_SECONDS` (a correct password then is refused too).
+
+An API token expires: :data:`TOKEN_DAYS` after it is made unless made for fewer or more
+days (1 to :data:`MAX_TOKEN_DAYS`), so a token copied into a script or a log stops working
+by itself. A token of an earlier release, kept without an expiry, lasts :data:`TOKEN_DAYS`
+from when it was made; its table gets the ``expires_at`` column when the store opens.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    inspect,
     select,
     update,
 )
@@ -38,7 +44,8 @@ from sqlalchemy.engine import Connection
 from ..errors import InputError, Problem
 from ..storage import create_tables, open_engine, write_transaction
 
-__all__ = ["LOCK_SECONDS", "MAX_FAILURES", "ROLES", "Login", "User", "WebStore"]
+__all__ = ["LOCK_SECONDS", "MAX_FAILURES", "MAX_TOKEN_DAYS", "ROLES", "TOKEN_DAYS", "Login",
+           "User", "WebStore"]
 
 #: Roles, each allowed what the one before it is: viewer (counts, masked lists),
 #: operator (replay, discard, reprocess, show patient data), admin (users).
@@ -46,6 +53,10 @@ ROLES = ("viewer", "operator", "admin")
 MAX_FAILURES = 5
 LOCK_SECONDS = 900.0
 MIN_PASSWORD = 10
+#: How long an API token lasts unless made for another number of days, and the most.
+TOKEN_DAYS = 90
+MAX_TOKEN_DAYS = 3650
+_DAY = 86400.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -65,6 +76,7 @@ tokens = Table(
     Column("name", String(64), nullable=False, index=True),
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),  # None: an earlier release's token
 )
 audit = Table(
     "web_audit", metadata,
@@ -109,6 +121,15 @@ class WebStore:
     def __init__(self, location: str) -> None:
         self.engine = open_engine(location, pool_size=4)
         create_tables(self.engine, metadata)
+        self._add_expiry_column()
+
+    def _add_expiry_column(self) -> None:
+        """``web_tokens.expires_at`` on a table an earlier release made without it."""
+        with self._tx() as conn:  # one opener at a time: the check and the ALTER together
+            have = {c["name"] for c in inspect(conn).get_columns("web_tokens")}
+            if "expires_at" not in have:
+                kind = "DOUBLE PRECISION" if conn.dialect.name == "postgresql" else "FLOAT"
+                conn.exec_driver_sql(f"ALTER TABLE web_tokens ADD COLUMN expires_at {kind}")
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -200,23 +221,49 @@ class WebStore:
                 failures=0, locked_until=0.0)).rowcount == 1
 
     # ------------------------------------------------------------------ API tokens
-    def new_token(self, name: str) -> str:
-        """A new API token for user ``name``: shown once, kept as its hash."""
+    def new_token(self, name: str, days: int = TOKEN_DAYS) -> str:
+        """A new API token for user ``name``, valid ``days``: shown once, kept as its hash."""
+        return self.issue_token(name, days)[0]
+
+    def issue_token(self, name: str, days: int = TOKEN_DAYS) -> tuple[str, float]:
+        """A new API token for user ``name`` and when it expires (epoch seconds)."""
+        if isinstance(days, bool) or not isinstance(days, int) \
+                or not 1 <= days <= MAX_TOKEN_DAYS:
+            raise InputError([Problem("--days", f"a whole number of days from 1 to "
+                                                f"{MAX_TOKEN_DAYS}", "value")])
         if self.user(name) is None:
             raise InputError([Problem("NAME", "no such user (mafhir users add first)",
                                       "not-found")])
         token = "mfh_" + secrets.token_urlsafe(32)
+        now = time.time()
+        expires = now + days * _DAY
         with self._tx() as conn:
             conn.execute(tokens.insert().values(name=name, token_sha256=_token_digest(token),
-                                                created_at=time.time()))
-        return token
+                                                created_at=now, expires_at=expires))
+        return token, expires
+
+    def _token_row(self, token: str) -> Any:
+        return self._one(select(users.c.name, users.c.role, tokens.c.created_at,
+                                tokens.c.expires_at)
+                         .join(tokens, tokens.c.name == users.c.name)
+                         .where(tokens.c.token_sha256 == _token_digest(token)))
+
+    @staticmethod
+    def _expiry(row: Any) -> float:
+        return float(row.expires_at) if row.expires_at is not None \
+            else float(row.created_at) + TOKEN_DAYS * _DAY
 
     def token_user(self, token: str) -> User | None:
-        """The user an API token belongs to (None: unknown token)."""
-        row = self._one(select(users.c.name, users.c.role)
-                        .join(tokens, tokens.c.name == users.c.name)
-                        .where(tokens.c.token_sha256 == _token_digest(token)))
-        return User(row[0], row[1]) if row else None
+        """The user an API token belongs to (None: unknown or expired token)."""
+        row = self._token_row(token)
+        if row is None or time.time() >= self._expiry(row):
+            return None
+        return User(row.name, row.role)
+
+    def token_expired(self, token: str) -> bool:
+        """Is this a token that was valid and has expired (so the refusal can say so)?"""
+        row = self._token_row(token)
+        return row is not None and time.time() >= self._expiry(row)
 
     # ------------------------------------------------------------------ audit
     def record(self, who: str, action: str, event: dict[str, Any]) -> None:
