@@ -242,11 +242,14 @@ class Standin:
     """The stand-in server on ``127.0.0.1:port`` (0: a free port), in a thread.
 
     ``requests`` lists what arrived (envelope, payload type, the 270's control number),
-    so tests observe the exchange instead of sleeping. Use as a context manager.
+    so tests observe the exchange instead of sleeping. Use as a context manager. With
+    ``tls`` (cert, key) it speaks HTTPS; with ``client_ca`` too it requires a client
+    certificate that CA signed (mutual TLS) and records its common name as ``client``.
     """
 
     def __init__(self, port: int = 0, *, username: str | None = None,
-                 password: str | None = None, tls: tuple[str, str] | None = None) -> None:
+                 password: str | None = None, tls: tuple[str, str] | None = None,
+                 client_ca: str | None = None) -> None:
         self.faults = _Faults()
         self.seen: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
@@ -272,6 +275,9 @@ class Standin:
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls)
+            if client_ca is not None:  # mutual TLS: a client certificate this CA signed
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(client_ca)
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.scheme = "https" if tls else "http"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
@@ -312,6 +318,10 @@ class Standin:
         ctype = h.headers.get("Content-Type", "")
         mime = ctype.lower().startswith("multipart/")
         record: dict[str, Any] = {"envelope": "mime" if mime else "soap", "status": 200}
+        peer = h.connection.getpeercert() if isinstance(h.connection, ssl.SSLSocket) else None
+        if peer:  # the client certificate's common name, as mutual TLS verified it
+            names = [pair for rdn in peer.get("subject", ()) for pair in rdn]
+            record["client"] = next((str(p[1]) for p in names if p[0] == "commonName"), None)
         self.requests.append(record)  # seen on arrival, before any delay
         if delay:
             time.sleep(delay)  # the slow answer the fault tests ask for

@@ -104,7 +104,9 @@ class CoreClient:
                                      timeout=self.timeout, verify=self.partner.verify)
         except requests.exceptions.SSLError as exc:
             raise PermanentError(f"TLS to the clearinghouse failed ({type(exc).__name__}); "
-                                 "the certificate is not trusted", code="security") from None
+                                 "its certificate is not trusted, or it refused our client "
+                                 "certificate (none, or one it does not trust)",
+                                 code="security") from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(f"the clearinghouse did not answer "
                                  f"({type(exc).__name__})") from None
