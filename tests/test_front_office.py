@@ -8,13 +8,16 @@ round trip task → FHIR → task).
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 from typing import Any
 
 import pytest
 
 import uscore
 from conftest import CTX, assert_valid_bundle, load_json
+from mafhir.bundle import transaction
 from mafhir.errors import TransitionError
 from mafhir.pipeline import Failed, Mapped, Pipeline
 from mafhir.resourceset import ResourceSet
@@ -290,10 +293,25 @@ def test_a_cancel_reply_cancels_the_appointment_through_its_lifecycle(registry):
     again = doc(reply, id="rem-2")
     results = run(registry, [book, reply, again])
     assert isinstance(results[0], Mapped) and isinstance(results[1], Mapped)
-    appt = only(results[1].entries, "Appointment")
-    assert appt["status"] == "cancelled"
+    # the reply changes the status only: a JSON Patch on the clinic's appointment id
+    # (R4 http.html#patch), never the Appointment rewritten whole
+    assert not [e for e in results[1].entries if e.resource_type == "Appointment"]
+    (change,) = [e for e in results[1].entries if e.method == "PATCH"]
+    assert change.url == f"Appointment?identifier={SYS}/appointment|appt-900"
+    assert (change.resource["resourceType"], change.resource["contentType"]) == \
+        ("Binary", "application/json-patch+json")
+    assert json.loads(base64.b64decode(change.resource["data"])) == [
+        {"op": "replace", "path": "/status", "value": "cancelled"},
+        {"op": "add", "path": "/cancelationReason", "value": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
+            "code": "pat-crs", "display": "Patient: Canceled via automated reminder system"}]}}]
+    # in one Bundle with the booking, it is applied to the booked Appointment
+    bundle = transaction([*results[0].entries, *results[1].entries])
+    (appt,) = [e["resource"] for e in bundle["entry"]
+               if e["resource"]["resourceType"] == "Appointment"]
+    assert (appt["status"], appt["minutesDuration"]) == ("cancelled", 20)
     assert appt["cancelationReason"]["coding"][0]["code"] == "pat-crs"
-    assert appt["identifier"] == [{"system": f"{SYS}/appointment", "value": "appt-900"}]
+    assert not [e for e in bundle["entry"] if e["request"]["method"] == "PATCH"]
     reply_com = only(results[1].entries, "Communication", "/reminder-reply")
     assert reply_com["inResponseTo"] == [{"reference": f"Communication?identifier="
                                                        f"{SYS}/reminder-sent|rem-1"}]
@@ -309,10 +327,13 @@ def test_a_reply_to_an_appointment_of_unknown_state_needs_its_status(registry):
     reply = doc(REMINDER, sent="2030-06-09T09:00:05-05:00", reply="confirmed",
                 replied_at="2030-06-09T09:12:00-05:00")
     assert "task[0].appointment.status" in refused(registry, reply)
-    ok = doc(reply, appointment=APPT | {"status": "booked"})
-    appt = only(mapped(registry, ok), "Appointment")
-    assert appt["status"] == "booked"
-    assert appt["participant"][0]["status"] == "accepted"
+    ok = doc(reply, appointment={"id": "appt-900", "start": APPT["start"],
+                                 "status": "booked"})  # no duration: nothing is rewritten
+    (change,) = [e for e in mapped(registry, ok) if e.method == "PATCH"]
+    # the status it was is tested where the change lands: changed meanwhile → refused
+    assert json.loads(base64.b64decode(change.resource["data"])) == [
+        {"op": "test", "path": "/status", "value": "booked"},
+        {"op": "replace", "path": "/status", "value": "booked"}]
 
 
 @pytest.mark.parametrize(("changes", "field"), [
@@ -425,4 +446,5 @@ def test_codes_are_r4_and_the_profiled_resources_meet_us_core(registry, corpus):
                     for version in ("6.1.0", "7.0.0"):
                         assert uscore.check(res, corpus, version) == []
     assert seen == set(allowed)
-    assert profiled == {"Patient", "Practitioner", "Organization", "Location"}
+    # (a reply no longer rewrites the Appointment, so it writes no Location of its own)
+    assert profiled == {"Patient", "Practitioner", "Organization"}

@@ -10,7 +10,7 @@ twice therefore never makes a duplicate.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .identity import identifier_query, resource_uuid
@@ -26,7 +26,7 @@ class Entry:
 
     resource: JSON
     full_url: str
-    method: Literal["POST", "PUT"]
+    method: Literal["POST", "PUT", "PATCH"]
     url: str
     if_none_exist: str | None = None
     #: Resource (``Type/id`` or fullUrl) this entry is about, for summaries and Provenance.
@@ -106,6 +106,17 @@ def _link(node: Any, targets: dict[str, str]) -> Any:
     return node
 
 
+def _patched(seen: Entry, change: Entry) -> Entry:
+    """A PATCH after an entry for the same resource: applied to it when the Bundle holds
+    the whole resource (it stays one conditional update), else the two patches joined."""
+    from .patch import apply, binary, operations  # here: patch.py builds on Entry
+
+    if seen.method == "PATCH":
+        ops = [*operations(seen.resource), *operations(change.resource)]
+        return replace(seen, resource=binary(ops))
+    return update(apply(seen.resource, operations(change.resource)))
+
+
 def transaction(entries: Iterable[Entry]) -> JSON:
     """A transaction Bundle of ``entries``, each resource once, linked by ``urn:uuid``.
 
@@ -123,6 +134,8 @@ def transaction(entries: Iterable[Entry]) -> JSON:
         seen = chosen.get(entry.full_url)
         if seen is not None and seen.method == "PUT" and entry.method == "POST":
             entry = update(entry.resource)
+        elif seen is not None and entry.method == "PATCH":
+            entry = _patched(seen, entry)
         chosen[entry.full_url] = entry
     targets: dict[str, str] = {}
     for entry in chosen.values():

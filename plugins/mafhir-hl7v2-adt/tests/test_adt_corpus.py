@@ -145,13 +145,16 @@ def test_siu_s12_values_by_hand(corpus, registry):
     path = CORPUS / "hl7v2/siu/microsoft-fhir-converter/SIU-S12-01.hl7"
     bundle = converted(path, registry)
     appt = _only(bundle, "Appointment")
-    # SCH-2 36996 (filler) is the key, SCH-1 12345 (placer) kept too
-    assert [(i["value"], i["type"]["coding"][0]["code"]) for i in appt["identifier"]] == \
+    # SCH-2 36996 (filler) is the clinic's appointment id and the key; it and SCH-1
+    # 12345 (placer) are kept as FILL / PLAC too
+    clinic_id, *ehr_ids = appt["identifier"]
+    assert clinic_id == {"system": f"{CLINIC.system}/appointment", "value": "36996"}
+    assert [(i["value"], i["type"]["coding"][0]["code"]) for i in ehr_ids] == \
         [("36996", "FILL"), ("12345", "PLAC")]
     (entry,) = [e for e in bundle["entry"] if e["resource"] is appt]
     assert entry["request"]["method"] == "PUT"
-    assert entry["request"]["url"].startswith("Appointment?identifier=") and \
-        entry["request"]["url"].endswith("|36996")
+    assert entry["request"]["url"] == \
+        f"Appointment?identifier={CLINIC.system}/appointment|36996"
     assert appt["status"] == "booked"  # S12, SCH-25 Booked
     # TQ1-7/8 20210924093000+0215 / 20210924102000+0215
     assert appt["start"] == "2021-09-24T09:30:00+02:15"

@@ -97,3 +97,16 @@ def test_ids_are_kept_apart(handler):
     handler(parse(siu("S12", 1, "APT-1")))
     assert handler(parse(siu("S14", 2, "APT-2"))).status == "review"
     assert states(handler) == [("booked", "11")]
+
+
+def test_no_event_but_a_booking_starts_an_appointment(handler):
+    """Every trigger other than S12 (S13 reschedule … S26 no-show) for an id never booked
+    is held for review with its reason; nothing is delivered."""
+    for n in range(13, 27):
+        held = handler(parse(siu(f"S{n}", n % 60, f"APT-{n}")))
+        assert held.status == "review", n
+        (problem,) = held.problems
+        assert (problem.location, problem.code) == ("SCH-2", "business-rule")
+        assert problem.message.startswith("no booking (S12) has been received for this "
+                                          "appointment id")
+    assert states(handler) == []

@@ -163,7 +163,10 @@ class LocalStore:
             rtype = res["resourceType"]
             method, url = req.get("method"), str(req.get("url", ""))
             existing: str | None = None
-            if method == "POST":
+            if method == "PATCH":  # read, change, write back: see mafhir.patch
+                rtype, res = self._patched(conn, i, url, res)
+                method, existing = "PUT", res["id"]
+            elif method == "POST":
                 cond = req.get("ifNoneExist")
                 existing = self._match(conn, rtype, cond) if cond else None
             elif method == "PUT":
@@ -177,7 +180,7 @@ class LocalStore:
                                                   "invariant")])
             else:
                 raise InputError([Problem(f"Bundle.entry[{i}].request.method",
-                                          "must be POST or PUT", "not-supported")])
+                                          "must be POST, PUT or PATCH", "not-supported")])
             rid = existing or str(uuid.uuid4())
             if entry.get("fullUrl"):
                 ids[entry["fullUrl"]] = f"{rtype}/{rid}"
@@ -198,6 +201,31 @@ class LocalStore:
                                          "location": f"{rtype}/{rid}/_history/{version}",
                                          "etag": f'W/"{version}"'}})
         return answers
+
+    def _patched(self, conn: Connection, i: int, url: str, change: JSON) -> tuple[str, JSON]:
+        """(type, the stored resource with the entry's JSON Patch applied); InputError
+        ``not-found`` when nothing here has it (never a thin new one)."""
+        from ..patch import apply, not_found, operations
+
+        rtype, _, query = url.partition("?")
+        if not query:
+            rtype, _, rid = url.partition("/")
+            found: str | None = rid or None
+        else:
+            found = self._match(conn, rtype, query)
+        if found is None or (body := self._body(conn, rtype, found)) is None:
+            raise not_found(i, rtype)
+        try:
+            return rtype, apply(body, operations(change))
+        except InputError as exc:
+            raise InputError([Problem(f"Bundle.entry[{i}].{p.location}", p.message, p.code)
+                              for p in exc.problems]) from None
+
+    @staticmethod
+    def _body(conn: Connection, rtype: str, rid: str) -> JSON | None:
+        body = conn.execute(select(resources.c.body).where(
+            resources.c.rtype == rtype, resources.c.id == rid)).scalar()
+        return loads(body) if body is not None else None
 
     def _match(self, conn: Connection, rtype: str, query: str) -> str | None:
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)

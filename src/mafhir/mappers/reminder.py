@@ -30,6 +30,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .. import systems
 from ..bundle import Entry, create, update
 from ..context import MapContext
 from ..fhirtypes import (
@@ -43,8 +44,10 @@ from ..fhirtypes import (
 )
 from ..hookspecs import hookimpl
 from ..identity import identifier_from_reference, identifier_query
+from ..patch import patch
 from ..registry import Mapper
 from ..resourceset import ResourceSet
+from ..tasks.appointment import CANCEL_REASONS
 from ..tasks.base import TaskModel
 from ..tasks.reminder import APPOINTMENT_PURPOSES, ReminderTask
 from . import appointment as appointment_mapper
@@ -177,10 +180,29 @@ def to_fhir(task: ReminderTask, ctx: MapContext) -> list[Entry]:
                        "reasonCode": [codeable(coding(REMINDER_REPLY, task.reply,
                                                       REPLY_DISPLAY[task.reply]))]}
         entries.append(create(reply))
-        change = task.appointment_change()
-        assert change is not None
-        entries.extend(appointment_mapper.to_fhir(change, ctx))
+        assert task.appointment is not None
+        entries.append(_status_change(task, ctx, task.appointment.id))
     return once(entries)
+
+
+def _status_change(task: ReminderTask, ctx: MapContext, appointment_id: str) -> Entry:
+    """The reply's change to the Appointment, and nothing else: a JSON Patch of its status
+    (and cancelationReason ``pat-crs``) on the one with the clinic's appointment id —
+    the Appointment the schedule (SIU) or an appointment task wrote keeps its
+    participants, times, reason, slot and comments. ``test`` the status the reminder
+    says it had, when it says (else the run's own state machine vouched for it)."""
+    change = task.appointment_change()
+    assert change is not None
+    ops: list[JSON] = []
+    if task.appointment is not None and task.appointment.status is not None:
+        ops.append({"op": "test", "path": "/status", "value": task.appointment.status})
+    ops.append({"op": "replace", "path": "/status",
+                "value": appointment_mapper.STATUS[change.action]})
+    if change.cancel_reason:
+        ops.append({"op": "add", "path": "/cancelationReason", "value": codeable(coding(
+            systems.APPOINTMENT_CANCEL_REASON, change.cancel_reason,
+            CANCEL_REASONS[change.cancel_reason]))})
+    return patch("Appointment", ctx.clinic.task_system("appointment"), appointment_id, ops)
 
 
 # ------------------------------------------------------------------------------ reverse

@@ -4,8 +4,10 @@ went out (``sent``), and the patient's reply.
 
 A reply moves the appointment through the appointment lifecycle
 (:mod:`mafhir.tasks.appointment`) — ``confirmed`` is ``confirm``, ``cancel_requested``
-is ``cancel`` with reason ``pat-crs`` (canceled via automated reminder system) — so the
-reminder carries the appointment as it stands (the Appointment is rewritten whole).
+is ``cancel`` with reason ``pat-crs`` (canceled via automated reminder system). It
+changes only the Appointment's status (a JSON Patch on the one with the clinic's
+appointment id, which is the EHR's filler id for the schedule feed): the reminder names
+the appointment by id and start, and its status when no earlier task of the run set it.
 
 Refused, naming the field: a reminder scheduled in the past that was not sent (it would
 never go out), one scheduled after the appointment it reminds of, a reply before the
@@ -40,7 +42,9 @@ _EMAIL = r"^[^@\s]+@[^@\s]+$"
 
 
 class ReminderAppointment(BaseModel):
-    """The appointment a reminder is about, as it stands (what a reply rewrites)."""
+    """The appointment a reminder is about: its id (the clinic's appointment id — the
+    EHR's filler id, SCH-2, for appointments the schedule feed booked) and start; its
+    status before a reply when no earlier task of the run set it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -113,10 +117,6 @@ class ReminderTask(TaskModel):
         if self.sent is None and self.scheduled < datetime.now(UTC) - timedelta(minutes=5):
             errs.append(problem("scheduled", "is in the past and the reminder was not sent "
                                 "(give 'sent', or schedule it again)"))
-        if self.reply is not None and self.appointment is not None and \
-                self.appointment.minutes is None and self.appointment.end is None:
-            errs.append(problem("appointment.minutes", "a reply rewrites the Appointment: "
-                                "give its 'minutes' or 'end'"))
         if self.reply is not None and self.sent is None:
             errs.append(problem("reply", "needs 'sent': a reminder not sent has no reply"))
         if (self.reply is None) != (self.replied_at is None):
@@ -129,7 +129,10 @@ class ReminderTask(TaskModel):
         return self
 
     def appointment_change(self) -> AppointmentTask | None:
-        """The appointment task the reply stands for (None without a reply)."""
+        """The appointment step the reply stands for (None without a reply): its id,
+        action, stated status and cancel reason — what the shared lifecycle and the
+        reply's status change read. It is not a whole appointment task (a reply changes
+        only the status, never rewrites the Appointment), so it is not validated as one."""
         appt = self.appointment
         if self.reply is None or appt is None:
             return None
@@ -138,12 +141,8 @@ class ReminderTask(TaskModel):
             "appointment_id": appt.id,
             "action": "confirm" if self.reply == "confirmed" else "cancel",
             "current_status": appt.status, "patient": self.patient, "start": appt.start,
-            "minutes": appt.minutes, "end": appt.end, "practitioner": appt.practitioner,
-            "location": appt.location, "service_type": appt.service_type,
-            "appointment_type": appt.appointment_type, "reason": appt.reason}
-        if self.reply == "cancel_requested":
-            data["cancel_reason"] = "pat-crs"
-        return AppointmentTask.model_validate(data)
+            "cancel_reason": "pat-crs" if self.reply == "cancel_requested" else None}
+        return AppointmentTask.model_construct(**data)
 
 
 def _matches(pattern: str, value: str) -> bool:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from mafhir.bundle import rewrite_references
 from mafhir.errors import PermanentError
+from mafhir.patch import resolve
 
 from .errors import (
     PartialDelivery,
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["BundleSender", "EntryResult", "SendResult"]
 
 JSON = dict[str, Any]
+#: Tries of a Bundle with a PATCH whose resource changed between read and write.
+PATCH_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class BundleSender:
     if TYPE_CHECKING:
         request: Callable[..., Response]
         capabilities: Callable[[], Capabilities]
+        search_entries: Callable[..., Iterator[JSON]]
 
     # ------------------------------------------------------------------ sending Bundles
     def send(self, bundle: JSON, mode: str | None = None) -> SendResult:
@@ -114,6 +118,30 @@ class BundleSender:
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or \
                 bundle.get("type") not in ("transaction", "batch"):
             raise PermanentError("send needs a transaction (or batch) Bundle")
+        for attempt in range(1, PATCH_ATTEMPTS + 1):
+            ready = resolve(bundle, self._current)
+            try:
+                return self._send(ready, mode)
+            except TransactionRejected as exc:
+                # a PATCH read, then changed meanwhile (If-Match 412): read it again
+                if ready is bundle or exc.status != 412 or attempt == PATCH_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _current(self, rtype: str, query: str) -> tuple[JSON, str | None] | None:
+        """The one resource a PATCH entry's ``Type?query`` names, and its version (the
+        server's copy, changed and sent back with If-Match: see mafhir.patch)."""
+        found = [e["resource"] for e in self.search_entries(rtype, parse_qsl(query))
+                 if (e.get("search") or {}).get("mode", "match") == "match"]
+        if len(found) > 1:
+            raise PermanentError(f"{len(found)} {rtype} resources have the identifier a "
+                                 "change is for: which one to change cannot be told",
+                                 code="conflict")
+        if not found:
+            return None
+        return found[0], (found[0].get("meta") or {}).get("versionId")
+
+    def _send(self, bundle: JSON, mode: str | None) -> SendResult:
         entries = bundle.get("entry") or []
         caps = self.capabilities()
         for i, entry in enumerate(entries):

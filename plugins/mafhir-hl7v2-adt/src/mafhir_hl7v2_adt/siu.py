@@ -2,8 +2,9 @@
 
 Every SIU trigger carries the appointment whole (SIU_S12 structure), so each message
 becomes the Appointment's full state: a **conditional update** on the EHR's appointment id
-(SCH-2 filler id, else SCH-1 placer id), so a reschedule or a modification updates the one
-Appointment and never adds a second. Which event wins when they arrive out of order is
+(SCH-2 filler id — which is the clinic's appointment id, see :func:`appointment_key` —
+else SCH-1 placer id), so a reschedule or a modification updates the one Appointment and
+never adds a second. Which event wins when they arrive out of order is
 the listener's job (:mod:`.handler`), not the converter's.
 
 Field by field (v2-to-FHIR IG SCH/AIS/AIG/AIL/AIP[Appointment] maps, mapping reference
@@ -18,7 +19,7 @@ from typing import Any
 from mafhir import systems
 from mafhir.bundle import Entry, transaction, update
 from mafhir.errors import InputError, Problem
-from mafhir.fhirtypes import coding
+from mafhir.fhirtypes import coding, identifier
 from mafhir.hl7v2.context import V2Context
 from mafhir.hl7v2.convert import Converted
 from mafhir.hl7v2.datatypes import codeable, ei_identifier, readable, sender_system
@@ -65,7 +66,8 @@ MINUTES_PER = {"MIN": 1.0, "MINUTES": 1.0, "M": 1.0, "S": 1 / 60, "SEC": 1 / 60,
 #: What each mapped field becomes (the field-accounting test reads this).
 MAPPED = {
     "SCH-1": "identifier (placer appointment id, PLAC)",
-    "SCH-2": "identifier (filler appointment id, FILL) — the conditional-update key",
+    "SCH-2": "identifier (filler appointment id, FILL), and the clinic's appointment id "
+             "(<clinic>/appointment) — the conditional-update key",
     "SCH-5": "identifier (placer group number)",
     "SCH-6": "comment (the event reason, as sent)",
     "SCH-7": "appointmentType when a table 0276 code, else reasonCode",
@@ -129,9 +131,18 @@ NOT_MAPPED = {
 
 
 def appointment_key(msg: Message, ctx: V2Context) -> tuple[JSON, list[JSON]]:
-    """The EHR's appointment id (filler SCH-2, else placer SCH-1) as the conditional
-    update's key, and every appointment identifier; InputError naming SCH-1 when neither
-    is there (an appointment nobody can find again must not be written)."""
+    """The conditional update's key and every appointment identifier; InputError naming
+    SCH-1 when there is no id at all (an appointment nobody can find again must not be
+    written).
+
+    One appointment identity: the EHR that sends the schedule fills it, so its filler id
+    (SCH-2) **is** the clinic's appointment id — written as ``<clinic>/appointment|SCH-2``
+    too, the identifier the appointment and reminder task kinds use, and the key. A
+    reminder's reply for appointment ``36996`` therefore moves the Appointment the SIU
+    booked, and an SIU for an appointment an ``appointment`` task booked under that id
+    updates it instead of adding a second. With no SCH-2 the key is the placer id (SCH-1,
+    the id of whoever asked for the appointment, which may collide with the clinic's own
+    ids): such an appointment has no clinic appointment id."""
     sch = msg.first("SCH")
     if sch is None:
         raise InputError([Problem("SCH", "the SCH segment is missing", "required")])
@@ -149,6 +160,9 @@ def appointment_key(msg: Message, ctx: V2Context) -> tuple[JSON, list[JSON]]:
         raise InputError([Problem("SCH-1", "the appointment id is missing (SCH-1 placer "
                                            "appointment id or SCH-2 filler appointment id)",
                                   "required")])
+    if idents[0]["type"]["coding"][0]["code"] == "FILL":
+        idents.insert(0, identifier(ctx.map.clinic.task_system("appointment"),
+                                    idents[0]["value"]))
     group = sch.v(5)
     if group.c(1):
         ident = ei_identifier(group, f"{own}/group")
