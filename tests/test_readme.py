@@ -77,6 +77,9 @@ EXIT: dict[str, int] = {
     "mafhir pull --from ehr coverage --patient MS-10024": 2,  # the transcript's error line
 }
 
+#: A command that only sets variables: ``NAME=value`` or ``export A=x B=y``.
+ASSIGNMENTS = re.compile(r"(export )?[A-Za-z_]\w*=\S+( [A-Za-z_]\w*=\S+)*")
+
 #: Commands that serve until stopped.
 SERVERS = re.compile(r"^mafhir (listen|hl7 listen|serve|worker(?! --once)|iis standin|"
                      r"eligibility standin)\b")
@@ -212,9 +215,8 @@ class Shell:
         if shown and command.expected is not None:  # the README declares this file
             lines = [self.local(line) for line in command.expected]
             (self.cwd / shown.group(1)).write_text("\n".join(lines) + "\n")
-        assignment = re.fullmatch(r"(?:export )?([A-Z_][A-Z0-9_]*)=(.*)", text)
-        if assignment and " " not in assignment.group(2).replace("$(", "").strip(")"):
-            self.assign(assignment.group(1), text, where)
+        if ASSIGNMENTS.fullmatch(text):
+            self.assign(re.findall(r"([A-Za-z_]\w*)=", text), text, where)
         elif text.endswith("&"):
             self.background(text[:-1].strip(), where)
         elif SERVERS.match(text):
@@ -222,20 +224,21 @@ class Shell:
         else:
             self.foreground(command, text, where)
 
-    def assign(self, name: str, text: str, where: str) -> None:
+    def assign(self, names: list[str], text: str, where: str) -> None:
         if "fhir-test-server" in text and "/start" in text:  # a server of the README's own
             port = free_port()
             run_dir = self.cwd.parent / f"sekmet-{port}"
             run_dir.mkdir()
             self.env.update(FHIR_PORT=str(port), FHIR_RUN_DIR=str(run_dir))
             self.ports["8765"] = port
-        done = subprocess.run(["bash", "-c", f'{text}\nprintf "%s" "${name}"'], cwd=self.cwd,
+        values = " ".join(f'"${name}"' for name in names)
+        done = subprocess.run(["bash", "-c", f"{text}\nprintf '%s\\0' {values}"], cwd=self.cwd,
                               env=self.env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{where}\n{done.stderr}"
-        self.env[name] = done.stdout
+        self.env.update(zip(names, done.stdout.split("\0"), strict=False))
         if "FHIR_PORT" in self.env and "fhir-test-server" in text:
             server_dir = find_server_dir()
-            self.servers.append(FhirServer(done.stdout, int(self.env.pop("FHIR_PORT")),
+            self.servers.append(FhirServer(self.env["BASE"], int(self.env.pop("FHIR_PORT")),
                                            server_dir, Path(self.env.pop("FHIR_RUN_DIR"))))
 
     def foreground(self, command: Command, text: str, where: str) -> None:
@@ -249,18 +252,21 @@ class Shell:
             expected = [self.local(line) for line in command.expected]
             assert_transcript(expected, done.stdout, where)
 
-    def start(self, text: str) -> subprocess.Popen[str]:
+    def start(self, text: str, where: str) -> subprocess.Popen[str]:
+        address = re.search(r"--mllp (\S+):(\d+)", self.expand(text))
+        if address is not None and _accepts(address.group(1), int(address.group(2))):
+            pytest.fail(f"{where}\n{address.group(0)}: an earlier command still listens there")
         return subprocess.Popen(["bash", "-c", f"exec {text}"], cwd=self.cwd, env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
 
     def background(self, text: str, where: str) -> None:
-        job = self.start(text)
+        job = self.start(text, where)
         self.jobs.append((where, job))
         wait_listening(self.expand(text), job, where)
 
     def serve_once(self, text: str, where: str) -> None:
-        job = self.start(text)
+        job = self.start(text, where)
         try:
             wait_listening(self.expand(text), job, where)
         finally:
@@ -280,6 +286,14 @@ class Shell:
                 server.stop()
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), 1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_listening(text: str, job: subprocess.Popen[str], where: str) -> None:
     """Until the command's ``--mllp`` address accepts connections (none: until it runs)."""
     address = re.search(r"--mllp (\S+):(\d+)", text)
@@ -287,13 +301,11 @@ def wait_listening(text: str, job: subprocess.Popen[str], where: str) -> None:
     while address is not None:
         if job.poll() is not None:
             pytest.fail(f"{where}\nended with {job.returncode}\n{job.communicate()[0]}")
-        try:
-            with socket.create_connection((address.group(1), int(address.group(2))), 1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{where}\nnot listening after {DEADLINE} s")
-            time.sleep(0.05)  # polling a port, not waiting for time to pass
+        if _accepts(address.group(1), int(address.group(2))):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{where}\nnot listening after {DEADLINE} s")
+        time.sleep(0.05)  # polling a port, not waiting for time to pass
 
 
 def stop(job: subprocess.Popen[str], where: str) -> None:
