@@ -25,6 +25,7 @@ meaning):
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -46,7 +47,7 @@ from mafhir.testing.server import FhirServer, find_server_dir, free_port, start_
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 README = ROOT / "README.md"
-REFERENCE_PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "plugins" / "README.md"]
+REFERENCE_PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "plugins" / "README.md"]
 TUTORIAL = ROOT / "docs" / "plugins.md"
 SHELLS = ("sh", "console", "bash")
 DEADLINE = 120.0  # seconds a server command may take to start listening
@@ -463,3 +464,63 @@ def test_every_command_and_option_the_docs_name_exists(where, command):
         shown = _help(words)
         missing = [o for o in options if not re.search(rf"(?<![\w-]){o}\b", shown)]
         assert not missing, f"{where}: `mafhir {' '.join(words)}` has no {missing}"
+
+
+# ---------------------------------------------------------------------------- the tutorial
+
+
+def _tutorial_block(lang: str, under: str, starts: str = "") -> str:
+    """The first ``lang`` block under the heading ``under`` of the plugin tutorial."""
+    for heading, block_lang, _, text in fenced_blocks(TUTORIAL):
+        if heading == under and block_lang == lang and text.startswith(starts):
+            return text + "\n"
+    raise AssertionError(f"docs/plugins.md: no {lang} block under {under!r}")
+
+
+def test_the_plugin_tutorial_builds_a_plugin_that_loads_sends_and_passes_its_tests(tmp_path):
+    """docs/plugins.md from its text: the pyproject.toml, the module (the register_mappers
+    and register_connectors examples), the mapper kit's tests. Installed as an installer
+    would (the module and a dist-info with the pyproject's entry points on the path; no
+    build backend is downloaded in a test), then listed by `mafhir plugins`, its tests run,
+    and its connector used by `mafhir send`."""
+    pyproject = tomllib.loads(_tutorial_block("toml", "From an empty folder to `mafhir plugins`"))
+    assert pyproject["build-system"]["build-backend"] and pyproject["build-system"]["requires"]
+    name, version = pyproject["project"]["name"], pyproject["project"]["version"]
+    (module_name,) = pyproject["project"]["entry-points"]["mafhir"].values()
+    site = tmp_path / "site"
+    dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(
+        "[mafhir]\n" + "".join(f"{k} = {v}\n"
+                               for k, v in pyproject["project"]["entry-points"]["mafhir"].items()))
+    (site / f"{module_name}.py").write_text(
+        _tutorial_block("python", "register_mappers")
+        + _tutorial_block("python", "register_connectors").replace(
+            "from mafhir import ConnectorSpec, hookimpl", "from mafhir import ConnectorSpec"))
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_reminders.py").write_text(
+        _tutorial_block("python", "Testing a task kind: the mapper kit", "# tests/"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAFHIR_")},
+           "PYTHONPATH": str(site)}
+
+    def mafhir(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "mafhir"), *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=300)
+
+    listed = mafhir("plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "reminder_call" in listed.stdout and '"reminders"' in listed.stdout
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(tests)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=600)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert " passed" in ran.stdout
+    call = {"task": "reminder_call", "id": "r-1", "patient": {"mrn": "MS-10022"},
+            "at": "2026-11-27T09:00:00-05:00", "note": "reminded of the 3 pm visit"}
+    (tmp_path / "call.json").write_text(json.dumps(call))
+    sent = mafhir("send", "--to", "counting:nowhere", "--clinic",
+                  str(ROOT / "fixtures" / "clinic-day" / "clinic.json"), "call.json")
+    assert sent.returncode == 0, sent.stderr
+    assert "Traceback" not in sent.stderr
