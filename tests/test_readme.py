@@ -55,10 +55,11 @@ DEADLINE = 120.0  # seconds a server command may take to start listening
 #: Commands not run, with the reason. Keys are the command as the README writes it
 #: (continuation lines joined with one space, without its comment).
 SKIPPED: dict[str, str] = {
-    "make demo": "installs the project (test_make.py runs `mafhir demo`; the Demo "
-                 "section below runs it too)",
-    "make test": "the whole suite, this test included",
-    "make test FAST=1": "the whole suite, this test included",
+    "make demo": "installs the project into .venv; what it then runs, `mafhir demo`, is "
+                 "run by the section 'Syncing: the outbox'",
+    "make test": "the whole suite, this test included (test_make.py reads its dry run)",
+    "make test FAST=1": "the whole suite, this test included (test_make.py reads its dry "
+                        "run)",
     "export MAFHIR_OUTBOX=postgresql://postgres@127.0.0.1:5432/mafhir": "uses the "
         "machine's shared database `mafhir`; test_sync_concurrency.py runs workers on a "
         "fresh PostgreSQL database",
