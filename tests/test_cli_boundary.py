@@ -58,14 +58,71 @@ def test_a_path_that_cannot_be_read_is_one_error_line_and_exit_2(tmp_path, comma
     assert not (tmp_path / "o.db").exists()  # nothing made for an input that is not there
 
 
-@pytest.mark.parametrize("command", ["map", "send"])
-def test_an_empty_input_is_refused_not_an_empty_success(tmp_path, command):
+@pytest.mark.parametrize("command", sorted(FILE_COMMANDS))
+@pytest.mark.parametrize("blank", [b"", b"\n  \n"])
+def test_an_empty_input_is_refused_not_an_empty_success(tmp_path, command, blank):
     empty = tmp_path / "empty.ndjson"
-    empty.write_bytes(b"")
+    empty.write_bytes(blank)
     args = [a.format(tmp=tmp_path) for a in FILE_COMMANDS[command]] + [str(empty)]
     proc = run(args, tmp_path)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "empty.ndjson" in one_error_line(proc)
+    assert not (tmp_path / "o.db").exists()  # no outbox made for nothing
+
+
+@pytest.mark.parametrize("command", sorted(FILE_COMMANDS))
+def test_a_broken_mafhir_toml_is_one_error_line_naming_it(tmp_path, command):
+    """Bad configuration (docs/errors.md: exit 2), whichever command reads it."""
+    (tmp_path / "mafhir.toml").write_text("[destinations.ehr\nurl = 'x'\n")
+    src = tmp_path / "t.ndjson"
+    src.write_text((ROOT / "fixtures" / "clinic-day" / "day.ndjson").read_text()
+                   .splitlines()[0] + "\n")
+    args = [a.format(tmp=tmp_path) for a in FILE_COMMANDS[command]] + [str(src)]
+    proc = run(args, tmp_path)
+    if command in ("validate", "convert-in", "convert-out"):
+        # these read no destination and no [clinic] from mafhir.toml: the file's own errors
+        assert "Traceback" not in proc.stderr and proc.returncode in (1, 2), proc.stderr
+        return
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert one_error_line(proc).startswith("error: mafhir.toml: not valid TOML")
+
+
+DAY_TASK = ROOT / "fixtures" / "clinic-day" / "day.ndjson"
+ORDER = ROOT / "fixtures" / "lab" / "order.ndjson"
+RESULT = ROOT / "fixtures" / "lab" / "oru.hl7"
+
+
+def _nobody() -> str:
+    """A loopback port nothing listens on (bound, then let go)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("command", ["send", "sync", "convert-mllp", "hl7-send"])
+def test_an_unreachable_destination_is_one_line_and_exit_75(tmp_path, command):
+    """Nothing listens there: try later (75), one line, no traceback, nothing lost."""
+    src = tmp_path / "t.ndjson"
+    src.write_text(DAY_TASK.read_text().splitlines()[0] + "\n")
+    target = _nobody()
+    args = {
+        "send": ["send", "--to", f"http://{target}/fhir", "--clinic", str(CLINIC), str(src)],
+        "sync": ["sync", "--to", f"http://{target}/fhir", "--db", str(tmp_path / "o.db"),
+                 "--clinic", str(CLINIC), "--max-attempts", "1", str(src)],
+        "convert-mllp": ["convert", "--to", "hl7v2", "--message", "OML^O21", "--clinic",
+                         str(CLINIC), "--mllp", target, str(ORDER)],
+        "hl7-send": ["hl7", "send", "--to", target, "--timeout", "5", str(RESULT)],
+    }[command]
+    proc = run(args, tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if command == "sync":  # the outbox keeps it: dead after its one attempt, not dropped
+        assert proc.returncode == 1, proc.stderr
+        assert "dead letter" in proc.stderr
+        return
+    assert proc.returncode == 75, (proc.returncode, proc.stdout, proc.stderr)
+    assert len([x for x in proc.stderr.splitlines() if x.startswith("error: ")]) <= 1
 
 
 def test_usage_errors_keep_the_hint_and_use_our_spelling(tmp_path):

@@ -219,6 +219,8 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
                 docs = list(iter_documents(stream, label=name))
             except InputError as exc:
                 docs = [(0, exc)]
+            if not docs:  # an empty file is a mistake to name, not a silent success
+                raise InputError([Problem(name, "holds no FHIR resource", "required")])
             for index, doc in docs:
                 label = name if len(docs) == 1 else f"{name}[{index}]"
                 if isinstance(doc, InputError):

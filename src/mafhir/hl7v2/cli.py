@@ -73,6 +73,8 @@ def _resources(path: str, ctx: MapContext) -> ResourceSet:
     stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     with stream:
         docs = list(iter_documents(stream, label=path))
+    if not docs:  # name the file, as every command does for an empty input
+        _fail([Problem(path, "holds no FHIR resource or task", "required")])
     items: list[tuple[str | None, JSON]] = []
     tasks = []
     for index, doc in docs:
@@ -169,6 +171,8 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         registry = get_registry()
         if source_format:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+            if not data.strip():  # name the file, as every command does for an empty input
+                _fail([Problem(source, "holds no HL7 v2 message", "required")])
             converted = convert(registry, parse(data), ctx, _settings(settings))
             if strict and converted.warnings:
                 _fail(converted.warnings)
@@ -194,11 +198,10 @@ def convert_command(source: str, source_format: str | None, target_format: str |
         sys.stdout.write(text.replace("\r", "\n"))
         return
     host, port = split_address(mllp)
-    try:
-        with MLLPClient(host, port) as client:
-            ack = read_ack(client.send(text))
-    except MafhirError as exc:
-        raise click.ClickException(str(exc)) from exc
+    # no answer is the CLI boundary's to report: one line, exit 75 (try later) when it is
+    # transient, as `mafhir hl7 send` and `send` exit (docs/errors.md)
+    with MLLPClient(host, port) as client:
+        ack = read_ack(client.send(text))
     click.echo(json.dumps({"ack": ack.code, "acknowledges": ack.acked_id,
                            "errors": list(ack.errors)}))
     sys.exit(0 if ack.accepted else 1)

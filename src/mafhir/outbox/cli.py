@@ -55,6 +55,8 @@ __all__ = ["os_viewer", "outbox_group", "print_summary", "run_sync", "showing_pr
 
 #: The largest id an outbox row can have (BIGINT on PostgreSQL, INTEGER on SQLite).
 MAX_ID = 2**63 - 1
+#: Bytes read to tell a blank input file (whitespace only) from one holding work.
+BLANK_PROBE = 4096
 
 
 def _usage_error(message: str) -> NoReturn:
@@ -287,6 +289,18 @@ def _stamp(name: str) -> tuple[float, int]:
     return (st.st_mtime, st.st_size)
 
 
+def _refuse_blank(inputs: tuple[str, ...]) -> None:
+    """An input file holding nothing is refused before the outbox is made (exit 2, as
+    ``map`` and ``send`` do): an empty success would hide a wrong path or a failed export."""
+    for name in inputs:
+        if name == "-":
+            continue
+        with open(name, "rb") as stream:
+            head = stream.read(BLANK_PROBE + 1)
+        if len(head) <= BLANK_PROBE and not head.strip():
+            raise InputError([Problem(name, "holds no task", "required")])
+
+
 def _engine(store: OutboxStore, threads: int, max_attempts: int, max_age: float,
             retry_base: float, timeout: float, lease: float, send_provenance: bool = False
             ) -> Engine:
@@ -326,6 +340,8 @@ def sync_command(inputs: tuple[str, ...], to: str | None, db: str, clinic_path: 
     """
     console = Console(stderr=True)
     try:
+        if once:  # a watched file may start empty; a one-off run of nothing is a mistake
+            _refuse_blank(inputs)
         store = _open(db)
         destination = resolve_destination(to)
         connect(destination).close()  # a wrong name or URL fails now, not item by item
