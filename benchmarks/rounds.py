@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["RESULT_PREFIX", "Ratios", "Rounds", "Side", "child", "emit", "interleave",
-           "parse_results", "report", "summary"]
+           "parse_results", "repeated", "report", "stopwatch", "summary"]
 
 #: What starts a result line on a benchmark's stdout (see :func:`emit`).
 RESULT_PREFIX = "BENCH-RESULT "
@@ -74,6 +74,28 @@ def child(argv: Sequence[str], **popen: Any) -> tuple[float, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])}… exited {proc.returncode}")
     return usage.ru_utime + usage.ru_stime, wall
+
+
+def repeated(once: Callable[[], Any], units: float, seconds: float) -> Side:
+    """A side that runs ``once`` (``units`` of work) as many times as take about ``seconds``
+    (timed once, now): short work measured over a stretch long enough to time."""
+    start = time.perf_counter()
+    once()
+    reps = max(1, round(seconds / max(time.perf_counter() - start, 1e-6)))
+
+    def run() -> None:
+        for _ in range(reps):
+            once()
+
+    return Side(run, units=reps * units)
+
+
+def stopwatch() -> Callable[[], tuple[float, float]]:
+    """Start timing now; the function returned gives (CPU seconds, wall seconds) since. For a
+    ``Side.fn`` that prepares untimed work first (builds its input, opens a connection) and
+    returns ``stop()`` after the measured part."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    return lambda: (time.process_time() - cpu0, time.perf_counter() - wall0)
 
 
 def _measure(side: Side) -> tuple[float, float]:
