@@ -98,8 +98,9 @@ def _ratio(pair: Sequence[float]) -> str:
 
 def compared(result: dict[str, Any]) -> str:
     """How a result reads in the table: side vs baseline, which way is better, the note."""
-    better = "higher is better" if result["kind"] == "speed" else "cost: lower is better"
-    text = f"{result['side']} vs {result['baseline']} ({result['kind']}, {better})"
+    better = "speed: higher is better" if result["kind"] == "speed" \
+        else "cost: lower is better"
+    text = f"{result['side']} vs {result['baseline']} ({better})"
     if result.get("note"):
         text += f"; {result['note']}"
     return text

@@ -39,9 +39,9 @@ def test_the_table_has_one_row_per_result_median_first_then_min():
     assert run_all.table(outcomes).splitlines() == [
         "| benchmark | what is compared | ratio, CPU median [min] | cores |",
         "|---|---|---|---|",
-        "| startup | mafhir --help vs python -c pass (cost, cost: lower is better) "
+        "| startup | mafhir --help vs python -c pass (cost: lower is better) "
         "| 12.25× [9.50×] | 2 |",
-        "| map | mafhir vs plain model_validate (speed, higher is better); 2,000 tasks "
+        "| map | mafhir vs plain model_validate (speed: higher is better); 2,000 tasks "
         "| 5.50× [5.00×] | 2 |",
     ]
 
@@ -54,7 +54,7 @@ def test_a_benchmark_without_a_result_says_why_and_pipes_do_not_break_the_table(
                     ["BENCH-RESULT " + json.dumps(odd)]))]
     rows = run_all.table(outcomes).splitlines()[2:]
     assert rows[0] == "| sync | not run: no --quick yet (--full runs it) | — | — |"
-    assert rows[1] == ("| hl7v2 | ORU\\|R01 → FHIR vs python-hl7 (speed, higher is better) "
+    assert rows[1] == ("| hl7v2 | ORU\\|R01 → FHIR vs python-hl7 (speed: higher is better) "
                        "| 2.00× [1.00×] | ? |")
 
 
@@ -68,7 +68,7 @@ def test_what_emit_prints_is_what_the_table_reads(capsys):
     assert result["cpu"] == [1.25, 1.5] and result["wall"] == [1.0, 1.125]
     assert result["rounds"] == 3 and result["unit"] == "prescriptions"
     assert run_all.table([run_all.Outcome("pharmacy", [result])]).splitlines()[2] == (
-        "| pharmacy FHIR | mafhir vs bare (speed, higher is better); one transaction each "
+        "| pharmacy FHIR | mafhir vs bare (speed: higher is better); one transaction each "
         f"| 1.50× [1.25×] | {result['cores']} |")
 
 
