@@ -36,14 +36,11 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(XDIST) --durations=30 $(MARKS) $(PYTEST_ARGS)
 
+# `make bench`: every benchmark in its quick mode (a few minutes on 2 cores), then one
+# Markdown table of the ratios for the README (benchmarks/run_all.py; BENCH_ARGS=--full for
+# the default sizes, BENCH_ARGS="--only startup map" for some).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_map.py
-	$(BIN)/python benchmarks/bench_send.py
-	$(BIN)/python benchmarks/bench_sync.py
-	$(BIN)/python benchmarks/bench_hl7v2.py
-	$(BIN)/python benchmarks/bench_pharmacy.py
-	$(BIN)/python benchmarks/bench_iis.py
-	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) mafhir-demo .pytest_cache .ruff_cache .mypy_cache

@@ -3,8 +3,9 @@
 Part 1 (VXU out). US Core Immunizations (+ Patient, Practitioners) of a day's doses —
 given, refused and historical, with VIS, funding and eligibility — each written as a
 VXU^V04 by ``mafhir_iis.vxu_out.vxu_v04``, against python-hl7 merely parsing the very
-messages written. Runs alternate (A, B, A, B…) so machine noise hits both; the best of
-each is reported, with the ratio. The issue asks for VXU build at ≥ 0.5× the parse rate.
+messages written. The sides run in interleaved rounds (:mod:`rounds`: A, B, A, B…), each
+over about ``--seconds``, and the per-round ratio is printed as min / median, CPU beside
+wall. The issue asks for VXU build at ≥ 0.5× the parse rate.
 
 Part 2 (SOAP). The same VXUs submitted to the loopback stand-in IIS through the CDC SOAP
 client, one at a time (each waits for its ACK): messages per second, for scale.
@@ -12,19 +13,20 @@ client, one at a time (each waits for its ACK): messages per second, for scale.
 Part 3 (VXU in). Every VXU of the public corpus (``../shared/corpus/hl7v2/vxu`` or
 ``$MAFHIR_CORPUS``), then the VXUs of part 1, converted to FHIR by the plugin's
 ``to_fhir`` (parse + Patient + Immunizations, every RXA/RXR/OBX fact), against python-hl7's
-bare parse of the same messages, alternating; a second line adds the R4/US Core checks.
+bare parse of the same messages, in rounds; a second side adds the R4/US Core checks.
 The issue asks for VXU → FHIR at ≥ 0.5× the parse rate.
 
-Run: ``python benchmarks/bench_iis.py [--seconds S] [--doses N]``.
+Run: ``python benchmarks/bench_iis.py [--seconds S] [--doses N] [--rounds R] [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import hl7
 from mafhir_iis.soap import Credentials, SoapClient
@@ -39,6 +41,7 @@ from mafhir.pipeline import Pipeline
 from mafhir.plugins import get_registry
 from mafhir.resourceset import ResourceSet
 from mafhir.validation import check_bundle
+from rounds import emit, interleave, repeated, report, stopwatch
 
 CLINIC = Clinic(name="Bench Clinic", system="https://bench.example.org/id", npi="1234567893")
 SETTINGS = VxuSettings(facility_id="BENCH-1", receiving_application="IIS",
@@ -74,42 +77,48 @@ def resource_sets(n: int) -> list[ResourceSet]:
             for i in range(n)]
 
 
-def rate(fn, items, seconds: float) -> float:
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+def each(fn: Callable[[Any], Any], items: list[Any]) -> Callable[[], None]:
+    def once() -> None:
         for item in items:
             fn(item)
-        done += len(items)
-    return done / (time.perf_counter() - start)
+
+    return once
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=1.5, help="per run")
     parser.add_argument("--doses", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="0.3 s, 20 doses, 3 rounds")
     args = parser.parse_args()
-    sets = resource_sets(args.doses)
+    seconds, doses, rounds = (0.3, 20, 3) if args.quick else (args.seconds, args.doses,
+                                                              args.rounds)
+    sets = resource_sets(doses)
     texts = [vxu_v04(rs, CTX, SETTINGS) for rs in sets]
-    build, bare = [], []
-    for _ in range(3):  # A, B, A, B…
-        build.append(rate(lambda rs: vxu_v04(rs, CTX, SETTINGS), sets, args.seconds))
-        bare.append(rate(hl7.parse, texts, args.seconds))
-    print(f"VXU^V04 build (FHIR → v2)     {max(build):8.0f} msg/s")
-    print(f"python-hl7 parse of the same  {max(bare):8.0f} msg/s")
-    print(f"ratio build / parse           {max(build) / max(bare):8.2f}  (issue: ≥ 0.5)")
+    result = interleave({
+        "python-hl7 parse of the same": repeated(each(hl7.parse, texts), len(texts), seconds),
+        "VXU^V04 build (FHIR → v2)": repeated(
+            each(lambda rs: vxu_v04(rs, CTX, SETTINGS), sets), len(sets), seconds)},
+        rounds=rounds)
+    emit("iis VXU out", report(result, baseline="python-hl7 parse of the same", unit="msgs",
+                               title="VXU^V04 build against python-hl7's parse of the same "
+                                     "messages (issue: ≥ 0.5×)"),
+         note=f"{len(texts)} doses")
     with StandinIIS(username="bench", password="bench") as standin:
         client = SoapClient(standin.soap_url, Credentials("bench", "bench"), "BENCH-1")
-        start = time.perf_counter()
+        stop = stopwatch()
         for text in texts:
             client.submit(text)
-        elapsed = time.perf_counter() - start
+        cpu, wall = stop()
         client.close()
-    print(f"SOAP submit to the stand-in   {len(texts) / elapsed:8.0f} msg/s "
-          f"({len(texts)} VXUs, each waiting for its ACK)")
+    print(f"SOAP submit to the stand-in   {len(texts) / wall:8.0f} msg/s wall, "
+          f"{cpu * 1000 / len(texts):.1f} ms CPU each ({len(texts)} VXUs, each waiting for "
+          "its ACK)")
     corpus = corpus_vxus([])
     if corpus:
-        vxu_in(corpus, args.seconds, "corpus VXUs")
-    vxu_in(texts, args.seconds, "part 1's VXUs")
+        vxu_in(corpus, seconds, rounds, "corpus VXUs")
+    vxu_in(texts, seconds, rounds, "part 1's VXUs")
 
 
 def corpus_vxus(fallback: list[str]) -> list[str]:
@@ -122,7 +131,7 @@ def corpus_vxus(fallback: list[str]) -> list[str]:
     return out or fallback
 
 
-def vxu_in(texts: list[str], seconds: float, what: str) -> None:
+def vxu_in(texts: list[str], seconds: float, rounds: int, what: str) -> None:
     """Part 3: VXU → FHIR against python-hl7's bare parse of the same messages."""
     registry = get_registry()
     names = {rep.c(4, 1) for t in texts for rep in parse(t).first("PID").reps(3)}
@@ -137,17 +146,15 @@ def vxu_in(texts: list[str], seconds: float, what: str) -> None:
         assert not [i for i in check_bundle(bundle, registry.profiles)
                     if i.severity in ("error", "fatal")]
 
-    ours, full, bare = [], [], []
-    for _ in range(3):  # A, B, C, A, B, C…
-        ours.append(rate(to_fhir, texts, seconds))
-        full.append(rate(checked, texts, seconds))
-        bare.append(rate(hl7.parse, texts, seconds))
-    print(f"VXU^V04 → FHIR, {len(texts)} {what}")
-    print(f"  to_fhir                      {max(ours):8.0f} msg/s")
-    print(f"  + R4/US Core checks          {max(full):8.0f} msg/s")
-    print(f"  python-hl7 parse of the same {max(bare):8.0f} msg/s")
-    print(f"  ratio to_fhir / parse        {max(ours) / max(bare):8.2f}  (issue: ≥ 0.5; "
-          f"with checks {max(full) / max(bare):.2f})")
+    n = len(texts)
+    result = interleave({
+        "python-hl7 parse of the same": repeated(each(hl7.parse, texts), n, seconds),
+        "to_fhir": repeated(each(to_fhir, texts), n, seconds),
+        "to_fhir + R4/US Core checks": repeated(each(checked, texts), n, seconds)},
+        rounds=rounds)
+    ratios = report(result, baseline="python-hl7 parse of the same", unit="msgs",
+                    title=f"VXU^V04 → FHIR, {n} {what} (issue: to_fhir ≥ 0.5× the parse)")
+    emit(f"iis VXU in ({what})", ratios)
 
 
 if __name__ == "__main__":

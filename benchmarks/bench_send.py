@@ -8,15 +8,16 @@ Three ways to deliver the same heart-rate Observations (transaction Bundles of 1
 
 Then pages through 10,000 Observations with ``FhirClient.search`` and reports the Python
 memory held at page 2 and at the last page (streaming: it must not grow with the count).
-Prints ratios; asserts nothing about time (machines differ).
+The three run in interleaved rounds (:mod:`rounds`), each on Bundles built before its clock
+starts, and the per-round ratio to the baseline is printed as min / median, CPU (this
+process) beside wall. Prints ratios; asserts nothing about time (machines differ).
 
-    python benchmarks/bench_send.py [--resources 2000] [--page-total 10000]
+    python benchmarks/bench_send.py [--resources 2000] [--page-total 10000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
 import uuid
 
@@ -24,6 +25,7 @@ import requests
 
 from mafhir.testing import fhir_server
 from mafhir_fhir_rest.client import FhirClient
+from rounds import Side, emit, interleave, report, stopwatch
 
 
 def observation(system: str, i: int) -> dict:
@@ -50,55 +52,55 @@ def bundles(system: str, n: int, size: int = 100) -> list[dict]:
     return out
 
 
-def rate(n: int, fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return n / (time.perf_counter() - t0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--resources", type=int, default=2000)
     ap.add_argument("--naive", type=int, default=500)
     ap.add_argument("--page-total", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--quick", action="store_true",
+                    help="500 resources, 100 naive, 2,000 paged, 3 rounds")
     args = ap.parse_args()
+    if args.quick:
+        args.resources, args.naive, args.page_total, args.rounds = 500, 100, 2000, 3
     base = fhir_server().base_url
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
     client = FhirClient(base)
     client.capabilities()
     session = requests.Session()
-    results: dict[str, list[float]] = {"mafhir": [], "baseline": [], "naive": []}
-    for round_no in range(args.rounds):  # interleaved, order alternating: drift hits all
-        sys_m, sys_b, sys_n = (f"urn:bench:{uuid.uuid4()}" for _ in range(3))
-        bm, bb = bundles(sys_m, args.resources), bundles(sys_b, args.resources)
 
-        def with_mafhir(bm=bm) -> None:
-            for b in bm:
-                client.send(b)
+    def with_mafhir() -> tuple[float, float]:
+        prepared = bundles(f"urn:bench:{uuid.uuid4()}", args.resources)
+        stop = stopwatch()
+        for b in prepared:
+            client.send(b)
+        return stop()
 
-        def baseline(bb=bb) -> None:
-            for b in bb:
-                r = session.post(base, json=b, headers=headers)
-                r.raise_for_status()
+    def baseline() -> tuple[float, float]:
+        prepared = bundles(f"urn:bench:{uuid.uuid4()}", args.resources)
+        stop = stopwatch()
+        for b in prepared:
+            r = session.post(base, json=b, headers=headers)
+            r.raise_for_status()
+        return stop()
 
-        def naive(sys_n=sys_n) -> None:
-            for i in range(args.naive):
-                r = session.post(f"{base}/Observation", json=observation(sys_n, i),
-                                 headers=headers)
-                r.raise_for_status()
+    def naive() -> tuple[float, float]:
+        system = f"urn:bench:{uuid.uuid4()}"
+        stop = stopwatch()
+        for i in range(args.naive):
+            r = session.post(f"{base}/Observation", json=observation(system, i),
+                             headers=headers)
+            r.raise_for_status()
+        return stop()
 
-        runs = [("mafhir", with_mafhir), ("baseline", baseline)]
-        for name, fn in runs if round_no % 2 == 0 else runs[::-1]:
-            results[name].append(rate(args.resources, fn))
-        results["naive"].append(rate(args.naive, naive))
-    best = {k: max(v) for k, v in results.items()}
-    for k, v in best.items():
-        print(f"{k:9s} {v:8.0f} resources/s")
-    print(f"mafhir / baseline = {best['mafhir'] / best['baseline']:.2f} (best of {args.rounds} "
-          "interleaved rounds each)")
-    print(f"naive / baseline  = {best['naive'] / best['baseline']:.2f}")
+    result = interleave({"baseline": Side(baseline, units=args.resources),
+                         "mafhir": Side(with_mafhir, units=args.resources),
+                         "naive": Side(naive, units=args.naive)}, rounds=args.rounds)
+    ratios = report(result, baseline="baseline", unit="resources",
+                    title="transaction Bundles of 100 Observations to SEKMET: FhirClient.send "
+                          "and one POST per resource against a requests.Session loop")
+    emit("send", ratios.only("mafhir"), note="Bundles of 100 Observations to SEKMET")
 
     system = f"urn:bench:page:{uuid.uuid4()}"
     for b in bundles(system, args.page_total, 500):

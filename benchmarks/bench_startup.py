@@ -1,12 +1,17 @@
 """Start-up: what a command costs before it does anything, against the interpreter alone.
 
-Each command line is run as a fresh process, in interleaved rounds (A, B, C, … then again)
-so that a busy machine slows every side alike; for each the child's CPU time (user + sys,
-from ``os.wait4``) and wall time are taken, and the ratio to ``python -c pass`` of the same
-round is reported as min / median over the rounds. ``python -c "import fhir.resources.R4B"``
-is the second baseline: a Python FHIR tool's floor for loading its models.
+Each command line runs as a fresh process, in interleaved rounds (:mod:`rounds`): every
+round runs each command once, back to back, and the ratio to ``python -c pass`` of the same
+round is summarised as min / median over the rounds, CPU (user + sys of the child) beside
+wall. ``python -c "import fhir.resources.R4B.patient"`` is the second baseline: the floor of
+a Python FHIR tool that loads its models (`mafhir validate` checks with them).
 
-Run: ``python benchmarks/bench_startup.py [--rounds N]``.
+The children run with a bytecode cache (a temporary ``PYTHONPYCACHEPREFIX``; an environment
+that sets ``PYTHONDONTWRITEBYTECODE`` would otherwise recompile mafhir's sources on every
+start), filled by the warm-up round, as an installed mafhir's ``__pycache__`` would be; the
+same round fills mafhir's own caches (the compiled tables' index, the structure tables).
+
+Run: ``python benchmarks/bench_startup.py [--rounds N] [--quick]``.
 """
 
 from __future__ import annotations
@@ -14,63 +19,50 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from rounds import Side, child, emit, interleave, report
 
 BIN = Path(sys.executable).parent
 SMALL = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1980-01-01",
          "name": [{"family": "Doe", "given": ["Jo"]}]}
-
-
-def run(argv: list[str]) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = 0
-    return usage.ru_utime + usage.ru_stime, wall
+PASS = "python -c pass"
+MODELS = "python -c 'import fhir.resources.R4B.patient'"
+VALIDATE = "mafhir validate small.json"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="3 rounds (make bench)")
     args = parser.parse_args()
+    rounds = 3 if args.quick else args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         small = Path(tmp) / "small.json"
         small.write_text(json.dumps(SMALL))
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        mafhir = str(BIN / "mafhir")
         cases = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "python -c 'import fhir.resources.R4B'":
-                [sys.executable, "-c", "import fhir.resources.R4B.patient"],
-            "mafhir --version": [str(BIN / "mafhir"), "--version"],
-            "mafhir --help": [str(BIN / "mafhir"), "--help"],
-            "mafhir validate small.json": [str(BIN / "mafhir"), "validate", str(small)],
-            "mafhir map --help": [str(BIN / "mafhir"), "map", "--help"],
+            PASS: [sys.executable, "-c", "pass"],
+            MODELS: [sys.executable, "-c", "import fhir.resources.R4B.patient"],
+            "mafhir --version": [mafhir, "--version"],
+            "mafhir --help": [mafhir, "--help"],
+            VALIDATE: [mafhir, "validate", str(small)],
+            "mafhir map --help": [mafhir, "map", "--help"],
         }
-        cpu: dict[str, list[float]] = {k: [] for k in cases}
-        wall: dict[str, list[float]] = {k: [] for k in cases}
-        for _ in range(args.rounds):
-            for name, argv in cases.items():
-                c, w = run(argv)
-                cpu[name].append(c)
-                wall[name].append(w)
-    base = "python -c pass"
-    print(f"start-up, {args.rounds} interleaved rounds, {os.cpu_count()} cores; "
-          f"ratio = this / `{base}` in the same round")
-    print(f"{'command':40} {'CPU ms (med)':>13} {'wall ms (med)':>14} "
-          f"{'CPU ratio min/med':>18} {'wall ratio min/med':>19}")
-    for name in cases:
-        rc = [c / b for c, b in zip(cpu[name], cpu[base], strict=True)]
-        rw = [w / b for w, b in zip(wall[name], wall[base], strict=True)]
-        print(f"{name:40} {statistics.median(cpu[name]) * 1e3:13.0f} "
-              f"{statistics.median(wall[name]) * 1e3:14.0f} "
-              f"{min(rc):8.1f} / {statistics.median(rc):<8.1f} "
-              f"{min(rw):8.1f} / {statistics.median(rw):<8.1f}")
+        result = interleave({name: Side(lambda argv=argv: child(argv, env=env))
+                             for name, argv in cases.items()}, rounds=rounds)
+    title = "start-up: each command's cost per process"
+    vs_pass = report(result, baseline=PASS, unit="one start", title=title + f", against `{PASS}`",
+                     higher_is_better=False)
+    print()
+    vs_models = report(result, baseline=MODELS, unit="one start",
+                       title=title + f", against `{MODELS}`", higher_is_better=False)
+    emit("startup", vs_pass.only("mafhir --help", "mafhir --version", VALIDATE))
+    emit("startup", vs_models.only(VALIDATE))
 
 
 if __name__ == "__main__":

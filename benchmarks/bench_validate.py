@@ -8,44 +8,38 @@ minimum and median of those ratios are printed with CPU time beside wall time. T
 engine does more than the models (profiles, slicing, bindings), so the ratio says what
 that costs; it is printed whatever it is.
 
-Run: ``python benchmarks/bench_validate.py [--rounds N]``.
+Run: ``python benchmarks/bench_validate.py [--rounds N] [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+import sys
 from pathlib import Path
 
 from fhir.resources.R4B import get_fhir_model_class
 
 from mafhir.profiles import Validator
 from mafhir.profiles.packages import read_tgz
+from rounds import Side, emit, interleave, report
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS", ROOT.parent / "shared" / "corpus"))
-
-
-def _timed(fn) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+PACKAGE = CORPUS / "us-core/packages/hl7.fhir.us.core-7.0.0.tgz"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="3 rounds (make bench)")
     args = parser.parse_args()
-    package = read_tgz(CORPUS / "us-core/packages/hl7.fhir.us.core-7.0.0.tgz", examples=True)
+    if not PACKAGE.is_file():
+        sys.exit(f"bench_validate: {PACKAGE} is absent (the corpus; MAFHIR_CORPUS)")
+    package = read_tgz(PACKAGE, examples=True)
     resources = [r for r in package.examples.values() if r.get("resourceType") != "Bundle"]
     models = [(get_fhir_model_class(r["resourceType"]), r) for r in resources]
     validator = Validator.default(prefer="us-core@7.0.0")
-    for r in resources:  # warm both: compiled trees, model classes
-        validator.validate(r)
-    for model, r in models:
-        model.model_validate(r)
 
     def engine() -> None:
         for r in resources:
@@ -56,23 +50,14 @@ def main() -> None:
             model.model_validate(r)
 
     n = len(resources)
-    ratios, cpu_ratios, rates = [], [], []
-    for _ in range(args.rounds):
-        ew, ec = _timed(engine)
-        mw, mc = _timed(pydantic)
-        ratios.append(mw / ew)
-        cpu_ratios.append(mc / ec)
-        rates.append((n / ew, n / mw, ec, mc))
-    print(f"{n} US Core 7.0.0 example resources, {args.rounds} interleaved rounds, "
-          f"{os.cpu_count()} cores")
-    for i, (er, mr, ec, mc) in enumerate(rates):
-        print(f"round {i}: engine {er:7.0f}/s wall, {n / ec:7.0f}/s cpu   "
-              f"model_validate {mr:7.0f}/s wall, {n / mc:7.0f}/s cpu   "
-              f"ratio {er / mr:.2f}x wall, {mc / ec:.2f}x cpu")
-    print(f"engine/model_validate rate ratio (wall): min {min(ratios):.2f}x, "
-          f"median {statistics.median(ratios):.2f}x")
-    print(f"engine/model_validate rate ratio (cpu):  min {min(cpu_ratios):.2f}x, "
-          f"median {statistics.median(cpu_ratios):.2f}x")
+    # the warm-up round compiles the trees and builds the model classes
+    result = interleave({"model_validate": Side(pydantic, units=n),
+                         "profile engine": Side(engine, units=n)},
+                        rounds=3 if args.quick else args.rounds)
+    ratios = report(result, baseline="model_validate", unit="resources",
+                    title=f"{n} US Core 7.0.0 example resources: the profile engine against "
+                          "fhir.resources' model_validate")
+    emit("validate", ratios, note=f"{n} US Core 7.0.0 examples")
 
 
 if __name__ == "__main__":

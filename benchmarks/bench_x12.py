@@ -4,13 +4,15 @@ A: mafhir reads each 271 — separators from the ISA, envelopes checked, loops a
 read, the CoverageEligibilityResponse built (``read_271`` + ``response_resource``).
 B: pyx12 4.0.0 parses the same text: its map-driven ``X12ContextReader`` walking every
 segment (what pyx12 does to read a document), and, for reference, its raw
-``X12Reader`` tokenizer alone. Rounds alternate (A, B, A, B…) so machine noise hits each;
-the best round of each is reported, and the ratio (the goal: A ≥ 1× B, the map-driven
-parse). Inputs: the corpus 271 (``../shared/corpus/x12/271``) and the 271s the stand-in
-writes for its member table (pyx12 ships no 005010X279A1 map, so the context reader reads
-those with its 4010 271 map: ISA12 and GS08 are rewritten for B only).
+``X12Reader`` tokenizer alone. The sides run in interleaved rounds (:mod:`rounds`: A, B, C,
+A, B, C…), each reading all the files as many times as fill about ``--seconds`` (measured
+once, before), and the per-round ratio of rates is printed as min / median, CPU beside wall
+(the goal: A ≥ 1× B, the map-driven parse). Inputs: the corpus 271
+(``../shared/corpus/x12/271``) and the 271s the stand-in writes for its member table
+(pyx12 ships no 005010X279A1 map, so the context reader reads those with its 4010 271 map:
+ISA12 and GS08 are rewritten for B only).
 
-Run: ``python benchmarks/bench_x12.py [--seconds S]``.
+Run: ``python benchmarks/bench_x12.py [--seconds S] [--rounds R] [--quick]``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import argparse
 import io
 import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyx12.error_handler
@@ -31,6 +31,7 @@ import pyx12.x12file
 from mafhir_x12_eligibility.fhir import response_resource
 from mafhir_x12_eligibility.read271 import read_271_text
 from mafhir_x12_eligibility.standin import MEMBERS, answer_270
+from rounds import emit, interleave, repeated, report
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -86,36 +87,25 @@ def pyx12_raw(texts: list[str]) -> int:
     return n
 
 
-def rate(fn: Callable[[list[str]], int], texts: list[str], seconds: float) -> float:
-    """Files per second over about ``seconds``."""
-    done = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn(texts)
-        done += len(texts)
-    return done / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per round and contender")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="0.3 s, 3 rounds")
     args = parser.parse_args()
+    seconds, rounds = (0.3, 3) if args.quick else (args.seconds, args.rounds)
     logging.getLogger("pyx12").setLevel(logging.CRITICAL)
     texts = inputs()
     print(f"{len(texts)} 271s ({sum(len(t) for t in texts)} bytes)")
-    best = {"mafhir 271→FHIR": 0.0, "pyx12 context parse": 0.0, "pyx12 raw tokenize": 0.0}
-    fns = {"mafhir 271→FHIR": mafhir, "pyx12 context parse": pyx12_context,
-           "pyx12 raw tokenize": pyx12_raw}
-    for _ in range(args.rounds):
-        for name, fn in fns.items():  # interleaved: A, B, C, A, B, C…
-            best[name] = max(best[name], rate(fn, texts, args.seconds))
-    for name, value in best.items():
-        print(f"{name:22} {value:10.0f} files/s")
-    ratio = best["mafhir 271→FHIR"] / best["pyx12 context parse"]
-    raw = best["mafhir 271→FHIR"] / best["pyx12 raw tokenize"]
-    print(f"ratio mafhir / pyx12 context parse: {ratio:.2f}x (goal >= 1x)")
-    print(f"ratio mafhir / pyx12 raw tokenize:  {raw:.2f}x (reference)")
+    n = len(texts)
+    result = interleave({
+        "pyx12 context parse": repeated(lambda: pyx12_context(texts), n, seconds),
+        "mafhir 271→FHIR": repeated(lambda: mafhir(texts), n, seconds),
+        "pyx12 raw tokenize": repeated(lambda: pyx12_raw(texts), n, seconds)}, rounds=rounds)
+    ratios = report(result, baseline="pyx12 context parse", unit="files",
+                    title="271 → FHIR (goal ≥ 1× pyx12's map-driven parse; its raw tokenizer "
+                          "for reference)")
+    emit("x12 271", ratios.only("mafhir 271→FHIR"), note=f"{len(texts)} 271 files")
 
 
 if __name__ == "__main__":

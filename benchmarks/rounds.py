@@ -16,19 +16,34 @@ Use::
 
 ``Side.fn`` returns nothing, or a ``(cpu, wall)`` pair when it measured itself (a child
 process, say: see :func:`child`).
+
+``make bench`` (``benchmarks/run_all.py``) runs every benchmark with ``--quick`` and builds
+one table from what they print. The protocol is one line per compared side on stdout::
+
+    BENCH-RESULT {"bench": "map", "side": "mafhir", "baseline": "plain", "kind": "speed",
+                  "cpu": [min, median], "wall": [min, median], "rounds": 5, "cores": 2, ...}
+
+A benchmark adopts it in one line, with the ratios :func:`report` returns::
+
+    emit("map", report(result, baseline="plain", unit="tasks"))
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Rounds", "Side", "child", "interleave", "report", "summary"]
+__all__ = ["RESULT_PREFIX", "Ratios", "Rounds", "Side", "child", "emit", "interleave",
+           "parse_results", "repeated", "report", "stopwatch", "summary"]
+
+#: What starts a result line on a benchmark's stdout (see :func:`emit`).
+RESULT_PREFIX = "BENCH-RESULT "
 
 
 @dataclass
@@ -59,6 +74,28 @@ def child(argv: Sequence[str], **popen: Any) -> tuple[float, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])}… exited {proc.returncode}")
     return usage.ru_utime + usage.ru_stime, wall
+
+
+def repeated(once: Callable[[], Any], units: float, seconds: float) -> Side:
+    """A side that runs ``once`` (``units`` of work) as many times as take about ``seconds``
+    (timed once, now): short work measured over a stretch long enough to time."""
+    start = time.perf_counter()
+    once()
+    reps = max(1, round(seconds / max(time.perf_counter() - start, 1e-6)))
+
+    def run() -> None:
+        for _ in range(reps):
+            once()
+
+    return Side(run, units=reps * units)
+
+
+def stopwatch() -> Callable[[], tuple[float, float]]:
+    """Start timing now; the function returned gives (CPU seconds, wall seconds) since. For a
+    ``Side.fn`` that prepares untimed work first (builds its input, opens a connection) and
+    returns ``stop()`` after the measured part."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    return lambda: (time.process_time() - cpu0, time.perf_counter() - wall0)
 
 
 def _measure(side: Side) -> tuple[float, float]:
@@ -94,8 +131,26 @@ def _rate(units: float, seconds: list[float]) -> str:
     return f"{statistics.median(rates):,.0f}/s median (best {max(rates):,.0f}/s)"
 
 
+class Ratios(dict[str, dict[str, tuple[float, float]]]):
+    """side → {"cpu": (min, median), "wall": (min, median)}, and what they were taken against
+    (so :func:`emit` needs nothing else)."""
+
+    def __init__(self, baseline: str, higher_is_better: bool, unit: str, rounds: int,
+                 items: Mapping[str, dict[str, tuple[float, float]]] | None = None) -> None:
+        super().__init__(items or {})
+        self.baseline = baseline
+        self.higher_is_better = higher_is_better
+        self.unit = unit
+        self.rounds = rounds
+
+    def only(self, *sides: str) -> Ratios:
+        """The same ratios for ``sides`` alone (what a summary table should show)."""
+        return Ratios(self.baseline, self.higher_is_better, self.unit, self.rounds,
+                      {name: self[name] for name in sides})
+
+
 def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
-           higher_is_better: bool = True) -> dict[str, dict[str, tuple[float, float]]]:
+           higher_is_better: bool = True) -> Ratios:
     """Print each side's throughput and its per-round ratio to ``baseline``; return the ratios.
 
     The ratio is baseline time / side time per unit of work (so > 1 means the side is faster)
@@ -104,7 +159,7 @@ def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
     rounds = len(result.cpu[baseline])
     if title:
         print(f"{title} — {rounds} interleaved rounds, {os.cpu_count()} cores")
-    ratios: dict[str, dict[str, tuple[float, float]]] = {}
+    ratios = Ratios(baseline, higher_is_better, unit, rounds)
     base_units = result.units[baseline]
     for name in result.cpu:
         units = result.units[name]
@@ -130,3 +185,49 @@ def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
         print(f"    {what} / {baseline}: CPU min {per['cpu'][0]:.2f}× median {per['cpu'][1]:.2f}×"
               f" · wall min {per['wall'][0]:.2f}× median {per['wall'][1]:.2f}× ({unit})")
     return ratios
+
+
+def emit(name: str, ratios: Ratios, note: str = "") -> None:
+    """Print one ``BENCH-RESULT {json}`` line per side of ``ratios`` (what :func:`report`
+    returned), for ``benchmarks/run_all.py``'s table. ``note`` qualifies the comparison
+    (the workload, say) in the table."""
+    for side, per in ratios.items():
+        line = {"bench": name, "side": side, "baseline": ratios.baseline,
+                "kind": "speed" if ratios.higher_is_better else "cost",
+                "cpu": list(per["cpu"]), "wall": list(per["wall"]), "unit": ratios.unit,
+                "rounds": ratios.rounds, "cores": os.cpu_count(), "note": note}
+        print(RESULT_PREFIX + json.dumps(line), flush=True)
+
+
+#: The keys a result line must have, with their types.
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "bench": str, "side": str, "baseline": str, "kind": str, "cpu": list, "wall": list}
+
+
+def parse_results(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The result lines among ``lines`` (a benchmark's stdout), decoded; a line that starts
+    like one but is malformed raises ValueError naming what is wrong with it."""
+    out = []
+    for number, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text.startswith(RESULT_PREFIX.strip()):
+            continue
+        try:
+            data = json.loads(text[len(RESULT_PREFIX.strip()):])
+        except ValueError as exc:
+            raise ValueError(f"line {number}: not JSON after {RESULT_PREFIX.strip()} "
+                             f"({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"line {number}: a result is a JSON object")
+        for key, kind in _FIELDS.items():
+            if not isinstance(data.get(key), kind):
+                raise ValueError(f"line {number}: '{key}' is missing or not a "
+                                 f"{getattr(kind, '__name__', kind)}")
+        for key in ("cpu", "wall"):
+            pair = data[key]
+            if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair):
+                raise ValueError(f"line {number}: '{key}' must be [min, median]")
+        if data["kind"] not in ("speed", "cost"):
+            raise ValueError(f"line {number}: 'kind' must be 'speed' or 'cost'")
+        out.append(data)
+    return out

@@ -10,19 +10,17 @@ import tempfile
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..bundle import transaction
-from ..clinic import load_clinic
-from ..context import MapContext
 from ..errors import InputError, MafhirError, Problem
 from ..io import dumps, iter_documents
-from ..pipeline import Failed, Pipeline
 from ..plugins import get_profiles, get_registry, plugin_infos
-from ..validation import check_document, has_errors, operation_outcome
 from .options import clinic_option
+
+if TYPE_CHECKING:  # each command imports what it works with: `validate` needs no pipeline
+    from ..pipeline import Failed
 
 __all__ = ["register_commands"]
 
@@ -94,6 +92,11 @@ def map_command(source: str, ndjson: bool, out: str | None, no_validate: bool,
     With --skip-invalid the good tasks are written, the bad ones are kept in a quarantine
     file with their reasons, and the exit status is 1. An input with no task exits 2.
     """
+    from ..bundle import transaction
+    from ..clinic import load_clinic
+    from ..context import MapContext
+    from ..pipeline import Failed, Pipeline
+
     if quarantine_path and not skip_invalid:
         raise click.UsageError("--quarantine goes with --skip-invalid")
     try:
@@ -205,6 +208,7 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
     Exit status 1 when any error is found (warnings do not fail).
     """
     from ..profiles import Validator
+    from ..validation import check_document, has_errors, operation_outcome
 
     profiles = get_profiles().profiles  # the rules only: no mapper or connector loaded
     try:

@@ -3,6 +3,7 @@ plus base R4 structures derived from the fhir.resources models where no package 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .modeltypes import CORE, ENUM_PREFIX, derive_structure
@@ -19,37 +20,47 @@ class Definitions:
 
     Packages are added in order of preference: an unversioned URL found in two
     packages (US Core 6.1.0 and 7.0.0 share theirs) is the first added package's.
-    Compiled data are turned into trees lazily, once each."""
+    Compiled data are read (a package's tables may decode an entry only when it is read)
+    and turned into trees lazily, once each."""
 
     def __init__(self) -> None:
         self.packages: list[JSON] = []
-        self._structure_data: dict[str, JSON] = {}
-        self._valueset_data: dict[str, JSON] = {}
+        # url -> (the package's table, the entry's key in it): read when first asked for
+        self._structure_data: dict[str, tuple[Mapping[str, JSON], str]] = {}
+        self._valueset_data: dict[str, tuple[Mapping[str, JSON], str]] = {}
         self._structures: dict[str, Structure | None] = {}
         self._valuesets: dict[str, ValueSet | None] = {}
         self.validate_quietly: Any = None  # set by the Validator: resource, url -> errors?
 
     def add(self, compiled: JSON) -> None:
         self.packages.append(compiled)
-        for url, data in compiled["structures"].items():
-            self._structure_data.setdefault(url, data)
-            if data.get("version"):
-                self._structure_data.setdefault(f"{url}|{data['version']}", data)
-        for url, data in compiled["valuesets"].items():
-            self._valueset_data.setdefault(url, data)
+        structures = compiled["structures"]
+        version_of = getattr(structures, "version_of", None)
+        for url in structures:
+            self._structure_data.setdefault(url, (structures, url))
+            version = version_of(url) if version_of else structures[url].get("version")
+            if version:
+                self._structure_data.setdefault(f"{url}|{version}", (structures, url))
+        valuesets = compiled["valuesets"]
+        for url in valuesets:
+            self._valueset_data.setdefault(url, (valuesets, url))
+
+    def _read(self, table: dict[str, tuple[Mapping[str, JSON], str]], url: str) -> JSON | None:
+        found = table.get(url)
+        return found[0][found[1]] if found is not None else None
 
     def structure(self, url: str) -> Structure | None:
         if url in self._structures:
             return self._structures[url]
-        data = self._structure_data.get(url)
+        data = self._read(self._structure_data, url)
         if data is None and "|" in url:
-            data = self._structure_data.get(url.split("|", 1)[0])
+            data = self._read(self._structure_data, url.split("|", 1)[0])
         if data is None and url.startswith(CORE):
             derived = derive_structure(url[len(CORE):])
             if derived is not None:
                 data = derived[0]
                 for vs_url, vs in derived[1].items():
-                    self._valueset_data.setdefault(vs_url, vs)
+                    self._valueset_data.setdefault(vs_url, ({vs_url: vs}, vs_url))
         found = Structure(data) if data is not None else None
         self._structures[url] = found
         return found
@@ -61,7 +72,8 @@ class Definitions:
     def valueset(self, url: str) -> ValueSet | None:
         if url in self._valuesets:
             return self._valuesets[url]
-        data = self._valueset_data.get(url) or self._valueset_data.get(url.split("|", 1)[0])
+        data = self._read(self._valueset_data, url) \
+            or self._read(self._valueset_data, url.split("|", 1)[0])
         found = ValueSet(url, data) if data is not None else None
         self._valuesets[url] = found
         return found

@@ -14,8 +14,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ..validation.fastpath import type_table
-
 __all__ = ["ENUM_PREFIX", "derive_structure"]
 
 JSON = dict[str, Any]
@@ -27,6 +25,10 @@ CORE = "http://hl7.org/fhir/StructureDefinition/"
 @lru_cache(maxsize=256)
 def derive_structure(type_name: str) -> tuple[JSON, dict[str, JSON]] | None:
     """(compiled structure, its enum value sets) for ``type_name``, or None."""
+    # imported here: mafhir.validation imports this package (no circle at import time), and
+    # the tables load the fhir.resources models, which a run may not need
+    from ..validation.fastpath import type_table
+
     node = type_table(type_name)
     if node is None:
         return None

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, Problem
-from .compiler import FORMAT, compile_package, load_compiled, write_compiled
+from .compiler import FORMAT, compile_package, write_compiled
 from .context import Definitions
 from .engine import check, validate_resource
 from .issue import Issue
+from .lazytables import load_lazy
 from .packages import cache_dir, read_folder, read_tgz
 from .run import Run, evaluator
 
@@ -33,15 +34,16 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 
 def installed_packages(cache: Path | None = None) -> list[JSON]:
-    """Every compiled package: the shipped ones, then the cache's (compiled on add)."""
+    """Every compiled package: the shipped ones, then the cache's (compiled on add); each
+    definition is decoded when first used (:mod:`.lazytables`)."""
     found: dict[str, JSON] = {}
     for path in sorted(SHIPPED.glob("*.json.gz")):
-        data = load_compiled(path)
+        data = load_lazy(path)
         found[f"{data['name']}@{data['version']}"] = data
     folder = cache if cache is not None else cache_dir()
     if folder.is_dir():
         for path in sorted(folder.glob(f"*/{_COMPILED_NAME}")):
-            data = load_compiled(path)
+            data = load_lazy(path)
             found.setdefault(f"{data['name']}@{data['version']}", data)
     return sorted(found.values(), key=lambda p: (p["name"], _version_key(p["version"])),
                   reverse=True)

@@ -50,6 +50,9 @@ class _Field:
     resource: bool = False  # any resource, by its resourceType (contained)
     fhir_type: str = ""  # the FHIR type's name (code, Quantity, Resource...)
     enum: tuple[str, ...] = ()  # the codes of a complete required binding, if any
+    #: a complex type's model getter, until the type is first met (then ``node``); _UNFIT
+    #: when it cannot be compiled
+    target: Any = None
 
 
 @dataclass(slots=True)
@@ -70,6 +73,7 @@ _ADAPTER_INDEX: dict[Any, int] = {}
 _NODES: dict[type, _Node] = {}
 _BAD: set[type] = set()
 _LOCK = threading.Lock()  # a node is visible in _NODES before it is filled in
+_UNFIT = object()  # a field's type the tables do not reproduce: present means not sure
 
 
 def _adapter(annotation: Any) -> int:
@@ -104,13 +108,38 @@ def _field(annotation: Any) -> _Field:
         marks = getattr(inner, "__metadata__", ())
         name = type(marks[0]).__name__ if marks else _PLAIN.get(inner, "")
         return _Field(many, primitive=_adapter(inner), fhir_type=name[:1].lower() + name[1:])
-    target = klass()
-    rtype = getattr(target, "__resource_type__", "")
+    # the model's class is named after its FHIR type (fhir.resources' ``_model_klass`` path):
+    # the type is compiled when a resource first has the field, not with its parent — a
+    # Patient without extensions need not load every type Extension.value[x] names
+    path = getattr(inner, "_model_klass", None)
+    rtype = path.rsplit(".", 1)[-1] if isinstance(path, str) else ""
+    if not rtype:
+        target = klass()
+        rtype = getattr(target, "__resource_type__", "")
+        if rtype not in ("Resource", "DomainResource"):
+            return _Field(many, node=_compile(target), fhir_type=rtype)
     if rtype == "Resource":
         return _Field(many, resource=True, fhir_type=rtype)
     if rtype == "DomainResource":
         raise _Unsupported("an abstract domain resource")
-    return _Field(many, node=_compile(target), fhir_type=rtype)
+    return _Field(many, fhir_type=rtype, target=klass)
+
+
+def _resolve(spec: _Field) -> _Node | None:
+    """The table of a complex-type field, compiled the first time it is needed; None when
+    the tables do not reproduce its type (then a value of it is not sure)."""
+    with _LOCK:
+        if spec.target is None:
+            return spec.node
+        if spec.target is _UNFIT:
+            return None
+        try:
+            spec.node = _compile(spec.target())
+        except Exception:  # _Unsupported, or a model that fails: the models decide
+            spec.target = _UNFIT
+            return None
+        spec.target = None
+        return spec.node
 
 
 def _primitive_extension() -> _Node:
@@ -241,7 +270,9 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
             if type(value) is list:
                 return False
             items = [value]
-        sub = spec.node
+        sub = spec.node if spec.target is None else _resolve(spec)
+        if sub is None and spec.target is _UNFIT:
+            return False
         if spec.resource:
             for item in items:
                 if type(item) is not dict or not accepts(item):
