@@ -13,6 +13,7 @@ to fhirpathpy on the way.
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -158,12 +159,12 @@ def test_the_closures_answer_as_fhirpathpy_where_the_engine_asks(corpus, source)
 # --- random JSON --------------------------------------------------------------------------------
 
 _NAMES = sorted({name for e in COMPILED for name in
-                 __import__("re").findall(r"(?<![%'$.\w])([a-z]\w*)", e)
+                 re.findall(r"(?<![%'$\w])([a-z]\w*)", e)
                  if name not in ("and", "or", "xor", "implies", "is", "as", "in", "contains",
                                  "mod", "true", "false")})
-_KEYS = st.sampled_from(_NAMES + ["valueQuantity", "valueString", "valueCodeableConcept",
-                                  "valueBoolean", "effectiveDateTime", "performedPeriod",
-                                  "_status", "resourceType"])
+_KEYS = st.sampled_from([*_NAMES, "valueQuantity", "valueString", "valueCodeableConcept",
+                         "valueBoolean", "effectiveDateTime", "performedPeriod", "_status",
+                         "resourceType"])
 _LEAVES = (st.none() | st.booleans() | st.integers(-3, 12) | st.floats(-2, 2, allow_nan=False)
            | st.sampled_from(["final", "home", "ombCategory", "UNK", "2024-03", "2024-03-01",
                               "2024-03-01T09:30:00Z", "http://unitsofmeasure.org",
