@@ -11,9 +11,11 @@ invariant on the same focus is evaluated by each side in turn, every round (roun
 Rows: single invariants of R4 and US Core on a blood-pressure Observation, then the engine's
 own calls while it validates what mapping the demo day writes (every non-native invariant it
 evaluates, on the values it hands over). Ratios are fhirpathpy's time / compiled time per
-evaluation (CPU and wall, min and median over rounds).
+evaluation (CPU and wall, min and median over rounds). With ``--map``, bench_map's mafhir side
+(the whole pipeline) with invariants by fhirpathpy, compiled, and not evaluated at all: what
+the invariants still cost.
 
-Run: ``python benchmarks/bench_fhirpath.py [--rounds N] [--n N]``.
+Run: ``python benchmarks/bench_fhirpath.py [--rounds N] [--n N] [--tasks N] [--map]``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import mafhir.validation  # noqa: F401  (first: mafhir.profiles and mafhir.valid
 from mafhir.profiles import fhirpath
 from mafhir.profiles.fhirpath import evaluate, is_native
 from mafhir.profiles.fhirpath_compiler import FALLBACKS, compile_fhirpath
-from rounds import Side, interleave, summary
+from rounds import Side, interleave, report, summary
 
 XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
 OBS: dict[str, Any] = {
@@ -69,15 +71,19 @@ CASES: list[tuple[str, str, Any]] = [
 ]
 
 
+def _off(expression: str) -> None:
+    return None
+
+
 def _slow(call: Call) -> bool | None:
-    with mock.patch.object(fhirpath, "_fast", lambda expression: None):
+    with mock.patch.object(fhirpath, "_fast", _off):
         return evaluate(*call)
 
 
 def _runner(calls: list[Call], slow: bool) -> Callable[[], None]:
     def run() -> None:
         if slow:
-            with mock.patch.object(fhirpath, "_fast", lambda expression: None):
+            with mock.patch.object(fhirpath, "_fast", _off):
                 for call in calls:
                     evaluate(*call)
         else:
@@ -86,28 +92,66 @@ def _runner(calls: list[Call], slow: bool) -> Callable[[], None]:
     return run
 
 
-def demo_day_calls(tasks: int) -> list[Call]:
-    """The engine's non-native invariant calls while the pipeline maps ``tasks`` demo tasks."""
-    from bench_map import make_tasks
+# The profile engine's evaluator, chosen per run: every Validator built from here on calls
+# _engine_evaluate (the pipeline's is built once and cached, so the switch is made here).
+_MODE = ["compiled"]
+_CALLS: list[Call] = []
+
+
+def _engine_evaluate(expression: str, value: Any, resource: Any) -> bool | None:
+    mode = _MODE[0]
+    if mode == "none":
+        return True  # no invariant evaluated at all: the floor
+    if mode == "record" and not is_native(expression):
+        _CALLS.append((expression, value, resource))
+    return evaluate(expression, value, resource)
+
+
+def _with_engine_mode(mode: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        _MODE[0] = mode
+        fast = fhirpath._fast
+        if mode == "fhirpathpy":
+            fhirpath._fast = _off  # type: ignore[assignment]
+        try:
+            return fn()
+        finally:
+            fhirpath._fast = fast
+            _MODE[0] = "compiled"
+    return run
+
+
+def _map_setup(tasks: int) -> tuple[Callable[[], Any], Any]:
+    from bench_map import make_tasks, run_mafhir
     from mafhir.clinic import load_clinic
     from mafhir.context import MapContext
     from mafhir.demo import demo_day_dir
-    from mafhir.pipeline import Pipeline
-    from mafhir.plugins import get_registry
     from mafhir.profiles import validator as profiles_validator
 
-    calls: list[Call] = []
+    profiles_validator.evaluator = lambda: _engine_evaluate  # type: ignore[assignment]
+    ctx = MapContext(clinic=load_clinic(str(demo_day_dir() / "clinic.json")))
+    work = make_tasks(tasks)
 
-    def record(expression: str, value: Any, resource: Any) -> bool | None:
-        if not is_native(expression):
-            calls.append((expression, value, resource))
-        return evaluate(expression, value, resource)
+    def run() -> None:  # returns nothing: rounds.py reads a returned pair as (cpu, wall)
+        run_mafhir(work, ctx)
 
-    with mock.patch.object(profiles_validator, "evaluator", lambda: record):
-        ctx = MapContext(clinic=load_clinic(str(demo_day_dir() / "clinic.json")))
-        for _ in Pipeline(get_registry(), ctx).run(enumerate(make_tasks(tasks))):
-            pass
-    return calls
+    return run, work
+
+
+def demo_day_calls(run: Callable[[], Any]) -> list[Call]:
+    """The engine's non-native invariant calls while the pipeline maps the demo tasks."""
+    _CALLS.clear()
+    _with_engine_mode("record", run)()
+    return list(_CALLS)
+
+
+def mapping(run: Callable[[], Any], tasks: int, rounds: int) -> None:
+    """bench_map's mafhir side (pipeline + transaction + orjson) with each evaluator."""
+    result = interleave({mode: Side(_with_engine_mode(mode, run), units=tasks)
+                         for mode in ("fhirpathpy", "compiled", "none")}, rounds=rounds)
+    report(result, baseline="fhirpathpy", unit="tasks",
+           title=f"bench_map's mafhir side, {tasks} tasks: invariants by fhirpathpy, compiled, "
+                 "or not evaluated at all")
 
 
 def row(name: str, calls: list[Call], rounds: int) -> None:
@@ -131,6 +175,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=300, help="evaluations per side per round")
     parser.add_argument("--tasks", type=int, default=300, help="demo-day tasks mapped")
+    parser.add_argument("--map", action="store_true",
+                        help="also time bench_map's mafhir side with each evaluator")
     args = parser.parse_args()
     print(f"invariants: fhirpathpy vs compiled closures — {args.rounds} interleaved rounds, "
           f"{os.cpu_count()} cores; µs = median CPU per evaluation; ratio = fhirpathpy/compiled")
@@ -138,11 +184,15 @@ def main() -> None:
     for name, expression, focus in CASES:
         assert compile_fhirpath(expression) is not None, expression
         row(name, [(expression, focus, OBS)] * args.n, args.rounds)
-    calls = demo_day_calls(args.tasks)
     fell_back = sum(FALLBACKS.values())
+    run, _ = _map_setup(args.tasks)
+    calls = demo_day_calls(run)
     row(f"demo day ({args.tasks} tasks)", calls, args.rounds)
     print(f"  fallbacks to fhirpathpy in the compiled runs: {sum(FALLBACKS.values()) - fell_back}"
           f" (expressions: {len({c[0] for c in calls})})")
+    if args.map:
+        print()
+        mapping(run, args.tasks, args.rounds)
 
 
 if __name__ == "__main__":

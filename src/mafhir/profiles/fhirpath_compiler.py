@@ -289,13 +289,29 @@ def _member(key: str) -> Step:
         raise Unfit("length as a member")
     capitalized = key[:1] == key[:1].upper()
 
+    # per parent path: (the child's typed path, or for a choice element its JSON keys with
+    # their typed paths); the model is fixed once loaded (use_model at import)
+    plans: dict[Any, tuple[str, tuple[tuple[str, str], ...] | None]] = {}
+
+    def plan(path: Any) -> tuple[str, tuple[tuple[str, str], ...] | None]:
+        elsewhere, choices, types = (_MODEL["pathsDefinedElsewhere"], _MODEL["choiceTypePaths"],
+                                     _MODEL["path2Type"])
+        child = f"{path}.{key}" if path else f"_.{key}"
+        child = elsewhere.get(child, child)
+        actual = choices.get(child)
+        if actual:
+            keyed = tuple((f"{key}{suffix}", types.get(child + suffix, child + suffix))
+                          for suffix in actual)
+            return child, keyed
+        if key == "extension":
+            child = "Extension"
+        return types.get(child, child), None
+
     def step(items: list[Item], env: Env) -> list[Item]:
         if capitalized and items:
             filtered = _type_filter(items, key)
             if filtered is not None:
                 return filtered
-        elsewhere, choices, types = (_MODEL["pathsDefinedElsewhere"], _MODEL["choiceTypePaths"],
-                                     _MODEL["path2Type"])
         out: list[Item] = []
         for data, path in items:
             if not isinstance(data, dict):
@@ -304,21 +320,19 @@ def _member(key: str) -> Step:
                 path = data.get("resourceType")
                 if path is not None and not isinstance(path, str):
                     raise Unfit("a resourceType that is no string")
-            child = f"{path}.{key}" if path else f"_.{key}"
-            child = elsewhere.get(child, child)
-            actual = choices.get(child)
+            found = plans.get(path)
+            if found is None:
+                found = plans[path] = plan(path)
+            child, keyed = found
             value = None
-            if actual:
-                for suffix in actual:
-                    value = data.get(f"{key}{suffix}")
+            if keyed:
+                for name, typed in keyed:
+                    value = data.get(name)
                     if value is not None:
-                        child += suffix
+                        child = typed
                         break
             else:
                 value = data.get(key)
-                if key == "extension":
-                    child = "Extension"
-            child = types.get(child, child)
             if value is None:
                 continue
             if isinstance(value, list):
