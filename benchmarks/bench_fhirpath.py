@@ -1,37 +1,38 @@
-"""Microseconds per invariant evaluation: ``mafhir.profiles.fhirpath.evaluate`` beside
-fhirpathpy itself, in one run.
+"""Invariants: the compiled closures against fhirpathpy, in interleaved rounds.
 
-For the invariants on every resource or element (ele-1, ext-1, dom-2..dom-6, txt-1/2) the
-module runs native Python; for those in the common subset (navigation, exists/empty/where,
-and/or/implies, = and in on strings) its fast path; for the others fhirpathpy, parsed once.
-Each row times the same invariant on the same focus three ways, alternating (A, B, C, A, B,
-C...) so machine noise hits all; the best of the rounds is reported:
+``mafhir.profiles.fhirpath.evaluate`` runs an invariant natively (ele-1, ext-1, dom-*, txt-*),
+else as compiled closures (``fhirpath_compiler``), else through fhirpathpy. Here the same
+invariant on the same focus is evaluated by each side in turn, every round (rounds.py):
 
-- ``mafhir``: ``evaluate(expression, focus, resource)``
-- ``compiled``: ``fhirpathpy.compile(expression)`` called (what a careful caller would do)
-- ``parsed``: ``fhirpathpy.evaluate(resource, expression)`` (parsing on every call)
+- ``fhirpathpy``: ``evaluate`` with the closures switched off (fhirpathpy parsed once, with the
+  module's gap-fillers: what the engine ran before);
+- ``compiled``: ``evaluate`` as it runs now.
 
-ele-1 runs in fhirpathpy without its ``hasValue()`` half (fhirpathpy lacks the function), and
-dom-3 not at all (fhirpathpy fails on it): their rows compare with what fhirpathpy can do.
+Rows: single invariants of R4 and US Core on a blood-pressure Observation, then the engine's
+own calls while it validates what mapping the demo day writes (every non-native invariant it
+evaluates, on the values it hands over). Ratios are fhirpathpy's time / compiled time per
+evaluation (CPU and wall, min and median over rounds). With ``--map``, bench_map's mafhir side
+(the whole pipeline) with invariants by fhirpathpy, compiled, and not evaluated at all: what
+the invariants still cost.
 
-Run: ``python benchmarks/bench_fhirpath.py [--rounds N]``.
+Run: ``python benchmarks/bench_fhirpath.py [--rounds N] [--n N] [--tasks N] [--map]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import statistics
 from collections.abc import Callable
-from functools import partial
 from typing import Any
+from unittest import mock
 
-import fhirpathpy
-from fhirpathpy.engine.nodes import ResourceNode
-from fhirpathpy.models import models
+import mafhir.validation  # noqa: F401  (first: mafhir.profiles and mafhir.validation import each other)
+from mafhir.profiles import fhirpath
+from mafhir.profiles.fhirpath import evaluate, is_native
+from mafhir.profiles.fhirpath_compiler import FALLBACKS, compile_fhirpath
+from rounds import Side, interleave, report, summary
 
-from mafhir.profiles.fhirpath import _fast, evaluate, is_native
-
-R4 = models["r4"]
 XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
 OBS: dict[str, Any] = {
     "resourceType": "Observation", "id": "bp", "meta": {"profile": [
@@ -52,79 +53,146 @@ OBS: dict[str, Any] = {
                            "code": "mm[Hg]"}}],
     "extension": [{"url": "http://example.org/x", "valueString": "y"}],
 }
-ELE_1 = "hasValue() or (children().count() > id.count())"
-DOM_3 = ("contained.where((('#'+id in (%resource.descendants().reference | "
-         "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | "
-         "%resource.descendants().as(url))) or descendants().where(reference = '#').exists() or "
-         "descendants().where(as(canonical) = '#').exists() or "
-         "descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()")
 
-# (name, expression, focus, path, the expression fhirpathpy runs instead, or None)
-CASES: list[tuple[str, str, Any, str | None, str | None]] = [
-    ("ele-1 (element)", ELE_1, OBS["code"], "Observation.code",
-     "children().count() > id.count()"),
-    ("ext-1", "extension.exists() != value.exists()", OBS["extension"][0], "Extension", ""),
-    ("dom-2", "contained.contained.empty()", OBS, None, ""),
-    ("dom-3", DOM_3, OBS, None, None),
-    ("dom-4", "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()", OBS,
-     None, ""),
-    ("dom-5", "contained.meta.security.empty()", OBS, None, ""),
-    ("dom-6", "text.`div`.exists()", OBS, None, ""),
-    ("txt-1/2 (htmlChecks)", "htmlChecks()", OBS["text"]["div"], "xhtml", None),
+Call = tuple[str, Any, Any]
+# (name, expression, focus): the focus as the engine hands it (no path; the resource is OBS)
+CASES: list[tuple[str, str, Any]] = [
     ("vs-2", "(component.empty() and hasMember.empty()) implies "
-             "(dataAbsentReason.exists() or value.exists())", OBS, None, ""),
-    ("vs-3 (component)", "value.exists() or dataAbsentReason.exists()", OBS["component"][0],
-     "Observation.component", ""),
+             "(dataAbsentReason.exists() or value.exists())", OBS),
+    ("vs-3 (component)", "value.exists() or dataAbsentReason.exists()", OBS["component"][0]),
     ("obs-7", "value.empty() or component.code.where(coding.intersect(%resource.code.coding)"
-              ".exists()).empty()", OBS, None, ""),
+              ".exists()).empty()", OBS),
     ("us-core-24", "code.coding.where(code in '72166-2'|'11367-0').exists() implies "
-                   "value.is(CodeableConcept)", OBS, None, ""),
+                   "value.is(CodeableConcept)", OBS),
     ("vs-1 (dateTime)", "$this is dateTime implies $this.toString().length() >= 10",
-     OBS["effectiveDateTime"], "dateTime", ""),
+     OBS["effectiveDateTime"]),
+    ("us-core-3 (Quantity)", "ofType(Quantity).system.empty() or ofType(Quantity).system = "
+                             "'http://unitsofmeasure.org'", OBS["component"][0]["valueQuantity"]),
 ]
 
 
-def best_of(fn: Callable[[], Any], n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n * 1e6
+def _off(expression: str) -> None:
+    return None
 
 
-def row(name: str, expression: str, focus: Any, path: str | None, alternative: str | None,
-        rounds: int, n: int) -> str:
-    """One invariant timed three ways, alternating; best of ``rounds`` each."""
-    other = expression if alternative == "" else alternative
-    mine = partial(evaluate, expression, focus, OBS, path=path, key="txt-1")
-    timings: dict[str, list[float]] = {"mine": [], "compiled": [], "parsed": []}
-    theirs = parsed = None
-    if other is not None:
-        node = focus if path is None else ResourceNode.create_node(focus, path)
-        theirs = partial(fhirpathpy.compile(other, model=R4), node, {"resource": OBS})
-        parsed = partial(fhirpathpy.evaluate, node, other, {"resource": OBS}, model=R4)
-    for _ in range(rounds):
-        timings["mine"].append(best_of(mine, n))
-        if theirs is not None and parsed is not None:
-            timings["compiled"].append(best_of(theirs, n))
-            timings["parsed"].append(best_of(parsed, max(n // 10, 10)))
-    m = min(timings["mine"])
-    how = "native" if is_native(expression) else "fast" if _fast(expression) else "fhirpathpy"
-    if other is None:
-        return f"{name:<22} {how:<10} {m:>10.2f} {'—':>12} {'—':>10} {'—':>11} {'—':>9}"
-    c, p = min(timings["compiled"]), min(timings["parsed"])
-    return (f"{name:<22} {how:<10} {m:>10.2f} {c:>12.2f} {p:>10.2f} {c / m:>10.1f}× "
-            f"{p / m:>8.1f}×")
+def _slow(call: Call) -> bool | None:
+    with mock.patch.object(fhirpath, "_fast", _off):
+        return evaluate(*call)
+
+
+def _runner(calls: list[Call], slow: bool) -> Callable[[], None]:
+    def run() -> None:
+        if slow:
+            with mock.patch.object(fhirpath, "_fast", _off):
+                for call in calls:
+                    evaluate(*call)
+        else:
+            for call in calls:
+                evaluate(*call)
+    return run
+
+
+# The profile engine's evaluator, chosen per run: every Validator built from here on calls
+# _engine_evaluate (the pipeline's is built once and cached, so the switch is made here).
+_MODE = ["compiled"]
+_CALLS: list[Call] = []
+
+
+def _engine_evaluate(expression: str, value: Any, resource: Any) -> bool | None:
+    mode = _MODE[0]
+    if mode == "none":
+        return True  # no invariant evaluated at all: the floor
+    if mode == "record" and not is_native(expression):
+        _CALLS.append((expression, value, resource))
+    return evaluate(expression, value, resource)
+
+
+def _with_engine_mode(mode: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        _MODE[0] = mode
+        fast = fhirpath._fast
+        if mode == "fhirpathpy":
+            fhirpath._fast = _off  # type: ignore[assignment]
+        try:
+            return fn()
+        finally:
+            fhirpath._fast = fast
+            _MODE[0] = "compiled"
+    return run
+
+
+def _map_setup(tasks: int) -> tuple[Callable[[], Any], Any]:
+    from bench_map import make_tasks, run_mafhir
+    from mafhir.clinic import load_clinic
+    from mafhir.context import MapContext
+    from mafhir.demo import demo_day_dir
+    from mafhir.profiles import validator as profiles_validator
+
+    profiles_validator.evaluator = lambda: _engine_evaluate  # type: ignore[assignment]
+    ctx = MapContext(clinic=load_clinic(str(demo_day_dir() / "clinic.json")))
+    work = make_tasks(tasks)
+
+    def run() -> None:  # returns nothing: rounds.py reads a returned pair as (cpu, wall)
+        run_mafhir(work, ctx)
+
+    return run, work
+
+
+def demo_day_calls(run: Callable[[], Any]) -> list[Call]:
+    """The engine's non-native invariant calls while the pipeline maps the demo tasks."""
+    _CALLS.clear()
+    _with_engine_mode("record", run)()
+    return list(_CALLS)
+
+
+def mapping(run: Callable[[], Any], tasks: int, rounds: int) -> None:
+    """bench_map's mafhir side (pipeline + transaction + orjson) with each evaluator."""
+    result = interleave({mode: Side(_with_engine_mode(mode, run), units=tasks)
+                         for mode in ("fhirpathpy", "compiled", "none")}, rounds=rounds)
+    report(result, baseline="fhirpathpy", unit="tasks",
+           title=f"bench_map's mafhir side, {tasks} tasks: invariants by fhirpathpy, compiled, "
+                 "or not evaluated at all")
+
+
+def row(name: str, calls: list[Call], rounds: int) -> None:
+    same = sum(evaluate(*c) is _slow(c) for c in calls)
+    result = interleave({"fhirpathpy": Side(_runner(calls, slow=True), units=len(calls)),
+                         "compiled": Side(_runner(calls, slow=False), units=len(calls))},
+                        rounds=rounds)
+    per = {}
+    for kind, table in (("cpu", result.cpu), ("wall", result.wall)):
+        ratios = [b / s for b, s in zip(table["fhirpathpy"], table["compiled"], strict=True)]
+        per[kind] = summary(ratios)
+    us = {side: statistics.median(result.cpu[side]) / len(calls) * 1e6 for side in result.cpu}
+    print(f"  {name:<28} {len(calls):>6} {us['fhirpathpy']:>9.1f} {us['compiled']:>9.1f}   "
+          f"CPU min {per['cpu'][0]:5.1f}× med {per['cpu'][1]:5.1f}× · wall min "
+          f"{per['wall'][0]:5.1f}× med {per['wall'][1]:5.1f}×   "
+          f"{'same' if same == len(calls) else f'{len(calls) - same} DIFFER'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--n", type=int, default=300, help="evaluations per timing")
+    parser.add_argument("--n", type=int, default=300, help="evaluations per side per round")
+    parser.add_argument("--tasks", type=int, default=300, help="demo-day tasks mapped")
+    parser.add_argument("--map", action="store_true",
+                        help="also time bench_map's mafhir side with each evaluator")
     args = parser.parse_args()
-    print(f"{'invariant':<22} {'how':<10} {'mafhir µs':>10} {'compiled µs':>12} "
-          f"{'parsed µs':>10} {'× compiled':>11} {'× parsed':>9}")
-    for case in CASES:
-        print(row(*case, rounds=args.rounds, n=args.n))
+    print(f"invariants: fhirpathpy vs compiled closures — {args.rounds} interleaved rounds, "
+          f"{os.cpu_count()} cores; µs = median CPU per evaluation; ratio = fhirpathpy/compiled")
+    print(f"  {'invariant':<28} {'calls':>6} {'fhirpathpy':>9} {'compiled':>9}")
+    for name, expression, focus in CASES:
+        assert compile_fhirpath(expression) is not None, expression
+        row(name, [(expression, focus, OBS)] * args.n, args.rounds)
+    fell_back = sum(FALLBACKS.values())
+    run, _ = _map_setup(args.tasks)
+    calls = demo_day_calls(run)
+    row(f"demo day ({args.tasks} tasks)", calls, args.rounds)
+    print(f"  fallbacks to fhirpathpy in the compiled runs: {sum(FALLBACKS.values()) - fell_back}"
+          f" (expressions: {len({c[0] for c in calls})})")
+    if args.map:
+        print()
+        mapping(run, args.tasks, args.rounds)
 
 
 if __name__ == "__main__":

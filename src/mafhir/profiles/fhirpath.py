@@ -33,10 +33,24 @@ from typing import Any, cast
 from fhirpathpy.engine import do_eval
 from fhirpathpy.engine.invocations import invocation_registry as base_invocation_registry
 from fhirpathpy.engine.invocations.constants import constants
-from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
 from fhirpathpy.engine.util import process_user_invocation_table
 from fhirpathpy.models import models
 from fhirpathpy.parser import parse
+
+from .fhirpath_compiler import (
+    FALLBACKS,
+    RAW,
+    TYPE_TEST,
+    Compiled,
+    Env,
+    Failed,
+    Item,
+    compile_fhirpath,
+    use_model,
+    use_resolve,
+)
+from .fhirpath_compiler import verdict as compiled_verdict
 
 __all__ = ["NATIVE_KEYS", "UNSUPPORTED", "evaluate", "is_native"]
 
@@ -99,7 +113,6 @@ def _datatype_index(r4: JSON) -> dict[str, frozenset[str]]:
 
 
 _DATATYPES = _datatype_index(models["r4"])
-_TYPE_TEST = re.compile(r"\bofType\(|\bis\b|\bas\b|\.is\(|\.as\(")
 _COMMON = frozenset(("id", "extension", "modifierExtension", "fhir_comments"))
 
 
@@ -549,236 +562,49 @@ def _verdict(result: list[Any]) -> bool | None:
     return value if isinstance(value, bool) else True
 
 
-# --- the fast path: the common subset, without fhirpathpy's machinery ----------------------
+# --- the compiled path: closures answering as fhirpathpy does ------------------------------------
 
-class _Unfit(Exception):
-    """Outside the fast path's subset (at compile time: the expression; at run time: a value
-    it does not decide alone, e.g. a non-boolean under ``and``): fhirpathpy answers."""
-
-
-Item = tuple[Any, str | None]  # a JSON value and its model path, as fhirpathpy types it
-Step = Callable[[list[Item]], list[Item]]
-_SYSTEM = "System.Value"
-_STRINGS = frozenset(("code", "string", "uri", "url", "canonical", "id", "oid", "uuid",
-                      "markdown", "System.String"))
+_fast = compile_fhirpath
+_FALLBACK = object()
 
 
-def _member(key: str) -> Step:
-    """Navigation to ``key`` exactly as fhirpathpy does it (choices through the model, the
-    type from path2Type), over objects without their ``_name`` shadows."""
-    elsewhere, choices, types = (_R4["pathsDefinedElsewhere"], _R4["choiceTypePaths"],
-                                 _R4["path2Type"])
-
-    def step(items: list[Item]) -> list[Item]:
-        out: list[Item] = []
-        for data, path in items:
-            if not isinstance(data, dict):
-                continue
-            if "resourceType" in data:
-                path = data["resourceType"]
-            child = f"{path}.{key}" if path else f"_.{key}"
-            child = elsewhere.get(child, child)
-            actual = choices.get(child)
-            value = None
-            if actual:
-                for suffix in actual:
-                    value = data.get(f"{key}{suffix}")
-                    if value is not None:
-                        child += suffix
-                        break
-            else:
-                value = data.get(key)
-                if key == "extension":
-                    child = "Extension"
-            child = types.get(child, child)
-            if value is None:
-                continue
-            for v in value if isinstance(value, list) else [value]:
-                if v is None:
-                    raise _Unfit("a list with gaps")
-                out.append((v, child))
-        return out
-
-    return step
+def _compiled_resolve(found: list[Item], env: Env) -> list[Item]:
+    """resolve() for the compiled path: the same targets as :func:`_resolve`."""
+    out: list[Item] = []
+    for value, _ in found:
+        ref = value.get("reference") if isinstance(value, dict) else value
+        if isinstance(ref, str):
+            target = _find(ref, env.resource, env.root)
+            if target is not None:
+                path = target.get("resourceType")
+                out.append((target, path if isinstance(path, str) else None))
+    return out
 
 
-def _boolean(items: list[Item]) -> bool | None:
-    if not items:
-        return None
-    if len(items) == 1 and isinstance(items[0][0], bool):
-        return bool(items[0][0])
-    raise _Unfit("not a boolean")
+use_model(_R4)
+use_resolve(_compiled_resolve)
+# fhirpathpy's type tests read the model from a class attribute that only is()/as() set:
+# set now, so ofType() answers the same before and after the first is() of the process
+TypeInfo.model = _R4  # type: ignore[assignment]
 
 
-def _truth(value: bool | None) -> list[Item]:
-    return [] if value is None else [(value, _SYSTEM)]
-
-
-def _scalar(items: list[Item]) -> Any:
-    """A singleton's value for ``=``/``in``: strings of string types, booleans, integers."""
-    if len(items) != 1:
-        raise _Unfit("not a singleton")
-    value, path = items[0]
-    if isinstance(value, bool) or (isinstance(value, int) and path == _SYSTEM):
-        return value
-    if isinstance(value, str) and (path == _SYSTEM or path in _STRINGS):
-        return value
-    raise _Unfit("a value fhirpathpy converts (dates, quantities, decimals)")
-
-
-def _logic(op: str, left: Step, right: Step) -> Step:
-    def step(items: list[Item]) -> list[Item]:
-        a, b = _boolean(left(items)), _boolean(right(items))
-        if op == "and":
-            return _truth(False if False in (a, b) else None if None in (a, b) else True)
-        if op == "or":
-            return _truth(True if True in (a, b) else None if None in (a, b) else False)
-        if op == "xor":
-            return _truth(None if None in (a, b) else a != b)
-        # implies
-        if a is False or b is True:
-            return _truth(True)
-        return _truth(None if a is None or b is None else b)
-
-    return step
-
-
-def _equality(op: str, left: Step, right: Step) -> Step:
-    def step(items: list[Item]) -> list[Item]:
-        a, b = left(items), right(items)
-        if not a or not b:
-            return []
-        same = _scalar(a) == _scalar(b)
-        return _truth(same if op == "=" else not same)
-
-    return step
-
-
-def _membership(left: Step, right: Step) -> Step:
-    def step(items: list[Item]) -> list[Item]:
-        a = left(items)
-        if not a:
-            return []
-        return _truth(_scalar(a) in [_scalar([i]) for i in right(items)])
-
-    return step
-
-
-def _union(left: Step, right: Step) -> Step:
-    def step(items: list[Item]) -> list[Item]:
-        out: list[Item] = []
-        for item in left(items) + right(items):
-            value = _scalar([item])
-            if all(v != value or type(v) is not type(value) for v, _ in out):
-                out.append((value, _SYSTEM))
-        return out
-
-    return step
-
-
-def _function(name: str, params: list[Any]) -> Callable[[Step], Step]:
-    """``exists``, ``empty``, ``not``, ``count``, ``where``, ``first``, applied to what
-    ``source`` gives."""
-    criteria = _build(params[0]) if params else None
-    if (name in ("empty", "not", "count", "first") and params) or (
-            name == "where" and criteria is None) or name not in (
-            "exists", "empty", "not", "count", "where", "first"):
-        raise _Unfit(name)
-
-    def apply(source: Step) -> Step:
-        def step(items: list[Item]) -> list[Item]:
-            found = source(items)
-            if criteria is not None:  # where(criteria), exists(criteria)
-                found = [i for i in found if _boolean(criteria([i])) is True]
-            if name == "exists":
-                return _truth(bool(found))
-            if name == "empty":
-                return _truth(not found)
-            if name == "count":
-                return [(len(found), _SYSTEM)]
-            if name == "first":
-                return found[:1]
-            if name == "not":
-                value = _boolean(found)
-                return _truth(None if value is None else not value)
-            return found  # where
-
-        return step
-
-    return apply
-
-
-def _identifier(node: JSON) -> str:
-    name = str(node["text"]).replace("`", "")
-    if not name or name[0].isupper() or name[0] in "$%":
-        raise _Unfit(name)  # a type name (filters the resource), a variable
-    return name
-
-
-def _invocation(node: JSON, source: Step) -> Step:
-    """A member or function invocation applied to ``source``."""
-    kind = node["type"]
-    if kind == "MemberInvocation":
-        member = _member(_identifier(node["children"][0]))
-        return lambda items: member(source(items))
-    if kind == "FunctionInvocation":
-        functn = node["children"][0]
-        name = _identifier(functn["children"][0])
-        params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
-        return _function(name, params)(source)
-    if kind == "ThisInvocation":
-        return source
-    raise _Unfit(kind)
-
-
-def _literal(node: JSON) -> Step:
-    kind, text = node["type"], str(node["text"])
-    if kind == "StringLiteral" and "\\" not in text:
-        value: Any = text[1:-1]
-    elif kind == "BooleanLiteral":
-        value = text == "true"
-    elif kind == "NumberLiteral" and text.isdigit():
-        value = int(text)
-    else:
-        raise _Unfit(kind)
-    return lambda items: [(value, _SYSTEM)]
-
-
-def _build(node: JSON) -> Step:
-    kind = node.get("type")
-    children = node.get("children", [])
-    ops = node.get("terminalNodeText") or []
-    if kind == "TermExpression":
-        return _build(children[0])
-    if kind == "InvocationTerm":
-        return _invocation(children[0], lambda items: items)
-    if kind == "InvocationExpression":
-        return _invocation(children[1], _build(children[0]))
-    if kind == "ParenthesizedTerm":
-        return _build(children[0])
-    if kind == "LiteralTerm":
-        return _literal(children[0])
-    if kind in ("OrExpression", "AndExpression", "ImpliesExpression") and len(ops) == 1:
-        return _logic(ops[0], _build(children[0]), _build(children[1]))
-    if kind == "EqualityExpression" and ops in (["="], ["!="]):
-        return _equality(ops[0], _build(children[0]), _build(children[1]))
-    if kind == "MembershipExpression" and ops == ["in"]:
-        return _membership(_build(children[0]), _build(children[1]))
-    if kind == "UnionExpression":
-        return _union(_build(children[0]), _build(children[1]))
-    raise _Unfit(str(kind))
-
-
-@lru_cache(maxsize=4096)
-def _fast(expression: str) -> Step | None:
-    """The expression as plain Python closures when it stays in the subset (navigation,
-    exists/empty/not/count/where/first, and/or/xor/implies, =, !=, in, | of literals),
-    else None. The same navigation and three-valued logic as fhirpathpy, compared with it
-    on every invariant and example of the corpus in the tests."""
+def _run_compiled(fast: Compiled, expression: str, focus: Any, resource: JSON, root: JSON,
+                  path: str | None) -> Any:
+    """The compiled closures' verdict, or ``_FALLBACK`` when fhirpathpy must answer."""
+    start: Item = (focus, RAW) if isinstance(focus, dict) and "resourceType" in focus \
+        else (focus, path)
+    env = Env(start, resource, root)
     try:
-        return _build(parse(expression)["children"][0])
-    except Exception:
+        items = fast.run([start], env)
+    except Failed:
         return None
+    except Exception:  # Unfit, or anything the subset does not foresee: fhirpathpy answers
+        FALLBACKS[expression] += 1
+        return _FALLBACK
+    verdict = compiled_verdict(items)
+    if verdict is False and env.blind:
+        return None
+    return _trusted(verdict, expression, focus, path)
 
 
 def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = None,
@@ -794,6 +620,9 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
     or, for a choice element's value, its concrete type (``dateTime``, ``Quantity``). ``key``
     (``txt-1``/``txt-2``) picks one of the two rules sharing ``htmlChecks()``. ``shadow`` is a
     primitive's ``_name`` object (its id/extensions), for ele-1. Never raises.
+
+    Order: native code for the R4 invariants on every element; else the compiled closures
+    (``fhirpath_compiler``); else, for what they leave, fhirpathpy.
     """
     root = resource if root is None else root
     native = _native(expression)
@@ -803,21 +632,7 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
         except Exception:
             return None
     fast = _fast(expression)
-    if fast is not None:
-        root = focus if isinstance(focus, dict) and "resourceType" in focus else None
-        try:
-            items = fast([(focus, root["resourceType"] if root else path)])
-        except Exception:  # _Unfit, or anything the subset does not foresee: fhirpathpy
-            pass
-        else:
-            return _trusted(_verdict_of_items(items), expression, focus, path)
-    compiled = _compiled(expression)
-    if compiled is None:
-        return None
-    seen = _hide(focus)
-    # a resource goes in as itself: fhirpathpy filters a leading type name (``Patient.name``)
-    # only on plain dicts, and takes the type from resourceType anyway
-    if path is None and _TYPE_TEST.search(expression):
+    if path is None and (fast.types if fast is not None else TYPE_TEST.search(expression)):
         # a caller that gives no type, and an expression that tests types (navigation alone
         # does without): an object's type is the one data type its keys fit; a primitive's,
         # the type its choice key names (effectiveDateTime -> dateTime), if it is found
@@ -825,6 +640,16 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
             path = _datatype_of(frozenset(focus))
         elif focus is not None and not isinstance(focus, dict | list):
             path = _choice_type_of(focus, resource)
+    if fast is not None:
+        answer = _run_compiled(fast, expression, focus, resource, root, path)
+        if answer is not _FALLBACK:
+            return cast("bool | None", answer)
+    compiled = _compiled(expression)
+    if compiled is None:
+        return None
+    seen = _hide(focus)
+    # a resource goes in as itself: fhirpathpy filters a leading type name (``Patient.name``)
+    # only on plain dicts, and takes the type from resourceType anyway
     node = seen if isinstance(seen, dict) and "resourceType" in seen \
         else ResourceNode.create_node(seen, path)
     try:
@@ -852,10 +677,6 @@ def _trusted(verdict: bool | None, expression: str, focus: Any, path: str | None
             and "resourceType" not in focus and _deep_choice(expression, focus):
         return None  # without the element's type a choice element may have looked absent
     return verdict
-
-
-def _verdict_of_items(items: list[Item]) -> bool | None:
-    return _verdict([value for value, _ in items])
 
 
 def _deep_choice(expression: str, focus: JSON) -> bool:
