@@ -77,6 +77,11 @@ class _Splitter:
         self.current, self.raw = [], []
         return [done]
 
+    def extend(self, raw: bytes) -> None:
+        """More bytes of the last line's end (the LF of its CRLF)."""
+        if self.raw:
+            self.raw[-1] += raw
+
     def feed(self, n: int, line: bytes, raw: bytes) -> list[Split | Unsplit]:
         # a UTF-8 byte order mark opens a file, and files put together keep theirs: the
         # line is read without it, the message's own bytes keep it (its decoder checks it)
@@ -123,27 +128,33 @@ def _check_count(line: bytes, seen: int, label: str, n: int) -> Problem | None:
     return None
 
 
-def _lines(pieces: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
+def _lines(pieces: Iterable[bytes]) -> Iterator[tuple[bytes | None, bytes]]:
     """(content, content + terminator) of each line of a byte stream given in pieces;
-    CR, LF and CRLF each end a line (a CRLF split between two pieces is one end)."""
+    CR, LF and CRLF each end a line. A line ending in CR is given at once (a live stream
+    must not wait for the next piece); when that CR was half of a CRLF, the LF comes
+    next as ``(None, b"\\n")``: the same line's end, not a line."""
     carry: list[bytes] = []
+    after_cr = False
     for piece in pieces:
         piece = piece.replace(b"\x0b", b"").replace(b"\x1c", b"")  # MLLP frame bytes
+        if not piece:
+            continue
+        if after_cr and piece.startswith(b"\n"):
+            yield None, b"\n"
+            piece = piece[1:]
         if carry:
             piece = b"".join(carry) + piece
             carry = []
         pos = 0
         for m in _EOL.finditer(piece):
-            if m.end() == len(piece) and m.group() == b"\r":
-                break  # perhaps the CR of a CRLF whose LF comes with the next piece
             yield piece[pos:m.start()], piece[pos:m.end()]
             pos = m.end()
+        after_cr = pos == len(piece) and piece.endswith(b"\r")
         if pos < len(piece):
             carry.append(piece[pos:])
     rest = b"".join(carry)
     if rest:
-        content = rest[:-1] if rest.endswith(b"\r") else rest
-        yield content, rest
+        yield rest, rest
 
 
 def _pieces(stream: IO[bytes]) -> Iterator[bytes]:
@@ -173,7 +184,12 @@ def iter_splits(stream: IO[bytes], label: str = "input") -> Iterator[Split | Uns
         yield Split(whole, 1, whole)
         return
     splitter = _Splitter(label)
-    for n, (line, raw) in enumerate(_lines(itertools.chain((first,), pieces)), start=1):
+    n = 0
+    for line, raw in _lines(itertools.chain((first,), pieces)):
+        if line is None:  # the LF of a CRLF that came apart between two reads
+            splitter.extend(raw)
+            continue
+        n += 1
         yield from splitter.feed(n, line, raw)
     yield from splitter._flush()
 

@@ -123,8 +123,8 @@ def result_line(result: Result) -> str:
             f"{result.control_id or '?'}: {VERDICT.get(result.status, result.status)}")
     if result.problems:
         head += ": " + "; ".join(map(str, result.problems))
-    if result.warnings:
-        head += (f"; {len(result.warnings)} warning(s): "
+    if result.warnings:  # a refusal's are its problems; these are a kept Bundle's gaps
+        head += (f", {len(result.warnings)} warning(s): "
                  + "; ".join(map(str, result.warnings)))
     return head
 
