@@ -11,7 +11,6 @@ written here with their faults known.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -141,7 +140,7 @@ def test_corpus_messages_in_one_file_convert_as_each_does_alone(corpus_run):
 
 @pytest.mark.corpus
 def test_corpus_folders_are_read_file_by_file_in_name_order(corpus_run, corpus):
-    files, raw, msgs, expected, args, tmp = corpus_run
+    files, _raw, _msgs, expected, args, tmp = corpus_run
     folders = [corpus / "hl7v2" / "oru" / "microsoft-fhir-converter",
                corpus / "hl7v2" / "siu" / "microsoft-fhir-converter"]
     proc = run([*args, *map(str, folders)], tmp)
@@ -154,7 +153,7 @@ def test_corpus_folders_are_read_file_by_file_in_name_order(corpus_run, corpus):
 
 @pytest.mark.corpus
 def test_corpus_stdin_through_a_pipe(corpus_run):
-    files, raw, msgs, expected, args, tmp = corpus_run
+    files, raw, _msgs, expected, args, tmp = corpus_run
     siu = [i for i, p in enumerate(files) if "/siu/" in str(p)]
     proc = run([*args, "-"], tmp, stdin=b"".join(raw[i].rstrip(b"\r\n") + b"\n" for i in siu))
     assert bundles(proc.stdout) == [expected[i] for i in siu if expected[i] is not None]
