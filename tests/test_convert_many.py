@@ -315,8 +315,10 @@ def test_the_splitter_finds_the_same_messages_however_the_bytes_arrive():
             + b"\x0b" + b.replace(b"\r", b"\n") + b"\x1c\r" + c + b"BTS|3\r\nFTS|1\r\n")
     whole = split_messages(data)
     assert [p.data for p in whole] == [a, b, c]
-    assert [p.original for p in whole] == [a.replace(b"\r", b"\r\n"), b.replace(b"\r", b"\n"),
-                                           c]  # each message's own bytes, line ends kept
+    # each message's own bytes, line ends kept (the CR after the frame end is b's: a
+    # blank line before the next MSH)
+    assert [p.original for p in whole] == [a.replace(b"\r", b"\r\n"),
+                                           b.replace(b"\r", b"\n") + b"\r", c]
     for sizes in ((1,), (2, 3), (7,), (5, 1, 13)):
         assert list(iter_splits(_Trickle(data, sizes))) == whole, sizes
 
