@@ -125,7 +125,7 @@ def receiver_options(fn: Any) -> Any:
 
 @click.command("convert")
 @click.argument("sources", nargs=-1, required=True, metavar="FILE|DIR|-...",
-                type=click.Path(exists=True, allow_dash=True))
+                type=click.Path(allow_dash=True))
 @click.option("--from", "source_format", metavar="FORMAT",
               help="Read a message of this format (hl7v2, or one a plugin registers, "
                    "e.g. x12); print its FHIR transaction Bundle.")
@@ -189,6 +189,10 @@ def convert_command(sources: tuple[str, ...], source_format: str | None,
     if wrong:
         raise click.UsageError(f"{', '.join(wrong)}: only with "
                                f"{'--to' if source_format else '--from'} hl7v2 (not ignored)")
+    missing = [s for s in sources if s != "-" and not Path(s).exists()] if v2_in else []
+    if missing:  # before anything is converted: nothing half done
+        raise click.BadParameter(f"Path {missing[0]!r} does not exist.",
+                                 param_hint="FILE|DIR|-...")
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
                         receiving=_pair(receiving),
