@@ -329,3 +329,12 @@ def test_a_one_message_file_is_its_own_bytes():
     data = b"\xef\xbb\xbf" + oru("U-1").replace(b"\r", b"\r\n")
     (only,) = split_messages(data)
     assert only.original == data  # parsed as the file is: convert's output is unchanged
+
+
+def test_a_missing_input_among_several_is_refused_before_anything_is_written(tmp_path):
+    good = tmp_path / "good.hl7"
+    good.write_bytes(oru("M-1"))
+    proc = run([*OURS, str(good), str(tmp_path / "gone.hl7")], tmp_path)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert "gone.hl7' does not exist" in proc.stderr.decode()
+    assert not results(proc.stderr)
