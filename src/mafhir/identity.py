@@ -6,7 +6,9 @@ finds what the first run made, and byte-identical bundles make changes easy to s
 
 from __future__ import annotations
 
+import re
 import uuid
+from functools import lru_cache
 from urllib.parse import unquote
 
 __all__ = ["identifier_from_reference", "identifier_query", "query_escape", "resource_uuid"]
@@ -15,8 +17,12 @@ __all__ = ["identifier_from_reference", "identifier_query", "query_escape", "res
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mafhir.fhir.resources")
 
 
+@lru_cache(maxsize=8192)
 def resource_uuid(resource_type: str, system: str, value: str) -> str:
-    """A ``urn:uuid:`` fullUrl derived from the resource's business identifier."""
+    """A ``urn:uuid:`` fullUrl derived from the resource's business identifier.
+
+    Remembered: a converter names the same resource from every entry that refers to it
+    (a result's Patient, its order), and SHA-1 is most of what this costs."""
     return f"urn:uuid:{uuid.uuid5(NAMESPACE, f'{resource_type}|{system}|{value}')}"
 
 
@@ -29,9 +35,17 @@ def query_escape(text: str) -> str:
     return text
 
 
+#: The characters :func:`identifier_query` escapes; most identifiers have none of them.
+_SPECIAL = re.compile(r"[\\|,$%#&+ ]")
+
+
+@lru_cache(maxsize=8192)
 def identifier_query(system: str, value: str) -> str:
-    """The ``identifier=system|value`` search: FHIR search escapes, then URL escapes."""
+    """The ``identifier=system|value`` search: FHIR search escapes, then URL escapes.
+    (Remembered, as :func:`resource_uuid` is: every reference to a resource asks again.)"""
     def esc(text: str) -> str:
+        if _SPECIAL.search(text) is None:
+            return text
         for special in ("\\", "|", ",", "$"):
             text = text.replace(special, "\\" + special)
         return query_escape(text)

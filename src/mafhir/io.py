@@ -11,8 +11,9 @@ decimal back as a Decimal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -20,7 +21,7 @@ import orjson
 from .errors import InputError, Problem
 from .strictjson import BOM, is_fhir, location, parse
 
-__all__ = ["dumps", "iter_documents", "json_default", "loads", "read_json"]
+__all__ = ["dumps", "iter_documents", "iter_paths", "json_default", "loads", "read_json"]
 
 
 def json_default(value: Any) -> Any:
@@ -141,3 +142,20 @@ def read_json(data: bytes, label: str) -> Any:
         raise InputError([Problem(location(f.path, label), f.message, f.code)
                           for f in findings])
     return doc
+
+
+def iter_paths(sources: Iterable[str]) -> Iterator[str]:
+    """The inputs a command was given, folders opened: a folder stands for its files in
+    name order (hidden ones and subfolders skipped); a file, or ``-`` for standard input,
+    stands for itself. A folder with no file is an InputError naming it (an empty success
+    would hide a wrong path)."""
+    for source in sources:
+        path = Path(source)
+        if source != "-" and path.is_dir():
+            files = sorted(p for p in path.iterdir()
+                           if p.is_file() and not p.name.startswith("."))
+            if not files:
+                raise InputError([Problem(source, "the directory holds no file", "required")])
+            yield from (str(p) for p in files)
+        else:
+            yield source

@@ -34,7 +34,7 @@ COMMANDS = {
                "settings, outbox, destinations (and whether they answer), plugins and what "
                "each adds."),
     # the HL7 v2 layer's commands (its package is not loaded until one of them runs)
-    "convert": ("mafhir.hl7v2.cli:convert_command", "Convert an HL7 v2 message to FHIR "
+    "convert": ("mafhir.hl7v2.cli:convert_command", "Convert HL7 v2 messages to FHIR "
                 "(--from hl7v2) or FHIR to HL7 v2 (--to hl7v2)."),
     "listen": ("mafhir.hl7v2.cli:listen_command", "Receive HL7 v2 over MLLP: store, convert "
                "or hand to a plugin, acknowledge (Ctrl-C stops)."),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -15,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 import click
 
 from ..errors import InputError, MafhirError, Problem
-from ..io import dumps, iter_documents
+from ..io import dumps, iter_documents, iter_paths
 from ..plugins import get_profiles, get_registry, plugin_infos
 from .options import clinic_option
 
@@ -191,7 +193,8 @@ def _write_quarantine(path: str, source: str, failures: list[Failed]) -> None:
 
 
 @click.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, metavar="FILE|DIR|-...",
+                type=click.Path(exists=True, allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print an OperationOutcome per document.")
 @click.option("--profile", "explicit", multiple=True, metavar="URL",
               help="Also check against this profile (repeatable).")
@@ -205,7 +208,11 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
     claims (US Core 6.1.0/7.0.0 ship with mafhir; `mafhir ig add` adds others) and
     mafhir's own rules.
 
-    Exit status 1 when any error is found (warnings do not fail).
+    Takes files, folders (their files in name order) and '-' for stdin; NDJSON is read a
+    line at a time (memory stays flat however long the stream). One result per document
+    (FILE, or FILE[N] in a file of many); with more than one document, a count of each
+    outcome on stderr. Exit status 1 when any error is found (warnings do not fail), 2
+    when the inputs hold no document at all.
     """
     from ..profiles import Validator
     from ..validation import check_document, has_errors, operation_outcome
@@ -216,35 +223,66 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
             if ig or must_support else None
     except InputError as exc:
         _refuse(exc.problems)
-    failed = False
-    for name in files:
-        with open(name, "rb") as stream:
-            try:
-                docs = list(iter_documents(stream, label=name))
-            except InputError as exc:
-                docs = [(0, exc)]
-            if not docs:  # an empty file is a mistake to name, not a silent success
-                raise InputError([Problem(name, "holds no FHIR resource", "required")])
-            for index, doc in docs:
-                label = name if len(docs) == 1 else f"{name}[{index}]"
-                if isinstance(doc, InputError):
-                    failed = True
-                    click.echo(f"{label}: error: {doc}")
-                    continue
-                issues = check_document(doc, profiles, engine=engine, explicit=explicit,
-                                        notes=must_support)
-                failed = failed or has_errors(issues)
-                if as_json:
-                    click.echo(json.dumps({"document": label, **operation_outcome(issues)}))
-                    continue
-                errors = [i for i in issues if i.severity in ("error", "fatal")]
-                for issue in issues:
-                    if issue.severity != "information" or (
-                            must_support and "must-support" in issue.diagnostics):
-                        click.echo(f"{label}: {issue}")
-                if not errors:
-                    click.echo(f"{label}: ok")
-    sys.exit(1 if failed else 0)
+    counts: Counter[str] = Counter()
+    try:
+        for name in iter_paths(files):
+            with _open_input(name) as stream:
+                for label, doc in _labelled_documents(stream, "stdin" if name == "-"
+                                                      else name):
+                    if isinstance(doc, InputError):
+                        counts["error"] += 1
+                        counts["empty"] += isinstance(doc, _NoDocument)
+                        click.echo(f"{label}: error: {doc}")
+                        continue
+                    issues = check_document(doc, profiles, engine=engine, explicit=explicit,
+                                            notes=must_support)
+                    counts["error" if has_errors(issues) else "ok"] += 1
+                    counts["warned"] += any(i.severity == "warning" for i in issues)
+                    if as_json:
+                        click.echo(json.dumps({"document": label,
+                                               **operation_outcome(issues)}))
+                        continue
+                    errors = [i for i in issues if i.severity in ("error", "fatal")]
+                    for issue in issues:
+                        if issue.severity != "information" or (
+                                must_support and "must-support" in issue.diagnostics):
+                            click.echo(f"{label}: {issue}")
+                    if not errors:
+                        click.echo(f"{label}: ok")
+    except InputError as exc:
+        _refuse(exc.problems)
+    total = counts["ok"] + counts["error"]
+    if total > 1:
+        click.echo(f"validated {total} document(s): {counts['ok']} ok, {counts['error']} "
+                   f"with errors, {counts['warned']} with warnings", err=True)
+    if total == counts["empty"]:  # not one document in all: nothing was validated
+        sys.exit(2)
+    sys.exit(1 if counts["error"] else 0)
+
+
+class _NoDocument(InputError):
+    """An input that holds no document at all (an empty file)."""
+
+
+def _labelled_documents(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
+    """``(label, document)`` of a file, as it is read: the file's name when it holds one
+    document, ``NAME[N]`` when it holds several (one document is read ahead to know); a
+    file that is not JSON, or holds none, is one InputError in its place."""
+    try:
+        docs = iter_documents(stream, label=name)
+        first = next(docs, None)
+        if first is None:
+            yield name, _NoDocument([Problem("", "holds no FHIR document", "required")])
+            return
+        second = next(docs, None)
+    except InputError as exc:
+        yield name, exc
+        return
+    if second is None:
+        yield name, first[1]
+        return
+    for index, doc in itertools.chain((first, second), docs):
+        yield f"{name}[{index}]", doc
 
 
 @click.command("schema")

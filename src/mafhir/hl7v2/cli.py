@@ -5,9 +5,12 @@ Both are generic: the message types come from the converters plugins register.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import click
 from ..cli.options import clinic_option
 from ..clinic import load_clinic
 from ..context import MapContext
-from ..errors import InputError, MafhirError, Problem
+from ..errors import EXIT_INPUT, EXIT_OK, InputError, MafhirError, Problem
 from ..io import dumps, iter_documents
 from ..pipeline import Failed, Pipeline
 from ..plugins import get_registry
@@ -26,9 +29,10 @@ from ..resourceset import ResourceSet
 from ..validation import check_bundle
 from .ack import read_ack
 from .context import V2Context, default_tz
-from .convert import convert, from_fhir
+from .convert import ConvertHandler, from_fhir
+from .convert_many import Result, convert_each, iter_inputs, result_line, write_bundle
 from .listener import MLLPListener
-from .message import MAX_MESSAGE_BYTES, parse
+from .message import MAX_MESSAGE_BYTES
 from .mllp import MLLPClient
 from .patients import close_lookup, default_lookup, with_patients
 from .receiver import Receiver
@@ -122,7 +126,8 @@ def receiver_options(fn: Any) -> Any:
 
 
 @click.command("convert")
-@click.argument("source", metavar="FILE|-")
+@click.argument("sources", nargs=-1, required=True, metavar="FILE|DIR|-...",
+                type=click.Path(allow_dash=True))
 @click.option("--from", "source_format", metavar="FORMAT",
               help="Read a message of this format (hl7v2, or one a plugin registers, "
                    "e.g. x12); print its FHIR transaction Bundle.")
@@ -139,19 +144,42 @@ def receiver_options(fn: Any) -> Any:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="With --from: a sender's local code system, "
                    "code-system.APP^FACILITY.99XYZ=URI (as listen takes it). Repeatable.")
+@click.option("--ndjson", is_flag=True, help="With --from: one Bundle per line and a result "
+              "line per message on stderr even for a single message (a live stdin stream "
+              "is then written as each message ends).")
+@click.option("--out", "out_dir", default=None, metavar="DIR",
+              type=click.Path(file_okay=False),
+              help="With --from: write each message's Bundle to DIR as "
+                   "ORDER-CONTROLID.json (000001-MSG0001.json) instead of stdout.")
 @clinic_option
-def convert_command(source: str, source_format: str | None, target_format: str | None,
-                    message_type: str | None, tz: str | None, sender_tz: tuple[str, ...],
-                    namespaces: tuple[str, ...], mllp: str | None, receiving: str,
-                    strict: bool, settings: tuple[str, ...],
+def convert_command(sources: tuple[str, ...], source_format: str | None,
+                    target_format: str | None, message_type: str | None, tz: str | None,
+                    sender_tz: tuple[str, ...], namespaces: tuple[str, ...],
+                    mllp: str | None, receiving: str, strict: bool,
+                    settings: tuple[str, ...], ndjson: bool, out_dir: str | None,
                     clinic_path: str | None) -> None:
-    """Convert an HL7 v2 message to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
+    """Convert HL7 v2 messages to FHIR (--from hl7v2) or FHIR to HL7 v2 (--to hl7v2).
+
+    --from hl7v2 takes files of one message or many (split at MSH, FHS/BHS batches taken
+    apart), folders (their files in name order) and '-' (stdin, converted as it arrives).
+    One message in all: its Bundle, as pretty JSON. Many: one Bundle per line (NDJSON, or
+    files with --out) and one result line per message on stderr (index, file, MSH-9,
+    MSH-10, ok/error/review/rejected and why); a bad message never stops the others.
 
     Bad input exits 2 with one line per problem naming the segment and field; warnings
     (gaps the Bundle was kept despite) go to stderr, and with --strict exit 2 instead.
+    Many messages: exit 0 when every one converted, 2 when any was refused (the others
+    are written).
     """
     if bool(source_format) == bool(target_format):
         raise click.UsageError("give exactly one of --from hl7v2 or --to hl7v2")
+    v2_in = source_format == "hl7v2"
+    if not v2_in and len(sources) != 1:
+        raise click.UsageError(f"{'--from ' + str(source_format) if source_format else '--to'}"
+                               f" takes one FILE (several: only --from hl7v2)")
+    source = sources[0]
+    if not v2_in and (ndjson or out_dir):  # never silently ignored
+        raise click.UsageError(f"{'--ndjson' if ndjson else '--out'}: only with --from hl7v2")
     if (source_format or target_format) != "hl7v2":  # a format another plugin registers
         _convert_other(source, source_format, target_format, message_type, clinic_path)
         return
@@ -163,6 +191,10 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     if wrong:
         raise click.UsageError(f"{', '.join(wrong)}: only with "
                                f"{'--to' if source_format else '--from'} hl7v2 (not ignored)")
+    missing = [s for s in sources if s != "-" and not Path(s).exists()] if v2_in else []
+    if missing:  # before anything is converted: nothing half done
+        raise click.BadParameter(f"Path {missing[0]!r} does not exist.",
+                                 param_hint="FILE|DIR|-...")
     try:
         ctx = V2Context(map=MapContext(clinic=load_clinic(clinic_path)), tz=default_tz(tz),
                         receiving=_pair(receiving),
@@ -170,20 +202,10 @@ def convert_command(source: str, source_format: str | None, target_format: str |
                         namespaces=_pairs(namespaces, "--namespace"))
         registry = get_registry()
         if source_format:
-            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-            if not data.strip():  # name the file, as every command does for an empty input
-                _fail([Problem(source, "holds no HL7 v2 message", "required")])
-            converted = convert(registry, parse(data), ctx, _settings(settings))
-            if strict and converted.warnings:
-                _fail(converted.warnings)
-            for warning in converted.warnings:  # location and reason: no patient data
-                click.echo(f"warning: {warning}", err=True)
-            bundle = converted.bundle
-            errors = [i for i in check_bundle(bundle, registry.profiles)
-                      if i.severity in ("error", "fatal")]
-            if errors:  # an Issue prints its severity itself: one "error:" prefix, not two
-                _fail(Problem(i.expression, i.diagnostics, i.code) for i in errors)
-            sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")
+            handler = ConvertHandler(registry, ctx, strict=strict, settings=_settings(settings))
+            many = bool(ndjson or out_dir or len(sources) > 1
+                        or any(s != "-" and Path(s).is_dir() for s in sources))
+            _convert_v2(convert_each(handler, iter_inputs(sources)), many, out_dir)
             return
         if not message_type:
             raise click.UsageError("--to hl7v2 needs --message (e.g. OML^O21)")
@@ -205,6 +227,45 @@ def convert_command(source: str, source_format: str | None, target_format: str |
     click.echo(json.dumps({"ack": ack.code, "acknowledges": ack.acked_id,
                            "errors": list(ack.errors)}))
     sys.exit(0 if ack.accepted else 1)
+
+
+def _convert_v2(results: Iterator[Result], many: bool, out_dir: str | None) -> None:
+    """Print what became of the messages: one message in all (and not ``many``) exactly as
+    ``convert`` always has; otherwise each Bundle as it is made and a line per message."""
+    if not many:
+        first = next(results)  # a source without a message is a Result too
+        second = next(results, None)
+        if second is None:
+            if not first.ok:
+                _fail(first.problems)
+            for warning in first.warnings:  # location and reason: no patient data
+                click.echo(f"warning: {warning}", err=True)
+            sys.stdout.buffer.write(dumps(first.bundle, pretty=True) + b"\n")
+            return
+        results = itertools.chain((first, second), results)
+    folder = Path(out_dir) if out_dir else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    warned = 0
+    for result in results:
+        counts[result.status] += 1
+        if result.ok:
+            warned += bool(result.warnings)
+            if folder is not None:
+                write_bundle(folder, result)
+            else:
+                sys.stdout.buffer.write(dumps(result.bundle) + b"\n")
+                sys.stdout.buffer.flush()
+        click.echo(result_line(result), err=True)
+    total = sum(counts.values())
+    refused = total - counts["processed"]
+    why = ", ".join(f"{counts[s]} {s}" for s in ("error", "review", "rejected") if counts[s])
+    click.echo(f"converted {counts['processed']} of {total} message(s)"
+               f"{f' ({warned} with warnings)' if warned else ''}"
+               f"{f'; refused {refused} ({why})' if refused else ''}"
+               f"{f'; Bundles in {folder}' if folder is not None else ''}", err=True)
+    sys.exit(EXIT_INPUT if refused else EXIT_OK)
 
 
 def _convert_other(source: str, source_format: str | None, target_format: str | None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from ..errors import CODES, InputError, MafhirError, Problem
 from ..registry import Converter, Registry
@@ -148,7 +148,10 @@ class ConvertHandler:
                 log.warning("no %s response: %s", msg.type, type(exc).__name__)
         return outcome
 
-    def _handle(self, msg: Message) -> Outcome:
+    def checked(self, msg: Message) -> Outcome:
+        """Convert and validate only (no patient check, no delivery, no reply): what
+        ``mafhir convert`` reports for each message. ``processed`` carries the Bundle and
+        its warnings; otherwise the problems say why not."""
         try:
             converted = convert(self.registry, msg, self.ctx, self.settings)
         except InputError as exc:
@@ -164,6 +167,13 @@ class ConvertHandler:
             return Outcome("error", tuple(
                 Problem(i.expression, i.diagnostics, i.code if i.code in CODES else "invalid")
                 for i in errors[:20]), bundle)
+        return Outcome("processed", (), bundle, warnings=warnings)
+
+    def _handle(self, msg: Message) -> Outcome:
+        outcome = self.checked(msg)
+        if outcome.status != "processed":
+            return outcome
+        bundle, warnings = cast(JSON, outcome.result), outcome.warnings
         if self.patient_known is not None:
             for system, value in patient_identifiers(bundle):
                 if not self.patient_known(system, value):

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -123,7 +124,22 @@ def read_dtm(text: str, default_tz: tzinfo | None) -> str:
     ``default_tz`` (the sender's zone, from configuration) and with none configured is
     refused (``business-rule``), never pinned to UTC. Minutes-only times gain ``:00``
     seconds, as FHIR requires.
+
+    A message repeats its times (every OBX of a panel was observed at once), so what
+    was read is remembered per (text, zone); a DtmError is not, and is raised each time.
     """
+    try:
+        return _read_dtm_cached(text, default_tz)
+    except TypeError:  # a zone that cannot be a key (an unhashable tzinfo): read it now
+        return _read_dtm(text, default_tz)
+
+
+@lru_cache(maxsize=4096)
+def _read_dtm_cached(text: str, default_tz: tzinfo | None) -> str:
+    return _read_dtm(text, default_tz)
+
+
+def _read_dtm(text: str, default_tz: tzinfo | None) -> str:
     text = text.strip()
     m = _DTM.match(text)
     if not m:
