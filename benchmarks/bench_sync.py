@@ -213,6 +213,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rerun", type=int, default=2000, help="vitals tasks of the re-sync")
+    ap.add_argument("--parts", default="throughput,resync",
+                    help="what to measure, of: throughput, resync")
     ap.add_argument("--pg", action="store_true", help="also PostgreSQL worker processes")
     ap.add_argument("--pg-records", type=int, default=1000)
     ap.add_argument("--wan-records", type=int, default=200)
@@ -221,49 +223,58 @@ def main() -> None:
     n, total = args.records, args.rounds + 1  # + the warm-up round
     print(f"FHIR server {base}; {n} records a side a round (Patient + Observation per "
           "transaction Bundle, 1 record = 1 clinic task)")
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        day = {name: supply(lambda: bundles(n, n // 5), total)
-               for name in ("baseline", "sqlite-1", "sqlite-4", "ceiling")}
-        counter = iter(range(10**6))
-        sides = {
-            "baseline: requests.Session, no outbox": Side(
-                lambda: post_all(base, day["baseline"]()), n),
-            "outbox SQLite, 1 worker thread": Side(
-                lambda: through_outbox(f"{tmp}/o{next(counter)}.db", base, day["sqlite-1"](), 1),
-                n),
-            "outbox SQLite, 4 worker threads": Side(
-                lambda: through_outbox(f"{tmp}/o{next(counter)}.db", base, day["sqlite-4"](), 4),
-                n),
-            "server ceiling: 4 plain clients at once": Side(
-                lambda: post_parallel(base, day["ceiling"](), 4), n),
-        }
-        result = interleave(sides, rounds=args.rounds)
-        report(result, baseline="baseline: requests.Session, no outbox", unit="records",
-               title="outbox throughput against posting the same Bundles (target: 1 thread "
-                     "≥ 0.8× by wall)")
-        wall_rates(result, "records")
-
+        if "throughput" in parts:
+            throughput(base, n, total, args, tmp)
         if args.pg:
             pg_part(base, args)
+        if "resync" in parts:
+            resync(base, args, tmp)
 
-        for label, make, dest in (
-                (f"{args.rerun} vitals tasks → SEKMET", vitals_input(args.rerun),
-                 lambda w: base),
-                ("the demo day → SEKMET", day_input, lambda w: base),
-                ("the demo day → local:", day_input, lambda w: f"local:{w / 'store.db'}")):
-            resync = Resync(dest, make, Path(tmp))
-            result = interleave({"first run": Side(resync.first),
-                                 "re-run, unchanged input": Side(resync.again)},
-                                rounds=args.rounds)
-            print(f"re-sync of {label} ({resync.sent[-1]} items sent by a first run):")
-            report(result, baseline="first run", unit="share of the first run",
-                   higher_is_better=False)
-            for kind in ("cpu", "wall"):
-                table = getattr(result, kind)
-                shares = [100 * a / b for a, b in zip(table["re-run, unchanged input"],
-                                                      table["first run"], strict=True)]
-                print(f"    re-run / first run, {kind}: min {min(shares):.2f}% median "
-                      f"{statistics.median(shares):.2f}% (target < 1%)")
+
+def throughput(base: str, n: int, total: int, args: argparse.Namespace, tmp: str) -> None:
+    day = {name: supply(lambda: bundles(n, n // 5), total)
+           for name in ("baseline", "sqlite-1", "sqlite-4", "ceiling")}
+    counter = iter(range(10**6))
+    sides = {
+        "baseline: requests.Session, no outbox": Side(
+            lambda: post_all(base, day["baseline"]()), n),
+        "outbox SQLite, 1 worker thread": Side(
+            lambda: through_outbox(f"{tmp}/o{next(counter)}.db", base, day["sqlite-1"](), 1),
+            n),
+        "outbox SQLite, 4 worker threads": Side(
+            lambda: through_outbox(f"{tmp}/o{next(counter)}.db", base, day["sqlite-4"](), 4),
+            n),
+        "server ceiling: 4 plain clients at once": Side(
+            lambda: post_parallel(base, day["ceiling"](), 4), n),
+    }
+    result = interleave(sides, rounds=args.rounds)
+    report(result, baseline="baseline: requests.Session, no outbox", unit="records",
+           title="outbox throughput against posting the same Bundles (target: 1 thread "
+                 "≥ 0.8× by wall)")
+    wall_rates(result, "records")
+
+
+def resync(base: str, args: argparse.Namespace, tmp: str) -> None:
+    for label, make, dest in (
+            (f"{args.rerun} vitals tasks → SEKMET", vitals_input(args.rerun),
+             lambda w: base),
+            ("the demo day → SEKMET", day_input, lambda w: base),
+            ("the demo day → local:", day_input, lambda w: f"local:{w / 'store.db'}")):
+        job = Resync(dest, make, Path(tmp))
+        result = interleave({"first run": Side(job.first),
+                             "re-run, unchanged input": Side(job.again)},
+                            rounds=args.rounds)
+        print(f"re-sync of {label} ({job.sent[-1]} items sent by a first run):")
+        report(result, baseline="first run", unit="share of the first run",
+               higher_is_better=False)
+        for kind in ("cpu", "wall"):
+            table = getattr(result, kind)
+            shares = [100 * a / b for a, b in zip(table["re-run, unchanged input"],
+                                                  table["first run"], strict=True)]
+            print(f"    re-run / first run, {kind}: min {min(shares):.2f}% median "
+                  f"{statistics.median(shares):.2f}% (target < 1%)")
 
 
 def pg_part(base: str, args: argparse.Namespace) -> None:

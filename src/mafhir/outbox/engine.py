@@ -129,6 +129,8 @@ class Engine:
     def run(self, once: bool = True) -> Tally:
         """Work until the outbox is drained (``once``) or until :meth:`stop`."""
         self.prepare()
+        if once and self.store.active() == 0:
+            return self.tally  # a re-run of known input: no threads, no connections
         workers = [threading.Thread(target=self._loop, args=(f"{self._name}:{i}", once),
                                     name=f"mafhir-worker-{i}", daemon=True)
                    for i in range(self.threads)]
