@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, cast
 
@@ -128,6 +129,8 @@ class Engine:
     def run(self, once: bool = True) -> Tally:
         """Work until the outbox is drained (``once``) or until :meth:`stop`."""
         self.prepare()
+        if once and self.store.active() == 0:
+            return self.tally  # a re-run of known input: no threads, no connections
         workers = [threading.Thread(target=self._loop, args=(f"{self._name}:{i}", once),
                                     name=f"mafhir-worker-{i}", daemon=True)
                    for i in range(self.threads)]
@@ -140,7 +143,20 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
     def _loop(self, worker: str, once: bool) -> None:
+        """Claim, send, and hand the batch's results to this worker's recorder thread.
+
+        The results of one batch are committed (one durable transaction) while the next
+        batch goes out, so the wait for the disk overlaps the wait for the server instead
+        of adding to it. At most one batch is ever waiting to be recorded: before the next
+        is handed over, the previous one is committed. Nothing changes for durability —
+        an item is marked delivered only in that commit, after its 2xx; a crash before it
+        only means the item goes out again — nor for order: until its result is committed
+        the item stays in flight, so the next item of its patient cannot be claimed.
+        """
         connectors: dict[str, Any] = {}
+        recorder = ThreadPoolExecutor(
+            1, thread_name_prefix=f"{threading.current_thread().name}-recorder")
+        recording: Future[None] | None = None
         try:
             while not self._stop.is_set():
                 try:
@@ -150,17 +166,29 @@ class Engine:
                     self._stop.wait(self.poll)
                     continue
                 if not claimed:
+                    if recording is not None:  # what waits behind it may be claimable now
+                        recording.result()
+                        recording = None
+                        continue
                     if once and self.store.active() == 0:
                         return
                     self._stop.wait(self._idle_wait())
                     continue
-                self._batch(claimed, worker, connectors)
+                outcomes = self._batch(claimed, worker, connectors)
+                if recording is not None:
+                    recording.result()
+                recording = recorder.submit(self._record, outcomes)
         finally:
-            for c in connectors.values():
-                try:
-                    c.close()
-                except Exception:  # closing must never mask the work's result
-                    log.debug("closing a connector failed", exc_info=True)
+            try:
+                if recording is not None:
+                    recording.result()
+            finally:
+                recorder.shutdown(wait=True)
+                for c in connectors.values():
+                    try:
+                        c.close()
+                    except Exception:  # closing must never mask the work's result
+                        log.debug("closing a connector failed", exc_info=True)
 
     def _idle_wait(self) -> float:
         due = self.store.next_due()
@@ -168,8 +196,9 @@ class Engine:
             return self.poll
         return max(0.01, min(self.poll, due - time.time()))
 
-    def _batch(self, claimed: list[Item], worker: str, connectors: dict[str, Any]) -> None:
-        """Process claimed items (one per patient) and record them in one transaction."""
+    def _batch(self, claimed: list[Item], worker: str, connectors: dict[str, Any]
+               ) -> list[Outcome]:
+        """Process claimed items (one per patient); their outcomes, to :meth:`_record`."""
         outcomes: list[Outcome] = []
         bundles: dict[int, Any] = {}
         keys: dict[str, set[tuple[str, str]]] = {}
@@ -192,6 +221,10 @@ class Engine:
             outcomes.append(self._process(item, worker, connectors, bundles[item.id],
                                           {} if resend else known.get(item.destination, {}),
                                           resend))
+        return outcomes
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        """Record a batch's outcomes in one transaction, then count them."""
         try:
             self.store.record(outcomes)
         except Exception as exc:

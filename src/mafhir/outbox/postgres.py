@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
@@ -44,7 +43,8 @@ class PostgresStore(OutboxStore):
         with self.engine.begin() as conn:
             yield conn
 
-    def _claim_ids(self, conn: Connection, query: Any) -> list[int]:
+    def _claim_ids(self, conn: Connection, now: float, limit: int) -> list[int]:
+        query = self._claimable(now, limit)
         return list(conn.execute(query.with_for_update(skip_locked=True,
                                                        of=schema.items)).scalars())
 

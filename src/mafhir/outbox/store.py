@@ -63,9 +63,14 @@ class OutboxStore(ABC):
     def _tx(self) -> AbstractContextManager[Connection]:
         """A write transaction (SQLite: behind the one writer's lock)."""
 
+    def _claim_tx(self) -> AbstractContextManager[Connection]:
+        """The write transaction of a claim (SQLite: one that need not reach the disk)."""
+        return self._tx()
+
     @abstractmethod
-    def _claim_ids(self, conn: Connection, query: Any) -> list[int]:
-        """Ids of ``query`` locked for this transaction (or made exclusive another way)."""
+    def _claim_ids(self, conn: Connection, now: float, limit: int) -> list[int]:
+        """Ids of :meth:`_claimable` items, locked for this transaction (or made exclusive
+        another way)."""
 
     @abstractmethod
     def identity_lock(self, key: str) -> AbstractContextManager[None]:
@@ -75,10 +80,20 @@ class OutboxStore(ABC):
     def acquire_worker_lock(self) -> bool:
         """May this process run workers? (SQLite: one process at a time.)"""
 
-    def _upsert(self, table: Any, rows: list[dict[str, Any]], keys: Sequence[str],
-                update_cols: Sequence[str] | None) -> Any:
-        """INSERT … ON CONFLICT DO NOTHING / DO UPDATE, in the backend's dialect."""
-        return upsert(self.dialect, table, rows, keys, update_cols)
+    def _upsert(self, conn: Connection, table: Any, rows: list[dict[str, Any]],
+                keys: Sequence[str], update_cols: Sequence[str] | None,
+                count: bool = False) -> int:
+        """INSERT … ON CONFLICT DO NOTHING / DO UPDATE of ``rows``, in the backend's dialect,
+        as one executemany of one cached statement. With ``count``, how many rows it wrote
+        (by ``RETURNING``: psycopg's executemany gives no row count)."""
+        if not rows:
+            return 0
+        stmt = upsert(self.dialect, table, None, keys, update_cols)
+        if not count:
+            conn.execute(stmt, rows)
+            return len(rows)
+        key = next(iter(table.primary_key.columns))
+        return len(conn.execute(stmt.returning(key), rows).all())
 
     def create_schema(self) -> None:
         create_tables(self.engine, schema.metadata)
@@ -118,14 +133,9 @@ class OutboxStore(ABC):
                  "payload": n.payload, "source": n.source[:500], "kind": n.kind,
                  "state": "pending", "attempts": 0, "next_at": 0.0, "created_at": now,
                  "updated_at": now} for n in new]
-        with self._tx() as conn:
-            before = self._count(conn)
-            conn.execute(self._upsert(items, rows, ["destination", "idem_key"], None))
-            return self._count(conn) - before
-
-    @staticmethod
-    def _count(conn: Connection) -> int:
-        return int(conn.execute(select(func.count()).select_from(items)).scalar_one())
+        with self._tx() as conn:  # DO NOTHING: the row count is what was added
+            return self._upsert(conn, items, rows, ["destination", "idem_key"], None,
+                                count=True)
 
     def quarantine(self, rows: Sequence[dict[str, Any]]) -> int:
         """Keep input that could not become work (``source``, ``idx``, ``problems``, ``raw``)."""
@@ -136,7 +146,7 @@ class OutboxStore(ABC):
                  "problems": json.dumps(r["problems"]), "raw": r.get("raw"),
                  "created_at": now} for r in rows]
         with self._tx() as conn:
-            conn.execute(self._upsert(quarantine, data, ["qkey"], None))
+            self._upsert(conn, quarantine, data, ["qkey"], None)
         return len(rows)
 
     def repoint_patient(self, old: str, new: str) -> int:
@@ -178,16 +188,8 @@ class OutboxStore(ABC):
     def claim(self, worker: str, limit: int = 1, lease: float = 300.0) -> list[Item]:
         """Take up to ``limit`` items that are due, at most one per patient, in order."""
         now = time.time()
-        earlier = schema.items.alias("earlier")
-        blocked = exists().where(earlier.c.destination == items.c.destination,
-                                 earlier.c.okey == items.c.okey,
-                                 earlier.c.id < items.c.id,
-                                 earlier.c.state.in_(ACTIVE))
-        due = or_(and_(items.c.state.in_(("pending", "retry")), items.c.next_at <= now),
-                  and_(items.c.state == "inflight", items.c.lease_until < now))
-        query = select(items.c.id).where(due, ~blocked).order_by(items.c.id).limit(limit)
-        with self._tx() as conn:
-            ids = self._claim_ids(conn, query)
+        with self._claim_tx() as conn:
+            ids = self._claim_ids(conn, now, limit)
             if not ids:
                 return []
             conn.execute(update(items).where(items.c.id.in_(ids)).values(
@@ -195,6 +197,19 @@ class OutboxStore(ABC):
             rows = conn.execute(select(items).where(items.c.id.in_(ids))
                                 .order_by(items.c.id)).all()
         return [Item.from_row(r) for r in rows]
+
+    @staticmethod
+    def _claimable(now: float, limit: int) -> Any:
+        """The first ``limit`` items that are due and whose patient has no earlier active
+        item: pending or retrying at their time, or in flight past their lease."""
+        earlier = schema.items.alias("earlier")
+        blocked = exists().where(earlier.c.destination == items.c.destination,
+                                 earlier.c.okey == items.c.okey,
+                                 earlier.c.id < items.c.id,
+                                 _active(earlier))
+        due = or_(and_(items.c.state.in_(("pending", "retry")), items.c.next_at <= now),
+                  and_(items.c.state == "inflight", items.c.lease_until < now))
+        return select(items.c.id).where(due, ~blocked).order_by(items.c.id).limit(limit)
 
     def active(self) -> int:
         """How many items still need work (pending, in flight, or waiting to retry)."""
@@ -263,7 +278,7 @@ class OutboxStore(ABC):
                     items.c.state == "inflight")
         with self._tx() as conn:
             if ledger_rows:
-                conn.execute(self._upsert(ledger, ledger_rows, LEDGER_KEY, LEDGER_UPDATE))
+                self._upsert(conn, ledger, ledger_rows, LEDGER_KEY, LEDGER_UPDATE)
             if audit_rows:
                 conn.execute(audit.insert(), audit_rows)
             conn.execute(attempts.insert(), attempt_rows)
@@ -354,7 +369,7 @@ class OutboxStore(ABC):
             return
         now = time.time()
         data = _one_per_key([{**r, "item_id": item_id, "updated_at": now} for r in rows])
-        conn.execute(self._upsert(ledger, data, LEDGER_KEY, LEDGER_UPDATE))
+        self._upsert(conn, ledger, data, LEDGER_KEY, LEDGER_UPDATE)
 
     # ------------------------------------------------------------------ inspection
     def state_summary(self) -> dict[str, dict[str, tuple[int, float | None, float]]]:
@@ -503,6 +518,14 @@ class OutboxStore(ABC):
         with self._tx() as conn:
             for table in reversed(schema.metadata.sorted_tables):
                 conn.execute(delete(table))
+
+
+def _active(table: Any) -> Any:
+    """``state IN ('pending', 'inflight', 'retry')`` written out with its values, as the
+    partial indexes over active items say it (schema.py): a planner matches the index's
+    condition only against the same literal term, never against bound parameters."""
+    return table.c.state.in_(bindparam(f"active_{table.name}", list(ACTIVE), expanding=True,
+                                       literal_execute=True))
 
 
 def _unrecorded_since_replay(conn: Connection, item_id: int, attempt: int) -> int:
