@@ -82,7 +82,8 @@ class _Item:
         self.elem, self.code, self.derived, self.owner = elem, code, derived, owner
         self.bad = code.startswith("?")
         kind = _kind(code)
-        self.kind, self.no_bool = kind if kind is not None else (None, False)
+        self.kind: tuple[type, ...] | None = kind[0] if kind is not None else None
+        self.no_bool = kind[1] if kind is not None else False
         self.fixed = elem.fixed[1] if elem.fixed is not None else _UNSET
         self.pattern = elem.pattern[1] if elem.pattern is not None else _UNSET
         self.binding: tuple[str, ValueSet | None] | None = None
@@ -455,12 +456,12 @@ class _Node:
 
 
 def _plan(run: Run, elem: Elem, derived: bool, owner: str, resource_level: bool) -> _Node:
-    plans: dict[Any, Any] = run.defs.plans
+    plans: dict[Any, _Node] = run.defs.plans
     key = (id(elem), derived, owner, resource_level)
     found = plans.get(key)
     if found is None:
         found = plans[key] = _Node(elem, derived, owner, resource_level, run)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _chosen(resource: JSON, run: Run, explicit: Iterable[Structure]) -> list[Structure]:

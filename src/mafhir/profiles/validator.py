@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, Problem
+from . import fastwalk
 from .compiler import FORMAT, compile_package, load_compiled, write_compiled
 from .context import Definitions
-from . import fastwalk
 from .engine import check, validate_resource
 from .issue import Issue
 from .packages import cache_dir, read_folder, read_tgz
@@ -162,8 +162,9 @@ class Validator:
                                     + ("(FHIRPath engine not available)"
                                        if self._evaluate is None else
                                        "(expression not supported)"), key))
-        found = _unique(run.issues)
-        return [i for i in found if i.severity in ("error", "fatal")] if errors_only else found
+        issues = _unique(run.issues)
+        return [i for i in issues if i.severity in ("error", "fatal")] if errors_only \
+            else issues
 
     def _conforms(self, resource: JSON, url: str) -> bool:
         structure = self.defs.structure(url)
