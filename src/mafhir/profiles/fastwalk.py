@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
+from ..io import dumps
 from . import checks
 from .checks import CODED, STRING_TYPES, equal, invariants, reference
 from .matching import matches
@@ -55,6 +56,8 @@ _EXACT: dict[str, tuple[type, ...]] = {
     "boolean": (bool,), "integer": (int,), "positiveInt": (int,), "unsignedInt": (int,),
     "decimal": (int, float, Decimal)}
 _MANY = sys.maxsize
+#: values remembered per node plan, at most (then forgotten at once: memory stays flat)
+_MEMO_SIZE = 2048
 
 
 def _kind(code: str) -> tuple[tuple[type, ...], bool] | None:
@@ -73,8 +76,8 @@ class _Item:
     """One value against one element definition, with one type (``engine._item``)."""
 
     __slots__ = ("bad", "binding", "code", "constraints", "derived", "elem", "ext_nodes",
-                 "fixed", "fn", "kind", "no_bool", "node", "owner", "pattern", "references",
-                 "resource")
+                 "fixed", "fn", "kind", "memo", "no_bool", "node", "owner", "pattern",
+                 "reads_around", "references", "resource")
 
     def __init__(self, elem: Elem, code: str, derived: bool, owner: str, run: Run) -> None:
         if not code and elem.types:
@@ -99,9 +102,11 @@ class _Item:
             "Resource" in types or None in types)
         # ele-1 and its like are never evaluated (``checks._SKIP``): no call for them
         self.constraints = any(c[0] not in checks._SKIP and c[3] for c in elem.constraints)
+        self.reads_around = _reads_around(elem)
         self.resource = code in ("Resource", "DomainResource")
         self.node: _Node | None = _UNSET
         self.ext_nodes: dict[str, _Node | None] = {}
+        self.memo: set[Any] = set()
         self.fn = self._specialize()
 
     def _specialize(self) -> Callable[[Any, Run], None]:
@@ -147,6 +152,32 @@ class _Item:
         return complex_value
 
     def check(self, value: Any, run: Run) -> None:
+        """Raise at an error; a string or an object found clean without a look around it
+        is remembered (a string as itself, an object by its JSON text), as the nodes do."""
+        kind = type(value)
+        if kind is str:
+            key: Any = value
+        elif kind is dict:
+            try:
+                key = dumps(value)
+            except (TypeError, ValueError):
+                key = None
+            if key is not None and b"null" in key:
+                key = None
+        else:
+            self._check(value, run, False)
+            return
+        memo = self.memo
+        if key is not None and key in memo:
+            return
+        before = run.context_reads
+        self._check(value, run, key is not None)
+        if key is not None and run.context_reads == before:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo.add(key)
+
+    def _check(self, value: Any, run: Run, remembered: bool) -> None:
         if value is None:
             return  # present only as its extension: the engine does not look further
         if self.bad:
@@ -165,12 +196,14 @@ class _Item:
         if self.binding is not None:
             _binding(value, self.binding, self.code)
         if self.references and isinstance(value, dict):
+            if run.bundle:  # the target may be in it: not the value's alone
+                run.context_reads += 1
             before = len(run.issues)
             reference(value, self.elem, "", run)
             if len(run.issues) > before:
                 raise _NO
         if self.constraints:
-            _invariants(value, self.elem, run)
+            _invariants(value, self.elem, run, self.reads_around)
         if self.resource or (is_dict and "resourceType" in value
                              and self.code not in STRING_TYPES):
             if isinstance(value, dict):
@@ -180,7 +213,10 @@ class _Item:
             return
         node = self._node_for(value, run)
         if node is not None:
-            node.walk(value, run)
+            if remembered:
+                node._walk(value, run)  # this value's text is remembered here already
+            else:
+                node.walk(value, run)
 
     def _node_for(self, value: JSON, run: Run) -> _Node | None:
         """``engine._definition``, remembered: the plan of the definition of the item's
@@ -236,8 +272,16 @@ def _binding(value: Any, binding: tuple[str, ValueSet | None], code: str) -> Non
         raise _NO
 
 
-def _invariants(value: Any, elem: Elem, run: Run,
+def _reads_around(elem: Elem) -> bool:
+    """Does an invariant of ``elem`` look beyond the value (``%resource``,
+    ``%rootResource``, ``resolve()``)? The others are functions of the value alone."""
+    return any("%" in c[3] or "resolve(" in c[3] for c in elem.constraints)
+
+
+def _invariants(value: Any, elem: Elem, run: Run, around: bool,
                 skip: frozenset[str] = frozenset()) -> None:
+    if around:
+        run.context_reads += 1
     before = len(run.issues)
     invariants(value, elem, "", run, skip)
     if len(run.issues) > before and any(i.severity == "error" for i in run.issues[before:]):
@@ -247,7 +291,7 @@ def _invariants(value: Any, elem: Elem, run: Run,
 class _Element:
     """One child element of a node: cardinality, slicing, and the plan of its values."""
 
-    __slots__ = ("choice", "derived", "elem", "items", "max", "min", "own", "owner",
+    __slots__ = ("around", "choice", "derived", "elem", "items", "max", "min", "own", "owner",
                  "required_slices", "slicing", "tests")
 
     def __init__(self, elem: Elem, derived: bool, owner: str) -> None:
@@ -259,6 +303,7 @@ class _Element:
         self.own: dict[int, frozenset[str]] = {
             id(s): frozenset(c[0] for c in s.constraints) for s in elem.slices}
         self.required_slices = _UNSET
+        self.around = _reads_around(elem)
 
     def item(self, target: Elem, code: str, run: Run) -> _Item:
         key = (id(target), code)
@@ -280,7 +325,7 @@ class _Element:
         for value, target in zip(values, self._assign(values, code, run), strict=True):
             self.item(target, code, run).fn(value, run)
             if target is not elem and elem.constraints and value is not None:
-                _invariants(value, elem, run, self.own[id(target)])
+                _invariants(value, elem, run, self.around, self.own[id(target)])
 
     def _slice_tests(self, run: Run) -> list[tuple[Elem, list[Any] | None]]:
         if self.tests is None:
@@ -354,7 +399,7 @@ _Key = tuple[int, "_Element", str, "Callable[[Any, Run], None] | None", int, int
 class _Node:
     """A JSON object against an element's children (``engine._node``)."""
 
-    __slots__ = ("always", "keys", "loose_stems", "resource_level", "strict")
+    __slots__ = ("always", "keys", "loose_stems", "memo", "resource_level", "strict")
 
     def __init__(self, elem: Elem, derived: bool, owner: str, resource_level: bool,
                  run: Run) -> None:
@@ -390,10 +435,38 @@ class _Node:
                 keys[key] = (_UNSURE, plan, code, None, lo, hi)
         self.keys = keys
         self.loose_stems = tuple(stems)
+        #: JSON texts of values found clean here by themselves (not a whole resource:
+        #: those recur whole only as the pipeline's own cache knows them)
+        self.memo: set[bytes] | None = None if resource_level else set()
         self.always = tuple(plans[id(c)] for c in elem.children.values()
                             if c.min > 0 or any(s.min > 0 for s in c.slices))
 
     def walk(self, data: JSON, run: Run) -> None:
+        """Raise at an error; a value found clean without a look around it (no
+        invariant, reference or contained resource below) is remembered by its JSON text,
+        and the same text is clean here again (the same codes, the same identifiers
+        recur in most resources)."""
+        memo = self.memo
+        if memo is None:
+            self._walk(data, run)
+            return
+        try:
+            text: bytes | None = dumps(data)
+        except (TypeError, ValueError):
+            text = None
+        if text is not None:
+            if text in memo:
+                return
+            if b"null" in text:  # a NaN is written null too: not a key to trust
+                text = None
+        before = run.context_reads
+        self._walk(data, run)
+        if text is not None and run.context_reads == before:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo.add(text)
+
+    def _walk(self, data: JSON, run: Run) -> None:
         keys = self.keys
         choices: set[int] | None = None
         for key, value in data.items():
@@ -492,6 +565,7 @@ def _chosen(resource: JSON, run: Run, explicit: Iterable[Structure]) -> list[Str
 
 
 def _resource(resource: JSON, run: Run, explicit: Iterable[Structure]) -> None:
+    run.context_reads += 1
     outer = run.resource
     run.resource = resource
     try:
@@ -499,7 +573,7 @@ def _resource(resource: JSON, run: Run, explicit: Iterable[Structure]) -> None:
             outer_structure, run.structure = run.structure, structure
             try:
                 if structure.root.constraints:
-                    _invariants(resource, structure.root, run)
+                    _invariants(resource, structure.root, run, True)
                 _plan(run, structure.root, structure.derived, structure.type,
                       True).walk(resource, run)
             finally:
