@@ -58,6 +58,8 @@ _EXACT: dict[str, tuple[type, ...]] = {
 _MANY = sys.maxsize
 #: values remembered per node plan, at most (then forgotten at once: memory stays flat)
 _MEMO_SIZE = 2048
+#: the longest JSON text (or string) remembered: codes and references recur, documents not
+_MEMO_TEXT = 2048
 
 
 def _kind(code: str) -> tuple[tuple[type, ...], bool] | None:
@@ -156,13 +158,13 @@ class _Item:
         is remembered (a string as itself, an object by its JSON text), as the nodes do."""
         kind = type(value)
         if kind is str:
-            key: Any = value
+            key: Any = value if len(value) <= _MEMO_TEXT else None
         elif kind is dict:
             try:
                 key = dumps(value)
             except (TypeError, ValueError):
                 key = None
-            if key is not None and b"null" in key:
+            if key is not None and (b"null" in key or len(key) > _MEMO_TEXT):
                 key = None
         else:
             self._check(value, run, False)
@@ -457,8 +459,8 @@ class _Node:
         if text is not None:
             if text in memo:
                 return
-            if b"null" in text:  # a NaN is written null too: not a key to trust
-                text = None
+            if b"null" in text or len(text) > _MEMO_TEXT:  # a NaN is written null
+                text = None  # too: not a key to trust; a big one (a PDF): not worth it
         before = run.context_reads
         self._walk(data, run)
         if text is not None and run.context_reads == before:

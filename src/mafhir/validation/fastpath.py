@@ -277,6 +277,7 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
 
 
 _MEMO_SIZE = 2048
+_MEMO_TEXT = 2048
 
 
 def _fits_remembered(node: _Node, data: dict[str, Any]) -> bool:
@@ -291,7 +292,7 @@ def _fits_remembered(node: _Node, data: dict[str, Any]) -> bool:
         return True
     if not _fits(node, data):
         return False
-    if b"null" not in text:
+    if b"null" not in text and len(text) <= _MEMO_TEXT:  # codes recur, documents not
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
         memo.add(text)
