@@ -125,9 +125,8 @@ class Pipeline:
                 blob = dumps(entry.resource)
                 if blob in self._valid:
                     continue
-                found = [x for x in check_resource(entry.resource, self.registry.profiles,
-                                                   f"entry[{i}]")
-                         if x.severity in ("error", "fatal")]
+                found = check_resource(entry.resource, self.registry.profiles, f"entry[{i}]",
+                                       errors_only=True)
                 if found:
                     issues.extend(found)
                 else:

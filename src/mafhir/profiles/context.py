@@ -31,6 +31,8 @@ class Definitions:
         self._structures: dict[str, Structure | None] = {}
         self._valuesets: dict[str, ValueSet | None] = {}
         self.validate_quietly: Any = None  # set by the Validator: resource, url -> errors?
+        #: the compiled walk's plans (``mafhir.profiles.fastwalk``), built once per element
+        self.plans: dict[Any, Any] = {}
 
     def add(self, compiled: JSON) -> None:
         self.packages.append(compiled)

@@ -43,6 +43,9 @@ class Run:
     verdicts: dict[tuple[int, str], bool] = field(default_factory=dict)
     not_evaluated: set[str] = field(default_factory=set)
     elsewhere: frozenset[str] = frozenset()  # claimed profiles other rules check
+    #: how often the compiled walk asked about what is around a value (an invariant, a
+    #: reference's target, a contained resource): it remembers only verdicts that did not
+    context_reads: int = 0
 
     def conforms(self, resource: JSON, url: str) -> bool:
         """Does ``resource`` (in this Bundle) meet profile ``url`` with no error?"""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, Problem
+from . import fastwalk
 from .compiler import FORMAT, compile_package, write_compiled
 from .context import Definitions
 from .engine import check, validate_resource
@@ -112,13 +113,17 @@ class Validator:
 
     def validate(self, resource: JSON, profiles: Sequence[str] | None = None,
                  checked_elsewhere: Collection[str] = (),
-                 bundle: BundleContext | None = None) -> list[Issue]:
+                 bundle: BundleContext | None = None, errors_only: bool = False,
+                 ) -> list[Issue]:
         """Issues of ``resource`` (a resource or a Bundle, as a JSON dict) against
         ``profiles`` (canonical URLs) plus its ``meta.profile`` claims, else the base
         R4 definition of its type. A claimed profile with no definition installed is a
         warning, unless in ``checked_elsewhere`` (a plugin's own rules check it).
         ``bundle`` (``BundleContext.of(the_bundle)``) resolves references of an entry
-        checked alone, and remembers which entries meet which profiles."""
+        checked alone, and remembers which entries meet which profiles.
+
+        ``errors_only``: only errors (and fatal ones) are returned, so a resource the
+        compiled walk (``fastwalk.clean``) finds without error costs no interpretation."""
         run = Run(self.defs, must_support=self.must_support, evaluate=self._evaluate,
                   elsewhere=frozenset(checked_elsewhere))
         explicit = []
@@ -146,6 +151,12 @@ class Validator:
         elif bundle is not None:
             run.bundle = bundle.entries
             run.verdicts = bundle.verdicts
+        if errors_only and not run.issues and not self.must_support:
+            if fastwalk.clean(resource, run, explicit):
+                return []
+            # not clean, or not sure: the engine says what, on a run of its own
+            run = Run(self.defs, evaluate=self._evaluate, elsewhere=run.elsewhere,
+                      bundle=run.bundle, verdicts=run.verdicts)
         validate_resource(resource, run, rtype, explicit)
         for key in sorted(run.not_evaluated):
             run.issues.append(Issue("information", "informational", rtype,
@@ -153,7 +164,9 @@ class Validator:
                                     + ("(FHIRPath engine not available)"
                                        if self._evaluate is None else
                                        "(expression not supported)"), key))
-        return _unique(run.issues)
+        issues = _unique(run.issues)
+        return [i for i in issues if i.severity in ("error", "fatal")] if errors_only \
+            else issues
 
     def _conforms(self, resource: JSON, url: str) -> bool:
         structure = self.defs.structure(url)

@@ -30,6 +30,8 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import TypeAdapter
 
+from ..io import dumps
+
 __all__ = ["accepts", "type_table"]
 
 #: The model configuration the tables assume; a model configured otherwise is not compiled.
@@ -64,6 +66,9 @@ class _Node:
     required_ext: dict[str, str] = field(default_factory=dict)
     choices: tuple[tuple[tuple[str, ...], bool], ...] = ()  # (aliases, one required)
     any_of: tuple[str, ...] = ()  # at least one of these present (a primitive's extension)
+    #: JSON texts of values that fit (the same codes and identifiers recur in most
+    #: resources); bounded, forgotten at once when full
+    memo: set[bytes] = field(default_factory=set)
 
 
 #: FHIR primitive types some models declare as bare Python types.
@@ -279,7 +284,7 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
                     return False
         elif sub is not None:
             for item in items:
-                if type(item) is not dict or not _fits(sub, item):
+                if type(item) is not dict or not _fits_remembered(sub, item):
                     return False
         else:
             index = spec.primitive
@@ -299,6 +304,29 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
         present = sum(1 for n in names if n in data)
         if present > 1 or (needed and present == 0):
             return False
+    return True
+
+
+_MEMO_SIZE = 2048
+_MEMO_TEXT = 2048
+
+
+def _fits_remembered(node: _Node, data: dict[str, Any]) -> bool:
+    """``_fits``, remembered by the value's exact JSON text (Decimals digit for digit; a
+    text holding null is not kept: a NaN is written so too)."""
+    try:
+        text = dumps(data)
+    except (TypeError, ValueError):
+        return _fits(node, data)
+    memo = node.memo
+    if text in memo:
+        return True
+    if not _fits(node, data):
+        return False
+    if b"null" not in text and len(text) <= _MEMO_TEXT:  # codes recur, documents not
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo.add(text)
     return True
 
 

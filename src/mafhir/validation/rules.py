@@ -73,7 +73,8 @@ def require(resource: JSON, path: str, why: str = "") -> Iterator[Issue]:
 def codings(concept: Any) -> list[JSON]:
     if not isinstance(concept, dict):
         return []
-    return [c for c in concept.get("coding", []) if isinstance(c, dict)]
+    found = concept.get("coding")  # a JSON null the models take as absent: none
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
 def has_coding(concept: Any, system: str, code: str) -> bool:

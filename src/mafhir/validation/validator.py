@@ -48,10 +48,12 @@ def _engine() -> Validator:
 def check_definitions(resource: JSON, where: str = "", engine: Validator | None = None,
                       explicit: Sequence[str] = (), notes: bool = False,
                       elsewhere: Collection[str] = (),
-                      bundle: BundleContext | None = None) -> list[Issue]:
+                      bundle: BundleContext | None = None,
+                      errors_only: bool = False) -> list[Issue]:
     """Issues from the StructureDefinitions (``explicit`` profiles and claimed ones, else
     base R4), by the profile engine (``mafhir.profiles``); its notes (information) only
-    when asked. Inside a Bundle (``where``) an explicit profile applies to the entries of
+    when asked, its errors alone with ``errors_only`` (the cheap road for a clean
+    resource). Inside a Bundle (``where``) an explicit profile applies to the entries of
     its type only."""
     rtype = resource.get("resourceType", "Resource")
     base = where or rtype
@@ -60,7 +62,7 @@ def check_definitions(resource: JSON, where: str = "", engine: Validator | None 
         explicit = [u for u in explicit if engine.defs.type_of(u) in (rtype, None)]
     out = []
     for found in engine.validate(resource, profiles=explicit, checked_elsewhere=elsewhere,
-                                 bundle=bundle):
+                                 bundle=bundle, errors_only=errors_only):
         if found.severity == "information" and not notes:
             continue
         expr = found.expression
@@ -80,10 +82,11 @@ def _fix(issue: Issue, base: str, rtype: str) -> Issue:
 def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str = "", *,
                    engine: Validator | None = None, explicit: Sequence[str] = (),
                    notes: bool = False, bundle: BundleContext | None = None,
-                   ) -> list[Issue]:
+                   errors_only: bool = False) -> list[Issue]:
     """Structure issues, then profile issues (only when the structure is sound): the
     hand-written rules of ``profiles`` and the definitions' (see ``check_definitions``);
-    ``bundle`` resolves references to the other entries of the Bundle it is in."""
+    ``bundle`` resolves references to the other entries of the Bundle it is in.
+    ``errors_only``: errors alone (what the pipeline refuses a task for), found cheaply."""
     structural = check_structure(resource, where)
     if structural:
         return structural
@@ -97,8 +100,11 @@ def check_resource(resource: JSON, profiles: Mapping[str, Profile], where: str =
     said = {(i.severity, i.expression) for i in fixed}
     # a hand-written rule and a definition saying the same at the same place: one issue
     fixed.extend(i for i in check_definitions(resource, where, engine, explicit, notes,
-                                              elsewhere=profiles, bundle=bundle)
+                                              elsewhere=profiles, bundle=bundle,
+                                              errors_only=errors_only)
                  if (i.severity, i.expression) not in said)
+    if errors_only:
+        return [i for i in fixed if i.severity in ("error", "fatal")]
     return fixed
 
 

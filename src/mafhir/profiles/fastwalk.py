@@ -1,0 +1,598 @@
+"""The engine's "no error" verdict, from plans compiled once per element.
+
+``engine.validate_resource`` interprets the element tree on every call: it builds a path
+string for every value, gathers ``(key, value, type)`` tuples, looks up each item's
+definition, and records issues as it goes. On the hot path (the pipeline checking what the
+mappers wrote) nearly every resource is clean, and the only answer wanted is "clean or
+not" (every resource mafhir writes draws dom-6's warning: it carries no narrative).
+This module compiles each element, the first time it is met, into a small plan —
+the JSON keys a node allows and the child each names, cardinality, the JSON kinds of its
+type, fixed and pattern values, the value set of its binding (resolved once), reference
+targets, slice discriminators as predicates, and the definition its children come from —
+and walks the resource dict along those plans without paths or issue objects.
+
+Its answer is one-sided: :func:`clean` says True only when the interpretive engine would
+report no error (warnings and notes are not its business); at the first
+finding, or anything it is unsure of, it says False and the caller runs the engine, which
+then gives the exact findings. Invariants and reference targets go through the engine's
+own functions (``checks.invariants``, ``checks.reference``), so both roads judge them the
+same. The plans live on the definitions (``Definitions.plans``), so they are built once per
+profile and shared by every resource of it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from ..io import dumps
+from . import checks
+from .checks import CODED, STRING_TYPES, equal, invariants, reference
+from .matching import matches
+from .run import Run
+from .terminology import ValueSet, member
+from .tree import Elem, Structure
+
+__all__ = ["clean"]
+
+JSON = dict[str, Any]
+
+
+class _Finding(Exception):
+    """The walk met an error the engine would report (or could): stop, say not clean."""
+
+
+_NO = _Finding()
+_UNSET: Any = object()
+_PLAIN, _EXT_ONLY, _CHOICE, _SKIP, _UNSURE = range(5)
+#: JSON kinds of FHIR types (R4 JSON): (python types, is a bool excluded)
+_KINDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "boolean": ((bool,), False), "integer": ((int,), True), "positiveInt": ((int,), True),
+    "unsignedInt": ((int,), True), "decimal": ((int, float, Decimal), True)}
+#: the same as exact Python types (a bool is not an int here)
+_EXACT: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,), "integer": (int,), "positiveInt": (int,), "unsignedInt": (int,),
+    "decimal": (int, float, Decimal)}
+_MANY = sys.maxsize
+#: values remembered per node plan, at most (then forgotten at once: memory stays flat)
+_MEMO_SIZE = 2048
+#: the longest JSON text (or string) remembered: codes and references recur, documents not
+_MEMO_TEXT = 2048
+
+
+def _kind(code: str) -> tuple[tuple[type, ...], bool] | None:
+    """``checks.kind_ok`` as a table: the types a value of ``code`` may be; None: any."""
+    found = _KINDS.get(code)
+    if found is not None:
+        return found
+    if code in STRING_TYPES:
+        return (str,), False
+    if code[:1].isupper():
+        return (dict,), False
+    return None
+
+
+class _Item:
+    """One value against one element definition, with one type (``engine._item``)."""
+
+    __slots__ = ("bad", "binding", "code", "constraints", "derived", "elem", "ext_nodes",
+                 "fixed", "fn", "kind", "memo", "no_bool", "node", "owner", "pattern",
+                 "reads_around", "references", "resource")
+
+    def __init__(self, elem: Elem, code: str, derived: bool, owner: str, run: Run) -> None:
+        if not code and elem.types:
+            code = elem.types[0][0]
+        self.elem, self.code, self.derived, self.owner = elem, code, derived, owner
+        self.bad = code.startswith("?")
+        kind = _kind(code)
+        self.kind: tuple[type, ...] | None = kind[0] if kind is not None else None
+        self.no_bool = kind[1] if kind is not None else False
+        self.fixed = elem.fixed[1] if elem.fixed is not None else _UNSET
+        self.pattern = elem.pattern[1] if elem.pattern is not None else _UNSET
+        self.binding: tuple[str, ValueSet | None] | None = None
+        if elem.binding is not None and (not elem.choice or code in CODED):
+            strength, url = elem.binding
+            vs = run.defs.valueset(url)
+            if vs is None and strength == "required":
+                vs = run.defs.model_enum(owner, elem.name)
+            self.binding = (strength, vs)
+        targets = [t for c, _p, ts in elem.types if c == "Reference" for t in ts]
+        types = {run.defs.type_of(t) for t in targets}
+        self.references = code == "Reference" and bool(targets) and not (
+            "Resource" in types or None in types)
+        # ele-1 and its like are never evaluated (``checks._SKIP``): no call for them
+        self.constraints = any(c[0] not in checks._SKIP and c[3] for c in elem.constraints)
+        self.reads_around = _reads_around(elem)
+        self.resource = code in ("Resource", "DomainResource")
+        self.node: _Node | None = _UNSET
+        self.ext_nodes: dict[str, _Node | None] = {}
+        self.memo: set[Any] = set()
+        self.fn = self._specialize()
+
+    def _specialize(self) -> Callable[[Any, Run], None]:
+        """The cheapest function that does what :meth:`check` does for this plan: most
+        values are a primitive with nothing but its JSON kind to check, or an object with
+        nothing but its children (``type(v) is`` is stricter than ``isinstance``: a
+        doubt, never a wrong yes)."""
+        code = self.code
+        if self.bad or self.fixed is not _UNSET or self.pattern is not _UNSET \
+                or self.binding is not None or self.references or self.constraints \
+                or self.resource:
+            return self.check
+        exact = _EXACT.get(code) or ((str,) if code in STRING_TYPES else None)
+        if exact is not None:
+            if len(exact) == 1:
+                only = exact[0]
+
+                def one_type(value: Any, run: Run) -> None:
+                    if type(value) is not only:
+                        raise _NO
+                return one_type
+
+            def some_type(value: Any, run: Run) -> None:
+                if type(value) not in exact:
+                    raise _NO
+            return some_type
+        if not code[:1].isupper():
+            return self.check
+        general = self.check
+        node_for = self._node_for
+
+        def complex_value(value: Any, run: Run) -> None:
+            if type(value) is not dict or (len(value) == 1 and "id" in value):
+                raise _NO
+            if "resourceType" in value:
+                general(value, run)
+                return
+            node = self.node
+            if node is _UNSET:
+                node = node_for(value, run)
+            if node is not None:
+                node.walk(value, run)
+        return complex_value
+
+    def check(self, value: Any, run: Run) -> None:
+        """Raise at an error; a string or an object found clean without a look around it
+        is remembered (a string as itself, an object by its JSON text), as the nodes do."""
+        kind = type(value)
+        if kind is str:
+            key: Any = value if len(value) <= _MEMO_TEXT else None
+        elif kind is dict:
+            try:
+                key = dumps(value)
+            except (TypeError, ValueError):
+                key = None
+            if key is not None and (b"null" in key or len(key) > _MEMO_TEXT):
+                key = None
+        else:
+            self._check(value, run, False)
+            return
+        memo = self.memo
+        if key is not None and key in memo:
+            return
+        before = run.context_reads
+        self._check(value, run, key is not None)
+        if key is not None and run.context_reads == before:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo.add(key)
+
+    def _check(self, value: Any, run: Run, remembered: bool) -> None:
+        if value is None:
+            return  # present only as its extension: the engine does not look further
+        if self.bad:
+            raise _NO
+        kind = self.kind
+        if kind is not None and (not isinstance(value, kind)
+                                 or (self.no_bool and type(value) is bool)):
+            raise _NO
+        is_dict = type(value) is dict
+        if is_dict and len(value) == 1 and "id" in value:
+            raise _NO  # ele-1
+        if self.fixed is not _UNSET and not equal(value, self.fixed):
+            raise _NO
+        if self.pattern is not _UNSET and not matches(value, self.pattern):
+            raise _NO
+        if self.binding is not None:
+            _binding(value, self.binding, self.code)
+        if self.references and isinstance(value, dict):
+            if run.bundle:  # the target may be in it: not the value's alone
+                run.context_reads += 1
+            before = len(run.issues)
+            reference(value, self.elem, "", run)
+            if len(run.issues) > before:
+                raise _NO
+        if self.constraints:
+            _invariants(value, self.elem, run, self.reads_around)
+        if self.resource or (is_dict and "resourceType" in value
+                             and self.code not in STRING_TYPES):
+            if isinstance(value, dict):
+                _resource(value, run, ())
+            return
+        if not isinstance(value, dict):
+            return
+        node = self._node_for(value, run)
+        if node is not None:
+            if remembered:
+                node._walk(value, run)  # this value's text is remembered here already
+            else:
+                node.walk(value, run)
+
+    def _node_for(self, value: JSON, run: Run) -> _Node | None:
+        """``engine._definition``, remembered: the plan of the definition of the item's
+        children (an extension's, by its url, is looked up once per url)."""
+        if self.node is not _UNSET:
+            return self.node
+        elem, code = self.elem, self.code
+        if not elem.children and code == "Extension" and not any(
+                c == code and p for c, p, _t in elem.types):
+            url = value.get("url")
+            key = url if isinstance(url, str) else ""
+            if key not in self.ext_nodes:
+                found = run.defs.structure(url) if isinstance(url, str) else None
+                if found is not None and found.type == "Extension":
+                    self.ext_nodes[key] = _plan(run, found.root, self.derived or found.derived,
+                                                code, False)
+                else:
+                    base = run.defs.base(code)
+                    self.ext_nodes[key] = None if base is None else _plan(
+                        run, base.root, self.derived or base.derived, code, False)
+            return self.ext_nodes[key]
+        self.node = None
+        if elem.children:
+            self.node = _plan(run, elem, self.derived, code, False)
+            return self.node
+        for c, profiles, _targets in elem.types:
+            if c == code and profiles:
+                found = run.defs.structure(profiles[0])
+                if found is not None:
+                    self.node = _plan(run, found.root, self.derived or found.derived, code,
+                                      False)
+                    return self.node
+        base = run.defs.base(code) if code else None
+        if base is not None:
+            self.node = _plan(run, base.root, self.derived or base.derived, code, False)
+        return self.node
+
+
+def _binding(value: Any, binding: tuple[str, ValueSet | None], code: str) -> None:
+    """``checks.binding``: raise where it would report an error (an extensible binding
+    only warns)."""
+    strength, vs = binding
+    if vs is None:
+        return  # "not checked": a note
+    verdict, coded = member(vs, value, code)
+    if verdict is True or (verdict is None and coded):
+        return
+    if verdict is None:
+        if strength == "required" and code == "CodeableConcept":
+            raise _NO
+        return
+    if strength == "required":
+        raise _NO
+
+
+def _reads_around(elem: Elem) -> bool:
+    """Does an invariant of ``elem`` look beyond the value (``%resource``,
+    ``%rootResource``, ``resolve()``)? The others are functions of the value alone."""
+    return any("%" in c[3] or "resolve(" in c[3] for c in elem.constraints)
+
+
+def _invariants(value: Any, elem: Elem, run: Run, around: bool,
+                skip: frozenset[str] = frozenset()) -> None:
+    if around:
+        run.context_reads += 1
+    before = len(run.issues)
+    invariants(value, elem, "", run, skip)
+    if len(run.issues) > before and any(i.severity == "error" for i in run.issues[before:]):
+        raise _NO
+
+
+class _Element:
+    """One child element of a node: cardinality, slicing, and the plan of its values."""
+
+    __slots__ = ("around", "choice", "derived", "elem", "items", "max", "min", "own", "owner",
+                 "required_slices", "slicing", "tests")
+
+    def __init__(self, elem: Elem, derived: bool, owner: str) -> None:
+        self.elem, self.derived, self.owner = elem, derived, owner
+        self.min, self.max, self.choice = elem.min, elem.max, elem.choice
+        self.slicing = elem.slicing is not None and bool(elem.slices)
+        self.items: dict[Any, _Item] = {}  # (slice id, type code) -> plan
+        self.tests: list[tuple[Elem, list[Any] | None]] | None = None
+        self.own: dict[int, frozenset[str]] = {
+            id(s): frozenset(c[0] for c in s.constraints) for s in elem.slices}
+        self.required_slices = _UNSET
+        self.around = _reads_around(elem)
+
+    def item(self, target: Elem, code: str, run: Run) -> _Item:
+        key = (id(target), code)
+        found = self.items.get(key)
+        if found is None:
+            found = self.items[key] = _Item(target, code, self.derived, self.owner, run)
+        return found
+
+    def values(self, values: list[Any] | tuple[Any, ...], code: str, run: Run) -> None:
+        """Every value of the element (one key's): cardinality checked by the caller."""
+        elem = self.elem
+        if not self.slicing:
+            plan = self.item(elem, code, run)
+            for value in values:
+                plan.check(value, run)
+            return
+        if elem.constraints and any(v is None for v in values):
+            raise _NO  # keep the odd case on the engine's road
+        for value, target in zip(values, self._assign(values, code, run), strict=True):
+            self.item(target, code, run).fn(value, run)
+            if target is not elem and elem.constraints and value is not None:
+                _invariants(value, elem, run, self.around, self.own[id(target)])
+
+    def _slice_tests(self, run: Run) -> list[tuple[Elem, list[Any] | None]]:
+        if self.tests is None:
+            from .slicing import _UNREADABLE, _test
+
+            elem = self.elem
+            assert elem.slicing is not None
+            discriminators = elem.slicing[0]
+            if any(kind == "profile" for kind, _path in discriminators):
+                raise _NO  # its test asks the run's Bundle: not one to remember
+            tests: list[tuple[Elem, list[Any] | None]] = []
+            for slice_ in elem.slices:
+                made = [_test(slice_, kind, path, run) for kind, path in discriminators]
+                tests.append((slice_, None if not made or _UNREADABLE in made else made))
+            self.tests = tests
+        return self.tests
+
+    def _assign(self, values: Iterable[Any], code: str, run: Run) -> list[Elem]:
+        """``slicing.assign``: raise where it would report."""
+        elem = self.elem
+        assert elem.slicing is not None
+        discriminators, ordered, rules = elem.slicing
+        tests = self._slice_tests(run)
+        by_type = elem.choice and any(k == "type" and p == "$this" for k, p in discriminators)
+        out: list[Elem] = []
+        positions: list[int] = []
+        counts = [0] * len(tests)
+        unmatched = False
+        for value in values:
+            probe = (value, code) if by_type else value
+            chosen = -1
+            for index, (_slice, preds) in enumerate(tests):
+                if preds is not None and all(p(probe) for p in preds):
+                    chosen = index
+                    break
+            if chosen < 0:
+                if rules == "closed":
+                    raise _NO
+                if rules == "openAtEnd":
+                    unmatched = True
+                out.append(elem)
+                continue
+            if unmatched:
+                raise _NO  # a slice's value after one matching no slice
+            counts[chosen] += 1
+            positions.append(chosen)
+            out.append(tests[chosen][0])
+        if ordered and positions != sorted(positions):
+            raise _NO
+        for (slice_, preds), count in zip(tests, counts, strict=True):
+            if preds is not None and (count < slice_.min
+                                      or (slice_.max >= 0 and count > slice_.max)):
+                raise _NO
+        return out
+
+    def absent(self, run: Run) -> None:
+        """The element is not there: a minimum, or a required slice one can test, fails."""
+        if self.min > 0:
+            raise _NO
+        if self.slicing:
+            if self.required_slices is _UNSET:
+                self.required_slices = any(preds is not None and s.min > 0
+                                           for s, preds in self._slice_tests(run))
+            if self.required_slices:
+                raise _NO
+
+
+_Key = tuple[int, "_Element", str, "Callable[[Any, Run], None] | None", int, int]
+
+
+class _Node:
+    """A JSON object against an element's children (``engine._node``)."""
+
+    __slots__ = ("always", "keys", "loose_stems", "memo", "resource_level", "strict")
+
+    def __init__(self, elem: Elem, derived: bool, owner: str, resource_level: bool,
+                 run: Run) -> None:
+        self.strict = not derived and bool(elem.children)
+        self.resource_level = resource_level
+        keys: dict[str, _Key] = {}
+        plans: dict[int, _Element] = {}
+        stems: list[str] = []
+
+        def entry(kind: int, plan: _Element, code: str) -> _Key:
+            fn = None if plan.slicing or kind in (_EXT_ONLY, _SKIP) else \
+                plan.item(plan.elem, code, run).fn
+            return (kind, plan, code, fn, plan.min, plan.max if plan.max >= 0 else _MANY)
+
+        for child in elem.children.values():
+            plan = plans[id(child)] = _Element(child, derived, owner)
+            if child.choice:
+                stem = child.name[:-3]
+                stems.append(stem)
+                for code in child.type_codes:
+                    suffix = code[:1].upper() + code[1:]
+                    keys[stem + suffix] = entry(_CHOICE, plan, code)
+                    keys["_" + stem + suffix] = entry(_SKIP, plan, "")
+            else:
+                code = child.types[0][0] if len(child.types) == 1 else ""
+                keys[child.name] = entry(_PLAIN, plan, code)
+                keys["_" + child.name] = entry(_EXT_ONLY, plan, code)
+        # a plain name a choice stem also reads (``_items`` would count it twice): unsure
+        for key, (kind, plan, code, _fn, lo, hi) in list(keys.items()):
+            bare = key[1:] if key.startswith("_") else key
+            if kind in (_PLAIN, _EXT_ONLY) and any(
+                    bare.startswith(s) and bare[len(s):][:1].isupper() for s in stems):
+                keys[key] = (_UNSURE, plan, code, None, lo, hi)
+        self.keys = keys
+        self.loose_stems = tuple(stems)
+        #: JSON texts of values found clean here by themselves (not a whole resource:
+        #: those recur whole only as the pipeline's own cache knows them)
+        self.memo: set[bytes] | None = None if resource_level else set()
+        self.always = tuple(plans[id(c)] for c in elem.children.values()
+                            if c.min > 0 or any(s.min > 0 for s in c.slices))
+
+    def walk(self, data: JSON, run: Run) -> None:
+        """Raise at an error; a value found clean without a look around it (no
+        invariant, reference or contained resource below) is remembered by its JSON text,
+        and the same text is clean here again (the same codes, the same identifiers
+        recur in most resources)."""
+        memo = self.memo
+        if memo is None:
+            self._walk(data, run)
+            return
+        try:
+            text: bytes | None = dumps(data)
+        except (TypeError, ValueError):
+            text = None
+        if text is not None:
+            if text in memo:
+                return
+            if b"null" in text or len(text) > _MEMO_TEXT:  # a NaN is written null
+                text = None  # too: not a key to trust; a big one (a PDF): not worth it
+        before = run.context_reads
+        self._walk(data, run)
+        if text is not None and run.context_reads == before:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo.add(text)
+
+    def _walk(self, data: JSON, run: Run) -> None:
+        keys = self.keys
+        choices: set[int] | None = None
+        for key, value in data.items():
+            entry = keys.get(key)
+            if entry is None:
+                if key == "resourceType" and self.resource_level:
+                    continue
+                bare = key[1:] if key.startswith("_") else key
+                if self.strict or any(bare.startswith(s) and bare[len(s):][:1].isupper()
+                                      for s in self.loose_stems):
+                    raise _NO  # not an element, or a choice of a type not allowed
+                continue
+            kind, plan, code, fn, lo, hi = entry
+            if value is None:
+                raise _NO
+            if kind == _PLAIN:
+                pass
+            elif kind == _CHOICE:
+                if choices is None:
+                    choices = set()
+                if id(plan) in choices:
+                    raise _NO  # two types of one choice: more than its max
+                choices.add(id(plan))
+            elif kind == _EXT_ONLY:
+                if key[1:] in data:
+                    continue  # the value is there: the engine reads the value only
+                if plan.slicing:
+                    raise _NO
+                count = len(value) if type(value) is list else 1
+                if count < lo or count > hi:
+                    raise _NO
+                continue
+            elif kind == _SKIP:
+                continue
+            else:
+                raise _NO
+            if type(value) is list:
+                count = len(value)
+                if count < lo or count > hi:
+                    raise _NO
+                if fn is None:
+                    plan.values(value, code, run)
+                else:
+                    for item in value:
+                        fn(item, run)
+            else:
+                if lo > 1 or hi < 1:
+                    raise _NO
+                if fn is None:
+                    plan.values((value,), code, run)
+                else:
+                    fn(value, run)
+        for plan in self.always:
+            name = plan.elem.name
+            if plan.choice:
+                if choices is None or id(plan) not in choices:
+                    plan.absent(run)
+            elif name not in data and "_" + name not in data:
+                plan.absent(run)
+
+
+def _plan(run: Run, elem: Elem, derived: bool, owner: str, resource_level: bool) -> _Node:
+    plans: dict[Any, _Node] = run.defs.plans
+    key = (id(elem), derived, owner, resource_level)
+    found = plans.get(key)
+    if found is None:
+        found = plans[key] = _Node(elem, derived, owner, resource_level, run)
+    return found
+
+
+def _chosen(resource: JSON, run: Run, explicit: Iterable[Structure]) -> list[Structure]:
+    """``engine.validate_resource``'s choice of structures; raise where it would report
+    an error."""
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):
+        raise _NO
+    chosen = [s for s in explicit if s.type == rtype]
+    meta = resource.get("meta")
+    claims = meta.get("profile", []) if isinstance(meta, dict) else []
+    for url in claims if isinstance(claims, list) else []:
+        if not isinstance(url, str):
+            raise _NO
+        found = run.defs.structure(url)
+        if found is None:
+            continue  # "not installed": a warning at most
+        if found.type != rtype:
+            raise _NO
+        if found not in chosen:
+            chosen.append(found)
+    if not chosen:
+        base = run.defs.base(rtype)
+        if base is None:
+            raise _NO
+        chosen = [base]
+    return chosen
+
+
+def _resource(resource: JSON, run: Run, explicit: Iterable[Structure]) -> None:
+    run.context_reads += 1
+    outer = run.resource
+    run.resource = resource
+    try:
+        for structure in _chosen(resource, run, explicit):
+            outer_structure, run.structure = run.structure, structure
+            try:
+                if structure.root.constraints:
+                    _invariants(resource, structure.root, run, True)
+                _plan(run, structure.root, structure.derived, structure.type,
+                      True).walk(resource, run)
+            finally:
+                run.structure = outer_structure
+    finally:
+        run.resource = outer
+
+
+def clean(resource: JSON, run: Run, explicit: Iterable[Structure] = ()) -> bool:
+    """True only when ``engine.validate_resource(resource, run, …, explicit)`` would
+    report no error; False at the first one, or at a doubt. ``run`` may
+    gather issues meanwhile: use a fresh one for the engine after a False."""
+    try:
+        _resource(resource, run, explicit)
+    except _Finding:
+        return False
+    except (TypeError, ValueError, AttributeError, KeyError, RecursionError):
+        return False  # junk the engine is better placed to describe
+    return True
+
