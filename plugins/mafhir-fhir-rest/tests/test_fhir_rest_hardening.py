@@ -22,6 +22,11 @@ from mafhir_fhir_rest.errors import http_error
 
 MAFHIR = str(Path(sys.executable).parent / "mafhir")
 BUNDLE = {"resourceType": "Bundle", "type": "transaction", "entry": []}
+VITALS_LINE = json.dumps({
+    "task": "vitals", "id": "v-1", "effective": "2026-11-27T10:35:00-05:00",
+    "patient": {"mrn": "H-1", "family": "Quillfeather", "given": ["Rosa"], "gender": "female",
+                "birth_date": "1984-07-19"},
+    "heart_rate": {"value": 70}}) + "\n"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -100,9 +105,10 @@ def test_values_of_the_wrong_type_are_one_line_errors(cfg: Path, line: str, expe
     cfg.write_text(f'[destinations.ehr]\nurl = "https://ehr.example.org/fhir"\n{line}\n')
     (err,) = errors_of(send(cfg))
     assert err == f"error: {cfg}: {expected}"
-    (tmp_path / "empty.ndjson").write_text("")
+    # a task that maps: an empty file is refused for itself before the destination is read
+    (tmp_path / "one.ndjson").write_text(VITALS_LINE)
     (err,) = errors_of(cli("sync", "--to", "ehr", "--db", str(tmp_path / "o.db"),
-                           "--no-progress", str(tmp_path / "empty.ndjson"),
+                           "--no-progress", str(tmp_path / "one.ndjson"),
                            env={"MAFHIR_CONFIG": str(cfg)}))  # sync finds it by env
     assert err == f"error: {cfg}: {expected}"
 
@@ -216,3 +222,14 @@ def test_secret_and_key_problems_carry_their_codes(tmp_path: Path,
         with pytest.raises(InputError) as info:
             make()
         assert [p.code for p in info.value.problems] == [code]
+
+
+@pytest.mark.parametrize("token", ["…", "tok en\n", "jeton-é"])
+def test_a_token_no_http_header_can_carry_is_one_line_naming_its_variable(cfg: Path, token):
+    """A '…' pasted as the token crashed deep in http.client (UnicodeEncodeError)."""
+    cfg.write_text('[destinations.ehr]\nurl = "https://ehr.example.org/fhir"\n'
+                   'auth = "bearer"\ntoken = "${EHR_TOKEN_TEST}"\n')
+    (err,) = errors_of(cli("send", "--to", "ehr", "--config", str(cfg),
+                           str(cfg.parent / "b.json"), env={"EHR_TOKEN_TEST": token}))
+    assert err.startswith("error: env:EHR_TOKEN_TEST: the bearer token holds characters")
+    assert token.strip() not in err

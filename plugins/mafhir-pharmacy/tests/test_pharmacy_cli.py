@@ -87,13 +87,14 @@ def test_bad_tasks_exit_2_naming_the_field(tmp_path):
 
 def test_convert_prints_each_validation_error_with_one_prefix(tmp_path, monkeypatch):
     """`mafhir convert` printed 'error: error: …' for a Bundle that failed validation."""
-    from mafhir.hl7v2 import cli as v2cli
+    from mafhir import validation
     from mafhir.validation.issues import Issue
 
     c = clinic()
     (tmp_path / "refill.hl7").write_bytes(
         rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-1"))
-    monkeypatch.setattr(v2cli, "check_bundle", lambda bundle, profiles: [
+    # the converter imports check_bundle from mafhir.validation when a message comes
+    monkeypatch.setattr(validation, "check_bundle", lambda bundle, profiles: [
         Issue("error", "invariant", "Bundle.entry[0].resource.owner", "is required")])
     (tmp_path / "clinic.json").write_text(c.model_dump_json())
     result = invoke("convert", "--from", "hl7v2", str(tmp_path / "refill.hl7"), "--clinic",

@@ -229,9 +229,13 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
             with _open_input(name) as stream:
                 for label, doc in _labelled_documents(stream, "stdin" if name == "-"
                                                       else name):
+                    if isinstance(doc, _NoDocument):  # a mistake to name, as every command does
+                        counts["error"] += 1
+                        counts["empty"] += 1
+                        click.echo(f"error: {label}: holds no FHIR document", err=True)
+                        continue
                     if isinstance(doc, InputError):
                         counts["error"] += 1
-                        counts["empty"] += isinstance(doc, _NoDocument)
                         click.echo(f"{label}: error: {doc}")
                         continue
                     issues = check_document(doc, profiles, engine=engine, explicit=explicit,

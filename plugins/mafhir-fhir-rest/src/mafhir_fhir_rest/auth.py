@@ -107,6 +107,13 @@ class BearerAuth(AuthBase):
     """A static bearer token (issued out of band)."""
 
     def __init__(self, token: Secret) -> None:
+        value = token.reveal()
+        # RFC 6750 b64token is printable ASCII: anything else could not be sent as a header
+        # (http.client fails deep inside requests); name where it came from, never the value
+        if not (value.isascii() and value.isprintable()):
+            raise InputError([Problem(token.source, "the bearer token holds characters an "
+                                      "HTTP header cannot carry (a token is printable ASCII)",
+                                      "value")])
         self.token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
