@@ -19,6 +19,7 @@ database here, so the choices that matter for durability are made once:
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
 from .redact import without_password
@@ -139,9 +141,18 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
     the tables made; a plain ``BEGIN`` would upgrade its read lock and fail at once with
     "database is locked"); on PostgreSQL an advisory lock."""
     if engine.dialect.name != "postgresql":
-        with engine.connect() as conn, write_transaction(conn):
-            _create(conn, metadata)
-        return
+        # a fresh file's first connection sets its journal mode, which SQLite does not let
+        # wait on the busy timeout: a "locked" there is retried, briefly, never swallowed
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                with engine.connect() as conn, write_transaction(conn):
+                    _create(conn, metadata)
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
     with engine.connect() as conn:
         conn.execute(select(func.pg_advisory_lock(_SCHEMA_LOCK)))
         try:

@@ -232,6 +232,7 @@ def validate_command(files: tuple[str, ...], as_json: bool, explicit: tuple[str,
                     if isinstance(doc, _NoDocument):  # a mistake to name, as every command does
                         counts["error"] += 1
                         counts["empty"] += 1
+                        click.echo(f"{label}: error: holds no FHIR document")
                         click.echo(f"error: {label}: holds no FHIR document", err=True)
                         continue
                     if isinstance(doc, InputError):
