@@ -376,19 +376,11 @@ def _declared_files(page: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def simulator_server() -> Iterator[FhirServer]:
     """A SEKMET of this module's own with its pharmacy (filler) simulator on, for $BASE."""
-    saved = {k: os.environ.get(k) for k in ("FHIR_SIMULATOR", "FHIR_SIMULATOR_DELAY")}
-    os.environ.update({"FHIR_SIMULATOR": "true", "FHIR_SIMULATOR_DELAY": "0.3"})
     try:
-        server = start_fhir_server()
+        server = start_fhir_server(env={"FHIR_SIMULATOR": "true", "FHIR_SIMULATOR_DELAY": "0.3"})
     except Exception as exc:  # ServerUnavailable: skip, or fail under CI=true
         skip_or_fail(f"no FHIR test server: {exc}")
         raise
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     yield server
     server.stop()
 

@@ -34,20 +34,12 @@ WAIT = 30.0  # seconds; the simulator acts after FHIR_SIMULATOR_DELAY (0.3 s her
 @pytest.fixture(scope="module")
 def pharmacy_server() -> Iterator[FhirServer]:
     """A SEKMET of this module's own with the filler simulator on."""
-    saved = {k: os.environ.get(k) for k in ("FHIR_SIMULATOR", "FHIR_SIMULATOR_DELAY")}
-    os.environ.update({"FHIR_SIMULATOR": "true", "FHIR_SIMULATOR_DELAY": "0.3"})
     try:
-        server = start_fhir_server()
+        server = start_fhir_server(env={"FHIR_SIMULATOR": "true", "FHIR_SIMULATOR_DELAY": "0.3"})
     except ServerUnavailable as exc:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and no FHIR test server: {exc}", pytrace=False)
         skip_or_fail(f"no FHIR test server: {exc}")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     yield server
     server.stop()
 

@@ -103,10 +103,13 @@ def fhir_server() -> FhirServer:
         return _server
 
 
-def start_fhir_server(server_dir: Path | None = None) -> FhirServer:
+def start_fhir_server(server_dir: Path | None = None,
+                      env: dict[str, str] | None = None) -> FhirServer:
     """A new server of your own on a free port, with an empty store; call ``stop()``
     (it is also stopped at exit). For tests that need a server no other test writes to
-    (exact counts of fixed identifiers, a whole day's schedule). Raises ServerUnavailable.
+    (exact counts of fixed identifiers, a whole day's schedule). ``env`` adds settings of
+    this server only (``FHIR_SIMULATOR=true``…), leaving this process's environment alone.
+    Raises ServerUnavailable.
     """
     server_dir = server_dir or find_server_dir()
     if server_dir is None:
@@ -115,7 +118,7 @@ def start_fhir_server(server_dir: Path | None = None) -> FhirServer:
     for _ in range(3):  # a free port can be taken before the server binds it (xdist workers)
         port = free_port()
         run_dir = Path(tempfile.mkdtemp(prefix=f"mafhir-sekmet-{port}-"))
-        done = _start(server_dir, port, run_dir)
+        done = _start(server_dir, port, run_dir, env or {})
         if done.returncode == 0 and done.stdout.strip().startswith("http"):
             break
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -130,9 +133,10 @@ def start_fhir_server(server_dir: Path | None = None) -> FhirServer:
     return server
 
 
-def _start(server_dir: Path, port: int, run_dir: Path) -> subprocess.CompletedProcess[str]:
+def _start(server_dir: Path, port: int, run_dir: Path,
+           extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """One run of the ``start`` script for ``port``; ServerUnavailable when it hangs."""
-    env = {**os.environ, "FHIR_PORT": str(port), "FHIR_RUN_DIR": str(run_dir)}
+    env = {**os.environ, **extra, "FHIR_PORT": str(port), "FHIR_RUN_DIR": str(run_dir)}
     env.pop("FHIR_KEEP_DATA", None)
     try:
         return subprocess.run([str(server_dir / "start")], env=env, capture_output=True,
