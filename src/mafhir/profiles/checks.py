@@ -3,6 +3,7 @@ pattern values, binding, reference target, invariants."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -10,8 +11,8 @@ from .run import Run
 from .terminology import member
 from .tree import Elem
 
-__all__ = ["CODED", "STRING_TYPES", "binding", "equal", "invariants", "kind_ok", "reference",
-           "show"]
+__all__ = ["CODED", "STRING_TYPES", "Fails", "binding", "equal", "error_invariants",
+           "invariants", "kind_ok", "reference", "show"]
 
 JSON = dict[str, Any]
 
@@ -154,3 +155,59 @@ def invariants(value: Any, elem: Elem, path: str, run: Run,
         elif verdict is False:
             run.add("warning" if severity == "warning" else "error", "invariant", path, elem,
                     human or expression, key)
+
+
+#: ``fails(value, run)``: is one of an element's invariants violated at ``value`` as an error?
+Fails = Callable[[Any, Run], bool]
+
+
+def error_invariants(elem: Elem, skip: frozenset[str] = frozenset()) -> Fails | None:
+    """:func:`invariants` for a caller that wants errors alone (the compiled walk), built
+    once per element: None when no invariant of ``elem`` can make an error.
+
+    Why: the walk evaluates invariants at nearly every value, and most of them cannot fail
+    there. So a warning (dom-6: every resource mafhir writes lacks a narrative) is not
+    evaluated — it makes no error, and the full road still reports it; an invariant about
+    an element the value lacks (dom-2..dom-5 without ``contained``, obs-6 without
+    ``value[x]``) is decided by a key test derived from its expression
+    (``fhirpath.guard``); the rest call the evaluator's prepared function directly. A
+    run with an evaluator of its own goes through :func:`invariants` as before."""
+    wanted = [c for c in elem.constraints
+              if c[0] not in _SKIP and c[0] not in skip and c[3] and c[1] != "warning"]
+    if not wanted:
+        return None
+    try:
+        from . import fhirpath
+    except ImportError:  # no FHIRPath engine: the run's own evaluator (or none) decides
+        fhirpath = None  # type: ignore[assignment]
+    # grouped by their key test, in order of first use: dom-2..dom-5 share "no contained"
+    groups: dict[Any, list[tuple[str, Any]]] = {}
+    for c in wanted if fhirpath is not None else ():
+        groups.setdefault(fhirpath.guard(c[3]), []).append((c[0], fhirpath.checker(c[3])))
+    steps = tuple((vacuous, tuple(checks)) for vacuous, checks in groups.items())
+    default = fhirpath.evaluate if fhirpath is not None else None
+
+    def fails(value: Any, run: Run) -> bool:
+        evaluate = run.evaluate
+        if evaluate is None:
+            return False  # each is "not evaluated": a note, no error
+        if evaluate is not default:
+            before = len(run.issues)
+            invariants(value, elem, "", run, skip)
+            return any(i.severity == "error" for i in run.issues[before:])
+        resource = run.resource
+        for vacuous, group in steps:
+            if vacuous is not None and vacuous(value):
+                continue
+            for key, check in group:
+                try:
+                    verdict = check(value, resource)
+                except Exception:  # the FHIRPath engine's failure is not the resource's
+                    verdict = None
+                if verdict is False:
+                    return True
+                if verdict is None:
+                    run.not_evaluated.add(key)
+        return False
+
+    return fails

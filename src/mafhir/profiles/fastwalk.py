@@ -15,9 +15,10 @@ Its answer is one-sided: :func:`clean` says True only when the interpretive engi
 report no error (warnings and notes are not its business); at the first
 finding, or anything it is unsure of, it says False and the caller runs the engine, which
 then gives the exact findings. Invariants and reference targets go through the engine's
-own functions (``checks.invariants``, ``checks.reference``), so both roads judge them the
-same. The plans live on the definitions (``Definitions.plans``), so they are built once per
-profile and shared by every resource of it.
+own evaluator and functions (``checks.error_invariants``, ``checks.reference``), so both
+roads judge them the same; a warning's invariant is not evaluated here at all. The plans
+live on the definitions (``Definitions.plans``), so they are built once per profile and
+shared by every resource of it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..io import dumps
 from . import checks
-from .checks import CODED, STRING_TYPES, equal, invariants, reference
+from .checks import CODED, STRING_TYPES, equal, error_invariants, reference
 from .matching import matches
 from .run import Run
 from .terminology import ValueSet, member
@@ -77,8 +78,8 @@ def _kind(code: str) -> tuple[tuple[type, ...], bool] | None:
 class _Item:
     """One value against one element definition, with one type (``engine._item``)."""
 
-    __slots__ = ("bad", "binding", "code", "constraints", "derived", "elem", "ext_nodes",
-                 "fixed", "fn", "kind", "memo", "no_bool", "node", "owner", "pattern",
+    __slots__ = ("bad", "binding", "code", "derived", "elem", "ext_nodes", "fixed", "fn",
+                 "invariants", "kind", "memo", "no_bool", "node", "owner", "pattern",
                  "reads_around", "references", "resource")
 
     def __init__(self, elem: Elem, code: str, derived: bool, owner: str, run: Run) -> None:
@@ -102,8 +103,8 @@ class _Item:
         types = {run.defs.type_of(t) for t in targets}
         self.references = code == "Reference" and bool(targets) and not (
             "Resource" in types or None in types)
-        # ele-1 and its like are never evaluated (``checks._SKIP``): no call for them
-        self.constraints = any(c[0] not in checks._SKIP and c[3] for c in elem.constraints)
+        # only those that can make an error (not ele-1 and its like, not warnings)
+        self.invariants = error_invariants(elem)
         self.reads_around = _reads_around(elem)
         self.resource = code in ("Resource", "DomainResource")
         self.node: _Node | None = _UNSET
@@ -118,7 +119,7 @@ class _Item:
         doubt, never a wrong yes)."""
         code = self.code
         if self.bad or self.fixed is not _UNSET or self.pattern is not _UNSET \
-                or self.binding is not None or self.references or self.constraints \
+                or self.binding is not None or self.references or self.invariants is not None \
                 or self.resource:
             return self.check
         exact = _EXACT.get(code) or ((str,) if code in STRING_TYPES else None)
@@ -204,8 +205,11 @@ class _Item:
             reference(value, self.elem, "", run)
             if len(run.issues) > before:
                 raise _NO
-        if self.constraints:
-            _invariants(value, self.elem, run, self.reads_around)
+        if self.invariants is not None:
+            if self.reads_around:
+                run.context_reads += 1
+            if self.invariants(value, run):
+                raise _NO
         if self.resource or (is_dict and "resourceType" in value
                              and self.code not in STRING_TYPES):
             if isinstance(value, dict):
@@ -275,26 +279,18 @@ def _binding(value: Any, binding: tuple[str, ValueSet | None], code: str) -> Non
 
 
 def _reads_around(elem: Elem) -> bool:
-    """Does an invariant of ``elem`` look beyond the value (``%resource``,
-    ``%rootResource``, ``resolve()``)? The others are functions of the value alone."""
-    return any("%" in c[3] or "resolve(" in c[3] for c in elem.constraints)
-
-
-def _invariants(value: Any, elem: Elem, run: Run, around: bool,
-                skip: frozenset[str] = frozenset()) -> None:
-    if around:
-        run.context_reads += 1
-    before = len(run.issues)
-    invariants(value, elem, "", run, skip)
-    if len(run.issues) > before and any(i.severity == "error" for i in run.issues[before:]):
-        raise _NO
+    """Does an invariant of ``elem`` that can make an error look beyond the value
+    (``%resource``, ``%rootResource``, ``resolve()``)? The others are functions of the value
+    alone (a warning is not evaluated here at all)."""
+    return any("%" in c[3] or "resolve(" in c[3] for c in elem.constraints
+               if c[1] != "warning")
 
 
 class _Element:
     """One child element of a node: cardinality, slicing, and the plan of its values."""
 
     __slots__ = ("around", "choice", "derived", "elem", "items", "max", "min", "own", "owner",
-                 "required_slices", "slicing", "tests")
+                 "required_slices", "slice_invariants", "slicing", "tests")
 
     def __init__(self, elem: Elem, derived: bool, owner: str) -> None:
         self.elem, self.derived, self.owner = elem, derived, owner
@@ -302,8 +298,10 @@ class _Element:
         self.slicing = elem.slicing is not None and bool(elem.slices)
         self.items: dict[Any, _Item] = {}  # (slice id, type code) -> plan
         self.tests: list[tuple[Elem, list[Any] | None]] | None = None
-        self.own: dict[int, frozenset[str]] = {
-            id(s): frozenset(c[0] for c in s.constraints) for s in elem.slices}
+        #: per slice: the sliced element's invariants the slice does not repeat
+        self.slice_invariants: dict[int, checks.Fails | None] = {
+            id(s): error_invariants(elem, frozenset(c[0] for c in s.constraints))
+            for s in elem.slices}
         self.required_slices = _UNSET
         self.around = _reads_around(elem)
 
@@ -326,8 +324,13 @@ class _Element:
             raise _NO  # keep the odd case on the engine's road
         for value, target in zip(values, self._assign(values, code, run), strict=True):
             self.item(target, code, run).fn(value, run)
-            if target is not elem and elem.constraints and value is not None:
-                _invariants(value, elem, run, self.around, self.own[id(target)])
+            if target is not elem and value is not None:
+                fails = self.slice_invariants[id(target)]
+                if fails is not None:
+                    if self.around:
+                        run.context_reads += 1
+                    if fails(value, run):
+                        raise _NO
 
     def _slice_tests(self, run: Run) -> list[tuple[Elem, list[Any] | None]]:
         if self.tests is None:
@@ -539,6 +542,15 @@ def _plan(run: Run, elem: Elem, derived: bool, owner: str, resource_level: bool)
     return found
 
 
+def _root_invariants(run: Run, root: Elem) -> checks.Fails | None:
+    """The resource-level invariants of a structure, prepared once per definitions."""
+    key = ("invariants", id(root))
+    plans: dict[Any, Any] = run.defs.plans
+    if key not in plans:
+        plans[key] = error_invariants(root)
+    return plans[key]
+
+
 def _chosen(resource: JSON, run: Run, explicit: Iterable[Structure]) -> list[Structure]:
     """``engine.validate_resource``'s choice of structures; raise where it would report
     an error."""
@@ -574,8 +586,9 @@ def _resource(resource: JSON, run: Run, explicit: Iterable[Structure]) -> None:
         for structure in _chosen(resource, run, explicit):
             outer_structure, run.structure = run.structure, structure
             try:
-                if structure.root.constraints:
-                    _invariants(resource, structure.root, run, True)
+                fails = _root_invariants(run, structure.root)
+                if fails is not None and fails(resource, run):
+                    raise _NO
                 _plan(run, structure.root, structure.derived, structure.type,
                       True).walk(resource, run)
             finally:

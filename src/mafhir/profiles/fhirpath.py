@@ -47,12 +47,16 @@ from .fhirpath_compiler import (
     Failed,
     Item,
     compile_fhirpath,
+    is_choice,
+    member_keys,
     use_model,
     use_resolve,
+    vacuity,
 )
 from .fhirpath_compiler import verdict as compiled_verdict
 
-__all__ = ["NATIVE_KEYS", "UNSUPPORTED", "evaluate", "is_native"]
+__all__ = ["NATIVE_KEYS", "UNSUPPORTED", "Check", "Guard", "checker", "evaluate", "guard",
+           "is_native"]
 
 JSON = dict[str, Any]
 _PRIMITIVES = frozenset((
@@ -644,6 +648,12 @@ def evaluate(expression: str, focus: Any, resource: JSON, *, path: str | None = 
         answer = _run_compiled(fast, expression, focus, resource, root, path)
         if answer is not _FALLBACK:
             return cast("bool | None", answer)
+    return _by_fhirpathpy(expression, focus, resource, root, path)
+
+
+def _by_fhirpathpy(expression: str, focus: Any, resource: JSON, root: JSON,
+                   path: str | None) -> bool | None:
+    """``evaluate``'s last resort: fhirpathpy itself (None when it cannot parse or fails)."""
     compiled = _compiled(expression)
     if compiled is None:
         return None
@@ -706,3 +716,140 @@ def _deep_choice(expression: str, focus: JSON) -> bool:
 
     return walk(focus, 0)
 
+
+
+# --- one invariant, prepared once: for a caller that evaluates it at many values -----------------
+
+Check = Callable[[Any, JSON], "bool | None"]
+Guard = Callable[[Any], bool]
+
+
+@lru_cache(maxsize=4096)
+def checker(expression: str) -> Check:
+    """``lambda focus, resource: evaluate(expression, focus, resource)``, with what
+    ``evaluate`` looks up per call (native code? compiled closures? a type to derive?)
+    decided once: the compiled walk calls an invariant per value, and the lookups were a
+    good part of its cost."""
+    native = _native(expression)
+    if native is not None:
+        def run_native(focus: Any, resource: JSON) -> bool | None:
+            try:
+                return native(focus, resource, None, None)
+            except Exception:
+                return None
+        return run_native
+    fast = _fast(expression)
+    if fast is not None and not fast.types:  # no type to derive: straight to the closures
+        def run_fast(focus: Any, resource: JSON) -> bool | None:
+            answer = _run_compiled(fast, expression, focus, resource, resource, None)
+            if answer is _FALLBACK:
+                return _by_fhirpathpy(expression, focus, resource, resource, None)
+            return cast("bool | None", answer)
+        return run_fast
+
+    def run_any(focus: Any, resource: JSON) -> bool | None:
+        return evaluate(expression, focus, resource)
+    return run_any
+
+
+def _typed_call(expression: str) -> bool:
+    """Whether ``evaluate`` derives a type for an untyped object focus (then a choice
+    element's keys depend on the type it finds)."""
+    fast = _fast(expression)
+    return bool(fast.types if fast is not None else TYPE_TEST.search(expression))
+
+
+def _navigation(name: str, typed: bool) -> Callable[[Any], Any]:
+    """What navigation from a focus to ``name`` finds there, as the evaluation does: the
+    first non-null of the keys it reads (None: nothing; ``_UNSURE``: not known here)."""
+    if not is_choice(name):
+        def plain(focus: Any) -> Any:
+            return focus.get(name) if type(focus) is dict else None
+        return plain
+    by_type: dict[Any, tuple[str, ...]] = {}
+
+    def choice(focus: Any) -> Any:
+        if type(focus) is not dict:
+            return None
+        rtype = focus.get("resourceType", _UNSURE) if "resourceType" in focus else None
+        if rtype is not None and not isinstance(rtype, str):
+            return _UNSURE  # the evaluation leaves the compiled subset
+        if rtype is None and typed:
+            return _UNSURE  # its keys depend on the type evaluate derives
+        keys = by_type.get(rtype)
+        if keys is None:
+            keys = by_type[rtype] = member_keys(name, rtype)
+        for key in keys:
+            value = focus.get(key)
+            if value is not None:
+                return value
+        return None
+    return choice
+
+
+_UNSURE = object()
+
+
+def _literal(name: str, present: bool, typed: bool) -> Guard:
+    """A test of one condition of :func:`fhirpath_compiler.vacuity` (False: not known)."""
+    if not is_choice(name):  # the commonest: one key, read directly
+        if present:
+            def has(focus: Any) -> bool:
+                value = focus.get(name) if type(focus) is dict else None
+                return value is not None and (type(value) is not list or (
+                    bool(value) and all(v is not None for v in value)))
+            return has
+
+        def lacks(focus: Any) -> bool:
+            value = focus.get(name) if type(focus) is dict else None
+            return value is None or (type(value) is list and not value)
+        return lacks
+    find = _navigation(name, typed)
+    if present:
+        def found(focus: Any) -> bool:
+            value = find(focus)
+            if value is None or value is _UNSURE:
+                return False
+            return type(value) is not list or (
+                bool(value) and all(v is not None for v in value))
+        return found
+
+    def absent(focus: Any) -> bool:
+        value = find(focus)
+        return value is None or (type(value) is list and not value)
+    return absent
+
+
+@lru_cache(maxsize=4096)
+def guard(expression: str) -> Guard | None:
+    """A key test on the focus that is True only where ``expression`` cannot be violated
+    (``contained.contained.empty()`` on a resource without ``contained``), derived from
+    the expression's tree (``fhirpath_compiler.vacuity``), so the caller needs no
+    evaluation there; None when no such test is known. False says nothing: evaluate.
+    Expressions with the same conditions share one test (dom-2..dom-5)."""
+    return _guard(vacuity(expression), _typed_call(expression))
+
+
+@lru_cache(maxsize=4096)
+def _guard(conditions: frozenset[frozenset[tuple[str, bool]]], typed: bool) -> Guard | None:
+    terms = [tuple(_literal(name, present, typed) for name, present in sorted(conj))
+             for conj in conditions]
+    if not terms:
+        return None
+    if any(not term for term in terms):
+        return lambda focus: True
+    if all(len(term) == 1 for term in terms):
+        tests = tuple(term[0] for term in terms)
+        if len(tests) == 1:
+            return tests[0]
+
+        def any_of(focus: Any) -> bool:
+            for test in tests:  # noqa: SIM110 (a loop: no generator per call)
+                if test(focus):
+                    return True
+            return False
+        return any_of
+
+    def some(focus: Any) -> bool:
+        return any(all(test(focus) for test in term) for term in terms)
+    return some

@@ -900,3 +900,199 @@ def compile_fhirpath(expression: str) -> Compiled | None:
     except Exception:
         FALLBACKS[expression] += 1
         return None
+
+
+# --- vacuity: when an invariant cannot fail, read from its tree ----------------------------------
+
+#: A condition on the focus: (member name, whether navigating to it gives something).
+Literal = tuple[str, bool]
+#: Conditions in disjunctive form: any one conjunction (all of its literals) suffices.
+Dnf = frozenset[frozenset[Literal]]
+
+_NEVER: Dnf = frozenset()
+_ALWAYS: Dnf = frozenset((frozenset(),))
+_MAX_TERMS = 8  # conditions past this are dropped: fewer ways out, never a wrong one
+
+
+class _Shape:
+    """What is known of a sub-expression's result, each as the focus conditions that make it
+    so: [true] (``t``), [false] (``f``), empty (``e``), not empty (``n``), one integer
+    ≥ 0 (``nat``: a count) or ≥ 1 (``pos``); ``number``: the value of a number literal.
+    "So, or the evaluation fails" is enough here: a failure is no violation."""
+
+    __slots__ = ("e", "f", "n", "nat", "number", "pos", "t")
+
+    def __init__(self, t: Dnf = _NEVER, f: Dnf = _NEVER, e: Dnf = _NEVER,
+                 n: Dnf = _NEVER, nat: Dnf = _NEVER, pos: Dnf = _NEVER,
+                 number: Any = None) -> None:
+        self.t, self.f, self.e, self.n = t, f, e, n
+        self.nat, self.pos, self.number = nat, pos, number
+
+
+_UNKNOWN = _Shape()
+
+
+def _any(*parts: Dnf) -> Dnf:
+    out = frozenset().union(*parts)
+    return out if len(out) <= _MAX_TERMS else frozenset(sorted(out, key=len)[:_MAX_TERMS])
+
+
+def _all(a: Dnf, b: Dnf) -> Dnf:
+    out = set()
+    for x in a:
+        for y in b:
+            both = x | y
+            if not any((name, not present) in both for name, present in both):
+                out.add(both)
+    return _any(frozenset(out))
+
+
+def _member_name(node: JSON) -> str | None:
+    """The name of a navigation from the focus, when the term is one (not a type name:
+    capitalized names may select the resource itself)."""
+    if node.get("type") != "MemberInvocation":
+        return None
+    name = str(node["children"][0]["text"]).replace("`", "")
+    if not name or name[0] in "$%" or name == "length" or name[:1] == name[:1].upper():
+        return None
+    return name
+
+
+def _shape_call(name: str, params: list[JSON], source: _Shape) -> _Shape:
+    if name == "empty" and not params:
+        return _Shape(t=source.e, f=source.n, n=_ALWAYS)
+    if name == "exists":
+        return _Shape(t=source.n if not params else _NEVER, f=source.e, n=_ALWAYS)
+    if name in ("where", "select", "ofType", "repeat"):
+        return _Shape(e=source.e)
+    if name == "first" and not params:
+        return _Shape(e=source.e, n=source.n)
+    if name == "trace":
+        return source
+    if name == "not" and not params:
+        return _Shape(t=source.f, f=source.t, e=source.e, n=_any(source.t, source.f))
+    if name == "all":
+        return _Shape(t=source.e, n=_ALWAYS)
+    if name == "count" and not params:
+        return _Shape(n=_ALWAYS, nat=_ALWAYS, pos=source.n)
+    return _UNKNOWN
+
+
+def _shape(node: JSON) -> _Shape:
+    """The :class:`_Shape` of a parse-tree node (anything not modelled: nothing known)."""
+    kind = node.get("type")
+    children = node.get("children", [])
+    ops = node.get("terminalNodeText") or []
+    if kind in ("TermExpression", "ParenthesizedTerm"):
+        return _shape(children[0])
+    if kind == "LiteralTerm":
+        literal = children[0]
+        if literal.get("type") == "BooleanLiteral":
+            truth = str(literal.get("text")) == "true"
+            return _Shape(t=_ALWAYS if truth else _NEVER, f=_NEVER if truth else _ALWAYS,
+                          n=_ALWAYS)
+        if literal.get("type") == "NumberLiteral":
+            try:
+                number = _literal(literal)
+            except Unfit:
+                return _Shape(n=_ALWAYS)
+            return _Shape(n=_ALWAYS, number=number)
+        return _Shape(n=_ALWAYS)
+    if kind == "InvocationTerm":
+        name = _member_name(children[0])
+        if name is None:
+            return _UNKNOWN
+        return _Shape(e=frozenset((frozenset(((name, False),)),)),
+                      n=frozenset((frozenset(((name, True),)),)))
+    if kind == "InvocationExpression":
+        source, step = _shape(children[0]), children[1]
+        if step.get("type") == "MemberInvocation":
+            return _Shape(e=source.e)
+        if step.get("type") == "FunctionInvocation":
+            functn = step["children"][0]
+            params = functn["children"][1]["children"] if len(functn["children"]) > 1 else []
+            return _shape_call(str(functn["children"][0]["text"]), params, source)
+        return _UNKNOWN
+    if len(ops) != 1 or len(children) != 2:
+        return _UNKNOWN
+    op, a, b = ops[0], _shape(children[0]), _shape(children[1])
+    if kind == "AndExpression" and op == "and":
+        t, f = _all(a.t, b.t), _any(a.f, b.f)
+        return _Shape(t=t, f=f, e=_any(_all(a.e, _any(b.e, b.t)), _all(a.t, b.e)),
+                      n=_any(t, f))
+    if kind == "OrExpression" and op == "or":
+        t, f = _any(a.t, b.t), _all(a.f, b.f)
+        return _Shape(t=t, f=f, e=_any(_all(a.e, _any(b.e, b.f)), _all(a.f, b.e)),
+                      n=_any(t, f))
+    if kind == "ImpliesExpression" and op == "implies":
+        t, f = _any(a.f, b.t), _all(a.t, b.f)
+        return _Shape(t=t, f=f, e=_any(_all(a.t, b.e), _all(a.e, _any(b.e, b.f))),
+                      n=_any(t, f))
+    if kind in ("OrExpression", "XorExpression") and op == "xor":
+        t = _any(_all(a.t, b.f), _all(a.f, b.t))
+        f = _any(_all(a.t, b.t), _all(a.f, b.f))
+        return _Shape(t=t, f=f, e=_any(a.e, b.e), n=_any(t, f))
+    if kind == "InequalityExpression" and op in ("<", ">", "<=", ">="):
+        return _Shape(t=_at_least(op, a, b), e=_any(a.e, b.e))
+    if kind == "EqualityExpression" and op in ("=", "!="):
+        return _Shape(e=_any(a.e, b.e))
+    if kind == "MembershipExpression" and op == "in":
+        return _Shape(e=a.e)
+    if kind == "MembershipExpression" and op == "contains":
+        return _Shape(e=b.e)
+    if kind == "UnionExpression":
+        return _Shape(e=_all(a.e, b.e), n=_any(a.n, b.n))
+    if kind == "AdditiveExpression" and op == "+":
+        return _Shape(n=_all(a.nat, b.nat), nat=_all(a.nat, b.nat),
+                      pos=_any(_all(a.pos, b.nat), _all(a.nat, b.pos)))
+    return _UNKNOWN
+
+
+def _at_least(op: str, a: _Shape, b: _Shape) -> Dnf:
+    """When a count compared with a number literal is [true]: ``x.count() > 0`` where
+    ``x`` is there, ``x.count() >= 0`` always (and the same written the other way)."""
+    if op in ("<", "<="):  # 0 < x.count() is x.count() > 0
+        op, a, b = (">" if op == "<" else ">="), b, a
+    bound = b.number
+    if bound is None or isinstance(bound, bool):
+        return _NEVER
+    if op == ">":
+        return _any(a.pos if bound < 1 else _NEVER, a.nat if bound < 0 else _NEVER)
+    return _any(a.pos if bound <= 1 else _NEVER, a.nat if bound <= 0 else _NEVER)
+
+
+@lru_cache(maxsize=4096)
+def vacuity(expression: str) -> Dnf:
+    """The conditions on the focus's members under which ``expression`` cannot be violated:
+    its result is then [true], empty, or an evaluation failure — never [false]. A condition
+    is conjunctions of ``(name, present)``: navigating from the focus to ``name`` gives
+    nothing (``present`` False) or something. Read from the parse tree, so that an
+    invariant about an element the focus lacks (``contained.contained.empty()``,
+    ``dataAbsentReason.empty() or value.empty()``) is decided by a key test; empty when
+    nothing is known (or the expression does not parse)."""
+    from fhirpathpy.parser import parse
+
+    try:
+        tree = parse(expression)["children"][0]
+    except Exception:
+        return _NEVER
+    shape = _shape(tree)
+    return _any(shape.t, shape.e)
+
+
+def member_keys(name: str, path: str | None) -> tuple[str, ...]:
+    """The JSON keys navigation to ``name`` reads, in order, from an object of model path
+    ``path`` (None: unknown type; a resource: its type), as :func:`_member` does: a choice
+    element's keys (``valueQuantity``...), else the name itself."""
+    child = f"{path}.{name}" if path else f"_.{name}"
+    child = _MODEL["pathsDefinedElsewhere"].get(child, child)
+    suffixes = _MODEL["choiceTypePaths"].get(child)
+    if suffixes:
+        return tuple(f"{name}{suffix}" for suffix in suffixes)
+    return (name,)
+
+
+def is_choice(name: str) -> bool:
+    """Whether ``name`` is a choice element anywhere in the model (then which keys it reads
+    depends on the type of the object navigated from)."""
+    return f"_.{name}" in _MODEL["choiceTypePaths"]
