@@ -349,6 +349,22 @@ def _strings(node: Any, key: str | None = None) -> Iterator[tuple[str | None, st
         yield key, node
 
 
+def _local_references(node: Any) -> set[str]:
+    """Every string value below ``node`` that starts with ``#`` (``_strings`` without a
+    generator per level: dom-3 reads the whole resource)."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and item[:1] == "#":
+            out.add(item)
+    return out
+
+
 def _dom_3(focus: Any, resource: JSON) -> bool:
     """dom-3: each contained resource is referenced from the resource, or refers to it (``#``).
 
@@ -360,7 +376,7 @@ def _dom_3(focus: Any, resource: JSON) -> bool:
     if not contained:
         return True
     scope = resource if isinstance(resource, dict) and resource else focus
-    targets = {value for _, value in _strings(scope) if value.startswith("#")}
+    targets = _local_references(scope)
     for c in contained:
         cid = c.get("id")
         if not isinstance(cid, str):
@@ -827,7 +843,12 @@ def guard(expression: str) -> Guard | None:
     the expression's tree (``fhirpath_compiler.vacuity``), so the caller needs no
     evaluation there; None when no such test is known. False says nothing: evaluate.
     Expressions with the same conditions share one test (dom-2..dom-5)."""
-    return _guard(vacuity(expression), _typed_call(expression))
+    conditions = vacuity(expression)
+    if _native(expression) is not None:
+        # native code reads "empty" its own way (``_empty``: [{}] is empty there): only
+        # absence, which every reading shares, is taken from the tree
+        conditions = frozenset(c for c in conditions if not any(p for _n, p in c))
+    return _guard(conditions, _typed_call(expression))
 
 
 @lru_cache(maxsize=4096)

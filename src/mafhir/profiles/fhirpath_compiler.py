@@ -1035,7 +1035,11 @@ def _shape(node: JSON) -> _Shape:
     if kind == "InequalityExpression" and op in ("<", ">", "<=", ">="):
         return _Shape(t=_at_least(op, a, b), e=_any(a.e, b.e))
     if kind == "EqualityExpression" and op in ("=", "!="):
-        return _Shape(e=_any(a.e, b.e))
+        # two booleans (``start.exists() = end.exists()``): equal when both true or false
+        same = _any(_all(a.t, b.t), _all(a.f, b.f))
+        differ = _any(_all(a.t, b.f), _all(a.f, b.t))
+        t, f = (same, differ) if op == "=" else (differ, same)
+        return _Shape(t=t, f=f, e=_any(a.e, b.e), n=_any(t, f))
     if kind == "MembershipExpression" and op == "in":
         return _Shape(e=a.e)
     if kind == "MembershipExpression" and op == "contains":
