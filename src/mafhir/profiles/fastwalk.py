@@ -289,8 +289,21 @@ def _reads_around(elem: Elem) -> bool:
 class _Element:
     """One child element of a node: cardinality, slicing, and the plan of its values."""
 
-    __slots__ = ("around", "choice", "derived", "elem", "items", "max", "min", "own", "owner",
-                 "required_slices", "slice_invariants", "slicing", "tests")
+    __slots__ = (
+        "around",
+        "assigned",
+        "choice",
+        "derived",
+        "elem",
+        "items",
+        "max",
+        "min",
+        "owner",
+        "required_slices",
+        "slice_invariants",
+        "slicing",
+        "tests",
+    )
 
     def __init__(self, elem: Elem, derived: bool, owner: str) -> None:
         self.elem, self.derived, self.owner = elem, derived, owner
@@ -304,6 +317,8 @@ class _Element:
             for s in elem.slices}
         self.required_slices = _UNSET
         self.around = _reads_around(elem)
+        #: (type code, JSON text of the values) -> the slice of each, as ``_assign`` found
+        self.assigned: dict[tuple[str, bytes], list[Elem]] = {}
 
     def item(self, target: Elem, code: str, run: Run) -> _Item:
         key = (id(target), code)
@@ -322,7 +337,7 @@ class _Element:
             return
         if elem.constraints and any(v is None for v in values):
             raise _NO  # keep the odd case on the engine's road
-        for value, target in zip(values, self._assign(values, code, run), strict=True):
+        for value, target in zip(values, self._assigned(values, code, run), strict=True):
             self.item(target, code, run).fn(value, run)
             if target is not elem and value is not None:
                 fails = self.slice_invariants[id(target)]
@@ -331,6 +346,26 @@ class _Element:
                         run.context_reads += 1
                     if fails(value, run):
                         raise _NO
+
+    def _assigned(self, values: list[Any] | tuple[Any, ...], code: str, run: Run
+                  ) -> list[Elem]:
+        """:meth:`_assign`, remembered by the values' JSON text: its tests read the values
+        alone (a profile discriminator, which asks the Bundle, never gets here), and the
+        same categories and codings recur in most resources."""
+        try:
+            text = dumps(values)
+        except (TypeError, ValueError):
+            return self._assign(values, code, run)
+        if b"null" in text or len(text) > _MEMO_TEXT:  # a NaN is written null too
+            return self._assign(values, code, run)
+        key = (code, text)
+        found = self.assigned.get(key)
+        if found is None:
+            found = self._assign(values, code, run)
+            if len(self.assigned) >= _MEMO_SIZE:
+                self.assigned.clear()
+            self.assigned[key] = found
+        return found
 
     def _slice_tests(self, run: Run) -> list[tuple[Elem, list[Any] | None]]:
         if self.tests is None:
@@ -546,9 +581,10 @@ def _root_invariants(run: Run, root: Elem) -> checks.Fails | None:
     """The resource-level invariants of a structure, prepared once per definitions."""
     key = ("invariants", id(root))
     plans: dict[Any, Any] = run.defs.plans
-    if key not in plans:
-        plans[key] = error_invariants(root)
-    return plans[key]
+    found = plans.get(key, _UNSET)
+    if found is _UNSET:
+        found = plans[key] = error_invariants(root)
+    return found
 
 
 def _chosen(resource: JSON, run: Run, explicit: Iterable[Structure]) -> list[Structure]:
