@@ -52,6 +52,10 @@ EXPRESSIONS = [
     "start.exists() = end.exists()",
     "value.exists() != status.exists()",
     "hasValue() or (children().count() > id.count())",
+    "Appointment.status.exists() implies (Appointment.start.exists() or "
+    "Appointment.status in ('proposed' | 'cancelled'))",
+    "Observation.value.empty() or Observation.dataAbsentReason.empty()",
+    "Patient.name.exists() or Patient.identifier.count() > 0",
 ]
 
 
@@ -79,7 +83,14 @@ def test_the_conditions_read_from_the_tree_are_the_ones_the_invariants_state():
         frozenset({absent("start"), absent("end")})}
     # ext-1 runs as native code: only absence is taken from its tree, and it has none
     assert fhirpath.guard("extension.exists() != value.exists()") is None
-    assert read("Patient.name.exists()") == set()  # a type name, not a member of the focus
+    # a type name first: the member of a resource of that type
+    assert read("Patient.name.exists()") == {frozenset({present("Patient.name")})}
+    assert read("Appointment.cancelationReason.exists() implies "
+                "(Appointment.status = 'cancelled')") == {
+        frozenset({absent("Appointment.cancelationReason")}),
+        # no status: the consequent is empty, and so is the whole
+        frozenset({present("Appointment.cancelationReason"), absent("Appointment.status")})}
+    assert read("Patient.exists()") == set()
     assert read("true") == {frozenset()}
     assert read("value.exists() xor dataAbsentReason.exists()") == {
         frozenset({present("value"), absent("dataAbsentReason")}),

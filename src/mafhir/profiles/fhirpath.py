@@ -808,6 +808,14 @@ _UNSURE = object()
 
 def _literal(name: str, present: bool, typed: bool) -> Guard:
     """A test of one condition of :func:`fhirpath_compiler.vacuity` (False: not known)."""
+    if "." in name:  # Appointment.status: only on an Appointment handed in as itself
+        rtype, _, member = name.partition(".")
+        inner = _literal(member, present, typed)
+
+        def of_type(focus: Any) -> bool:
+            return type(focus) is dict and focus.get("resourceType") == rtype \
+                and inner(focus)
+        return of_type
     if not is_choice(name):  # the commonest: one key, read directly
         if present:
             def has(focus: Any) -> bool:

@@ -958,6 +958,21 @@ def _member_name(node: JSON) -> str | None:
     return name
 
 
+def _navigated(name: str) -> _Shape:
+    return _Shape(e=frozenset((frozenset(((name, False),)),)),
+                  n=frozenset((frozenset(((name, True),)),)))
+
+
+def _type_head(node: JSON) -> str | None:
+    """``Appointment`` in ``Appointment.status``: a type name the expression starts with."""
+    while node.get("type") in ("TermExpression", "InvocationTerm"):
+        node = node["children"][0]
+    if node.get("type") != "MemberInvocation":
+        return None
+    name = str(node["children"][0]["text"])
+    return name if name.isalpha() and name[:1].isupper() else None
+
+
 def _shape_call(name: str, params: list[JSON], source: _Shape) -> _Shape:
     if name == "empty" and not params:
         return _Shape(t=source.e, f=source.n, n=_ALWAYS)
@@ -1000,12 +1015,13 @@ def _shape(node: JSON) -> _Shape:
         return _Shape(n=_ALWAYS)
     if kind == "InvocationTerm":
         name = _member_name(children[0])
-        if name is None:
-            return _UNKNOWN
-        return _Shape(e=frozenset((frozenset(((name, False),)),)),
-                      n=frozenset((frozenset(((name, True),)),)))
+        return _UNKNOWN if name is None else _navigated(name)
     if kind == "InvocationExpression":
-        source, step = _shape(children[0]), children[1]
+        head, step = _type_head(children[0]), children[1]
+        if head is not None:  # Appointment.status: status of the resource, if an Appointment
+            name = _member_name(step)
+            return _UNKNOWN if name is None else _navigated(f"{head}.{name}")
+        source = _shape(children[0])
         if step.get("type") == "MemberInvocation":
             return _Shape(e=source.e)
         if step.get("type") == "FunctionInvocation":
@@ -1070,7 +1086,8 @@ def vacuity(expression: str) -> Dnf:
     """The conditions on the focus's members under which ``expression`` cannot be violated:
     its result is then [true], empty, or an evaluation failure — never [false]. A condition
     is conjunctions of ``(name, present)``: navigating from the focus to ``name`` gives
-    nothing (``present`` False) or something. Read from the parse tree, so that an
+    nothing (``present`` False) or something (``Type.name``: the focus is a resource of
+    that type, and that). Read from the parse tree, so that an
     invariant about an element the focus lacks (``contained.contained.empty()``,
     ``dataAbsentReason.empty() or value.empty()``) is decided by a key test; empty when
     nothing is known (or the expression does not parse)."""
