@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from ..io import dumps
+import orjson
+
+from ..io import json_default
 from . import checks
 from .checks import CODED, STRING_TYPES, equal, error_invariants, reference
 from .matching import matches
@@ -61,6 +63,19 @@ _MANY = sys.maxsize
 _MEMO_SIZE = 2048
 #: the longest JSON text (or string) remembered: codes and references recur, documents not
 _MEMO_TEXT = 2048
+
+
+def _text(value: Any) -> bytes | None:
+    """The memo key of a value: ``io.dumps`` without its wrapper (the same bytes), None
+    when it cannot be written, carries a null (a NaN is written null too: not a key to
+    trust) or is too long to be worth remembering (a PDF)."""
+    try:
+        text: bytes = orjson.dumps(value, default=json_default)
+    except (TypeError, ValueError):
+        return None
+    if b"null" in text or len(text) > _MEMO_TEXT:
+        return None
+    return text
 
 
 def _kind(code: str) -> tuple[tuple[type, ...], bool] | None:
@@ -140,6 +155,7 @@ class _Item:
             return self.check
         general = self.check
         node_for = self._node_for
+        dumps = orjson.dumps
 
         def complex_value(value: Any, run: Run) -> None:
             if type(value) is not dict or (len(value) == 1 and "id" in value):
@@ -150,8 +166,27 @@ class _Item:
             node = self.node
             if node is _UNSET:
                 node = node_for(value, run)
-            if node is not None:
-                node.walk(value, run)
+            if node is None:
+                return
+            memo = node.memo
+            if memo is None:
+                node._walk(value, run)
+                return
+            try:  # _Node.walk inline: a look-up that hits (most do) costs one dump
+                text: bytes | None = dumps(value, default=json_default)
+            except (TypeError, ValueError):
+                text = None
+            if text is not None:
+                if text in memo:
+                    return
+                if b"null" in text or len(text) > _MEMO_TEXT:
+                    text = None
+            before = run.context_reads
+            node._walk(value, run)
+            if text is not None and run.context_reads == before:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo.add(text)
         return complex_value
 
     def check(self, value: Any, run: Run) -> None:
@@ -162,9 +197,12 @@ class _Item:
             key: Any = value if len(value) <= _MEMO_TEXT else None
         elif kind is dict:
             try:
-                key = dumps(value)
+                key = orjson.dumps(value, default=json_default)
             except (TypeError, ValueError):
                 key = None
+            # only keys that pass the test below are ever remembered: look up first
+            if key is not None and key in self.memo:
+                return
             if key is not None and (b"null" in key or len(key) > _MEMO_TEXT):
                 key = None
         else:
@@ -352,11 +390,8 @@ class _Element:
         """:meth:`_assign`, remembered by the values' JSON text: its tests read the values
         alone (a profile discriminator, which asks the Bundle, never gets here), and the
         same categories and codings recur in most resources."""
-        try:
-            text = dumps(values)
-        except (TypeError, ValueError):
-            return self._assign(values, code, run)
-        if b"null" in text or len(text) > _MEMO_TEXT:  # a NaN is written null too
+        text = _text(values)
+        if text is None:
             return self._assign(values, code, run)
         key = (code, text)
         found = self.assigned.get(key)
@@ -491,7 +526,7 @@ class _Node:
             self._walk(data, run)
             return
         try:
-            text: bytes | None = dumps(data)
+            text: bytes | None = orjson.dumps(data, default=json_default)
         except (TypeError, ValueError):
             text = None
         if text is not None:
@@ -589,13 +624,33 @@ def _root_invariants(run: Run, root: Elem) -> checks.Fails | None:
 
 def _chosen(resource: JSON, run: Run, explicit: Iterable[Structure]) -> list[Structure]:
     """``engine.validate_resource``'s choice of structures; raise where it would report
-    an error."""
+    an error. Remembered per (type, explicit structures, claimed URLs): the definitions
+    remember each structure they look up, so the same question has the same answer."""
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
         raise _NO
-    chosen = [s for s in explicit if s.type == rtype]
+    explicit = tuple(explicit)
     meta = resource.get("meta")
     claims = meta.get("profile", []) if isinstance(meta, dict) else []
+    if type(claims) is list and all(type(url) is str for url in claims):
+        key = (rtype, tuple(map(id, explicit)), tuple(claims))
+        memo: dict[Any, Any] | None = run.defs.plans.get("chosen")
+        if memo is None:
+            memo = run.defs.plans["chosen"] = {}
+        found = memo.get(key)
+        if found is not None:
+            return found[0]
+        chosen = _choose(rtype, claims, run, explicit)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = (chosen, explicit)  # the structures stay alive with their ids
+        return chosen
+    return _choose(rtype, claims, run, explicit)
+
+
+def _choose(rtype: str, claims: Any, run: Run, explicit: tuple[Structure, ...]
+            ) -> list[Structure]:
+    chosen = [s for s in explicit if s.type == rtype]
     for url in claims if isinstance(claims, list) else []:
         if not isinstance(url, str):
             raise _NO
