@@ -331,6 +331,7 @@ class _Element:
         "around",
         "assigned",
         "choice",
+        "clean",
         "derived",
         "elem",
         "items",
@@ -357,6 +358,9 @@ class _Element:
         self.around = _reads_around(elem)
         #: (type code, JSON text of the values) -> the slice of each, as ``_assign`` found
         self.assigned: dict[tuple[str, bytes], list[Elem]] = {}
+        #: (type code, JSON text of the values) found clean here by themselves (as the
+        #: nodes remember objects: nothing below looked around them)
+        self.clean: set[tuple[str, bytes]] = set()
 
     def item(self, target: Elem, code: str, run: Run) -> _Item:
         key = (id(target), code)
@@ -375,7 +379,31 @@ class _Element:
             return
         if elem.constraints and any(v is None for v in values):
             raise _NO  # keep the odd case on the engine's road
-        for value, target in zip(values, self._assigned(values, code, run), strict=True):
+        text = _text(values)
+        if text is None:
+            self._values(values, self._assign(values, code, run), code, run)
+            return
+        key = (code, text)
+        if key in self.clean:
+            return  # these values were found clean here by themselves
+        found = self.assigned.get(key)
+        if found is None:
+            found = self._assign(values, code, run)
+            if len(self.assigned) >= _MEMO_SIZE:
+                self.assigned.clear()
+            self.assigned[key] = found
+        before = run.context_reads
+        self._values(values, found, code, run)
+        if run.context_reads == before:
+            if len(self.clean) >= _MEMO_SIZE:
+                self.clean.clear()
+            self.clean.add(key)
+
+    def _values(self, values: list[Any] | tuple[Any, ...], targets: list[Elem], code: str,
+                run: Run) -> None:
+        """Each value against its slice (``targets``, as :meth:`_assign` found them)."""
+        elem = self.elem
+        for value, target in zip(values, targets, strict=True):
             self.item(target, code, run).fn(value, run)
             if target is not elem and value is not None:
                 fails = self.slice_invariants[id(target)]
@@ -384,23 +412,6 @@ class _Element:
                         run.context_reads += 1
                     if fails(value, run):
                         raise _NO
-
-    def _assigned(self, values: list[Any] | tuple[Any, ...], code: str, run: Run
-                  ) -> list[Elem]:
-        """:meth:`_assign`, remembered by the values' JSON text: its tests read the values
-        alone (a profile discriminator, which asks the Bundle, never gets here), and the
-        same categories and codings recur in most resources."""
-        text = _text(values)
-        if text is None:
-            return self._assign(values, code, run)
-        key = (code, text)
-        found = self.assigned.get(key)
-        if found is None:
-            found = self._assign(values, code, run)
-            if len(self.assigned) >= _MEMO_SIZE:
-                self.assigned.clear()
-            self.assigned[key] = found
-        return found
 
     def _slice_tests(self, run: Run) -> list[tuple[Elem, list[Any] | None]]:
         if self.tests is None:
@@ -513,7 +524,10 @@ class _Node:
         #: JSON texts of values found clean here by themselves (not a whole resource:
         #: those recur whole only as the pipeline's own cache knows them)
         self.memo: set[bytes] | None = None if resource_level else set()
-        self.always = tuple(plans[id(c)] for c in elem.children.values()
+        #: (plan, is a choice, its key, its extension key) of the elements that must be
+        #: there (the names written once, not per object)
+        self.always = tuple((plans[id(c)], c.choice, c.name, "_" + c.name)
+                            for c in elem.children.values()
                             if c.min > 0 or any(s.min > 0 for s in c.slices))
 
     def walk(self, data: JSON, run: Run) -> None:
@@ -594,12 +608,11 @@ class _Node:
                     plan.values((value,), code, run)
                 else:
                     fn(value, run)
-        for plan in self.always:
-            name = plan.elem.name
-            if plan.choice:
+        for plan, choice, name, ext_name in self.always:
+            if choice:
                 if choices is None or id(plan) not in choices:
                     plan.absent(run)
-            elif name not in data and "_" + name not in data:
+            elif name not in data and ext_name not in data:
                 plan.absent(run)
 
 
