@@ -44,7 +44,8 @@ def mr_authorities(raw: bytes) -> set[str]:
     for rep in str(pid[3]).split("~"):
         comps = rep.split("^")
         if len(comps) > 4 and comps[4] == "MR":
-            out.add(comps[3].split("&")[0] or (comps[3].split("&") + [""])[1])
+            subs = [*comps[3].split("&"), ""]
+            out.add(subs[0] or subs[1])  # the namespace id, else the universal id
     return out - {""}
 
 

@@ -8,10 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..errors import InputError, Problem
-from ..io import dumps
 from . import fastwalk
 from .compiler import FORMAT, compile_package, write_compiled
 from .context import Definitions
@@ -210,11 +207,26 @@ class NoBundle(dict[str, JSON]):
 class BundleContext:
     """The entries of the Bundle an entry is checked in, for its references."""
 
-    __slots__ = ("entries", "verdicts")
+    __slots__ = ("_neutral", "entries", "verdicts")
 
     def __init__(self, entries: dict[str, JSON]) -> None:
         self.entries = entries
         self.verdicts: dict[tuple[int, str], bool] = {}
+        self._neutral: bool | None = None
+
+    def neutral(self) -> bool:
+        """Does every reference resolve here to a resource of the type its text names (or
+        its text names none)? Then an entry clean within the Bundle is clean without it:
+        within, a reference's target type comes from the entry and the target is checked
+        too; without, the type comes from the text (``checks.reference``). Only a key
+        (fullUrl) naming another type than its entry could pass within and not without;
+        a reference resolves only by equalling a key, so the keys are all to look at."""
+        if self._neutral is None:
+            self._neutral = all(
+                not isinstance(r.get("resourceType"), str)
+                or _named_type(key) in (None, r["resourceType"])
+                for key, r in self.entries.items())
+        return self._neutral
 
     @classmethod
     def of(cls, bundle: JSON) -> BundleContext:
@@ -225,8 +237,9 @@ def _remember(resource: JSON, explicit: Iterable[Structure], bundle: BundleConte
     """An entry the compiled walk found clean meets every profile it was checked against
     (its claims, else its base; and ``explicit``): record those verdicts, so a reference
     to it (a DiagnosticReport's result, say) does not walk it again. Only when the verdict
-    is the one ``_conforms`` (which sees no Bundle) would give: see ``_bundle_neutral``."""
-    if not _bundle_neutral(resource, bundle.entries):
+    is the one ``_conforms`` (which sees no Bundle) would give: see
+    ``BundleContext.neutral``."""
+    if not bundle.neutral():
         return
     rtype = resource.get("resourceType")
     urls = [s.url for s in explicit if s.type == rtype]
@@ -237,33 +250,6 @@ def _remember(resource: JSON, explicit: Iterable[Structure], bundle: BundleConte
         urls.append(CORE + rtype)
     for url in urls:
         bundle.verdicts.setdefault((id(resource), url), True)
-
-
-#: a ``"reference"`` key's string value as orjson writes it (a quote inside a string is
-#: escaped, so the pattern cannot start inside one)
-_REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
-
-
-def _bundle_neutral(resource: JSON, entries: dict[str, JSON]) -> bool:
-    """Would a check of ``resource`` without the Bundle find no error the check within it
-    did not? Within it, a reference's target type comes from the entry it resolves to,
-    and the target is checked too; without it, the type comes from the reference text.
-    Only a reference whose text names another type than its entry has could pass within
-    and not without (``checks.reference``). Every reference key is read, in one pass
-    over the resource's JSON."""
-    try:
-        text = dumps(resource)
-    except (TypeError, ValueError):
-        return False
-    for raw in _REFERENCE.findall(text):
-        ref = orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
-        target = entries.get(ref)
-        rtype = target.get("resourceType") if isinstance(target, dict) else None
-        if isinstance(rtype, str):
-            named = _named_type(ref)
-            if named is not None and named != rtype:
-                return False
-    return True
 
 
 def _named_type(ref: str) -> str | None:
