@@ -26,6 +26,7 @@ from mafhir.context import Clinic, MapContext
 from mafhir.errors import InputError
 from mafhir.hl7v2 import V2Context, parse
 from mafhir.hl7v2.convert import to_fhir
+from mafhir.profiles import Validator
 from mafhir.validation import check_bundle, check_resource
 
 CLINIC = Clinic(name="Maple Street Family Clinic", system="https://maple.example/id")
@@ -67,16 +68,25 @@ def oru_bundles(corpus: Path, registry) -> list[JSON]:
     return out
 
 
-def both(bundle: JSON, registry) -> tuple[list[Any], list[Any]]:
+@pytest.fixture(scope="module")
+def engine() -> Validator:
+    """A validator of this module's own: the compiled walk's memory (on its definitions)
+    holds only what these checks put there, not what other tests' direct calls of the
+    walk (with no Bundle, as no product path makes them) left in the shared one."""
+    return Validator.default()
+
+
+def both(bundle: JSON, registry, engine: Validator) -> tuple[list[Any], list[Any]]:
     """(errors of the full check, the errors_only check), each on its own copy."""
-    full = [i for i in check_bundle(copy.deepcopy(bundle), registry.profiles)
+    full = [i for i in check_bundle(copy.deepcopy(bundle), registry.profiles, engine=engine)
             if i.severity in ERRORS]
-    cheap = check_bundle(copy.deepcopy(bundle), registry.profiles, errors_only=True)
+    cheap = check_bundle(copy.deepcopy(bundle), registry.profiles, engine=engine,
+                         errors_only=True)
     return full, cheap
 
 
-def assert_same(bundle: JSON, registry) -> list[Any]:
-    full, cheap = both(bundle, registry)
+def assert_same(bundle: JSON, registry, engine: Validator) -> list[Any]:
+    full, cheap = both(bundle, registry, engine)
     assert cheap == full
     return full
 
@@ -95,44 +105,44 @@ def report_with_results(bundle: JSON) -> tuple[int, int]:
     raise AssertionError("no DiagnosticReport with results")
 
 
-def test_corpus_orus_same_errors(oru_bundles, registry):
+def test_corpus_orus_same_errors(oru_bundles, registry, engine):
     for bundle in oru_bundles:
-        assert assert_same(bundle, registry) == []  # the converter's output is valid
+        assert assert_same(bundle, registry, engine) == []  # the converter's output is valid
 
 
-def test_result_to_observation_with_a_bad_status(oru_bundles, registry):
+def test_result_to_observation_with_a_bad_status(oru_bundles, registry, engine):
     bundle = copy.deepcopy(oru_bundles[0])
     d, o = report_with_results(bundle)
     bundle["entry"][o]["resource"]["status"] = "finalised"  # not in the required value set
-    errors = assert_same(bundle, registry)
+    errors = assert_same(bundle, registry, engine)
     where = {i.expression for i in errors}
     assert f"Bundle.entry[{o}].resource.status" in where
     assert f"Bundle.entry[{d}].resource.result[0].reference" in where
 
 
-def test_result_to_observation_without_its_category(oru_bundles, registry):
+def test_result_to_observation_without_its_category(oru_bundles, registry, engine):
     bundle = copy.deepcopy(oru_bundles[0])
     d, o = report_with_results(bundle)
     del bundle["entry"][o]["resource"]["category"]  # US Core Lab: category is required
-    errors = assert_same(bundle, registry)
+    errors = assert_same(bundle, registry, engine)
     assert f"Bundle.entry[{d}].resource.result[0].reference" in {i.expression for i in errors}
 
 
-def test_result_to_the_patient(oru_bundles, registry):
+def test_result_to_the_patient(oru_bundles, registry, engine):
     bundle = copy.deepcopy(oru_bundles[0])
     d, _ = report_with_results(bundle)
     p = entries_of(bundle, "Patient")[0]
     bundle["entry"][d]["resource"]["result"][0]["reference"] = bundle["entry"][p]["fullUrl"]
-    errors = assert_same(bundle, registry)
+    errors = assert_same(bundle, registry, engine)
     assert any(i.expression == f"Bundle.entry[{d}].resource.result[0].reference"
                and "refers to Patient" in i.diagnostics for i in errors)
 
 
-def test_report_with_a_bad_status(oru_bundles, registry):
+def test_report_with_a_bad_status(oru_bundles, registry, engine):
     bundle = copy.deepcopy(oru_bundles[0])
     d, _ = report_with_results(bundle)
     bundle["entry"][d]["resource"]["status"] = "done"
-    errors = assert_same(bundle, registry)
+    errors = assert_same(bundle, registry, engine)
     assert f"Bundle.entry[{d}].resource.status" in {i.expression for i in errors}
 
 
@@ -159,7 +169,7 @@ def renamed_patient(source: JSON) -> JSON:
     return bundle
 
 
-def test_patient_whose_full_url_names_another_type(oru_bundles, registry):
+def test_patient_whose_full_url_names_another_type(oru_bundles, registry, engine):
     """Every result is an Observation whose subject names a Medication when checked as a
     reference's target (without the Bundle): the full road says so at every result. The
     Observations lose their basedOn (the ServiceRequest's subject names a Medication
@@ -169,7 +179,7 @@ def test_patient_whose_full_url_names_another_type(oru_bundles, registry):
     for o in entries_of(bundle, "Observation"):
         bundle["entry"][o]["resource"].pop("basedOn", None)
         assert o < d
-    errors = assert_same(bundle, registry)
+    errors = assert_same(bundle, registry, engine)
     results = len(bundle["entry"][d]["resource"]["result"])
     assert {f"Bundle.entry[{d}].resource.result[{k}].reference"
             for k in range(results)} <= {i.expression for i in errors}
@@ -177,7 +187,7 @@ def test_patient_whose_full_url_names_another_type(oru_bundles, registry):
         tuple(f"Bundle.entry[{o}]" for o in entries_of(bundle, "Observation")))}
 
 
-def test_a_resource_checked_alone_first(oru_bundles, registry):
+def test_a_resource_checked_alone_first(oru_bundles, registry, engine):
     """The task pipeline checks each resource alone (errors_only) before its Bundle is
     checked: a reference found clean there (nothing to resolve) must not stand for the
     same reference within a Bundle, where its target (a ServiceRequest whose subject
@@ -186,20 +196,20 @@ def test_a_resource_checked_alone_first(oru_bundles, registry):
     bundle = renamed_patient(original)
     o = entries_of(original, "Observation")[0]
     assert check_resource(copy.deepcopy(original["entry"][o]["resource"]), registry.profiles,
-                          errors_only=True) == []
-    errors = assert_same(bundle, registry)
+                          engine=engine, errors_only=True) == []
+    errors = assert_same(bundle, registry, engine)
     assert f"Bundle.entry[{o}].resource.basedOn[0].reference" in {i.expression for i in errors}
 
 
-def test_entries_in_reverse_order(oru_bundles, registry):
+def test_entries_in_reverse_order(oru_bundles, registry, engine):
     bundle = copy.deepcopy(oru_bundles[0])
     _, o = report_with_results(bundle)
     bundle["entry"][o]["resource"]["status"] = "finalised"
     bundle["entry"].reverse()
-    assert len(assert_same(bundle, registry)) >= 2
+    assert len(assert_same(bundle, registry, engine)) >= 2
 
 
-def test_each_element_of_each_entry_deleted(oru_bundles, registry):
+def test_each_element_of_each_entry_deleted(oru_bundles, registry, engine):
     """Every top-level element of every entry of one message deleted in turn."""
     bundle = oru_bundles[0]
     cases = [(i, key) for i, e in enumerate(bundle["entry"])
@@ -209,5 +219,5 @@ def test_each_element_of_each_entry_deleted(oru_bundles, registry):
     for i, key in itertools.islice(cases, None):
         changed = copy.deepcopy(bundle)
         del changed["entry"][i]["resource"][key]
-        with_errors += bool(assert_same(changed, registry))
+        with_errors += bool(assert_same(changed, registry, engine))
     assert with_errors > 5  # some deletions break a rule (status, code, subject…)
