@@ -144,7 +144,7 @@ def _run(out_dir: Path, day_dir: Path | None, console: Console | None, to: str |
                     continue
                 kind = result.task.task
                 bundle = transaction(result.entries)
-                if has_errors(check_bundle(bundle, registry.profiles)):
+                if has_errors(check_bundle(bundle, registry.profiles, errors_only=True)):
                     bundle_errors += 1
                     continue
                 connector.send(bundle, name=f"{result.index:03d}-{kind}-{result.task.id}")

@@ -94,7 +94,7 @@ def test_convert_prints_each_validation_error_with_one_prefix(tmp_path, monkeypa
     (tmp_path / "refill.hl7").write_bytes(
         rde_o25(f"rx-5001^MAFHIR^{c.system}/prescription^URI", "RF-1"))
     # the converter imports check_bundle from mafhir.validation when a message comes
-    monkeypatch.setattr(validation, "check_bundle", lambda bundle, profiles: [
+    monkeypatch.setattr(validation, "check_bundle", lambda bundle, profiles, **_: [
         Issue("error", "invariant", "Bundle.entry[0].resource.owner", "is required")])
     (tmp_path / "clinic.json").write_text(c.model_dump_json())
     result = invoke("convert", "--from", "hl7v2", str(tmp_path / "refill.hl7"), "--clinic",

@@ -296,8 +296,8 @@ def _convert_other(source: str, source_format: str | None, target_format: str | 
                 _fail([Problem(source, f"is not UTF-8 text (byte {exc.start})", "structure")])
                 return
             bundle = found[0].to_fhir(text_in, ctx)  # type: ignore[misc]
-            errors = [i for i in check_bundle(bundle, registry.profiles)  # type: ignore[arg-type]
-                      if i.severity in ("error", "fatal")]
+            errors = check_bundle(bundle, registry.profiles,  # type: ignore[arg-type]
+                                  errors_only=True)
             if errors:
                 _fail(Problem(i.expression, i.diagnostics, i.code) for i in errors)
             sys.stdout.buffer.write(dumps(bundle, pretty=True) + b"\n")

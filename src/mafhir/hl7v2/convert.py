@@ -161,8 +161,7 @@ class ConvertHandler:
             return Outcome("error", warnings, bundle)
         from ..validation import check_bundle  # the models load when a message comes
 
-        errors = [i for i in check_bundle(bundle, self.registry.profiles)
-                  if i.severity in ("error", "fatal")]
+        errors = check_bundle(bundle, self.registry.profiles, errors_only=True)
         if errors:
             return Outcome("error", tuple(
                 Problem(i.expression, i.diagnostics, i.code if i.code in CODES else "invalid")

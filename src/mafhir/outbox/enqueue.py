@@ -195,8 +195,7 @@ class Enqueuer:
                                       "not-supported")],
                              raw)
             return None
-        issues = [i for i in check_bundle(raw, self.registry.profiles)
-                  if i.severity in ("error", "fatal")]
+        issues = check_bundle(raw, self.registry.profiles, errors_only=True)
         if issues:
             self._quarantine(out, label, index,
                              [Problem(f"{where} → {i.expression}", i.diagnostics, as_code(i.code))

@@ -17,6 +17,7 @@ from .issue import Issue
 from .lazytables import load_lazy
 from .packages import cache_dir, read_folder, read_tgz
 from .run import Run, evaluator
+from .tree import Structure
 
 __all__ = ["SHIPPED", "BundleContext", "Validator", "bundle_index", "install_package",
            "installed_packages"]
@@ -25,6 +26,8 @@ JSON = dict[str, Any]
 #: The compiled tables that ship with mafhir (R4 core subset, US Core 6.1.0 and 7.0.0).
 SHIPPED = Path(__file__).parent / "compiled"
 _COMPILED_NAME = f"mafhir-compiled-v{FORMAT}.json.gz"
+#: Canonical prefix of the R4 core definitions (a type's base profile).
+CORE = "http://hl7.org/fhir/StructureDefinition/"
 #: Short names accepted by ``--ig``.
 ALIASES = {"us-core": "hl7.fhir.us.core", "r4": "hl7.fhir.r4.core",
            "r4-core": "hl7.fhir.r4.core"}
@@ -147,12 +150,16 @@ class Validator:
                     "resourceType)", "structure")
             return run.issues
         if rtype == "Bundle":
-            run.bundle = bundle_index(resource)
+            run.bundle = bundle_index(resource) or NoBundle()
         elif bundle is not None:
             run.bundle = bundle.entries
             run.verdicts = bundle.verdicts
+        else:
+            run.bundle = NoBundle()
         if errors_only and not run.issues and not self.must_support:
             if fastwalk.clean(resource, run, explicit):
+                if bundle is not None:
+                    _remember(resource, explicit, bundle)
                 return []
             # not clean, or not sure: the engine says what, on a run of its own
             run = Run(self.defs, evaluate=self._evaluate, elsewhere=run.elsewhere,
@@ -169,26 +176,93 @@ class Validator:
             else issues
 
     def _conforms(self, resource: JSON, url: str) -> bool:
+        """Does ``resource`` (a reference's target) meet ``url`` with no error? The
+        compiled walk answers a clean target; the engine only what it is unsure of."""
         structure = self.defs.structure(url)
         if structure is None:
             return True  # cannot tell: do not accuse the reference
+        # the walk checks the target's claimed profiles too: its True is also check()'s
+        if fastwalk.clean(resource, Run(self.defs, evaluate=self._evaluate, bundle=NoBundle()),
+                          [structure]):
+            return True
         run = Run(self.defs, evaluate=self._evaluate, resource=resource)
         check(resource, structure, run, str(resource.get("resourceType", "")))
         return not any(i.severity in ("error", "fatal") for i in run.issues)
 
 
+class NoBundle(dict[str, JSON]):
+    """The Bundle of a resource checked alone: nothing resolves in it, but it is not
+    falsy. The compiled walk remembers a value found clean without a look around it; a
+    reference looked at with no Bundle (falsy) counts as such, and a later check within a
+    Bundle, where the same reference text resolves to an entry that must be checked too,
+    would take that memory for its verdict. Truthy, the reference counts as a look
+    around, so only Bundle-free verdicts are remembered."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+
 class BundleContext:
     """The entries of the Bundle an entry is checked in, for its references."""
 
-    __slots__ = ("entries", "verdicts")
+    __slots__ = ("_neutral", "entries", "verdicts")
 
     def __init__(self, entries: dict[str, JSON]) -> None:
         self.entries = entries
         self.verdicts: dict[tuple[int, str], bool] = {}
+        self._neutral: bool | None = None
+
+    def neutral(self) -> bool:
+        """Does every reference resolve here to a resource of the type its text names (or
+        its text names none)? Then an entry clean within the Bundle is clean without it:
+        within, a reference's target type comes from the entry and the target is checked
+        too; without, the type comes from the text (``checks.reference``). Only a key
+        (fullUrl) naming another type than its entry could pass within and not without;
+        a reference resolves only by equalling a key, so the keys are all to look at."""
+        if self._neutral is None:
+            self._neutral = all(
+                not isinstance(r.get("resourceType"), str)
+                or _named_type(key) in (None, r["resourceType"])
+                for key, r in self.entries.items())
+        return self._neutral
 
     @classmethod
     def of(cls, bundle: JSON) -> BundleContext:
         return cls(bundle_index(bundle))
+
+
+def _remember(resource: JSON, explicit: Iterable[Structure], bundle: BundleContext) -> None:
+    """An entry the compiled walk found clean meets every profile it was checked against
+    (its claims, else its base; and ``explicit``): record those verdicts, so a reference
+    to it (a DiagnosticReport's result, say) does not walk it again. Only when the verdict
+    is the one ``_conforms`` (which sees no Bundle) would give: see
+    ``BundleContext.neutral``."""
+    if not bundle.neutral():
+        return
+    rtype = resource.get("resourceType")
+    urls = [s.url for s in explicit if s.type == rtype]
+    meta = resource.get("meta")
+    claims = meta.get("profile") if isinstance(meta, dict) else None
+    urls += claims if isinstance(claims, list) else []
+    if not urls and isinstance(rtype, str):
+        urls.append(CORE + rtype)
+    for url in urls:
+        bundle.verdicts.setdefault((id(resource), url), True)
+
+
+def _named_type(ref: str) -> str | None:
+    """The resource type a reference's text names, as ``checks.reference`` reads it when
+    the target is not in the Bundle."""
+    if "?" in ref:
+        return ref.split("?", 1)[0].rsplit("/", 1)[-1]
+    parts = ref.split("/")
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return parts[-2]
+    return None
 
 
 def bundle_index(bundle: JSON) -> dict[str, JSON]:

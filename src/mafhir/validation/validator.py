@@ -141,8 +141,10 @@ def _may_dangle(resource: Any, full_urls: Mapping[str, int]) -> bool:
 
 def check_bundle(bundle: JSON, profiles: Mapping[str, Profile], *,
                  engine: Validator | None = None, explicit: Sequence[str] = (),
-                 notes: bool = False) -> list[Issue]:
-    """A Bundle's own rules (bdl-3/7/8, urn:uuid references resolve) and each entry's."""
+                 notes: bool = False, errors_only: bool = False) -> list[Issue]:
+    """A Bundle's own rules (bdl-3/7/8, urn:uuid references resolve) and each entry's.
+    ``errors_only``: the errors alone, the same ones, found by the compiled walk for a
+    clean entry (what a converter refuses a Bundle for; no warnings to report)."""
     issues = check_structure({**bundle, "entry": []})
     btype = bundle.get("type")
     full_urls: dict[str, int] = {}
@@ -173,7 +175,8 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile], *,
         if index is None:
             index = BundleContext.of(bundle)
         issues.extend(check_resource(resource, profiles, f"{where}.resource", engine=engine,
-                                     explicit=explicit, notes=notes, bundle=index))
+                                     explicit=explicit, notes=notes, bundle=index,
+                                     errors_only=errors_only))
     for i, entry in enumerate(bundle.get("entry", []) or []):
         resource = entry.get("resource")
         if resource is None or not _may_dangle(resource, full_urls):
@@ -182,17 +185,25 @@ def check_bundle(bundle: JSON, profiles: Mapping[str, Profile], *,
             if ref.startswith("urn:uuid:") and ref not in full_urls:
                 issues.append(Issue("error", "not-found", path,
                                     "refers to a urn:uuid that no entry in this Bundle has"))
+    if errors_only:
+        return [i for i in issues if i.severity in ("error", "fatal")]
     return issues
 
 
 def check_document(doc: Any, profiles: Mapping[str, Profile], *,
                    engine: Validator | None = None, explicit: Sequence[str] = (),
-                   notes: bool = False) -> list[Issue]:
+                   notes: bool = False, errors_only: bool = False) -> list[Issue]:
     """A resource or a Bundle, whichever ``doc`` is; ``explicit`` profiles (canonical
-    URLs) are checked besides the claimed ones (in a Bundle, on entries of their type)."""
+    URLs) are checked besides the claimed ones (in a Bundle, on entries of their type).
+    ``errors_only``: its errors alone, as ``check_bundle``'s."""
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle" and not any(
             (engine or _engine()).defs.type_of(u) == "Bundle" for u in explicit):
-        return check_bundle(doc, profiles, engine=engine, explicit=explicit, notes=notes)
+        return check_bundle(doc, profiles, engine=engine, explicit=explicit, notes=notes,
+                            errors_only=errors_only)
     if isinstance(doc, dict):
-        return check_resource(doc, profiles, engine=engine, explicit=explicit, notes=notes)
+        found = check_resource(doc, profiles, engine=engine, explicit=explicit, notes=notes,
+                               errors_only=errors_only)
+        # its structure issues come unfiltered
+        return [i for i in found if i.severity in ("error", "fatal")] if errors_only \
+            else found
     return [Issue("error", "structure", "Resource", "is not a JSON object")]
