@@ -300,6 +300,7 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
     and references recur in most resources."""
     fields = node.fields
     memo_text = _MEMO_TEXT
+    items: list[Any] | tuple[Any]
     for key, value in data.items():
         spec = fields.get(key)
         if spec is None or value is None:
