@@ -303,14 +303,19 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
     items: list[Any] | tuple[Any]
     for key, value in data.items():
         spec = fields.get(key)
-        if spec is None or value is None:
+        if spec is None:
             return False
-        if type(value) is list:
+        kind = type(value)
+        if kind is list:
             if not spec.many:
                 return False
             items = value
-        elif spec.many:
+        elif spec.many or value is None:
             return False
+        elif spec.primitive >= 0:  # the commonest case, without a loop
+            if kind is dict or not _primitive_ok(spec.primitive, kind, value):
+                return False
+            continue
         else:
             items = (value,)
         if spec.primitive >= 0:
