@@ -15,7 +15,7 @@ from conftest import CTX, load_json
 from mafhir.bundle import transaction
 from mafhir.pipeline import Pipeline
 from mafhir.validation import check_resource
-from mafhir.validation.profiles import coverage as rules
+from mafhir.validation.validator import check_definitions
 
 US_CORE_COVERAGE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-coverage"
 US_CORE_RP = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-relatedperson"
@@ -50,7 +50,25 @@ def issues(registry, url: str, resource: dict[str, Any]) -> list[tuple[str, str,
 
 
 def errors_at(registry, url: str, resource: dict[str, Any]) -> set[str]:
+    """Error paths of the hand-written rules registered under ``url``."""
     return {where for sev, where, _ in issues(registry, url, resource) if sev == "error"}
+
+
+def _explicit(url: str) -> list[str]:
+    return [] if url.startswith(CORE) else [url]
+
+
+def mafhir_errors(registry, url: str, resource: dict[str, Any]) -> set[str]:
+    """Error paths of the whole check (structure, then the rules and the engine)."""
+    return {i.expression for i in check_resource(resource, registry.profiles,
+                                                 explicit=_explicit(url))
+            if i.severity in ("error", "fatal")}
+
+
+def engine_errors(url: str, resource: dict[str, Any]) -> set[str]:
+    """Error paths the profile engine alone names (no hand-written rule)."""
+    return {i.expression for i in check_definitions(resource, explicit=_explicit(url))
+            if i.severity in ("error", "fatal")}
 
 
 def broken(resource: dict[str, Any], change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
@@ -63,7 +81,10 @@ def test_made_resources_pass_every_rule(registry, made):
     for rtype, url in (("Coverage", US_CORE_COVERAGE), ("RelatedPerson", US_CORE_RP),
                        ("CoverageEligibilityRequest", CORE + "CoverageEligibilityRequest"),
                        ("CoverageEligibilityResponse", CORE + "CoverageEligibilityResponse")):
-        assert issues(registry, url, made[rtype]) == [], rtype
+        assert mafhir_errors(registry, url, made[rtype]) == set(), rtype
+    assert issues(registry, US_CORE_COVERAGE, made["Coverage"]) == []
+    assert issues(registry, CORE + "CoverageEligibilityResponse",
+                  made["CoverageEligibilityResponse"]) == []
 
 
 def _mb_gone(c: dict[str, Any]) -> None:
@@ -103,8 +124,23 @@ COVERAGE_BREAKS: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
 @pytest.mark.parametrize(("name", "change", "where"), COVERAGE_BREAKS,
                          ids=[b[0] for b in COVERAGE_BREAKS])
 def test_coverage_rule_catches(registry, made, name, change, where):
-    assert errors_at(registry, US_CORE_COVERAGE, made["Coverage"]) == set()
-    assert where in errors_at(registry, US_CORE_COVERAGE, broken(made["Coverage"], change))
+    assert mafhir_errors(registry, US_CORE_COVERAGE, made["Coverage"]) == set()
+    assert where in mafhir_errors(registry, US_CORE_COVERAGE, broken(made["Coverage"], change))
+
+
+#: The Coverage rules retired: the engine names each from the definitions by itself.
+RETIRED = {"no status", "status not fm-status", "no beneficiary", "no relationship", "no payor",
+           "two payors", "us-core-15"}
+
+
+@pytest.mark.parametrize(("name", "change", "where"),
+                         [b for b in COVERAGE_BREAKS if b[0] in RETIRED], ids=sorted(RETIRED,
+                         key=[b[0] for b in COVERAGE_BREAKS].index))
+def test_the_engine_alone_names_each_retired_coverage_rule(registry, made, name, change, where):
+    assert engine_errors(US_CORE_COVERAGE, made["Coverage"]) == set()
+    bad = broken(made["Coverage"], change)
+    assert where in engine_errors(US_CORE_COVERAGE, bad)
+    assert where not in errors_at(registry, US_CORE_COVERAGE, bad)  # not said twice
 
 
 def test_us_core_15_is_met_by_either_member_id(registry, made):
@@ -131,7 +167,11 @@ RP_BREAKS = [
 
 @pytest.mark.parametrize(("name", "change", "where"), RP_BREAKS, ids=[b[0] for b in RP_BREAKS])
 def test_related_person_rule_catches(registry, made, name, change, where):
-    assert where in errors_at(registry, US_CORE_RP, broken(made["RelatedPerson"], change))
+    """All of US Core RelatedPerson is the engine's: it alone names each."""
+    assert engine_errors(US_CORE_RP, made["RelatedPerson"]) == set()
+    bad = broken(made["RelatedPerson"], change)
+    assert where in engine_errors(US_CORE_RP, bad)
+    assert where in mafhir_errors(registry, US_CORE_RP, bad)
 
 
 REQ = CORE + "CoverageEligibilityRequest"
@@ -151,7 +191,11 @@ REQ_BREAKS = [
 
 @pytest.mark.parametrize(("name", "change", "where"), REQ_BREAKS, ids=[b[0] for b in REQ_BREAKS])
 def test_eligibility_request_rule_catches(registry, made, name, change, where):
-    assert where in errors_at(registry, REQ, broken(made["CoverageEligibilityRequest"], change))
+    """The base R4 rules are the engine's: it alone names each."""
+    assert engine_errors(REQ, made["CoverageEligibilityRequest"]) == set()
+    bad = broken(made["CoverageEligibilityRequest"], change)
+    assert where in engine_errors(REQ, bad)
+    assert where in mafhir_errors(registry, REQ, bad)
 
 
 RSP = CORE + "CoverageEligibilityResponse"
@@ -178,7 +222,19 @@ RSP_BREAKS = [
 
 @pytest.mark.parametrize(("name", "change", "where"), RSP_BREAKS, ids=[b[0] for b in RSP_BREAKS])
 def test_eligibility_response_rule_catches(registry, made, name, change, where):
-    assert where in errors_at(registry, RSP, broken(made["CoverageEligibilityResponse"], change))
+    """The base R4 rules are the engine's: it alone names each."""
+    assert engine_errors(RSP, made["CoverageEligibilityResponse"]) == set()
+    bad = broken(made["CoverageEligibilityResponse"], change)
+    assert where in engine_errors(RSP, bad)
+    assert where in mafhir_errors(registry, RSP, bad)
+    assert errors_at(registry, RSP, bad) == set()  # not said twice
+
+
+def test_an_error_outcome_without_its_error_is_a_warning(registry, made):
+    bad = broken(made["CoverageEligibilityResponse"], lambda r: (r.update(outcome="error"),
+                                                                 r.pop("error", None)))
+    assert [(s, w) for s, w, _ in issues(registry, RSP, bad)] == [
+        ("warning", "CoverageEligibilityResponse.error")]
 
 
 def test_base_rules_apply_without_a_profile_claim(registry, made):
@@ -214,9 +270,20 @@ def test_code_lists_match_the_r4_code_systems(corpus, made):
     req_purpose = concept_codes(cs / "CodeSystem-eligibilityrequest-purpose.json")
     rsp_purpose = concept_codes(cs / "CodeSystem-eligibilityresponse-purpose.json")
     outcome = concept_codes(cs / "CodeSystem-remittance-outcome.json")
-    assert set(rules.FM_STATUS) == fm
-    assert set(rules.ELIGIBILITY_PURPOSES) == req_purpose == rsp_purpose
-    assert set(rules.REMITTANCE_OUTCOMES) == outcome
+    assert len(fm) == 4 and len(outcome) == 4 and len(req_purpose) == 4
+    # the engine takes each code of the R4 code systems and names any other (these rules
+    # are its own, from the required bindings)
+    req, rsp = made["CoverageEligibilityRequest"], made["CoverageEligibilityResponse"]
+    for code in sorted(fm):
+        assert engine_errors(REQ, {**req, "status": code}) == set(), code
+    assert engine_errors(REQ, {**req, "status": "expired"}) == {
+        "CoverageEligibilityRequest.status"}
+    assert engine_errors(REQ, {**req, "purpose": sorted(req_purpose)}) == set()
+    assert engine_errors(RSP, {**rsp, "purpose": sorted(rsp_purpose)}) == set()
+    for code in sorted(outcome):
+        assert engine_errors(RSP, {**rsp, "outcome": code}) == set(), code
+    assert engine_errors(RSP, {**rsp, "outcome": "done"}) == {
+        "CoverageEligibilityResponse.outcome"}
     # every code the mapper wrote exists there
     for rtype in ("Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse"):
         assert made[rtype]["status"] in fm
@@ -300,11 +367,11 @@ def test_corpus_examples_pass_the_rules(registry, corpus):
     us = load_json(corpus / "us-core/7.0.0/examples/Coverage-coverage-example.json")
     assert errors_at(registry, US_CORE_COVERAGE, us) == set()
     rp = load_json(corpus / "us-core/7.0.0/examples/RelatedPerson-shaw-niece.json")
-    assert errors_at(registry, US_CORE_RP, rp) == set()
+    assert mafhir_errors(registry, US_CORE_RP, rp) == set()
     ex = corpus / "fhir-r4-examples"
     for rtype in ("CoverageEligibilityRequest", "CoverageEligibilityResponse"):
         for path in sorted((ex / rtype).glob("*.json")):
-            assert errors_at(registry, CORE + rtype, load_json(path)) == set(), path.name
+            assert mafhir_errors(registry, CORE + rtype, load_json(path)) == set(), path.name
     for path in sorted((ex / "Coverage").glob("*.json")):
         found = errors_at(registry, US_CORE_COVERAGE, load_json(path))
         # base examples do not claim US Core; the only gap is the member id (us-core-15)

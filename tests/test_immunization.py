@@ -440,6 +440,31 @@ def errors_of(resource, registry) -> list[tuple[str, str]]:
     return [(i.severity, i.expression) for i in issues if i.severity in ("error", "warning")]
 
 
+def test_retired_rules_are_named_by_the_engine_alone(pipeline, registry):
+    """imm-1 and the status binding were hand-written too: the engine names each at the
+    same place by itself, and the rules no longer say it a second time."""
+    from mafhir.validation.validator import check_definitions
+
+    def engine(resource):
+        return [(i.severity, i.expression) for i in check_definitions(resource)
+                if i.severity in ("error", "fatal")]
+
+    def rules(resource):
+        return [(i.severity, i.expression)
+                for url in (PROFILE, "http://hl7.org/fhir/StructureDefinition/Immunization")
+                for i in registry.profiles[url].check(resource)]
+
+    resource = good_resource(pipeline)
+    assert engine(resource) == []
+    resource["education"][0].pop("documentType")
+    assert engine(resource) == [("error", "Immunization.education[0]")]
+    assert ("error", "Immunization.education[0]") not in rules(resource)
+    resource = good_resource(pipeline)
+    resource["status"] = "stopped"
+    assert engine(resource) == [("error", "Immunization.status")]
+    assert ("error", "Immunization.status") not in rules(resource)
+
+
 @pytest.mark.parametrize(("breakage", "expected"), [
     (lambda r: r.pop("vaccineCode"), ("error", "Immunization.vaccineCode")),
     # NDC alone is conformant to US Core (extensible binding): mafhir only warns

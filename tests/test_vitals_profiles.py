@@ -17,14 +17,19 @@ from conftest import CTX, load_json
 from mafhir.bundle import transaction
 from mafhir.pipeline import Pipeline
 from mafhir.validation import check_bundle
-from mafhir.validation.profiles.vitals import OBSERVATION_STATUS
-from mafhir.validation.validator import check_resource
+from mafhir.validation.validator import check_definitions, check_resource
 
 JSON = dict[str, Any]
 
 
 def errors(resource: JSON, registry) -> list[tuple[str, str]]:
     return [(i.expression, i.diagnostics) for i in check_resource(resource, registry.profiles)
+            if i.severity in ("error", "fatal")]
+
+
+def engine_errors(resource: JSON) -> list[str]:
+    """Error paths the profile engine alone names (no hand-written rule)."""
+    return [i.expression for i in check_definitions(resource)
             if i.severity in ("error", "fatal")]
 
 
@@ -44,14 +49,25 @@ def test_all_corpus_observations_pass(corpus, registry):
         "Observation-clinical-gender.json": ["Observation.performer[0].reference"]}
 
 
-def test_status_codes_are_the_r4_value_set(corpus):
+def test_status_is_the_r4_value_set_by_the_engine_alone(corpus, registry):
+    """The status rule is retired: the engine's required binding takes every code of the
+    R4 CodeSystem (read from the corpus) and names anything else at Observation.status."""
     def flat(concepts):  # hierarchical: corrected is a child of amended
         for c in concepts:
             yield c["code"]
             yield from flat(c.get("concept", []))
 
     cs = load_json(corpus / "fhir-r4-core/codesystems/CodeSystem-observation-status.json")
-    assert set(OBSERVATION_STATUS) == set(flat(cs["concept"]))
+    codes = set(flat(cs["concept"]))
+    assert len(codes) == 8
+    resource = example(corpus, "heart-rate")
+    for code in sorted(codes):
+        resource["status"] = code
+        assert errors(resource, registry) == [], code
+    for code in ("done", "Final", "in-progress"):
+        resource["status"] = code
+        assert engine_errors(resource) == ["Observation.status"], code
+        assert [p for p, _ in errors(resource, registry)] == ["Observation.status"], code
 
 
 def _drop(*path: str | int) -> Callable[[JSON], None]:
@@ -127,6 +143,27 @@ def test_rule_catches_breakage_at_its_path(corpus, registry, name, edit, path):
     edit(broken)
     found = errors(broken, registry)
     assert path in [p for p, _ in found], found
+
+
+#: The cases whose hand-written rule was retired: the engine names each one by itself.
+ENGINE_CASES = [c for c in CASES if c[2] != "Observation.effective[x]"]
+
+
+@pytest.mark.parametrize(("name", "edit", "path"), ENGINE_CASES,
+                         ids=[f"{c[0]}->{c[2]}-{i}" for i, c in enumerate(ENGINE_CASES)])
+def test_the_engine_alone_names_each_retired_rule(corpus, name, edit, path):
+    resource = example(corpus, name)
+    assert engine_errors(resource) == []
+    broken = copy.deepcopy(resource)
+    edit(broken)
+    assert path in engine_errors(broken)
+
+
+def test_a_component_slice_given_twice_is_named_at_the_second(corpus, registry):
+    """A hand-written rule kept: the second systolic component, at its own index."""
+    bp = example(corpus, "blood-pressure")
+    bp["component"].append(copy.deepcopy(bp["component"][0]))
+    assert "Observation.component[2]" in [p for p, _ in errors(bp, registry)]
 
 
 def test_value_of_another_type_is_a_plausibility_warning_not_an_error(corpus, registry):
@@ -233,6 +270,24 @@ def test_screening_assessment_rules(registry, pain):
     broken = copy.deepcopy(pain)
     del broken["subject"]
     assert "Observation.subject" in [p for p, _ in errors(broken, registry)]
+
+
+def test_screening_assessment_retired_rules_are_the_engines(pain):
+    """Category, us-core-2, us-core-1 and subject: the engine alone names each."""
+    assert engine_errors(pain) == []
+    broken = copy.deepcopy(pain)
+    broken["category"][0]["coding"][0]["code"] = "vital-signs"
+    assert "Observation.category" in engine_errors(broken)
+    broken = copy.deepcopy(pain)
+    del broken["valueInteger"]
+    assert [i.expression for i in check_definitions(broken)
+            if i.severity == "error" and "us-core-2" in i.diagnostics] == ["Observation"]
+    broken = copy.deepcopy(pain)
+    broken["effectiveDateTime"] = "2026-03"
+    assert "Observation.effectiveDateTime" in engine_errors(broken)
+    broken = copy.deepcopy(pain)
+    del broken["subject"]
+    assert "Observation.subject" in engine_errors(broken)
 
 
 def test_screening_assessment_examples_in_the_corpus_pass(corpus, registry):

@@ -15,10 +15,16 @@ messages. Primitive values are checked by the very pydantic types the models dec
 (one ``TypeAdapter`` per type), so a primitive accepted here is one the model accepts.
 ``tests/test_validation_fastpath.py`` compares both verdicts on the corpus and on broken
 variants of it.
+
+A yes also says that no string holds a control character FHIR forbids (which the models
+let through): the JSON text each complex value is remembered by is looked at for one, and
+each primitive string when its type's check runs, so a clean resource needs no pass of
+its own for them.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import types
 import typing
@@ -28,11 +34,21 @@ from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
+from orjson import dumps as _dumps
 from pydantic import TypeAdapter
 
-from ..io import dumps
+from ..io import json_default
 
-__all__ = ["accepts", "type_table"]
+__all__ = ["CONTROL_CHARACTERS", "ESCAPED_CONTROL", "accepts", "type_table"]
+
+#: What a FHIR string may not hold: control characters other than tab, CR and LF (R4
+#: §2.24.0.1 string: "[ \\r\\n\\t\\S]+"). The models let them through, so mafhir checks.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+#: A forbidden control character as JSON writes it (``\\u0000``…, ``\\b``, ``\\f``), not
+#: preceded by an escaped backslash.
+ESCAPED_CONTROL = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\(?:u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[bf])")
 
 #: The model configuration the tables assume; a model configured otherwise is not compiled.
 _CONFIG = {"extra": "forbid", "validate_assignment": True, "populate_by_name": True}
@@ -69,6 +85,11 @@ class _Node:
     #: JSON texts of values that fit (the same codes and identifiers recur in most
     #: resources); bounded, forgotten at once when full
     memo: set[bytes] = field(default_factory=set)
+    #: derived once the node is filled in (``_finish``): ``required`` as a set, every
+    #: choice alias, and the choice groups of which one must be present
+    required_keys: frozenset[str] = frozenset()
+    choice_keys: frozenset[str] = frozenset()
+    needed_choices: tuple[tuple[str, ...], ...] = ()
 
 
 #: FHIR primitive types some models declare as bare Python types.
@@ -209,6 +230,9 @@ def _compile(model: type) -> _Node:
              model.model_fields[names[0]].json_schema_extra["one_of_many_required"]  # type: ignore[attr-defined]
              is True)
             for names in sample.get_one_of_many_fields().values())
+        node.required_keys = frozenset(node.required)
+        node.choice_keys = frozenset(n for names, _ in node.choices for n in names)
+        node.needed_choices = tuple(names for names, needed in node.choices if needed)
     except Exception:
         # nodes compiled meanwhile may hold this unfinished one: start again without it
         _BAD.add(model)
@@ -249,7 +273,10 @@ def _primitive_ok(index: int, kind: type, value: Any) -> bool:
 
 @lru_cache(maxsize=65536)
 def _remembered(index: int, kind: type, value: Any) -> bool:
-    """``kind`` keeps True apart from 1 (equal as keys)."""
+    """``kind`` keeps True apart from 1 (equal as keys); a string with a forbidden control
+    character is not sure either (see the module's docstring)."""
+    if kind is str and CONTROL_CHARACTERS.search(value):
+        return False
     return _validate(index, value)
 
 
@@ -261,78 +288,96 @@ def _validate(index: int, value: Any) -> bool:
     return True
 
 
+#: A table's memo of fitting values: at most this many texts, each at most this long.
+_MEMO_SIZE = 2048
+_MEMO_TEXT = 2048
+
+
 def _fits(node: _Node, data: dict[str, Any]) -> bool:
+    """Does ``data`` (a ``node`` value, resourceType removed) fit the table? Each complex
+    value is first looked up by its exact JSON text in its type's memo (Decimals digit for
+    digit; a text holding null is not kept: a NaN is written so too), as the same codes
+    and references recur in most resources."""
     fields = node.fields
+    memo_text = _MEMO_TEXT
+    items: list[Any] | tuple[Any]
     for key, value in data.items():
         spec = fields.get(key)
-        if spec is None or value is None:
+        if spec is None:
             return False
-        if spec.many:
-            if type(value) is not list:
+        kind = type(value)
+        if kind is list:
+            if not spec.many:
                 return False
             items = value
-        else:
-            if type(value) is list:
-                return False
-            items = [value]
-        sub = spec.node if spec.target is None else _resolve(spec)
-        if sub is None and spec.target is _UNFIT:
+        elif spec.many or value is None:
             return False
-        if spec.resource:
-            for item in items:
-                if type(item) is not dict or not accepts(item):
-                    return False
-        elif sub is not None:
-            for item in items:
-                if type(item) is not dict or not _fits_remembered(sub, item):
-                    return False
+        elif spec.primitive >= 0:  # the commonest case, without a loop
+            if kind is dict or not _primitive_ok(spec.primitive, kind, value):
+                return False
+            continue
         else:
+            items = (value,)
+        if spec.primitive >= 0:
             index = spec.primitive
             for item in items:
                 kind = type(item)
                 if kind is dict or kind is list or item is None \
                         or not _primitive_ok(index, kind, item):
                     return False
-    for name in node.required:
-        if name not in data:
-            ext = node.required_ext.get(name)  # extension-only: the model wants `extension`
-            if ext is None or type(data.get(ext)) is not dict or not data[ext].get("extension"):
+            continue
+        if spec.resource:
+            for item in items:
+                if type(item) is not dict or not accepts(item):
+                    return False
+            continue
+        sub = spec.node if spec.target is None else _resolve(spec)
+        if sub is None:
+            return False
+        memo = sub.memo
+        for item in items:
+            # _fits_remembered, inlined: one call less per subtree (most are memo hits)
+            if type(item) is not dict:
                 return False
+            try:
+                text = _dumps(item, default=json_default)
+            except (TypeError, ValueError):
+                if not _fits(sub, item):
+                    return False
+                continue
+            if text in memo:
+                continue
+            if (b"\\" in text and ESCAPED_CONTROL.search(text)) or not _fits(sub, item):
+                return False
+            if len(text) <= memo_text and b"null" not in text:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo.add(text)
+    if node.required and not data.keys() >= node.required_keys:
+        for name in node.required:
+            if name not in data:
+                ext = node.required_ext.get(name)  # extension-only: the model wants `extension`
+                if ext is None or type(data.get(ext)) is not dict \
+                        or not data[ext].get("extension"):
+                    return False
     if node.any_of and not any(name in data for name in node.any_of):
         return False
-    for names, needed in node.choices:
-        present = sum(1 for n in names if n in data)
-        if present > 1 or (needed and present == 0):
-            return False
+    if node.choices and not node.choice_keys.isdisjoint(data):
+        for names, _needed in node.choices:
+            if sum(1 for n in names if n in data) > 1:
+                return False
+    if node.needed_choices:
+        for names in node.needed_choices:
+            if not any(n in data for n in names):
+                return False
     return True
 
-
-_MEMO_SIZE = 2048
-_MEMO_TEXT = 2048
-
-
-def _fits_remembered(node: _Node, data: dict[str, Any]) -> bool:
-    """``_fits``, remembered by the value's exact JSON text (Decimals digit for digit; a
-    text holding null is not kept: a NaN is written so too)."""
-    try:
-        text = dumps(data)
-    except (TypeError, ValueError):
-        return _fits(node, data)
-    memo = node.memo
-    if text in memo:
-        return True
-    if not _fits(node, data):
-        return False
-    if b"null" not in text and len(text) <= _MEMO_TEXT:  # codes recur, documents not
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()
-        memo.add(text)
-    return True
 
 
 def accepts(resource: dict[str, Any]) -> bool:
-    """True only when the R4B model of ``resource["resourceType"]`` accepts ``resource``;
-    False when it may not (then build the model for the verdict)."""
+    """True only when the R4B model of ``resource["resourceType"]`` accepts ``resource``
+    and no string in it holds a forbidden control character; False when it may not (then
+    build the model for the verdict, and look for the characters)."""
     rtype = resource.get("resourceType")
     if type(rtype) is not str:
         return False

@@ -8,7 +8,6 @@ not have; those are refused here, so nothing R4B-only can pass as R4.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -17,7 +16,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from ..io import dumps
-from .fastpath import accepts
+from .fastpath import CONTROL_CHARACTERS, ESCAPED_CONTROL, accepts
 from .issues import Issue
 
 __all__ = ["CONTROL_CHARACTERS", "R4B_ONLY_TYPES", "check_structure", "control_characters"]
@@ -31,17 +30,6 @@ R4B_ONLY_TYPES = frozenset({
     "NutritionProduct", "PackagedProductDefinition", "RegulatedAuthorization",
     "SubscriptionStatus", "SubscriptionTopic",
 })
-
-
-#: What a FHIR string may not hold: control characters other than tab, CR and LF (R4
-#: §2.24.0.1 string: "[ \\r\\n\\t\\S]+"). The models let them through, so this is checked here.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-#: A forbidden control character as JSON writes it (``\\u0000``…, ``\\b``, ``\\f``), not
-#: preceded by an escaped backslash.
-_ESCAPED_CONTROL = re.compile(
-    rb"(?<!\\)(?:\\\\)*\\(?:u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F])|[bf])")
 
 
 def control_characters(node: Any, path: str) -> Iterator[tuple[str, int]]:
@@ -88,13 +76,14 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
     if rtype in R4B_ONLY_TYPES:
         why = f"{rtype} is not an R4 (4.0.1) resource type"
         return [Issue("error", "not-supported", base, why)]
+    if accepts(resource):  # the models' verdict, and no control character, cheaply
+        return []
     try:
         model = _model(rtype)
     except (KeyError, ValueError, AttributeError):
         return [Issue("error", "not-supported", base, f"unknown resource type '{rtype}'")]
     try:
-        if not accepts(resource):  # the models' verdict, cheaply, when it is a yes
-            model.model_validate(resource)
+        model.model_validate(resource)
     except ValidationError as exc:
         issues = []
         for err in exc.errors(include_url=False, include_input=False):
@@ -112,7 +101,7 @@ def check_structure(resource: Any, where: str = "") -> list[Issue]:
                       f"is not valid R4 (the R4B models fail on it: {type(exc).__name__})")]
     text = dumps(resource)  # one C-speed pass; the paths are looked for only if found
     if not (b"\\u00" in text or b"\\b" in text or b"\\f" in text) \
-            or not _ESCAPED_CONTROL.search(text):
+            or not ESCAPED_CONTROL.search(text):
         return []
     return [Issue("error", "value", where, f"a string holds the control character "
                                            f"U+{point:04X}, which FHIR strings forbid")

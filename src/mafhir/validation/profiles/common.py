@@ -1,4 +1,4 @@
-"""US Core Patient, Practitioner, Organization and Location (6.1.0 and 7.0.0 alike)."""
+"""US Core Organization and Location (6.1.0 and 7.0.0 alike): mafhir's own rules."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ __all__ = ["PROFILES"]
 JSON = dict[str, Any]
 
 #: What the StructureDefinitions say (cardinality of identifier, name, gender, telecom and
-#: of Practitioner.name.family; the gender and telecom bindings) the profile engine checks;
-#: what is left here are rules the definitions do not hold as data.
+#: of Practitioner.name.family; the gender and telecom bindings; us-core-6 on Patient.name,
+#: tests/test_common_profiles.py) the profile engine checks; what is left here are rules
+#: the engine does not name at the same element (an NPI's 10 digits at its value) and
+#: mafhir's own warnings.
 
 
 def _identifiers_named(resource: JSON) -> Iterator[Issue]:
@@ -28,18 +30,6 @@ def _identifiers_named(resource: JSON) -> Iterator[Issue]:
             if not ident.get(key):
                 yield plausibility(f"{where}.{key}", "an identifier without system and value "
                                    "identifies nothing")
-
-
-def check_patient(p: JSON) -> Iterator[Issue]:
-    """us-core-6 (a name has family or given, or a data-absent-reason): kept here until
-    the FHIRPath engine (``mafhir.profiles.fhirpath``) evaluates the invariant itself."""
-    for where, name in select(p, "name", "Patient"):
-        has_name = bool(name.get("family") or name.get("given"))
-        dar = any(e.get("url") == systems.DATA_ABSENT_EXTENSION
-                  for e in name.get("extension", []))
-        if has_name == dar:
-            yield error(where, "needs family or given, or else a data-absent-reason (us-core-6)",
-                        code="invariant")
 
 
 def check_organization(o: JSON) -> Iterator[Issue]:
@@ -56,7 +46,6 @@ def check_location(loc: JSON) -> Iterator[Issue]:
 
 
 PROFILES = [
-    Profile(systems.profile("us-core-patient"), "Patient", check_patient, "US Core Patient"),
     Profile(systems.profile("us-core-organization"), "Organization", check_organization,
             "US Core Organization"),
     Profile(systems.profile("us-core-location"), "Location", check_location, "US Core Location"),

@@ -46,15 +46,15 @@ def check_observation(obs: JSON) -> Iterator[Issue]:
     obs-6 (no dataAbsentReason beside a value) is the engine's alone: it evaluates the
     StructureDefinition's own expression, and a copy here reported it twice."""
     value = value_key(obs)
-    if value is not None:
+    if value is not None and obs.get("component"):  # the cheap tests first: most have none
         own = codings(obs.get("code"))
         for where, comp in select(obs, "component", "Observation"):
             if any(_same_coding(c, o) for c in codings(comp.get("code")) for o in own):
                 yield error(f"{where}.code",
                             "repeats the Observation's own code while the Observation has "
                             "a value (obs-7)", code="invariant")
-    if (is_vital_sign(obs) and not obs.get("component") and not obs.get("hasMember")
-            and value is None and not obs.get("dataAbsentReason")):
+    if (value is None and not obs.get("component") and not obs.get("hasMember")
+            and not obs.get("dataAbsentReason") and is_vital_sign(obs)):
         yield error("Observation", "a vital sign without components needs a value or a "
                     "dataAbsentReason (vs-2)", code="invariant")
 
