@@ -34,15 +34,19 @@ class Entry:
     #: Resource (``Type/id`` or fullUrl) this entry is about, for summaries and Provenance.
     kind: str = field(default="", compare=False)
     #: ``(resource, dumps(resource))`` once written (the Pipeline's validated-cache key),
-    #: so :func:`transaction` does not write it again. Holding the resource itself makes
-    #: a stale pair (``replace(entry, resource=…)`` copies it) recognisable: see ``blob``.
-    written: tuple[JSON, bytes] | None = field(default=None, compare=False, repr=False)
+    #: so :func:`transaction` does not write it again. Not an ``__init__`` field (unset
+    #: until :meth:`remember`; no cost per entry made), and it holds the resource itself,
+    #: so a pair that no longer applies is recognisable: see ``blob``.
+    written: tuple[JSON, bytes] = field(init=False, compare=False, repr=False)
 
     @property
     def blob(self) -> bytes | None:
         """``dumps(self.resource)`` if :meth:`remember` was told it, else None."""
-        written = self.written
-        return written[1] if written is not None and written[0] is self.resource else None
+        try:
+            resource, blob = self.written
+        except AttributeError:
+            return None
+        return blob if resource is self.resource else None
 
     def remember(self, blob: bytes) -> None:
         """Keep ``blob`` (``dumps(self.resource)``) for :func:`transaction`.
