@@ -9,11 +9,13 @@ twice therefore never makes a duplicate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .identity import identifier_query, resource_uuid
+from .io import dumps
 
 __all__ = ["Entry", "create", "rewrite_references", "transaction", "update"]
 
@@ -31,6 +33,27 @@ class Entry:
     if_none_exist: str | None = None
     #: Resource (``Type/id`` or fullUrl) this entry is about, for summaries and Provenance.
     kind: str = field(default="", compare=False)
+    #: ``(resource, dumps(resource))`` once written (the Pipeline's validated-cache key),
+    #: so :func:`transaction` does not write it again. Not an ``__init__`` field (unset
+    #: until :meth:`remember`; no cost per entry made), and it holds the resource itself,
+    #: so a pair that no longer applies is recognisable: see ``blob``.
+    written: tuple[JSON, bytes] = field(init=False, compare=False, repr=False)
+
+    @property
+    def blob(self) -> bytes | None:
+        """``dumps(self.resource)`` if :meth:`remember` was told it, else None."""
+        try:
+            resource, blob = self.written
+        except AttributeError:
+            return None
+        return blob if resource is self.resource else None
+
+    def remember(self, blob: bytes) -> None:
+        """Keep ``blob`` (``dumps(self.resource)``) for :func:`transaction`.
+
+        A cache fill, not a change of value (the field takes no part in equality), so it
+        is set in place: a ``replace`` per entry would cost more than it saves."""
+        object.__setattr__(self, "written", (self.resource, blob))
 
     @property
     def resource_type(self) -> str:
@@ -106,6 +129,27 @@ def _link(node: Any, targets: dict[str, str]) -> Any:
     return node
 
 
+#: A ``"reference":`` member as orjson writes it, capturing its value's JSON string.
+_REFERENCE = re.compile(rb'"reference":("[^"\\]*(?:\\.[^"\\]*)*")')  # unrolled: 5x faster
+
+
+def _may_link(resource: JSON, needles: frozenset[bytes], blob: bytes | None) -> bool:
+    """Whether ``resource`` can hold a reference :func:`_link` would change: a pre-check
+    in C, so most resources (none of theirs is in the Bundle) skip the walk.
+
+    Every dict :func:`_link` reaches is written by orjson as ``"reference":<the string as
+    JSON>`` (no space; a quote inside a string is escaped, so no match starts there), so a
+    resource whose bytes hold none of the ``needles`` (the targets as JSON strings) has
+    nothing to relink. A false positive only costs the walk; what orjson cannot write is
+    walked."""
+    if blob is None:
+        try:
+            blob = dumps(resource)
+        except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+            return True
+    return not needles.isdisjoint(_REFERENCE.findall(blob))
+
+
 def _patched(seen: Entry, change: Entry) -> Entry:
     """A PATCH after an entry for the same resource: applied to it when the Bundle holds
     the whole resource (it stays one conditional update), else the two patches joined."""
@@ -144,10 +188,12 @@ def transaction(entries: Iterable[Entry]) -> JSON:
             if ident.get("system") and ident.get("value"):
                 query = identifier_query(ident["system"], ident["value"])
                 targets[f"{entry.resource_type}?{query}"] = entry.full_url
+    needles = frozenset(dumps(ref) for ref in targets)
     out = []
     for entry in chosen.values():
         item = entry.as_bundle_entry()
-        item["resource"] = _link(entry.resource, targets)
+        if needles and _may_link(entry.resource, needles, entry.blob):
+            item["resource"] = _link(entry.resource, targets)
         out.append(item)
     return {"resourceType": "Bundle", "type": "transaction", "entry": out}
 

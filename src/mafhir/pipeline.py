@@ -123,6 +123,7 @@ class Pipeline:
             issues: list[Issue] = []
             for i, entry in enumerate(entries):
                 blob = dumps(entry.resource)
+                entry.remember(blob)  # transaction() reads it instead of writing again
                 if blob in self._valid:
                     continue
                 found = check_resource(entry.resource, self.registry.profiles, f"entry[{i}]",

@@ -13,6 +13,7 @@ A refusal names the character by its code point and Unicode name, never the valu
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -24,6 +25,8 @@ __all__ = ["Identifier", "Name", "check_identifier", "normalise_name"]
 #: Categories never right in an identifier: controls, format characters (bidi, zero
 #: width), line/paragraph separators, surrogates, private use, unassigned.
 _INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+#: The only characters of those categories in ASCII: the C0 controls and DELETE (Cc).
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
 #: ZERO WIDTH NON-JOINER and ZERO WIDTH JOINER: part of how some scripts spell names.
 _JOINERS = frozenset({"\u200c", "\u200d"})
 
@@ -47,10 +50,10 @@ def _refuse(ch: str, where: str) -> PydanticCustomError:
 
 def check_identifier(value: str) -> str:
     """``value`` if every character is visible text in NFC, else a refusal naming one."""
-    if value.isascii():
-        for ch in value:
-            if ch < " " or ch == "\x7f":
-                raise _refuse(ch, "identifiers")
+    if value.isascii():  # the common case, in C: ASCII is NFC and has only Cc to refuse
+        found = _ASCII_CONTROL.search(value)
+        if found is not None:
+            raise _refuse(found.group(), "identifiers")
         return value
     for ch in value:
         category = unicodedata.category(ch)
@@ -66,6 +69,11 @@ def check_identifier(value: str) -> str:
 
 def normalise_name(value: str) -> str:
     """``value`` in NFC; a control or bidi/invisible character refused, naming it."""
+    if value.isascii():  # the common case, in C: ASCII is NFC and has only Cc to refuse
+        found = _ASCII_CONTROL.search(value)
+        if found is not None:
+            raise _refuse(found.group(), "names")
+        return value
     for ch in value:
         if unicodedata.category(ch) in _INVISIBLE and ch not in _JOINERS:
             raise _refuse(ch, "names")

@@ -108,6 +108,13 @@ def _number(value: Any) -> Any:
     A Decimal is what :func:`mafhir.io.loads` reads for ``104.0``-like text: a number too,
     unless a float cannot hold it digit for digit (refused, never rounded silently).
     """
+    kind = type(value)  # the common cases first: one identity test, no isinstance chain
+    if kind is int:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("must be a finite number")
