@@ -8,7 +8,8 @@ rounds. Flat means the big runs peak about where the small one does (the issue's
 ≤ 150 MB at 10,000 and at 100,000 records). The dir connector used to keep every resource
 in memory until it closed (351 MB at 10,000); it now keeps them in a SQLite file.
 
-Run: ``python benchmarks/bench_sync_memory.py [--records 1000 10000 100000] [--rounds 3]``.
+Run: ``python benchmarks/bench_sync_memory.py [--records 1000 10000 100000] [--rounds 3]
+[--to dir,local]``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--to", default="dir,local",
+                        help="destinations to measure, of: dir, local (comma-separated)")
     args = parser.parse_args()
+    dests = [d for d in ("dir", "local") if d in args.to.split(",")]
     sizes = sorted(args.records)
     print(f"mafhir sync, peak RSS of the process; {', '.join(map(str, sizes))} vitals records")
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,10 +83,10 @@ def main() -> None:
                 for i in range(n):
                     out.write(json.dumps(vitals_task(i, i, performer=False)) + "\n")
         runs = {(to, n): Run(work, to, n, sources[n], clinic)
-                for to in ("dir", "local") for n in sizes}
+                for to in dests for n in sizes}
         result = interleave({f"{to} {n:>7}": Side(run, n) for (to, n), run in runs.items()},
                             rounds=args.rounds, warmup=args.warmup)
-        for to in ("dir", "local"):
+        for to in dests:
             small = runs[(to, sizes[0])]
             report(type(result)(units={k: v for k, v in result.units.items() if k.startswith(to)},
                                 cpu={k: v for k, v in result.cpu.items() if k.startswith(to)},

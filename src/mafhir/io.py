@@ -37,7 +37,17 @@ def dumps(doc: Any, pretty: bool = False, sort_keys: bool = False) -> bytes:
     """FHIR JSON bytes: exactly the values built (Decimals digit for digit), keys in built
     order unless ``sort_keys``."""
     option = (orjson.OPT_INDENT_2 if pretty else 0) | (orjson.OPT_SORT_KEYS if sort_keys else 0)
-    return orjson.dumps(doc, default=json_default, option=option)
+    out = orjson.dumps(doc, default=json_default, option=option)
+    # orjson (3.12+) hands back its write buffer without shrinking it: every result holds
+    # at least 4 KiB whatever its length. The validation memos and the pipeline's cache
+    # keep thousands of these texts (≈ 80 B each), so the waste was ~4 KiB an entry, tens
+    # of MB of RSS per run. A copy of the exact length costs ~0.2 µs; a big text (a whole
+    # Bundle, only ever passing through) is left as it is.
+    return b"".join((out, b"")) if len(out) <= TRIM_BELOW else out
+
+
+#: Results of :func:`dumps` up to this length are copied to their exact size (see there).
+TRIM_BELOW = 64 * 1024
 
 
 def _not_json(constant: str) -> Any:

@@ -201,6 +201,9 @@ class Engine:
         """Process claimed items (one per patient); their outcomes, to :meth:`_record`."""
         outcomes: list[Outcome] = []
         bundles: dict[int, Any] = {}
+        # each Bundle's ledger identities and hashes, worked out once for the batch's read
+        # and for the item's own planning (a canonical dump and two SHA-256 an entry)
+        planned: dict[int, list[PlannedEntry]] = {}
         keys: dict[str, set[tuple[str, str]]] = {}
         for item in claimed:  # one ledger read for the whole batch
             try:
@@ -208,10 +211,13 @@ class Engine:
             except ValueError as exc:  # orjson's and json's decode errors both
                 bundles[item.id] = exc
                 continue
+            if not isinstance(bundles[item.id], dict):
+                continue  # refused in _process, as before
+            planned[item.id] = entries_of(bundles[item.id])
             if item.idem_key.startswith(RESEND):
                 continue  # sent whatever the ledger says
             keys.setdefault(item.destination, set()).update(
-                p.key for p in entries_of(bundles[item.id]) if p.key)
+                p.key for p in planned[item.id] if p.key)
         known = {d: self.store.ledger_get(d, k) for d, k in keys.items()}
         for n, item in enumerate(claimed):
             if self._stop.is_set():
@@ -220,7 +226,7 @@ class Engine:
             resend = item.idem_key.startswith(RESEND)
             outcomes.append(self._process(item, worker, connectors, bundles[item.id],
                                           {} if resend else known.get(item.destination, {}),
-                                          resend))
+                                          resend, planned.get(item.id)))
         return outcomes
 
     def _record(self, outcomes: list[Outcome]) -> None:
@@ -281,7 +287,8 @@ class Engine:
 
     # ------------------------------------------------------------------ one item
     def _process(self, item: Item, worker: str, connectors: dict[str, Any], bundle: Any,
-                 known: dict[tuple[str, str], Any], resend: bool = False) -> Outcome:
+                 known: dict[tuple[str, str], Any], resend: bool = False,
+                 entries: list[PlannedEntry] | None = None) -> Outcome:
         started = time.time()
         dest = item.destination
         try:
@@ -303,14 +310,17 @@ class Engine:
                            for r in response.get("records") or []
                            if isinstance(r, dict) and r.get("type") and "body" in r]
                 return Outcome(item, worker, started, "sent", 1, audit_rows=audits)
-            writes, refs = self._ensure_shared(item, bundle, connector, known, resend)
+            if entries is None:
+                entries = entries_of(bundle)
+            shared = shared_entries(bundle, entries)
+            writes, refs = self._ensure_shared(item, bundle, connector, known, resend, shared)
             if resend:
                 known = {}  # the lane's entries go out as written (conditional writes)
-            elif len(refs) > sum(1 for p in shared_entries(bundle) if p.key in known):
+            elif len(refs) > sum(1 for p in shared if p.key in known):
                 # shared resources were settled just now: read their ledger rows again
                 known = {**known, **self.store.ledger_get(
-                    dest, [p.key for p in entries_of(bundle) if p.key])}
-            todo = plan(bundle, known, refs)
+                    dest, [p.key for p in entries if p.key])}
+            todo = plan(bundle, known, refs, entries)
             if todo.bundle is None:
                 return Outcome(item, worker, started, "sent" if writes else "unchanged", writes)
             outgoing = todo.bundle
@@ -339,7 +349,8 @@ class Engine:
         return response
 
     def _ensure_shared(self, item: Item, bundle: JSON, connector: Any,
-                       known: dict[tuple[str, str], Any], resend: bool = False
+                       known: dict[tuple[str, str], Any], resend: bool = False,
+                       shared: list[PlannedEntry] | None = None
                        ) -> tuple[int, dict[str, str]]:
         """Create or update, once and under a lock each, the shared resources of a Bundle.
 
@@ -347,7 +358,8 @@ class Engine:
         With ``resend`` each is sent again (as its conditional write), once per run: a
         ledger row newer than the item counts as sent by this resend.
         """
-        shared = shared_entries(bundle)
+        if shared is None:
+            shared = shared_entries(bundle)
         refs: dict[str, str] = {}
         writes = 0
         if not shared:

@@ -71,24 +71,30 @@ def entries_of(bundle: JSON) -> list[PlannedEntry]:
     return out
 
 
-def shared_entries(bundle: JSON) -> list[PlannedEntry]:
-    """Entries for resources shared across patients, created with a conditional create."""
-    return [p for p in entries_of(bundle)
+def shared_entries(bundle: JSON, entries: list[PlannedEntry] | None = None
+                   ) -> list[PlannedEntry]:
+    """Entries for resources shared across patients, created with a conditional create.
+
+    ``entries``: ``entries_of(bundle)`` when the caller has it already (each costs a
+    canonical dump and two SHA-256 per entry)."""
+    return [p for p in (entries_of(bundle) if entries is None else entries)
             if p.rtype in SHARED_TYPES and p.ident
             and (p.entry.get("request") or {}).get("method") in ("POST", "PUT")]
 
 
 def plan(bundle: JSON, known: dict[tuple[str, str], JSON],
-         refs: dict[str, str] | None = None) -> Plan:
+         refs: dict[str, str] | None = None, entries: list[PlannedEntry] | None = None
+         ) -> Plan:
     """Split ``bundle`` against the ledger rows ``known`` (keyed by (type, identity)).
 
     ``refs`` maps more ``urn:uuid`` fullUrls to server ids (resources delivered apart).
     Hashes are always of the entries as given, so a re-run compares like with like.
+    ``entries``: ``entries_of(bundle)``, when the caller has it already.
     """
     result = Plan()
     refs = dict(refs or {})
     keep: list[PlannedEntry] = []
-    for p in entries_of(bundle):
+    for p in entries_of(bundle) if entries is None else entries:
         row = known.get(p.key) if p.key else None
         method = (p.entry.get("request") or {}).get("method")
         if row is not None and row["content_hash"] == p.hash and method in ("POST", "PUT"):
