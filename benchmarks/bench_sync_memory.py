@@ -63,13 +63,13 @@ class Run:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=None,
-                        help="(1,000 10,000; --quick 1,000 5,000)")
+                        help="(1,000 10,000; --quick 500 2,000)")
     parser.add_argument("--rounds", type=int, default=None, help="(3; --quick 1)")
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
-                        help="make bench: 1,000 and 5,000 records, 1 round")
+                        help="make bench: 500 and 2,000 records, 1 round")
     args = parser.parse_args()
-    args.records = args.records or ([1000, 5000] if args.quick else [1000, 10_000])
+    args.records = args.records or ([500, 2000] if args.quick else [1000, 10_000])
     args.rounds = args.rounds or (1 if args.quick else 3)
     sizes = sorted(args.records)
     print(f"mafhir sync, peak RSS of the process; {', '.join(map(str, sizes))} vitals records")

@@ -18,12 +18,12 @@ import sys
 import threading
 import types
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .entrypoints import entry_points
 from .errors import PluginError
 from .registry import Registry
 
@@ -156,12 +156,12 @@ def _load() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
         pm.register(module, name=modname)
         infos.append(PluginInfo(modname, __version__, builtin=True))
 
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(ENTRY_POINT_GROUP):
         if ep.name in block or (allow is not None and ep.name not in allow):
             continue
         if pm.get_plugin(ep.name) is not None:
             continue
-        version = ep.dist.version if ep.dist else None
+        version = ep.version
         try:
             _register_checked(pm, ep.load(), ep.name)
         except Exception as exc:  # a broken plugin must not take the others down
@@ -353,7 +353,7 @@ def unknown_plugin_names() -> list[str]:
     import difflib
 
     known = set(BUILTIN_PLUGINS) | {ep.name for ep in
-                                    metadata.entry_points(group=ENTRY_POINT_GROUP)}
+                                    entry_points(ENTRY_POINT_GROUP)}
     out = []
     for var in ("MAFHIR_LOAD_PLUGINS", "MAFHIR_DISABLE_PLUGINS"):
         for name in sorted(_names(var) or ()):
