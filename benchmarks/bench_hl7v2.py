@@ -278,9 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     args.add_argument("--repeat", type=int, default=None,
                       help="Passes over the corpus messages per round (part 1; 20, --quick 5).")
     args.add_argument("--count", type=int, default=None,
-                      help="Messages in one call (1b; 1,000, --quick 300).")
+                      help="Messages in one call (1b; 1,000, --quick 100).")
     args.add_argument("--sample", type=int, default=None,
-                      help="Separate calls run (1b; 20, --quick 4).")
+                      help="Separate calls run (1b; 20, --quick 2).")
     args.add_argument("--seconds", type=float, default=2.0)
     args.add_argument("--senders", type=int, default=8)
     args.add_argument("--only", choices=("conversion", "one-process", "mllp", "framing"))
@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     quick = opts.quick
     rounds = opts.rounds or (3 if quick else 5)
     repeat = opts.repeat or (5 if quick else 20)
-    count = opts.count or (300 if quick else 1000)
-    sample = opts.sample or (4 if quick else 20)
+    count = opts.count or (100 if quick else 1000)
+    sample = opts.sample or (2 if quick else 20)
     if opts.only in (None, "conversion"):
         conversion(rounds, repeat)
         ratios = reported("ORU^R01 → validated FHIR")[-1]

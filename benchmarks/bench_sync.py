@@ -235,7 +235,7 @@ def main() -> None:
             throughput(base, n, total, args, tmp)
             emit("sync", reported("outbox throughput")[-1].only(
                 "outbox SQLite, 1 worker thread", "outbox SQLite, 4 worker threads"),
-                note=f"{n:,} records to SEKMET")
+                note=f"{n:,} records to SEKMET", by="wall")
         if args.pg:
             pg_part(base, args)
         if "resync" in parts:

@@ -208,15 +208,20 @@ def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
     return ratios
 
 
-def emit(name: str, ratios: Ratios, note: str = "") -> None:
+def emit(name: str, ratios: Ratios, note: str = "", by: str = "cpu") -> None:
     """Print one ``BENCH-RESULT {json}`` line per side of ``ratios`` (what :func:`report`
     returned), for ``benchmarks/run_all.py``'s table. ``note`` qualifies the comparison
-    (the workload, say) in the table."""
+    (the workload, say) in the table; ``by="wall"`` makes the table show the wall-time
+    ratio, for a comparison whose target is elapsed time (delivery over a network)."""
+    if by not in ("cpu", "wall"):
+        raise ValueError("by is 'cpu' or 'wall'")
     for side, per in ratios.items():
         line = {"bench": name, "side": side, "baseline": ratios.baseline,
                 "kind": "speed" if ratios.higher_is_better else "cost",
                 "cpu": list(per["cpu"]), "wall": list(per["wall"]), "unit": ratios.unit,
                 "rounds": ratios.rounds, "cores": os.cpu_count(), "note": note}
+        if by == "wall":
+            line["by"] = "wall"
         print(RESULT_PREFIX + json.dumps(line), flush=True)
 
 
@@ -269,5 +274,8 @@ def parse_results(lines: Iterable[str]) -> list[dict[str, Any]]:
                 if len(pair) != 2 or not all(isinstance(v, (int, float))
                                              and not isinstance(v, bool) for v in pair):
                     raise ValueError(f"line {number}: '{key}' must be [min, median]")
+        if data.get("by", "cpu") not in ("cpu", "wall") or \
+                (data["kind"] == "figure" and "by" in data):
+            raise ValueError(f"line {number}: 'by' must be 'cpu' or 'wall', on a ratio")
         out.append(data)
     return out

@@ -13,8 +13,10 @@ core count); ``--before FILE`` (such a file, from an earlier run or another bran
 on: the README's before/after table. A row is the same comparison in both when bench,
 side, baseline and kind agree; one measured on a single side shows "—" on the other.
 
+``--after FILE`` runs nothing and prints the table of a saved run (beside ``--before``'s).
+
 Run: ``python benchmarks/run_all.py [--full] [--only NAME…] [--out FILE] [--json FILE]
-[--before FILE]``.
+[--before FILE] [--after FILE]``.
 """
 
 from __future__ import annotations
@@ -110,14 +112,17 @@ def _number(value: float) -> str:
 
 
 def measured(result: dict[str, Any]) -> str:
-    """The result's cell: a ratio's CPU median [min], or a figure's median [min] and unit
-    (one value alone when min and median agree, as with a single round)."""
+    """The result's cell: a ratio's CPU median [min] (wall, marked so, for a result emitted
+    ``by="wall"``), or a figure's median [min] and unit (one value alone when min and
+    median agree, as with a single round)."""
     if result["kind"] == "figure":
         low, median = result["value"]
         unit = f" {result['unit']}" if result["unit"] and result["unit"] != "%" \
             else result["unit"]
         text = f"{_number(median)}{unit}"
         return text if low == median else f"{text} [{_number(low)}{unit}]"
+    if result.get("by") == "wall":
+        return _ratio(result["wall"]) + " wall"
     return _ratio(result["cpu"])
 
 
@@ -220,11 +225,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="save the results as JSON (for a later --before)")
     parser.add_argument("--before", default=None, metavar="FILE",
                         help="a --json file of an earlier run: print before beside after")
+    parser.add_argument("--after", default=None, metavar="FILE",
+                        help="run nothing: the table of this --json file (with --before: "
+                             "both side by side)")
     args = parser.parse_args(argv)
     before = load(args.before) if args.before else None  # a bad file fails before the run
-    outcomes = []
+    outcomes = load(args.after) if args.after else []
     started = time.monotonic()
-    for path in benchmarks(args.only):
+    for path in benchmarks(args.only) if not args.after else []:
         if args.full:
             outcomes.append(run(path, []))
         elif has_quick(path):

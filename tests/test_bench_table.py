@@ -196,3 +196,31 @@ def test_every_benchmark_runs_in_make_bench():
     found = run_all.benchmarks()
     assert len(found) >= 13
     assert [p.name for p in found if not run_all.has_quick(p)] == []
+
+
+def test_a_ratio_emitted_by_wall_shows_its_wall_ratio_marked_so(capsys):
+    ratios = rounds.Ratios("direct client", True, "records", 3,
+                           {"outbox, 1 thread": {"cpu": (0.5, 0.55), "wall": (0.9, 1.08)}})
+    rounds.emit("sync", ratios, note="200 records", by="wall")
+    (result,) = rounds.parse_results(capsys.readouterr().out.splitlines())
+    assert result["by"] == "wall"
+    assert run_all.measured(result) == "1.08× [0.90×] wall"
+    with pytest.raises(ValueError, match="'by'"):
+        rounds.parse_results([MAP.replace('"rounds"', '"by": "elapsed", "rounds"')])
+
+
+def test_after_prints_a_saved_run_beside_before_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    def no_run(*args, **kwargs):
+        raise AssertionError("--after runs no benchmark")
+
+    monkeypatch.setattr(run_all, "run", no_run)
+    run_all.save(_outcomes(VALIDATE_BEFORE, name="startup"), tmp_path / "before.json")
+    after = json.loads(VALIDATE_BEFORE.removeprefix("BENCH-RESULT "))
+    after.update(cpu=[27.09, 30.53])
+    run_all.save([run_all.Outcome("startup", [after])], tmp_path / "after.json")
+    code = run_all.main(["--after", str(tmp_path / "after.json"), "--before",
+                         str(tmp_path / "before.json"), "--out", str(tmp_path / "t.md")])
+    assert code == 0
+    written = (tmp_path / "t.md").read_text().splitlines()
+    assert written[2].endswith("| 37.88× [33.68×] | 30.53× [27.09×] |")
+    assert "\n".join(written) in capsys.readouterr().out
