@@ -210,21 +210,21 @@ def wall_rates(result: Rounds, unit: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=None, help="(1,000; --quick 200)")
-    ap.add_argument("--rounds", type=int, default=None, help="(5; --quick 3)")
+    ap.add_argument("--records", type=int, default=None, help="(1,000; --quick 100)")
+    ap.add_argument("--rounds", type=int, default=None, help="(5; --quick 2)")
     ap.add_argument("--rerun", type=int, default=None,
-                    help="vitals tasks of the re-sync (2,000; --quick 500)")
+                    help="vitals tasks of the re-sync (2,000; --quick 200)")
     ap.add_argument("--parts", default="throughput,resync",
                     help="what to measure, of: throughput, resync")
     ap.add_argument("--pg", action="store_true", help="also PostgreSQL worker processes")
     ap.add_argument("--pg-records", type=int, default=1000)
     ap.add_argument("--wan-records", type=int, default=200)
     ap.add_argument("--quick", action="store_true",
-                    help="make bench: 200 records, 3 rounds, re-sync of 500 vitals tasks")
+                    help="make bench: 100 records, 2 rounds, re-sync of 200 vitals tasks")
     args = ap.parse_args()
-    args.records = args.records or (200 if args.quick else 1000)
-    args.rounds = args.rounds or (3 if args.quick else 5)
-    args.rerun = args.rerun or (500 if args.quick else 2000)
+    args.records = args.records or (100 if args.quick else 1000)
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.rerun = args.rerun or (200 if args.quick else 2000)
     base = fhir_server().base_url
     n, total = args.records, args.rounds + 1  # + the warm-up round
     print(f"FHIR server {base}; {n} records a side a round (Patient + Observation per "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache, partial
@@ -111,6 +110,8 @@ def _safe(name: str) -> str:
 def _write(path: Path, entries: list[list[str]]) -> None:
     """Write the index at ``path``, and remove the older ones of the same plugin at the same
     place (its code changed since; another installation's are left alone)."""
+    import tempfile  # only when an index is written: its imports cost every start
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         prefix = path.name.rsplit("-", 1)[0]
