@@ -15,7 +15,7 @@ evaluation (CPU and wall, min and median over rounds). With ``--map``, bench_map
 (the whole pipeline) with invariants by fhirpathpy, compiled, and not evaluated at all: what
 the invariants still cost.
 
-Run: ``python benchmarks/bench_fhirpath.py [--rounds N] [--n N] [--tasks N] [--map]``.
+Run: ``python benchmarks/bench_fhirpath.py [--rounds N] [--n N] [--tasks N] [--map] [--quick]``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import mafhir.validation  # noqa: F401  (first: mafhir.profiles and mafhir.valid
 from mafhir.profiles import fhirpath
 from mafhir.profiles.fhirpath import evaluate, is_native
 from mafhir.profiles.fhirpath_compiler import FALLBACKS, compile_fhirpath
-from rounds import Side, interleave, report, summary
+from rounds import Ratios, Side, emit, interleave, report, summary
 
 XHTML = 'xmlns="http://www.w3.org/1999/xhtml"'
 OBS: dict[str, Any] = {
@@ -154,7 +154,8 @@ def mapping(run: Callable[[], Any], tasks: int, rounds: int) -> None:
                  "or not evaluated at all")
 
 
-def row(name: str, calls: list[Call], rounds: int) -> None:
+def row(name: str, calls: list[Call], rounds: int) -> Ratios:
+    """One row of the table; its ratios (compiled against fhirpathpy) for the summary."""
     same = sum(evaluate(*c) is _slow(c) for c in calls)
     result = interleave({"fhirpathpy": Side(_runner(calls, slow=True), units=len(calls)),
                          "compiled": Side(_runner(calls, slow=False), units=len(calls))},
@@ -168,16 +169,24 @@ def row(name: str, calls: list[Call], rounds: int) -> None:
           f"CPU min {per['cpu'][0]:5.1f}× med {per['cpu'][1]:5.1f}× · wall min "
           f"{per['wall'][0]:5.1f}× med {per['wall'][1]:5.1f}×   "
           f"{'same' if same == len(calls) else f'{len(calls) - same} DIFFER'}")
+    return Ratios("fhirpathpy", True, "evaluations", rounds, {"compiled": per})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--n", type=int, default=300, help="evaluations per side per round")
-    parser.add_argument("--tasks", type=int, default=300, help="demo-day tasks mapped")
+    parser.add_argument("--rounds", type=int, default=None, help="(5; --quick 3)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="evaluations per side per round (300; --quick 100)")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help="demo-day tasks mapped (300; --quick 100)")
     parser.add_argument("--map", action="store_true",
                         help="also time bench_map's mafhir side with each evaluator")
+    parser.add_argument("--quick", action="store_true",
+                        help="make bench: 3 rounds, 100 evaluations, 100 tasks")
     args = parser.parse_args()
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.n = args.n or (100 if args.quick else 300)
+    args.tasks = args.tasks or (100 if args.quick else 300)
     print(f"invariants: fhirpathpy vs compiled closures — {args.rounds} interleaved rounds, "
           f"{os.cpu_count()} cores; µs = median CPU per evaluation; ratio = fhirpathpy/compiled")
     print(f"  {'invariant':<28} {'calls':>6} {'fhirpathpy':>9} {'compiled':>9}")
@@ -187,12 +196,13 @@ def main() -> None:
     fell_back = sum(FALLBACKS.values())
     run, _ = _map_setup(args.tasks)
     calls = demo_day_calls(run)
-    row(f"demo day ({args.tasks} tasks)", calls, args.rounds)
+    demo = row(f"demo day ({args.tasks} tasks)", calls, args.rounds)
     print(f"  fallbacks to fhirpathpy in the compiled runs: {sum(FALLBACKS.values()) - fell_back}"
           f" (expressions: {len({c[0] for c in calls})})")
     if args.map:
         print()
         mapping(run, args.tasks, args.rounds)
+    emit("fhirpath", demo, note=f"the invariants mapping {args.tasks} demo-day tasks evaluates")
 
 
 if __name__ == "__main__":

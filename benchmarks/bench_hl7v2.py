@@ -52,7 +52,14 @@ from mafhir.hl7v2 import (
 )
 from mafhir.plugins import get_registry
 from mafhir.validation import check_bundle
-from rounds import Side, child, interleave, report  # benchmarks/: the script's own folder
+from rounds import (  # benchmarks/: the script's own folder
+    Side,
+    child,
+    emit,
+    interleave,
+    report,
+    reported,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("MAFHIR_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -266,23 +273,36 @@ def framing() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    args.add_argument("--rounds", type=int, default=5)
-    args.add_argument("--repeat", type=int, default=20,
-                      help="Passes over the corpus messages per round (part 1).")
-    args.add_argument("--count", type=int, default=1000, help="Messages in one call (1b).")
-    args.add_argument("--sample", type=int, default=20, help="Separate calls run (1b).")
+    args.add_argument("--rounds", type=int, default=None, help="(5; --quick 3)")
+    args.add_argument("--repeat", type=int, default=None,
+                      help="Passes over the corpus messages per round (part 1; 20, --quick 5).")
+    args.add_argument("--count", type=int, default=None,
+                      help="Messages in one call (1b; 1,000, --quick 100).")
+    args.add_argument("--sample", type=int, default=None,
+                      help="Separate calls run (1b; 20, --quick 2).")
     args.add_argument("--seconds", type=float, default=2.0)
     args.add_argument("--senders", type=int, default=8)
     args.add_argument("--only", choices=("conversion", "one-process", "mllp", "framing"))
+    args.add_argument("--quick", action="store_true",
+                      help="make bench: conversion and one process only, fewer rounds")
     opts = args.parse_args(argv)
+    quick = opts.quick
+    rounds = opts.rounds or (3 if quick else 5)
+    repeat = opts.repeat or (5 if quick else 20)
+    count = opts.count or (100 if quick else 1000)
+    sample = opts.sample or (2 if quick else 20)
     if opts.only in (None, "conversion"):
-        conversion(opts.rounds, opts.repeat)
+        conversion(rounds, repeat)
+        ratios = reported("ORU^R01 → validated FHIR")[-1]
+        emit("hl7v2", ratios.only("mafhir → validated FHIR Bundle"), note="ORU^R01 corpus")
     if opts.only in (None, "one-process"):
-        one_process(max(2, opts.rounds // 2), opts.count, opts.sample)
-    if opts.only in (None, "mllp"):
+        one_process(max(2, rounds // 2), count, sample)
+        ratios = reported(f"{count:,} ORU^R01 messages")[-1]
+        emit("hl7v2", ratios, note=f"mafhir convert, {count:,} ORU^R01 messages")
+    if opts.only in (None, "mllp") and not quick:
         round_trips(max(opts.seconds * 2, 3.0), opts.senders, convert=False)
         round_trips(max(opts.seconds * 2, 3.0), opts.senders, convert=True)
-    if opts.only in (None, "framing"):
+    if opts.only in (None, "framing") and not quick:
         framing()
 
 

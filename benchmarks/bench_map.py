@@ -24,7 +24,8 @@ Part 2 (memory). ``mafhir map --ndjson`` on 100,000 tasks, NDJSON in and out, in
 process; its peak RSS (VmHWM) and wall time are printed and compared with a tenth of the
 tasks: streaming means the peak does not grow with the input (limit 150 MB).
 
-Run: ``make bench`` (or ``python benchmarks/bench_map.py [--tasks N] [--rounds N] [--big N]``).
+Run: ``make bench`` (or ``python benchmarks/bench_map.py [--tasks N] [--rounds N] [--big N]
+[--quick]``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from mafhir.pipeline import Failed, Pipeline
 from mafhir.plugins import get_registry
 from mafhir.validation.structure import check_structure
 from mafhir.validation.validator import _engine
-from rounds import Side, interleave, report
+from rounds import Side, emit, emit_figure, interleave, report, reported
 
 STATELESS = ("vitals", "immunization", "coverage", "poc_test", "ekg", "skin_test")
 
@@ -203,7 +204,8 @@ def peak_rss_mb(n: int, workdir: Path) -> tuple[float, float]:
     return kb / 1024, elapsed
 
 
-def memory(big: int) -> None:
+def memory(big: int) -> dict[int, float]:
+    """Peak RSS in MB of ``map --ndjson`` on a tenth of ``big`` tasks and on ``big``."""
     small = max(1, big // 10)
     with tempfile.TemporaryDirectory() as tmp:
         small_mb, small_wall = peak_rss_mb(small, Path(tmp))
@@ -215,24 +217,42 @@ def memory(big: int) -> None:
           f"({big / big_wall:,.0f} tasks/s end to end)")
     print(f"  growth for {big / small:.0f}x the tasks: {big_mb / small_mb:.2f}x "
           f"(limit 150 MB: {'met' if big_mb <= 150 else 'NOT met'})")
+    return {small: small_mb, big: big_mb}
+
+
+#: The mafhir side of the throughput rounds (its name in the reports).
+MAFHIR = "mafhir (pipeline + profiles + rules + orjson)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", type=int, default=2000, help="tasks per throughput round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--big", type=int, default=100_000,
-                        help="tasks for the memory run (0: none)")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help="tasks per throughput round (2,000; --quick 500)")
+    parser.add_argument("--rounds", type=int, default=None, help="(5; --quick 3)")
+    parser.add_argument("--big", type=int, default=None,
+                        help="tasks for the memory run (100,000; --quick 10,000; 0: none)")
     parser.add_argument("--no-invariants", action="store_true",
                         help="leave FHIRPath invariants out (see the module's docstring)")
+    parser.add_argument("--quick", action="store_true",
+                        help="make bench: 500 tasks, 3 rounds, memory at 1,000 and 10,000")
     args = parser.parse_args()
+    tasks = args.tasks or (500 if args.quick else 2000)
+    rounds = args.rounds or (3 if args.quick else 5)
+    big = args.big if args.big is not None else 10_000 if args.quick else 100_000
     if args.no_invariants:
         _engine()._evaluate = None
         print("invariants NOT evaluated (--no-invariants)")
-    throughput(args.tasks, args.rounds)
-    floor(args.tasks, args.rounds)
-    if args.big > 0:
-        memory(args.big)
+    throughput(tasks, rounds)
+    floor(tasks, rounds)
+    plain, plus, check = reported()[-3:]  # the two throughput reports, then the floor's
+    note = f"{tasks:,} tasks" + (", invariants not evaluated" if args.no_invariants else "")
+    emit("map", plain.only(MAFHIR), note=note)
+    emit("map", plus.only(MAFHIR), note=note)
+    emit("map", check, note="per resource")
+    if big > 0:
+        for n, mb in memory(big).items():
+            emit_figure("map --ndjson", f"peak RSS, {n:,} tasks", (mb, mb), "MB",
+                        note="limit 150 MB")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ same number of replies, one Bundle each, to its own appointments:
 
 Prints per-round ratios (interleaved rounds, CPU beside wall); asserts nothing.
 
-    python benchmarks/bench_reply.py [--replies 50] [--rounds 5]
+    python benchmarks/bench_reply.py [--replies 50] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mafhir.connectors.local import LocalStore
 from mafhir.patch import patch
 from mafhir.testing import fhir_server
 from mafhir_fhir_rest.client import FhirClient
-from rounds import Side, interleave, report
+from rounds import Side, emit, interleave, report
 
 
 def appointment(system: str, i: int, status: str = "booked") -> dict:
@@ -61,9 +61,12 @@ def patches(system: str, n: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--replies", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--replies", type=int, default=None, help="(50; --quick 20)")
+    parser.add_argument("--rounds", type=int, default=None, help="(5; --quick 3)")
+    parser.add_argument("--quick", action="store_true", help="make bench: 20 replies, 3 rounds")
     args = parser.parse_args()
+    args.replies = args.replies or (20 if args.quick else 50)
+    args.rounds = args.rounds or (3 if args.quick else 5)
     n = args.replies
     systems = {name: f"urn:mafhir:bench:{name}:{uuid.uuid4()}"
                for name in ("local-whole", "local-patch", "rest-whole", "rest-patch")}
@@ -86,16 +89,19 @@ def main() -> None:
                 "status only (JSON Patch)": Side(
                     lambda: [store.send(b) for b in local_patch], units=n)},
                 rounds=args.rounds)
-            report(local, baseline="whole Appointment (conditional PUT)", unit="replies",
-                   title=f"reply → local store, {n} replies")
+            emit("reply local", report(local, baseline="whole Appointment (conditional PUT)",
+                                       unit="replies", title=f"reply → local store, {n} replies"),
+                 note=f"{n} replies")
             rest = interleave({
                 "whole Appointment (conditional PUT)": Side(
                     lambda: [client.send(b) for b in rest_whole], units=n),
                 "status only (JSON Patch: search + PUT If-Match)": Side(
                     lambda: [client.send(b) for b in rest_patch], units=n)},
                 rounds=args.rounds)
-            report(rest, baseline="whole Appointment (conditional PUT)", unit="replies",
-                   title=f"reply → SEKMET (FhirClient), {n} replies")
+            emit("reply SEKMET", report(rest, baseline="whole Appointment (conditional PUT)",
+                                        unit="replies",
+                                        title=f"reply → SEKMET (FhirClient), {n} replies"),
+                 note=f"{n} replies")
         finally:
             client.close()
             store.close()

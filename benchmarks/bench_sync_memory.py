@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rounds import Side, interleave, report, summary
+from rounds import Side, emit_figure, interleave, report, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -63,12 +63,17 @@ class Run:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, nargs="+", default=[1000, 10_000])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--records", type=int, nargs="+", default=None,
+                        help="(1,000 10,000; --quick 500 2,000)")
+    parser.add_argument("--rounds", type=int, default=None, help="(3; --quick 1)")
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--to", default="dir,local",
                         help="destinations to measure, of: dir, local (comma-separated)")
+    parser.add_argument("--quick", action="store_true",
+                        help="make bench: 500 and 2,000 records, 1 round")
     args = parser.parse_args()
+    args.records = args.records or ([500, 2000] if args.quick else [1000, 10_000])
+    args.rounds = args.rounds or (1 if args.quick else 3)
     dests = [d for d in ("dir", "local") if d in args.to.split(",")]
     sizes = sorted(args.records)
     print(f"mafhir sync, peak RSS of the process; {', '.join(map(str, sizes))} vitals records")
@@ -101,6 +106,12 @@ def main() -> None:
                 print(f"  {to:5} {n:>7}: peak RSS min {lo:6.1f} MB median {med:6.1f} MB "
                       f"(max {max(run.peaks):6.1f}, {verdict}); / {sizes[0]}: min "
                       f"{min(growth):.2f}× median {statistics.median(growth):.2f}×")
+        for to in ("dir", "local"):
+            for n in sizes:
+                peaks = runs[(to, n)].peaks
+                emit_figure("sync memory", f"peak RSS, {n:,} records to {to}:",
+                            summary(peaks), "MB", note=f"limit {LIMIT_MB:.0f} MB",
+                            rounds=len(peaks))
 
 
 if __name__ == "__main__":

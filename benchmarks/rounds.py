@@ -26,6 +26,11 @@ one table from what they print. The protocol is one line per compared side on st
 A benchmark adopts it in one line, with the ratios :func:`report` returns::
 
     emit("map", report(result, baseline="plain", unit="tasks"))
+
+A measured quantity that is no ratio (a peak RSS in MB, a share in %) is a ``"figure"``
+line, with ``"value": [min, median]`` and its ``"unit"`` instead of ``cpu``/``wall``
+(:func:`emit_figure`). :func:`reported` gives back every :func:`report` of the run, so a
+benchmark's ``main`` can emit what its parts reported without changing them.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RESULT_PREFIX", "Ratios", "Rounds", "Side", "child", "emit", "interleave",
-           "parse_results", "repeated", "report", "stopwatch", "summary"]
+__all__ = ["RESULT_PREFIX", "Ratios", "Rounds", "Side", "child", "emit", "emit_figure",
+           "interleave", "parse_results", "repeated", "report", "reported", "stopwatch",
+           "summary"]
 
 #: What starts a result line on a benchmark's stdout (see :func:`emit`).
 RESULT_PREFIX = "BENCH-RESULT "
@@ -142,11 +148,24 @@ class Ratios(dict[str, dict[str, tuple[float, float]]]):
         self.higher_is_better = higher_is_better
         self.unit = unit
         self.rounds = rounds
+        self.title = ""
 
     def only(self, *sides: str) -> Ratios:
         """The same ratios for ``sides`` alone (what a summary table should show)."""
-        return Ratios(self.baseline, self.higher_is_better, self.unit, self.rounds,
-                      {name: self[name] for name in sides})
+        out = Ratios(self.baseline, self.higher_is_better, self.unit, self.rounds,
+                     {name: self[name] for name in sides})
+        out.title = self.title
+        return out
+
+
+#: Every :func:`report` of this process, in order (see :func:`reported`).
+_REPORTED: list[Ratios] = []
+
+
+def reported(title: str = "") -> list[Ratios]:
+    """The ratios of every :func:`report` so far (those whose title starts with ``title``),
+    oldest first: what a benchmark's ``main`` emits after its parts ran, untouched."""
+    return [r for r in _REPORTED if r.title.startswith(title)]
 
 
 def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
@@ -160,6 +179,8 @@ def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
     if title:
         print(f"{title} — {rounds} interleaved rounds, {os.cpu_count()} cores")
     ratios = Ratios(baseline, higher_is_better, unit, rounds)
+    ratios.title = title
+    _REPORTED.append(ratios)
     base_units = result.units[baseline]
     for name in result.cpu:
         units = result.units[name]
@@ -187,21 +208,40 @@ def report(result: Rounds, baseline: str, unit: str = "items", title: str = "",
     return ratios
 
 
-def emit(name: str, ratios: Ratios, note: str = "") -> None:
+def emit(name: str, ratios: Ratios, note: str = "", by: str = "cpu") -> None:
     """Print one ``BENCH-RESULT {json}`` line per side of ``ratios`` (what :func:`report`
     returned), for ``benchmarks/run_all.py``'s table. ``note`` qualifies the comparison
-    (the workload, say) in the table."""
+    (the workload, say) in the table; ``by="wall"`` makes the table show the wall-time
+    ratio, for a comparison whose target is elapsed time (delivery over a network)."""
+    if by not in ("cpu", "wall"):
+        raise ValueError("by is 'cpu' or 'wall'")
     for side, per in ratios.items():
         line = {"bench": name, "side": side, "baseline": ratios.baseline,
                 "kind": "speed" if ratios.higher_is_better else "cost",
                 "cpu": list(per["cpu"]), "wall": list(per["wall"]), "unit": ratios.unit,
                 "rounds": ratios.rounds, "cores": os.cpu_count(), "note": note}
+        if by == "wall":
+            line["by"] = "wall"
         print(RESULT_PREFIX + json.dumps(line), flush=True)
 
 
-#: The keys a result line must have, with their types.
+def emit_figure(name: str, side: str, figure: tuple[float, float], unit: str, note: str = "",
+                rounds: int = 1) -> None:
+    """Print one ``BENCH-RESULT`` line for a figure that is no ratio (peak RSS in MB, a
+    share in %): ``figure`` is its (min, median) over ``rounds`` (see :func:`summary`)."""
+    low, median = figure
+    line = {"bench": name, "side": side, "baseline": "", "kind": "figure",
+            "value": [low, median], "unit": unit, "rounds": rounds, "cores": os.cpu_count(),
+            "note": note}
+    print(RESULT_PREFIX + json.dumps(line), flush=True)
+
+
+#: The keys every result line must have, with their types; then those of each kind.
 _FIELDS: dict[str, type | tuple[type, ...]] = {
-    "bench": str, "side": str, "baseline": str, "kind": str, "cpu": list, "wall": list}
+    "bench": str, "side": str, "baseline": str, "kind": str}
+_KIND_FIELDS: dict[str, dict[str, type]] = {
+    "speed": {"cpu": list, "wall": list}, "cost": {"cpu": list, "wall": list},
+    "figure": {"value": list, "unit": str}}
 
 
 def parse_results(lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -223,11 +263,19 @@ def parse_results(lines: Iterable[str]) -> list[dict[str, Any]]:
             if not isinstance(data.get(key), kind):
                 raise ValueError(f"line {number}: '{key}' is missing or not a "
                                  f"{getattr(kind, '__name__', kind)}")
-        for key in ("cpu", "wall"):
-            pair = data[key]
-            if len(pair) != 2 or not all(isinstance(v, (int, float)) for v in pair):
-                raise ValueError(f"line {number}: '{key}' must be [min, median]")
-        if data["kind"] not in ("speed", "cost"):
-            raise ValueError(f"line {number}: 'kind' must be 'speed' or 'cost'")
+        if data["kind"] not in _KIND_FIELDS:
+            raise ValueError(f"line {number}: 'kind' must be 'speed', 'cost' or 'figure'")
+        for key, kind in _KIND_FIELDS[data["kind"]].items():
+            if not isinstance(data.get(key), kind):
+                raise ValueError(f"line {number}: '{key}' is missing or not a "
+                                 f"{kind.__name__}")
+            if kind is list:
+                pair = data[key]
+                if len(pair) != 2 or not all(isinstance(v, (int, float))
+                                             and not isinstance(v, bool) for v in pair):
+                    raise ValueError(f"line {number}: '{key}' must be [min, median]")
+        if data.get("by", "cpu") not in ("cpu", "wall") or \
+                (data["kind"] == "figure" and "by" in data):
+            raise ValueError(f"line {number}: 'by' must be 'cpu' or 'wall', on a ratio")
         out.append(data)
     return out

@@ -7,12 +7,22 @@ the CPU ratio's median [min] over the rounds, cores — is printed, ready for th
 benchmark without ``--quick`` is listed as not run (``--full`` runs every one at its
 default size instead: much longer); one that fails or prints no result says so in its row.
 
-Run: ``python benchmarks/run_all.py [--full] [--only NAME…] [--out FILE]``.
+``--json FILE`` saves what was measured (every result line, each benchmark's problem, the
+core count); ``--before FILE`` (such a file, from an earlier run or another branch) puts a
+"before" column beside this run's "after", each headed with the core count it was measured
+on: the README's before/after table. A row is the same comparison in both when bench,
+side, baseline and kind agree; one measured on a single side shows "—" on the other.
+
+``--after FILE`` runs nothing and prints the table of a saved run (beside ``--before``'s).
+
+Run: ``python benchmarks/run_all.py [--full] [--only NAME…] [--out FILE] [--json FILE]
+[--before FILE] [--after FILE]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rounds import parse_results
+from rounds import RESULT_PREFIX, parse_results
 
 HERE = Path(__file__).resolve().parent
 #: Seconds one benchmark may take before it is stopped (its row then says so).
@@ -96,14 +106,42 @@ def _ratio(pair: Sequence[float]) -> str:
     return f"{median:.2f}× [{low:.2f}×]"
 
 
+def _number(value: float) -> str:
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}" if abs(value) < 1000 \
+        else f"{value:,.0f}"
+
+
+def measured(result: dict[str, Any]) -> str:
+    """The result's cell: a ratio's CPU median [min] (wall, marked so, for a result emitted
+    ``by="wall"``), or a figure's median [min] and unit (one value alone when min and
+    median agree, as with a single round)."""
+    if result["kind"] == "figure":
+        low, median = result["value"]
+        unit = f" {result['unit']}" if result["unit"] and result["unit"] != "%" \
+            else result["unit"]
+        text = f"{_number(median)}{unit}"
+        return text if low == median else f"{text} [{_number(low)}{unit}]"
+    if result.get("by") == "wall":
+        return _ratio(result["wall"]) + " wall"
+    return _ratio(result["cpu"])
+
+
 def compared(result: dict[str, Any]) -> str:
     """How a result reads in the table: side vs baseline, which way is better, the note."""
-    better = "speed: higher is better" if result["kind"] == "speed" \
-        else "cost: lower is better"
-    text = f"{result['side']} vs {result['baseline']} ({better})"
+    if result["kind"] == "figure":
+        text = result["side"]
+    else:
+        better = "speed: higher is better" if result["kind"] == "speed" \
+            else "cost: lower is better"
+        text = f"{result['side']} vs {result['baseline']} ({better})"
     if result.get("note"):
         text += f"; {result['note']}"
     return text
+
+
+def key(result: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What makes two results the same comparison (the note may name other sizes)."""
+    return result["bench"], result["side"], result["baseline"], result["kind"]
 
 
 def table(outcomes: Iterable[Outcome]) -> str:
@@ -116,8 +154,64 @@ def table(outcomes: Iterable[Outcome]) -> str:
         for result in outcome.results:
             cores = result.get("cores")
             rows.append(f"| {_cell(result['bench'])} | {_cell(compared(result))} | "
-                        f"{_ratio(result['cpu'])} | {cores if cores is not None else '?'} |")
+                        f"{measured(result)} | {cores if cores is not None else '?'} |")
     return "\n".join(rows)
+
+
+def _cores(outcomes: Iterable[Outcome]) -> str:
+    found = sorted({str(r["cores"]) for o in outcomes for r in o.results
+                    if r.get("cores") is not None})
+    return "/".join(found) or "?"
+
+
+def before_after(before: Sequence[Outcome], after: Sequence[Outcome]) -> str:
+    """The Markdown table of this run's results ("after") beside an earlier run's
+    ("before"), each column headed with the cores it ran on. Rows in this run's order,
+    then what only the earlier run measured; a problem shows in its column."""
+    old = {key(r): r for o in before for r in o.results}
+    old_problems = {o.name: o.problem for o in before if o.problem}
+    rows = [f"| benchmark | what is compared | before, CPU median [min] ({_cores(before)} "
+            f"cores) | after, CPU median [min] ({_cores(after)} cores) |",
+            "|---|---|---|---|"]
+    seen = set()
+    for outcome in after:
+        if outcome.problem:
+            was = old_problems.get(outcome.name) or "—"
+            rows.append(f"| {_cell(outcome.name)} | {_cell(outcome.problem)} | {_cell(was)} "
+                        f"| — |")
+        for result in outcome.results:
+            seen.add(key(result))
+            prior = old.get(key(result))
+            rows.append(f"| {_cell(result['bench'])} | {_cell(compared(result))} | "
+                        f"{measured(prior) if prior else '—'} | {measured(result)} |")
+    for outcome in before:
+        for result in outcome.results:
+            if key(result) not in seen:
+                rows.append(f"| {_cell(result['bench'])} | {_cell(compared(result))} | "
+                            f"{measured(result)} | — |")
+    return "\n".join(rows)
+
+
+def save(outcomes: Iterable[Outcome], path: str | Path) -> None:
+    """Write what was measured as JSON (what ``--before`` reads back)."""
+    data = {"cores": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "benchmarks": [{"name": o.name, "results": o.results, "problem": o.problem}
+                           for o in outcomes]}
+    Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+
+
+def load(path: str | Path) -> list[Outcome]:
+    """What :func:`save` wrote; each result line checked as a benchmark's output is."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ValueError(f"{path}: not a run_all.py --json file")
+    out = []
+    for item in data["benchmarks"]:
+        lines = [RESULT_PREFIX + json.dumps(r) for r in item.get("results", [])]
+        out.append(Outcome(str(item["name"]), parse_results(lines),
+                           str(item.get("problem") or "")))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,10 +221,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=(), metavar="NAME",
                         help="only these (startup, map, …)")
     parser.add_argument("--out", default=None, help="also write the table to this file")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="save the results as JSON (for a later --before)")
+    parser.add_argument("--before", default=None, metavar="FILE",
+                        help="a --json file of an earlier run: print before beside after")
+    parser.add_argument("--after", default=None, metavar="FILE",
+                        help="run nothing: the table of this --json file (with --before: "
+                             "both side by side)")
     args = parser.parse_args(argv)
-    outcomes = []
+    before = load(args.before) if args.before else None  # a bad file fails before the run
+    outcomes = load(args.after) if args.after else []
     started = time.monotonic()
-    for path in benchmarks(args.only):
+    for path in benchmarks(args.only) if not args.after else []:
         if args.full:
             outcomes.append(run(path, []))
         elif has_quick(path):
@@ -139,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = path.stem.removeprefix("bench_")
             print(f"\n=== {path.name}: no --quick yet, not run (--full runs it)", flush=True)
             outcomes.append(Outcome(name, problem="not run: no --quick yet (--full runs it)"))
-    text = table(outcomes)
+    if args.json:
+        save(outcomes, args.json)
+    text = table(outcomes) if before is None else before_after(before, outcomes)
     print(f"\n{len(outcomes)} benchmarks in {time.monotonic() - started:.0f} s, "
           f"{os.cpu_count()} cores\n")
     print(text)

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 import types
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .entrypoints import entry_points
 from .errors import PluginError
 from .registry import Registry
 
@@ -89,6 +90,9 @@ DEFERRED: dict[str, tuple[str, ...]] = {
     "mafhir.mappers.follow_up": ("register_mappers",),
     # --- end issue 18 part B ---
     "mafhir.validation.profiles": ("register_profiles",),
+    # the connectors' modules pull in SQLite, mafhir.io and its JSON reader: `--help` needs none
+    "mafhir.connectors.dir": ("register_connectors",),
+    "mafhir.connectors.messaging": ("register_connectors",),
     "mafhir.hl7v2.plugin": ("register_connectors",),
 }
 
@@ -124,6 +128,9 @@ _lock = threading.Lock()
 _manager: pluggy.PluginManager | None = None
 _registry: Registry | None = None
 _infos: list[PluginInfo] = []
+#: The plugins found by loading (built-ins and entry points), not registered in-process:
+#: the ones whose profiles may be indexed (an in-process plugin's may change at will).
+_installed: frozenset[str] = frozenset()
 
 
 def _names(var: str) -> set[str] | None:
@@ -149,12 +156,12 @@ def _load() -> tuple[pluggy.PluginManager, list[PluginInfo]]:
         pm.register(module, name=modname)
         infos.append(PluginInfo(modname, __version__, builtin=True))
 
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(ENTRY_POINT_GROUP):
         if ep.name in block or (allow is not None and ep.name not in allow):
             continue
         if pm.get_plugin(ep.name) is not None:
             continue
-        version = ep.dist.version if ep.dist else None
+        version = ep.version
         try:
             _register_checked(pm, ep.load(), ep.name)
         except Exception as exc:  # a broken plugin must not take the others down
@@ -183,10 +190,11 @@ def _register_checked(pm: pluggy.PluginManager, plugin: object, name: str) -> No
 
 def get_manager() -> pluggy.PluginManager:
     """The plugin manager, loading plugins on first call."""
-    global _manager, _infos
+    global _manager, _infos, _installed
     with _lock:
         if _manager is None:
             _manager, _infos = _load()
+            _installed = frozenset(info.name for info in _infos)
         return _manager
 
 
@@ -247,19 +255,25 @@ _profiles: Registry | None = None
 def get_profiles() -> Registry:
     """Only the profile rules the plugins register (``register_profiles``): what
     ``mafhir validate`` needs, without loading every plugin's mappers, converters and
-    connectors. The full registry, once built, answers instead."""
+    connectors. The full registry, once built, answers instead.
+
+    A plugin's rules are known by URL, type and title from an index kept in the user
+    cache (:mod:`mafhir.profileindex`); their modules load when a resource claiming one
+    of them is checked. A plugin indexed for the first time has its hook run now."""
     global _profiles
     if _registry is not None:
         return _registry
     pm = get_manager()
     with _lock:
         if _profiles is None:
+            from .profileindex import indexed_profiles
+
             registry = Registry()
             builtin = {info.name for info in _infos if info.builtin}
             for impl in pm.hook.register_profiles.get_hookimpls():
-                items: list[Any] = []
                 try:
-                    impl.function(items.append)
+                    sources = _sources_of(impl) if impl.plugin_name in _installed else []
+                    items = indexed_profiles(impl.plugin_name, sources, impl.function)
                 except Exception as exc:
                     if impl.plugin_name in builtin:
                         raise PluginError(f"plugin '{impl.plugin_name}' failed in "
@@ -269,6 +283,23 @@ def get_profiles() -> Registry:
                     registry.add_profile(item, impl.plugin_name)
             _profiles = registry
         return _profiles
+
+
+def _sources_of(impl: Any) -> list[str]:
+    """The folders whose files make up the plugin of ``impl`` (its top-level package, and
+    mafhir's, which its rules may take names from): what the profile index is keyed on.
+    Empty when they cannot be told (then nothing is indexed)."""
+    name = impl.plugin_name if impl.plugin_name in DEFERRED else \
+        getattr(impl.plugin, "__name__", None)
+    if not isinstance(name, str):
+        return []
+    folders = []
+    for top in ("mafhir", name.partition(".")[0]):
+        path = getattr(sys.modules.get(top), "__path__", None)
+        if not path:
+            return []
+        folders.append(next(iter(path)))
+    return sorted(set(folders))
 
 
 def get_registry() -> Registry:
@@ -322,7 +353,7 @@ def unknown_plugin_names() -> list[str]:
     import difflib
 
     known = set(BUILTIN_PLUGINS) | {ep.name for ep in
-                                    metadata.entry_points(group=ENTRY_POINT_GROUP)}
+                                    entry_points(ENTRY_POINT_GROUP)}
     out = []
     for var in ("MAFHIR_LOAD_PLUGINS", "MAFHIR_DISABLE_PLUGINS"):
         for name in sorted(_names(var) or ()):
@@ -350,6 +381,7 @@ def register(plugin: object, name: str) -> None:
 
 def reset() -> None:
     """Forget loaded plugins (tests and long-lived hosts that change the environment)."""
-    global _manager, _registry, _infos, _profiles
+    global _manager, _registry, _infos, _profiles, _installed
     with _lock:
         _manager, _registry, _infos, _profiles = None, None, [], None
+        _installed = frozenset()

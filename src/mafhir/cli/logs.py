@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InputError, Problem
-from ..redact import redact_text
 
 __all__ = ["ENV_LEVEL", "ENV_LIBRARIES", "LIBRARIES", "configure_logging", "install_redaction",
            "redact_record_text"]
@@ -35,6 +34,8 @@ _installed = False
 
 def redact_record_text(text: str) -> str:
     """A log line without credentials and without the values of URL queries (PHI)."""
+    from ..redact import redact_text  # loaded by the first record, not by every start
+
     return _QUERY_VALUE.sub(r"\1…", redact_text(text))
 
 

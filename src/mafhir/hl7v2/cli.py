@@ -36,7 +36,6 @@ from .message import MAX_MESSAGE_BYTES
 from .mllp import MLLPClient
 from .patients import close_lookup, default_lookup, with_patients
 from .receiver import Receiver
-from .store import MessageStore
 
 __all__ = ["convert_command", "listen_command", "open_connector", "run_listener",
            "split_address"]
@@ -386,6 +385,8 @@ def run_listener(address: str, *, store_path: str, destination: str | None,
 
     handler = RoutingHandler(HandlerSetup(registry, ctx, connector.send if connector else None,
                                           known, settings, strict=strict))
+    from .store import MessageStore  # SQLAlchemy: `listen` needs it, `convert` does not
+
     store = MessageStore(store_path)
     listener = MLLPListener(host, port, Receiver(store, handler, max_bytes=max_bytes),
                             frame_timeout=frame_timeout, max_connections=max_connections)

@@ -24,19 +24,15 @@ item holds; several items, or an engine error, are None.
 from __future__ import annotations
 
 import contextvars
+import importlib.util
+import json
+import os
 import re
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from functools import lru_cache
-from typing import Any, cast
-
-from fhirpathpy.engine import do_eval
-from fhirpathpy.engine.invocations import invocation_registry as base_invocation_registry
-from fhirpathpy.engine.invocations.constants import constants
-from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
-from fhirpathpy.engine.util import process_user_invocation_table
-from fhirpathpy.models import models
-from fhirpathpy.parser import parse
+from typing import TYPE_CHECKING, Any, cast
 
 from .fhirpath_compiler import (
     FALLBACKS,
@@ -54,6 +50,13 @@ from .fhirpath_compiler import (
     vacuity,
 )
 from .fhirpath_compiler import verdict as compiled_verdict
+
+if TYPE_CHECKING:  # at run time: loaded by _load_fhirpathpy, on the first fallback
+    from fhirpathpy.engine import do_eval
+    from fhirpathpy.engine.invocations import invocation_registry as base_invocation_registry
+    from fhirpathpy.engine.invocations.constants import constants
+    from fhirpathpy.engine.nodes import ResourceNode
+    from fhirpathpy.parser import parse
 
 __all__ = ["NATIVE_KEYS", "UNSUPPORTED", "Check", "Guard", "checker", "evaluate", "guard",
            "is_native"]
@@ -88,7 +91,25 @@ def _untyped_model(r4: JSON) -> JSON:
             "path2Type": {**r4["path2Type"], **types}}
 
 
-_R4 = _untyped_model(models["r4"])
+def _r4_model() -> JSON:
+    """fhirpathpy's R4 model (``fhirpathpy.models.models["r4"]``), read from its files the
+    way that module reads them, without importing fhirpathpy: the compiled closures need the
+    model, while fhirpathpy's engine and parser (most of its import time) load only when an
+    expression falls back to it (see :func:`_load_fhirpathpy`)."""
+    spec = importlib.util.find_spec("fhirpathpy")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("fhirpathpy is not installed")
+    folder = os.path.join(next(iter(spec.submodule_search_locations)), "models", "r4")
+    model: JSON = {}
+    for name in os.listdir(folder):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name)) as fd:
+                model[name[:-5]] = json.loads(fd.read())
+    return model
+
+
+_R4_BASE = _r4_model()
+_R4 = _untyped_model(_R4_BASE)
 
 
 def _datatype_index(r4: JSON) -> dict[str, frozenset[str]]:
@@ -116,7 +137,7 @@ def _datatype_index(r4: JSON) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in index.items()}
 
 
-_DATATYPES = _datatype_index(models["r4"])
+_DATATYPES = _datatype_index(_R4_BASE)
 _COMMON = frozenset(("id", "extension", "modifierExtension", "fhir_comments"))
 
 
@@ -454,8 +475,30 @@ def _watching(name: str) -> dict[str, Any]:
     return {**entry, "fn": fn}
 
 
-_TABLE = {**process_user_invocation_table(_USER_FUNCTIONS),
-          **{name: _watching(name) for name in ("ofType", "is", "as", "isOp", "asOp")}}
+_TABLE: JSON = {}
+_LOADING = threading.Lock()
+
+
+def _load_fhirpathpy() -> None:
+    """Import fhirpathpy's engine and parser into this module, once, on the first
+    expression that falls back to it (the compiled closures answer all others)."""
+    global do_eval, base_invocation_registry, constants, ResourceNode, parse
+    with _LOADING:
+        if _TABLE:
+            return
+        from fhirpathpy.engine import do_eval
+        from fhirpathpy.engine.invocations import invocation_registry as base_invocation_registry
+        from fhirpathpy.engine.invocations.constants import constants
+        from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
+        from fhirpathpy.engine.util import process_user_invocation_table
+        from fhirpathpy.parser import parse
+
+        # fhirpathpy's type tests read the model from a class attribute that only is()/as()
+        # set: set now, so ofType() answers the same before and after the first is()
+        TypeInfo.model = _R4  # type: ignore[assignment]
+        _TABLE.update({**process_user_invocation_table(_USER_FUNCTIONS),
+                       **{name: _watching(name)
+                          for name in ("ofType", "is", "as", "isOp", "asOp")}})
 
 
 @lru_cache(maxsize=4096)
@@ -466,6 +509,7 @@ def _compiled(expression: str) -> Callable[[Any, JSON], tuple[list[Any], bool]] 
     ``compile()``: that re-wraps the user functions and converts the whole result to plain
     JSON on every call, about half the time of a small invariant; a verdict needs neither.
     """
+    _load_fhirpathpy()
     try:
         tree = parse(expression)["children"][0]
     except Exception:
@@ -603,9 +647,6 @@ def _compiled_resolve(found: list[Item], env: Env) -> list[Item]:
 
 use_model(_R4)
 use_resolve(_compiled_resolve)
-# fhirpathpy's type tests read the model from a class attribute that only is()/as() set:
-# set now, so ofType() answers the same before and after the first is() of the process
-TypeInfo.model = _R4  # type: ignore[assignment]
 
 
 def _run_compiled(fast: Compiled, expression: str, focus: Any, resource: JSON, root: JSON,
