@@ -46,6 +46,13 @@ def dumps(doc: Any, pretty: bool = False, sort_keys: bool = False) -> bytes:
     return b"".join((out, b"")) if len(out) <= TRIM_BELOW else out
 
 
+def kept(text: bytes) -> bytes:
+    """``text`` (orjson's bytes) as a memo should hold it: copied to its exact length, so a
+    remembered key does not keep orjson's ≥ 4 KiB write buffer alive (see :func:`dumps`).
+    For memos that look keys up with orjson's bytes directly and store only on a miss."""
+    return b"".join((text, b""))
+
+
 #: Results of :func:`dumps` up to this length are copied to their exact size (see there).
 TRIM_BELOW = 64 * 1024
 

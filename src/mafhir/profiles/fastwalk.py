@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from ..io import json_default
+from ..io import json_default, kept
 from . import checks
 from .checks import CODED, STRING_TYPES, equal, error_invariants, reference
 from .matching import matches
@@ -186,7 +186,7 @@ class _Item:
             if text is not None and run.context_reads == before:
                 if len(memo) >= _MEMO_SIZE:
                     memo.clear()
-                memo.add(text)
+                memo.add(kept(text))
         return complex_value
 
     def check(self, value: Any, run: Run) -> None:
@@ -216,7 +216,7 @@ class _Item:
         if key is not None and run.context_reads == before:
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
-            memo.add(key)
+            memo.add(kept(key) if type(key) is bytes else key)
 
     def _check(self, value: Any, run: Run, remembered: bool) -> None:
         if value is None:
@@ -391,13 +391,13 @@ class _Element:
             found = self._assign(values, code, run)
             if len(self.assigned) >= _MEMO_SIZE:
                 self.assigned.clear()
-            self.assigned[key] = found
+            self.assigned[(code, kept(text))] = found
         before = run.context_reads
         self._values(values, found, code, run)
         if run.context_reads == before:
             if len(self.clean) >= _MEMO_SIZE:
                 self.clean.clear()
-            self.clean.add(key)
+            self.clean.add((code, kept(text)))
 
     def _values(self, values: list[Any] | tuple[Any, ...], targets: list[Elem], code: str,
                 run: Run) -> None:
@@ -553,7 +553,7 @@ class _Node:
         if text is not None and run.context_reads == before:
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
-            memo.add(text)
+            memo.add(kept(text))
 
     def _walk(self, data: JSON, run: Run) -> None:
         keys = self.keys

@@ -37,7 +37,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from orjson import dumps as _dumps
 from pydantic import TypeAdapter
 
-from ..io import json_default
+from ..io import json_default, kept
 
 __all__ = ["CONTROL_CHARACTERS", "ESCAPED_CONTROL", "accepts", "type_table"]
 
@@ -354,7 +354,7 @@ def _fits(node: _Node, data: dict[str, Any]) -> bool:
             if len(text) <= memo_text and b"null" not in text:
                 if len(memo) >= _MEMO_SIZE:
                     memo.clear()
-                memo.add(text)
+                memo.add(kept(text))  # not orjson's 4 KiB buffer
     if node.required and not data.keys() >= node.required_keys:
         for name in node.required:
             if name not in data:
