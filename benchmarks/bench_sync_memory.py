@@ -106,7 +106,7 @@ def main() -> None:
                 print(f"  {to:5} {n:>7}: peak RSS min {lo:6.1f} MB median {med:6.1f} MB "
                       f"(max {max(run.peaks):6.1f}, {verdict}); / {sizes[0]}: min "
                       f"{min(growth):.2f}× median {statistics.median(growth):.2f}×")
-        for to in ("dir", "local"):
+        for to in dests:  # only the destinations measured (--to)
             for n in sizes:
                 peaks = runs[(to, n)].peaks
                 emit_figure("sync memory", f"peak RSS, {n:,} records to {to}:",
